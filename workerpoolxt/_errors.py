@@ -1,0 +1,60 @@
+"""The package's exceptions, each also deriving from the builtin a user would catch."""
+
+from __future__ import annotations
+
+__all__ = [
+    "JobAbandonedError",
+    "JobCancelledError",
+    "JobTimeoutError",
+    "PoolClosedError",
+    "QueueFullError",
+    "WorkerPoolError",
+]
+
+
+class WorkerPoolError(Exception):
+    """Base class of every error that workerpoolxt raises or reports."""
+
+
+class PoolClosedError(WorkerPoolError, RuntimeError):
+    """A job was submitted to a pool that is stopping or stopped, or never started."""
+
+
+class QueueFullError(WorkerPoolError, RuntimeError):
+    """``submit()`` found the queue at ``max_queue``; ``await pool.asubmit(job)`` waits instead."""
+
+
+class _JobError(WorkerPoolError):
+    """Shared shape of the errors that stand in a Result: they carry the job's name."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class JobTimeoutError(_JobError, TimeoutError):
+    """The error of a ``TIMED_OUT`` result, and of an attempt that outlived ``attempt_timeout``.
+
+    Attributes:
+        name: The job's name.
+        deadline: The deadline that passed, on the trio clock.
+    """
+
+    def __init__(self, *, name: str, deadline: float) -> None:
+        super().__init__(f"job {name!r} timed out", name=name)
+        self.deadline = deadline
+
+
+class JobCancelledError(_JobError):
+    """The error of a ``CANCELLED`` result: its handle, context or pool cancelled it."""
+
+    def __init__(self, *, name: str, reason: str) -> None:
+        super().__init__(f"job {name!r} was cancelled: {reason}", name=name)
+        self.reason = reason
+
+
+class JobAbandonedError(_JobError):
+    """The error of an ``ABANDONED`` result: the pool stopped before the job started."""
+
+    def __init__(self, *, name: str) -> None:
+        super().__init__(f"job {name!r} was abandoned: the pool stopped before it started", name=name)

@@ -1,0 +1,129 @@
+"""A unit of work and how it may run."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._context import Context
+from ._retry import Backoff
+from ._validation import Seconds, count, optional_seconds
+
+__all__ = ["Job", "Options"]
+
+T = TypeVar("T")
+
+Options = Mapping[str, Any]
+"""The read-only mapping a task receives."""
+
+Task = Callable[[Options], Awaitable[T]] | Callable[[Options], T]
+
+EMPTY_OPTIONS: Options = types.MappingProxyType({})
+
+
+def freeze_options(options: Mapping[str, Any] | None, name: str) -> Options | None:
+    """Copy ``options`` into a read-only mapping, so later edits by the caller don't leak in."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`{name}` must be a mapping or None, not {type(options).__name__}")
+    return types.MappingProxyType(dict(options))
+
+
+def _retry_on(value: type[Exception] | tuple[type[Exception], ...] | None) -> tuple[type[Exception], ...] | None:
+    if value is None:
+        return None
+    classes = value if isinstance(value, tuple) else (value,)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise TypeError(f"`retry_on` must be an Exception subclass or a tuple of them, got {cls!r}")
+    return classes
+
+
+def is_async_callable(task: object) -> bool:
+    while isinstance(task, functools.partial):
+        task = task.func
+    return inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))  # noqa: B004
+
+
+@attrs.frozen(init=False)
+class Job(Generic[T]):
+    """A task to run in a pool, with its name, limits and retry policy.
+
+    The task is called as ``await task(options)``; a plain function runs in a
+    worker thread instead. Fields left as None take the pool's default, and a
+    job's ``options`` or ``context`` *replace* the pool's: they are never merged.
+
+    Args:
+        task: An ``async def`` function, or a plain function to run in a thread.
+            It receives one argument, the effective read-only options.
+        name: Defaults to the task's ``__name__``.
+        context: A ``Context`` whose deadline and cancellation apply to the job.
+        options: A mapping handed to the task, copied read-only at construction.
+        retry: Retries after a failed attempt, so up to ``retry + 1`` attempts.
+        timeout: The job's budget in seconds from its first start, covering
+            every attempt and backoff wait.
+        attempt_timeout: A bound on each attempt. An attempt that outlives it
+            fails with ``JobTimeoutError``, which is retried like any error.
+        backoff: The wait between attempts.
+        retry_on: The exception class or classes worth retrying; others end the
+            job at once. Defaults to ``Exception``.
+
+    Raises:
+        TypeError, ValueError: A field has a wrong type or value; the message names it.
+    """
+
+    task: Task[T]
+    name: str
+    context: Context | None
+    options: Options | None
+    retry: int | None
+    timeout: float | None
+    attempt_timeout: float | None
+    backoff: Backoff | None
+    retry_on: tuple[type[Exception], ...] | None
+    is_async: bool = attrs.field(repr=False, eq=False)
+    """True when the task is an ``async def`` function; otherwise it runs in a thread."""
+
+    def __init__(
+        self,
+        task: Task[T],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+        options: Mapping[str, Any] | None = None,
+        retry: int | None = None,
+        timeout: Seconds | None = None,
+        attempt_timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+    ) -> None:
+        if not callable(task):
+            raise TypeError(f"`task` must be callable, not {type(task).__name__}")
+        if name is None:
+            name = getattr(task, "__name__", None) or type(task).__name__
+        elif not isinstance(name, str):
+            raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
+        if context is not None and not isinstance(context, Context):
+            raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
+        if retry is not None:
+            count(retry, "retry", minimum=0)
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"`backoff` must be a Backoff or None, not {type(backoff).__name__}")
+        self.__attrs_init__(
+            task,
+            name,
+            context,
+            freeze_options(options, "options"),
+            retry,
+            optional_seconds(timeout, "timeout"),
+            optional_seconds(attempt_timeout, "attempt_timeout"),
+            backoff,
+            _retry_on(retry_on),
+            is_async_callable(task),
+        )

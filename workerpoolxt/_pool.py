@@ -1,0 +1,553 @@
+"""The worker pool: a queue, a fixed set of worker tasks, and every Result."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import trio
+
+from ._context import Context
+from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError
+from ._handle import JobHandle
+from ._job import EMPTY_OPTIONS, Job, freeze_options
+from ._result import Result, Status
+from ._retry import Backoff
+from ._validation import Seconds, count, optional_seconds
+from ._worker import Worker, running_in_pool
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from types import TracebackType
+
+__all__ = ["PoolStatistics", "WorkerPool"]
+
+T = TypeVar("T")
+
+_DEFAULT_BACKOFF: Final = Backoff()
+
+# How far a pool has been asked to stop. Each level includes the ones below it,
+# and a later call can only raise the level, never lower it.
+_OPEN: Final = 0
+_DRAINING: Final = 1  # stop_wait(): run what is queued, accept no new outside jobs
+_STOPPING: Final = 2  # stop(): abandon what is queued, let running jobs finish
+_HALTING: Final = 3  # stop(cancel_running=True): also cancel running jobs
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a pool's state and counters, from ``WorkerPool.statistics()``."""
+
+    max_workers: int
+    running: int
+    """Workers busy with a job, or with a thread a finished job left running."""
+    waiting: int
+    """Jobs queued and not yet started."""
+    submitted: int
+    succeeded: int
+    failed: int
+    timed_out: int
+    cancelled: int
+    abandoned: int
+
+
+class WorkerPool:
+    """Runs Jobs on a fixed number of workers and collects every Result.
+
+    Use it as an async context manager; it owns a nursery for its workers.
+    Leaving the block normally waits as ``stop_wait()`` does. Leaving it with an
+    exception abandons queued jobs, cancels running ones and re-raises that
+    exception as it was.
+
+    Args:
+        max_workers: How many jobs may run at once, at least 1.
+        context: The Context for jobs that set none.
+        options: The options for jobs that set none (never merged with a job's).
+        timeout: The budget in seconds for jobs that set none, from their first start.
+        retry: Retries for jobs that set none.
+        backoff: The wait between attempts for jobs that set none.
+        max_queue: Bounds the number of queued jobs; ``submit()`` then raises
+            ``QueueFullError`` when full and ``asubmit()`` waits for room.
+        keep_results: If False, the pool keeps only results not yet yielded by
+            ``results()``, and the stops return ``[]``, so memory stays bounded.
+
+    Raises:
+        TypeError, ValueError: An argument is invalid; the message names it.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_closed",
+        "_closed_event",
+        "_context",
+        "_counts",
+        "_entered",
+        "_idle",
+        "_idle_workers",
+        "_keep_results",
+        "_max_queue",
+        "_max_workers",
+        "_next_id",
+        "_nursery_manager",
+        "_options",
+        "_pause_depth",
+        "_queue",
+        "_results",
+        "_results_claimed",
+        "_results_ready",
+        "_retry",
+        "_room",
+        "_running",
+        "_stop_level",
+        "_timeout",
+        "_unread",
+        "_waiting",
+        "_workers",
+    )
+
+    def __init__(
+        self,
+        max_workers: int,
+        *,
+        context: Context | None = None,
+        options: Mapping[str, Any] | None = None,
+        timeout: Seconds | None = None,
+        retry: int = 0,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        max_queue: int | None = None,
+        keep_results: bool = True,
+    ) -> None:
+        self._max_workers = count(max_workers, "max_workers", minimum=1)
+        if context is not None and not isinstance(context, Context):
+            raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
+        self._context = context
+        self._options = freeze_options(options, "options") or EMPTY_OPTIONS
+        self._timeout = optional_seconds(timeout, "timeout")
+        self._retry = count(retry, "retry", minimum=0)
+        if not isinstance(backoff, Backoff):
+            raise TypeError(
+                f"`backoff` must be a Backoff, not {type(backoff).__name__}; Backoff.none() retries at once"
+            )
+        self._backoff = backoff
+        self._max_queue = None if max_queue is None else count(max_queue, "max_queue", minimum=1)
+        if not isinstance(keep_results, bool):
+            raise TypeError(f"`keep_results` must be a bool, not {type(keep_results).__name__}")
+        self._keep_results = keep_results
+
+        self._queue: collections.deque[JobHandle[Any]] = collections.deque()
+        self._waiting = 0
+        self._running = 0
+        self._next_id = 0
+        self._counts = dict.fromkeys(Status, 0)
+        self._results: list[Result[Any]] = []
+        self._unread: collections.deque[Result[Any]] = collections.deque()
+        self._results_claimed = False
+        self._pause_depth = 0
+        self._stop_level = _OPEN
+        self._entered = False
+        self._closed = False
+        self._workers: list[Worker] = []
+        self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
+        # Tasks parked here: idle workers; asubmit() callers waiting for room;
+        # paused() callers waiting for running jobs to end; results() waiting.
+        self._idle_workers = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
+        self._idle = trio.lowlevel.ParkingLot()
+        self._results_ready = trio.lowlevel.ParkingLot()
+        self._closed_event = trio.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> WorkerPool:
+        if self._entered:
+            raise RuntimeError("a WorkerPool can be entered only once; create a new one")
+        self._entered = True
+        self._nursery_manager = trio.open_nursery()
+        nursery = await self._nursery_manager.__aenter__()
+        for index in range(self._max_workers):
+            worker = Worker(self)
+            self._workers.append(worker)
+            nursery.start_soon(worker.run, name=f"workerpoolxt worker {index}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        pending = exc
+        if exc is None:
+            try:
+                await self.stop_wait()
+            except BaseException as error:  # an outer cancellation or KeyboardInterrupt while draining
+                pending = error
+        if pending is not None:
+            self._escalate(_HALTING)
+        assert self._nursery_manager is not None
+        try:
+            if pending is None:
+                swallowed = await self._nursery_manager.__aexit__(None, None, None)
+            else:
+                swallowed = await self._nursery_manager.__aexit__(type(pending), pending, pending.__traceback__)
+        except BaseExceptionGroup as group:
+            # trio wraps even a lone exception in a group. A user who raised
+            # ValueError in the block, or pressed Ctrl-C, should get exactly that.
+            sole = _sole_exception(group, prefer=pending)
+            if sole is None:
+                raise
+            if sole is exc:
+                return False
+            raise sole from None
+        finally:
+            self._finalize()
+        if swallowed:
+            return True
+        if pending is not None and pending is not exc:
+            raise pending
+        return False
+
+    def _finalize(self) -> None:
+        """Abandon whatever is still queued once the workers are gone, and close."""
+        self._stop_level = _HALTING
+        self._abandon_queued()
+        self._close()
+
+    # -- submitting --------------------------------------------------------
+
+    def submit(self, job: Job[T]) -> JobHandle[T]:
+        """Queue ``job`` and return its handle. Never blocks.
+
+        Raises:
+            TypeError: ``job`` is not a Job.
+            PoolClosedError: The pool is not running, or a stop was called.
+                While ``stop_wait()`` drains, the pool's own jobs may still submit.
+            QueueFullError: ``max_queue`` jobs are already waiting.
+        """
+        self._check_accepts(job)
+        if self._max_queue is not None and self._waiting >= self._max_queue:
+            raise QueueFullError(
+                f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
+            )
+        return self._enqueue(job)
+
+    async def asubmit(self, job: Job[T]) -> JobHandle[T]:
+        """Queue ``job``, waiting for room if ``max_queue`` jobs are already waiting.
+
+        Raises the same errors as ``submit()``, except ``QueueFullError``.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_accepts(job)
+        while self._max_queue is not None and self._waiting >= self._max_queue:
+            await self._room.park()
+            self._check_accepts(job)
+        handle = self._enqueue(job)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return handle
+
+    async def submit_wait(self, job: Job[T]) -> Result[T]:
+        """Submit ``job``, wait for its Result and return it.
+
+        If this call is cancelled, the job is cancelled too, as if it had been
+        called directly.
+        """
+        handle = await self.asubmit(job)
+        try:
+            return await handle.wait()
+        except BaseException:
+            handle.cancel()
+            raise
+
+    def _check_accepts(self, job: object) -> None:
+        if not isinstance(job, Job):
+            raise TypeError(f"`job` must be a workerpoolxt.Job, not {type(job).__name__}")
+        if self._stop_level == _OPEN:
+            if not self._entered:
+                raise PoolClosedError("the pool is not running yet: submit inside `async with WorkerPool(...)`")
+            return
+        if self._stop_level == _DRAINING and not self._closed and running_in_pool.get() is self:
+            return
+        raise PoolClosedError("the pool is stopped and accepts no more jobs")
+
+    def _enqueue(self, job: Job[T]) -> JobHandle[T]:
+        handle = JobHandle(self, job, self._next_id, trio.current_time())
+        self._next_id += 1
+        self._queue.append(handle)
+        self._waiting += 1
+        if self._idle_workers and not self._pause_depth:
+            self._idle_workers.unpark()
+        return handle
+
+    # -- stopping ----------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        """True from the moment any stop is called."""
+        return self._stop_level != _OPEN
+
+    async def stop_wait(self) -> list[Result[Any]]:
+        """Accept no more jobs, run everything queued, and return every Result.
+
+        Jobs the pool's own running jobs submit meanwhile are still run. Results
+        come in completion order, for the pool's whole life. Any number of tasks
+        may call it; each waits until the pool is done.
+        """
+        self._check_waitable("stop_wait")
+        self._escalate(_DRAINING)
+        return await self._wait_closed()
+
+    async def stop(self, *, cancel_running: bool = False) -> list[Result[Any]]:
+        """Accept no more jobs, abandon queued ones, and return every Result.
+
+        Running jobs finish, unless ``cancel_running`` is true: then they are
+        cancelled, even while a ``stop_wait()`` is draining. Abandoned jobs end
+        ``ABANDONED``, so no one waiting on a handle hangs.
+        """
+        self._check_waitable("stop")
+        self._escalate(_HALTING if cancel_running else _STOPPING)
+        return await self._wait_closed()
+
+    def _check_waitable(self, method: str) -> None:
+        if not self._entered:
+            raise RuntimeError(f"{method}() needs a running pool: call it inside `async with WorkerPool(...)`")
+        if running_in_pool.get() is self:
+            raise RuntimeError(f"{method}() from inside one of the pool's own jobs would wait for itself")
+
+    async def _wait_closed(self) -> list[Result[Any]]:
+        await self._closed_event.wait()
+        return list(self._results)
+
+    def _escalate(self, level: int) -> None:
+        if level <= self._stop_level:
+            return
+        self._stop_level = level
+        self._pause_depth = 0
+        if level >= _STOPPING:
+            self._abandon_queued()
+        if level == _HALTING:
+            for worker in self._workers:
+                if worker.current is not None:
+                    self._cancel_entry(worker.current, "its pool was stopped with cancel_running=True")
+        self._idle_workers.unpark_all()
+        self._room.unpark_all()
+        self._maybe_close()
+
+    def _abandon_queued(self) -> None:
+        queue = self._queue
+        while queue:
+            entry = queue.popleft()
+            if entry._result is None:
+                self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry._name), 0, None)
+        self._waiting = 0
+
+    def _maybe_close(self) -> None:
+        if self._stop_level and not self._waiting and not self._running:
+            self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._closed_event.set()
+        self._idle_workers.unpark_all()
+        self._results_ready.unpark_all()
+        self._room.unpark_all()
+        self._idle.unpark_all()
+
+    # -- pausing -----------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold the workers: no job starts inside the block, not even queued ones.
+
+        Entering waits until running jobs have finished. Queued jobs start when
+        the block exits. A stop ends the pause.
+        """
+        self._check_waitable("paused")
+        if self._stop_level:
+            raise PoolClosedError("the pool is stopped; there is nothing to pause")
+        self._pause_depth += 1
+        try:
+            while self._running and self._pause_depth:
+                await self._idle.park()
+            yield
+        finally:
+            if self._pause_depth:
+                self._pause_depth -= 1
+                if not self._pause_depth:
+                    self._idle_workers.unpark_all()
+
+    # -- the workers' side ---------------------------------------------------
+
+    def _take(self) -> JobHandle[Any] | None:
+        """Pop the next queued job for a worker, or None if none may start now."""
+        if self._pause_depth:
+            return None
+        queue = self._queue
+        while queue:
+            entry = queue.popleft()
+            if entry._result is None:  # not cancelled while it waited
+                self._waiting -= 1
+                self._running += 1
+                if self._room:
+                    self._room.unpark()
+                return entry
+        return None
+
+    def _release_slot(self) -> None:
+        self._running -= 1
+        if not self._running:
+            if self._idle:
+                self._idle.unpark_all()
+            self._maybe_close()
+
+    def _cancel_entry(self, entry: JobHandle[Any], reason: str) -> None:
+        if entry._result is not None:
+            return
+        if entry._scope is not None:
+            entry._cancel_reason = reason
+            entry._scope.cancel(reason=f"workerpoolxt job {entry._name!r}: {reason}")
+            return
+        # Still queued: it ends now, and its worker will skip it.
+        self._waiting -= 1
+        if self._room:
+            self._room.unpark()
+        self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry._name, reason=reason), 0, None)
+        self._maybe_close()
+
+    def _finish(
+        self,
+        entry: JobHandle[Any],
+        status: Status,
+        data: Any,
+        error: BaseException | None,
+        attempts: int,
+        started_at: float | None,
+    ) -> None:
+        now = trio.current_time()
+        result = Result(
+            entry.job_id,
+            entry._name,
+            data,
+            error,
+            status,
+            attempts,
+            0.0 if started_at is None else now - started_at,
+            entry.queued_at,
+            started_at,
+            now,
+        )
+        entry._result = result
+        entry._job = None
+        self._counts[status] += 1
+        if self._keep_results:
+            self._results.append(result)
+        else:
+            self._unread.append(result)
+        if entry._done_event is not None:
+            entry._done_event.set()
+        if self._results_ready:
+            self._results_ready.unpark_all()
+
+    # -- observing -----------------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        """The most jobs that run at once."""
+        return self._max_workers
+
+    @property
+    def running(self) -> int:
+        """Workers busy now, including any held by a thread that outlived its job."""
+        return self._running
+
+    @property
+    def waiting_queue_size(self) -> int:
+        """Jobs queued and not yet started."""
+        return self._waiting
+
+    def statistics(self) -> PoolStatistics:
+        """Return a frozen snapshot of the pool's state and counters."""
+        counts = self._counts
+        return PoolStatistics(
+            max_workers=self._max_workers,
+            running=self._running,
+            waiting=self._waiting,
+            submitted=self._next_id,
+            succeeded=counts[Status.SUCCEEDED],
+            failed=counts[Status.FAILED],
+            timed_out=counts[Status.TIMED_OUT],
+            cancelled=counts[Status.CANCELLED],
+            abandoned=counts[Status.ABANDONED],
+        )
+
+    def results(self) -> AsyncIterator[Result[Any]]:
+        """Iterate over every Result in completion order, from the pool's first job.
+
+        The iterator ends once the pool has stopped and every result has been
+        yielded. It has a single consumer: a second call raises RuntimeError.
+        """
+        if self._results_claimed:
+            raise RuntimeError("results() was already called: a pool's results have a single consumer")
+        self._results_claimed = True
+        return _ResultStream(self)
+
+
+class _ResultStream:
+    __slots__ = ("_next_index", "_pool")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._next_index = 0
+
+    def __aiter__(self) -> _ResultStream:
+        return self
+
+    async def __anext__(self) -> Result[Any]:
+        pool = self._pool
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            result = self._pop()
+            if result is not None:
+                # Shielded, so a cancellation here cannot drop a result already taken.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return result
+            if pool._closed:
+                raise StopAsyncIteration
+            await pool._results_ready.park()
+
+    def _pop(self) -> Result[Any] | None:
+        pool = self._pool
+        if pool._keep_results:
+            if self._next_index < len(pool._results):
+                self._next_index += 1
+                return pool._results[self._next_index - 1]
+            return None
+        return pool._unread.popleft() if pool._unread else None
+
+
+def _sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:
+    """The one exception worth raising from ``group``, or None if there are several.
+
+    Cancelled exceptions alongside another exception are noise from the other
+    tasks being cancelled because of it.
+    """
+    leaves = list(_leaves(group))
+    others = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    if len(others) == 1:
+        return others[0]
+    if others:
+        return None
+    return prefer if prefer in leaves else leaves[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        else:
+            leaves.append(exc)
+    return leaves

@@ -1,0 +1,59 @@
+"""What a job ends in."""
+
+from __future__ import annotations
+
+import enum
+from typing import Generic, TypeVar
+
+import attrs
+
+__all__ = ["Result", "Status"]
+
+T = TypeVar("T")
+
+
+class Status(enum.Enum):
+    """How a job ended."""
+
+    SUCCEEDED = "succeeded"
+    """The task returned; ``Result.data`` holds what it returned."""
+    FAILED = "failed"
+    """The task raised on its last attempt; ``Result.error`` is that exception."""
+    TIMED_OUT = "timed_out"
+    """The job's deadline passed; ``Result.error`` is a ``JobTimeoutError``."""
+    CANCELLED = "cancelled"
+    """Its handle, context or pool cancelled it; ``Result.error`` is a ``JobCancelledError``."""
+    ABANDONED = "abandoned"
+    """The pool stopped before it started; ``Result.error`` is a ``JobAbandonedError``."""
+
+
+@attrs.frozen
+class Result(Generic[T]):
+    """The outcome of one job. Every submitted job ends in exactly one.
+
+    Times are on the trio clock. ``duration`` runs from the first attempt's start
+    to the end, so it includes retries and backoff but not time spent queued; a
+    job that never started has ``started_at`` None and ``duration`` 0.0.
+    """
+
+    job_id: int
+    name: str
+    data: T | None
+    error: BaseException | None
+    status: Status
+    attempts: int
+    duration: float
+    queued_at: float
+    started_at: float | None
+    finished_at: float
+
+    @property
+    def ok(self) -> bool:
+        """True if the job succeeded."""
+        return self.status is Status.SUCCEEDED
+
+    def unwrap(self) -> T:
+        """Return ``data`` if the job succeeded, else raise its ``error``."""
+        if self.error is not None:
+            raise self.error
+        return self.data  # type: ignore[return-value]  # None is a valid T when the task returned None

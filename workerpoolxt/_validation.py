@@ -1,0 +1,38 @@
+"""Argument checks shared by the public constructors.
+
+Every message names the parameter, so a mistake is found where it was made
+rather than deep inside a worker.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+Seconds = float | int | datetime.timedelta
+
+
+def to_seconds(value: Seconds, name: str) -> float:
+    """Return ``value`` as float seconds; it must be finite and positive."""
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"`{name}` must be a number of seconds or a timedelta, not {type(value).__name__}")
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"`{name}` must be positive and finite, got {value!r}")
+    return seconds
+
+
+def optional_seconds(value: Seconds | None, name: str) -> float | None:
+    return None if value is None else to_seconds(value, name)
+
+
+def count(value: object, name: str, *, minimum: int) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
+    return value

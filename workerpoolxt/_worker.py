@@ -1,0 +1,240 @@
+"""The execution path: one worker task runs one job at a time.
+
+A worker runs its jobs inside a long-lived cancel scope (an "epoch") instead of
+opening a scope per job, because entering and leaving a scope costs more than a
+trio checkpoint. A job with a deadline sets the epoch's deadline while it runs;
+cancelling a job (its handle, its Context, an immediate stop) cancels the epoch.
+Once an epoch has been cancelled the worker records why, then opens a new one
+for the next job, so a cancellation never reaches a job it was not meant for.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from typing import TYPE_CHECKING, Any, cast
+
+import trio
+
+from ._errors import JobCancelledError, JobTimeoutError
+from ._result import Status
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._handle import JobHandle
+    from ._job import Job, Options
+    from ._pool import WorkerPool
+
+# The pool whose worker is running the current task, so that a job's own
+# submissions are told apart from everyone else's while the pool drains.
+running_in_pool: contextvars.ContextVar[WorkerPool | None] = contextvars.ContextVar(
+    "workerpoolxt_running_in_pool", default=None
+)
+
+_EVERYTHING = (Exception,)
+
+
+class _ThreadSlot:
+    """Stands in for trio's limiter in ``to_thread.run_sync`` to see a thread's life.
+
+    trio calls ``acquire_on_behalf_of`` just before it starts the thread and
+    ``release_on_behalf_of`` once the thread has returned, even when the waiting
+    task was cancelled and abandoned it. That tells the worker both whether a
+    thread was started at all and when it ends, so it can hold its slot for
+    exactly as long as the thread runs.
+    """
+
+    __slots__ = ("returned", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.returned = trio.Event()
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.started = True
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.returned.set()
+
+
+class Worker:
+    """One of a pool's fixed worker tasks."""
+
+    __slots__ = ("attempts", "context", "current", "deadline", "last_error", "pool", "scope", "started_at", "thread")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.scope = trio.CancelScope()
+        # State of the job in hand, read when a cancellation interrupts it.
+        self.current: JobHandle[Any] | None = None
+        self.context: Context | None = None
+        self.deadline = math.inf
+        self.started_at = 0.0
+        self.attempts = 0
+        self.last_error: Exception | None = None
+        # A thread that outlived its job (timed out or cancelled): the worker
+        # starts nothing else until it returns.
+        self.thread: _ThreadSlot | None = None
+
+    async def run(self) -> None:
+        running_in_pool.set(self.pool)
+        try:
+            while True:
+                with trio.CancelScope() as scope:
+                    self.scope = scope
+                    if await self._serve(scope):
+                        return
+                if self.current is not None:
+                    self._finish_interrupted(self.current)
+                    await self._release()
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit or an outer cancellation: the job in
+            # hand still gets its one Result before the exception goes on.
+            if self.current is not None:
+                self._finish_cancelled(self.current, f"interrupted by {type(exc).__name__}")
+            raise
+
+    async def _serve(self, scope: trio.CancelScope) -> bool:
+        """Run jobs in this epoch until it is cancelled (False) or the pool closes (True)."""
+        pool = self.pool
+        while True:
+            # Leave at once under an outer cancellation, before taking a job
+            # that could then only be cancelled.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            entry = pool._take()
+            if entry is None:
+                if pool._closed:
+                    return True
+                await pool._idle_workers.park()
+                continue
+            await self._execute(entry)
+            await self._release()
+            if scope.cancel_called:
+                return False
+
+    async def _release(self) -> None:
+        """Give the slot back once the job's thread, if any, has returned."""
+        if self.thread is not None:
+            with trio.CancelScope(shield=True):
+                await self.thread.returned.wait()
+            self.thread = None
+        self.pool._release_slot()
+        # Each job ends in a schedule point, as a receive from a trio channel
+        # would, so a run of tasks that never await cannot starve other tasks.
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _execute(self, entry: JobHandle[Any]) -> None:
+        pool = self.pool
+        job = entry._job
+        assert job is not None
+        context = job.context if job.context is not None else pool._context
+        now = trio.current_time()
+        deadline = math.inf
+        if context is not None:
+            if context.cancelled:
+                cancelled = JobCancelledError(name=entry._name, reason="its Context was cancelled")
+                pool._finish(entry, Status.CANCELLED, None, cancelled, 0, None)
+                return
+            deadline = context._deadline
+            if deadline <= now:
+                pool._finish(
+                    entry, Status.TIMED_OUT, None, JobTimeoutError(name=entry._name, deadline=deadline), 0, None
+                )
+                return
+        timeout = job.timeout if job.timeout is not None else pool._timeout
+        if timeout is not None and now + timeout < deadline:
+            deadline = now + timeout
+        self.current = entry
+        self.context = context
+        self.deadline = deadline
+        self.started_at = now
+        self.attempts = 0
+        self.last_error = None
+        scope = self.scope
+        entry._scope = scope
+        if deadline != math.inf:
+            scope.deadline = deadline
+        if context is not None:
+            context._attach(scope)
+        try:
+            status, data, error = await self._attempts(job, job.options if job.options is not None else pool._options)
+        finally:
+            entry._scope = None
+            if context is not None:
+                context._detach(scope)
+        if deadline != math.inf:
+            scope.deadline = math.inf
+        self.current = None
+        pool._finish(entry, status, data, error, self.attempts, now)
+
+    async def _attempts(self, job: Job[Any], options: Options) -> tuple[Status, Any, Exception | None]:
+        pool = self.pool
+        retries = job.retry if job.retry is not None else pool._retry
+        retry_on = job.retry_on or _EVERYTHING
+        attempt_timeout = job.attempt_timeout
+        while True:
+            self.attempts += 1
+            try:
+                if attempt_timeout is None:
+                    data = await self._call(job, options)
+                else:
+                    attempt_deadline = trio.current_time() + attempt_timeout
+                    with trio.CancelScope(deadline=attempt_deadline) as attempt_scope:
+                        data = await self._call(job, options)
+                    if attempt_scope.cancelled_caught:
+                        raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
+            except Exception as exc:  # user code: contained, never BaseException
+                self.last_error = exc
+                if self.attempts > retries or not isinstance(exc, retry_on):
+                    return (Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED), None, exc
+            else:
+                return Status.SUCCEEDED, data, None
+            backoff = job.backoff if job.backoff is not None else pool._backoff
+            delay = backoff.delay(self.attempts)
+            if delay > 0:
+                # The epoch's deadline cuts this sleep short, and the job times out.
+                await trio.sleep(delay)
+            if trio.current_time() >= self.deadline:
+                return Status.TIMED_OUT, None, self._timeout_error(job.name)
+
+    async def _call(self, job: Job[Any], options: Options) -> Any:
+        if job.is_async:
+            return await job.task(options)
+        if self.thread is not None:
+            # A thread from an earlier attempt is still running: wait for it,
+            # so this worker never runs two threads at once.
+            await self.thread.returned.wait()
+            self.thread = None
+        slot = _ThreadSlot()
+        try:
+            return await trio.to_thread.run_sync(
+                job.task, options, abandon_on_cancel=True, limiter=cast("trio.CapacityLimiter", slot)
+            )
+        finally:
+            if slot.started and not slot.returned.is_set():
+                self.thread = slot
+
+    def _timeout_error(self, name: str) -> JobTimeoutError:
+        error = JobTimeoutError(name=name, deadline=self.deadline)
+        error.__cause__ = self.last_error
+        return error
+
+    def _finish_cancelled(self, entry: JobHandle[Any], reason: str) -> None:
+        error = JobCancelledError(name=entry._name, reason=reason)
+        error.__cause__ = self.last_error
+        self.current = None
+        self.pool._finish(entry, Status.CANCELLED, None, error, self.attempts, self.started_at)
+
+    def _finish_interrupted(self, entry: JobHandle[Any]) -> None:
+        """Record the job that the epoch's cancellation stopped: cancelled, or out of time."""
+        reason = entry._cancel_reason
+        if reason is None and self.context is not None and self.context.cancelled:
+            reason = "its Context was cancelled"
+        if reason is not None:
+            self._finish_cancelled(entry, reason)
+            return
+        self.current = None
+        self.pool._finish(
+            entry, Status.TIMED_OUT, None, self._timeout_error(entry._name), self.attempts, self.started_at
+        )
