@@ -12,8 +12,8 @@ __all__ = ["Result", "Status"]
 T = TypeVar("T")
 
 
-class Status(enum.Enum):
-    """How a job ended."""
+class Status(enum.StrEnum):
+    """How a job ended. Members are strings (``Status.SUCCEEDED == "succeeded"``), handy for logs and storage."""
 
     SUCCEEDED = "succeeded"
     """The task returned; ``Result.data`` holds what it returned."""
