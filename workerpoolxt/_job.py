@@ -12,7 +12,7 @@ import attrs
 
 from ._context import Context
 from ._retry import Backoff
-from ._validation import Seconds, count, optional_seconds
+from ._validation import Seconds, count, to_seconds
 
 __all__ = ["Job", "Options"]
 
@@ -46,6 +46,8 @@ def _retry_on(value: type[Exception] | tuple[type[Exception], ...] | None) -> tu
 
 
 def is_async_callable(task: object) -> bool:
+    if type(task) is types.FunctionType:  # the common case, without inspect's unwrapping
+        return bool(task.__code__.co_flags & inspect.CO_COROUTINE)
     while isinstance(task, functools.partial):
         task = task.func
     return inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))  # noqa: B004
@@ -115,15 +117,16 @@ class Job(Generic[T]):
             count(retry, "retry", minimum=0)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"`backoff` must be a Backoff or None, not {type(backoff).__name__}")
+        # The None checks spare the common job four calls: Job() is on the hot path.
         self.__attrs_init__(
             task,
             name,
             context,
-            freeze_options(options, "options"),
+            None if options is None else freeze_options(options, "options"),
             retry,
-            optional_seconds(timeout, "timeout"),
-            optional_seconds(attempt_timeout, "attempt_timeout"),
+            None if timeout is None else to_seconds(timeout, "timeout"),
+            None if attempt_timeout is None else to_seconds(attempt_timeout, "attempt_timeout"),
             backoff,
-            _retry_on(retry_on),
+            None if retry_on is None else _retry_on(retry_on),
             is_async_callable(task),
         )

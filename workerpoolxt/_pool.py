@@ -79,6 +79,7 @@ class WorkerPool:
 
     __slots__ = (
         "_backoff",
+        "_clock",
         "_closed",
         "_closed_event",
         "_context",
@@ -106,6 +107,8 @@ class WorkerPool:
         "_waiting",
         "_workers",
     )
+
+    _clock: trio.abc.Clock  # set on entering, when there is a trio run to read it from
 
     def __init__(
         self,
@@ -164,6 +167,9 @@ class WorkerPool:
         if self._entered:
             raise RuntimeError("a WorkerPool can be entered only once; create a new one")
         self._entered = True
+        # The clock never changes within a run; reading it directly skips the
+        # lookups behind trio.current_time() on the per-job path.
+        self._clock = trio.lowlevel.current_clock()
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         for index in range(self._max_workers):
@@ -226,7 +232,8 @@ class WorkerPool:
                 While ``stop_wait()`` drains, the pool's own jobs may still submit.
             QueueFullError: ``max_queue`` jobs are already waiting.
         """
-        self._check_accepts(job)
+        if type(job) is not Job or self._stop_level or not self._entered:
+            self._check_accepts(job)
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
@@ -272,7 +279,7 @@ class WorkerPool:
         raise PoolClosedError("the pool is stopped and accepts no more jobs")
 
     def _enqueue(self, job: Job[T]) -> JobHandle[T]:
-        handle = JobHandle(self, job, self._next_id, trio.current_time())
+        handle = JobHandle(self, job, self._next_id, self._clock.current_time())
         self._next_id += 1
         self._queue.append(handle)
         self._waiting += 1
@@ -391,7 +398,7 @@ class WorkerPool:
             if entry._result is None:  # not cancelled while it waited
                 self._waiting -= 1
                 self._running += 1
-                if self._room:
+                if self._max_queue is not None and self._room:
                     self._room.unpark()
                 return entry
         return None
@@ -425,8 +432,9 @@ class WorkerPool:
         error: BaseException | None,
         attempts: int,
         started_at: float | None,
-    ) -> None:
-        now = trio.current_time()
+    ) -> float:
+        """Record ``entry``'s one Result and return the time it finished."""
+        now = self._clock.current_time()
         result = Result(
             entry.job_id,
             entry._name,
@@ -448,8 +456,9 @@ class WorkerPool:
             self._unread.append(result)
         if entry._done_event is not None:
             entry._done_event.set()
-        if self._results_ready:
+        if self._results_claimed and self._results_ready:
             self._results_ready.unpark_all()
+        return now
 
     # -- observing -----------------------------------------------------------
 

@@ -33,6 +33,9 @@ running_in_pool: contextvars.ContextVar[WorkerPool | None] = contextvars.Context
 
 _EVERYTHING = (Exception,)
 
+# How long a worker may run jobs back to back before it takes a schedule point.
+_FAIRNESS_INTERVAL = 0.001
+
 
 class _ThreadSlot:
     """Stands in for trio's limiter in ``to_thread.run_sync`` to see a thread's life.
@@ -87,7 +90,9 @@ class Worker:
                         return
                 if self.current is not None:
                     self._finish_interrupted(self.current)
-                    await self._release()
+                    if self.thread is not None:
+                        await self._wait_for_thread()
+                    self.pool._release_slot()
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit or an outer cancellation: the job in
             # hand still gets its one Result before the exception goes on.
@@ -98,6 +103,8 @@ class Worker:
     async def _serve(self, scope: trio.CancelScope) -> bool:
         """Run jobs in this epoch until it is cancelled (False) or the pool closes (True)."""
         pool = self.pool
+        clock = pool._clock
+        yielded_at = clock.current_time()
         while True:
             # Leave at once under an outer cancellation, before taking a job
             # that could then only be cancelled.
@@ -106,101 +113,110 @@ class Worker:
             if entry is None:
                 if pool._closed:
                     return True
+                # The last job's deadline must not fire while this worker idles.
+                scope.deadline = math.inf
                 await pool._idle_workers.park()
+                yielded_at = clock.current_time()
                 continue
-            await self._execute(entry)
-            await self._release()
+            finished_at = await self._execute(entry)
+            if self.thread is not None:
+                await self._wait_for_thread()
+            pool._release_slot()
             if scope.cancel_called:
                 return False
+            # A task that never awaits would let this loop run job after job
+            # without a schedule point and starve every other task. A trio
+            # channel would yield on every receive; yielding once a worker has
+            # held the loop for a millisecond bounds the starvation at a
+            # fraction of the cost.
+            if finished_at - yielded_at >= _FAIRNESS_INTERVAL:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                yielded_at = finished_at
 
-    async def _release(self) -> None:
-        """Give the slot back once the job's thread, if any, has returned."""
-        if self.thread is not None:
-            with trio.CancelScope(shield=True):
-                await self.thread.returned.wait()
-            self.thread = None
-        self.pool._release_slot()
-        # Each job ends in a schedule point, as a receive from a trio channel
-        # would, so a run of tasks that never await cannot starve other tasks.
-        await trio.lowlevel.cancel_shielded_checkpoint()
+    async def _wait_for_thread(self) -> None:
+        """Hold the slot until the thread a job left behind has returned."""
+        assert self.thread is not None
+        with trio.CancelScope(shield=True):
+            await self.thread.returned.wait()
+        self.thread = None
 
-    async def _execute(self, entry: JobHandle[Any]) -> None:
+    async def _execute(self, entry: JobHandle[Any]) -> float:
+        """Run one job to its Result and return the time it finished."""
         pool = self.pool
         job = entry._job
         assert job is not None
         context = job.context if job.context is not None else pool._context
-        now = trio.current_time()
+        now = pool._clock.current_time()
         deadline = math.inf
         if context is not None:
             if context.cancelled:
                 cancelled = JobCancelledError(name=entry._name, reason="its Context was cancelled")
-                pool._finish(entry, Status.CANCELLED, None, cancelled, 0, None)
-                return
+                return pool._finish(entry, Status.CANCELLED, None, cancelled, 0, None)
             deadline = context._deadline
             if deadline <= now:
-                pool._finish(
-                    entry, Status.TIMED_OUT, None, JobTimeoutError(name=entry._name, deadline=deadline), 0, None
-                )
-                return
+                expired = JobTimeoutError(name=entry._name, deadline=deadline)
+                return pool._finish(entry, Status.TIMED_OUT, None, expired, 0, None)
         timeout = job.timeout if job.timeout is not None else pool._timeout
         if timeout is not None and now + timeout < deadline:
             deadline = now + timeout
+        options = job.options if job.options is not None else pool._options
+        retries = job.retry if job.retry is not None else pool._retry
         self.current = entry
         self.context = context
         self.deadline = deadline
         self.started_at = now
-        self.attempts = 0
         self.last_error = None
         scope = self.scope
         entry._scope = scope
-        if deadline != math.inf:
+        if scope.deadline != deadline:
             scope.deadline = deadline
         if context is not None:
             context._attach(scope)
+        attempts = 0
+        error: Exception | None
         try:
-            status, data, error = await self._attempts(job, job.options if job.options is not None else pool._options)
+            while True:
+                attempts += 1
+                self.attempts = attempts
+                try:
+                    if job.attempt_timeout is not None:
+                        data = await self._attempt_within(job, options, job.attempt_timeout)
+                    elif job.is_async:
+                        data = await job.task(options)
+                    else:
+                        data = await self._call_in_thread(job, options)
+                except Exception as exc:  # user code: contained, never BaseException
+                    self.last_error = exc
+                    if attempts > retries or not isinstance(exc, job.retry_on or _EVERYTHING):
+                        status = Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED
+                        data, error = None, exc
+                        break
+                else:
+                    status, error = Status.SUCCEEDED, None
+                    break
+                backoff = job.backoff if job.backoff is not None else pool._backoff
+                delay = backoff.delay(attempts)
+                if delay > 0:
+                    # The epoch's deadline cuts this sleep short, and the job times out.
+                    await trio.sleep(delay)
+                if pool._clock.current_time() >= deadline:
+                    status, data, error = Status.TIMED_OUT, None, self._timeout_error(entry._name)
+                    break
         finally:
             entry._scope = None
             if context is not None:
                 context._detach(scope)
-        if deadline != math.inf:
-            scope.deadline = math.inf
         self.current = None
-        pool._finish(entry, status, data, error, self.attempts, now)
+        return pool._finish(entry, status, data, error, attempts, now)
 
-    async def _attempts(self, job: Job[Any], options: Options) -> tuple[Status, Any, Exception | None]:
-        pool = self.pool
-        retries = job.retry if job.retry is not None else pool._retry
-        retry_on = job.retry_on or _EVERYTHING
-        attempt_timeout = job.attempt_timeout
-        while True:
-            self.attempts += 1
-            try:
-                if attempt_timeout is None:
-                    data = await self._call(job, options)
-                else:
-                    attempt_deadline = trio.current_time() + attempt_timeout
-                    with trio.CancelScope(deadline=attempt_deadline) as attempt_scope:
-                        data = await self._call(job, options)
-                    if attempt_scope.cancelled_caught:
-                        raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
-            except Exception as exc:  # user code: contained, never BaseException
-                self.last_error = exc
-                if self.attempts > retries or not isinstance(exc, retry_on):
-                    return (Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED), None, exc
-            else:
-                return Status.SUCCEEDED, data, None
-            backoff = job.backoff if job.backoff is not None else pool._backoff
-            delay = backoff.delay(self.attempts)
-            if delay > 0:
-                # The epoch's deadline cuts this sleep short, and the job times out.
-                await trio.sleep(delay)
-            if trio.current_time() >= self.deadline:
-                return Status.TIMED_OUT, None, self._timeout_error(job.name)
+    async def _attempt_within(self, job: Job[Any], options: Options, seconds: float) -> Any:
+        attempt_deadline = trio.current_time() + seconds
+        with trio.CancelScope(deadline=attempt_deadline):
+            return await job.task(options) if job.is_async else await self._call_in_thread(job, options)
+        # Only reached when the scope swallowed the cancellation.
+        raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
 
-    async def _call(self, job: Job[Any], options: Options) -> Any:
-        if job.is_async:
-            return await job.task(options)
+    async def _call_in_thread(self, job: Job[Any], options: Options) -> Any:
         if self.thread is not None:
             # A thread from an earlier attempt is still running: wait for it,
             # so this worker never runs two threads at once.
