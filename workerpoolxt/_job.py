@@ -6,7 +6,7 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
@@ -91,6 +91,36 @@ class Job(Generic[T]):
     retry_on: tuple[type[Exception], ...] | None
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the task is an ``async def`` function; otherwise it runs in a thread."""
+
+    @overload
+    def __init__(
+        self,
+        task: Callable[[Options], Awaitable[T]],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+        options: Mapping[str, Any] | None = None,
+        retry: int | None = None,
+        timeout: Seconds | None = None,
+        attempt_timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        task: Callable[[Options], T],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+        options: Mapping[str, Any] | None = None,
+        retry: int | None = None,
+        timeout: Seconds | None = None,
+        attempt_timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+    ) -> None: ...
 
     def __init__(
         self,

@@ -183,7 +183,9 @@ class WorkerPool:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> bool | None:
+        # `bool | None` rather than `bool`: type checkers then know the block
+        # does not swallow exceptions, so code after it is reachable.
         pending = exc
         if exc is None:
             try:
@@ -191,7 +193,7 @@ class WorkerPool:
             except BaseException as error:  # an outer cancellation or KeyboardInterrupt while draining
                 pending = error
         if pending is not None:
-            self._escalate(_HALTING)
+            self._escalate(_HALTING, f"its pool's `async with` block exited with {type(pending).__name__}")
         assert self._nursery_manager is not None
         try:
             if pending is None:
@@ -209,11 +211,11 @@ class WorkerPool:
             raise sole from None
         finally:
             self._finalize()
-        if swallowed:
+        if swallowed:  # the exception was a cancellation of the pool's own nursery
             return True
         if pending is not None and pending is not exc:
             raise pending
-        return False
+        return None
 
     def _finalize(self) -> None:
         """Abandon whatever is still queued once the workers are gone, and close."""
@@ -313,7 +315,7 @@ class WorkerPool:
         ``ABANDONED``, so no one waiting on a handle hangs.
         """
         self._check_waitable("stop")
-        self._escalate(_HALTING if cancel_running else _STOPPING)
+        self._escalate(_HALTING if cancel_running else _STOPPING, "its pool was stopped with cancel_running=True")
         return await self._wait_closed()
 
     def _check_waitable(self, method: str) -> None:
@@ -326,7 +328,7 @@ class WorkerPool:
         await self._closed_event.wait()
         return list(self._results)
 
-    def _escalate(self, level: int) -> None:
+    def _escalate(self, level: int, reason: str = "") -> None:
         if level <= self._stop_level:
             return
         self._stop_level = level
@@ -336,7 +338,7 @@ class WorkerPool:
         if level == _HALTING:
             for worker in self._workers:
                 if worker.current is not None:
-                    self._cancel_entry(worker.current, "its pool was stopped with cancel_running=True")
+                    self._cancel_entry(worker.current, reason)
         self._idle_workers.unpark_all()
         self._room.unpark_all()
         self._maybe_close()

@@ -95,9 +95,15 @@ class Worker:
                     self.pool._release_slot()
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit or an outer cancellation: the job in
-            # hand still gets its one Result before the exception goes on.
-            if self.current is not None:
-                self._finish_cancelled(self.current, f"interrupted by {type(exc).__name__}")
+            # hand still gets its one Result before the exception goes on. Under
+            # a cancellation the worker still waits for the job's thread, so no
+            # thread outlives the pool; for anything harsher it does not.
+            entry = self.current
+            if entry is not None:
+                self._finish_cancelled(entry, entry._cancel_reason or f"interrupted by {type(exc).__name__}")
+                if self.thread is not None and isinstance(exc, trio.Cancelled):
+                    await self._wait_for_thread()
+                self.pool._release_slot()
             raise
 
     async def _serve(self, scope: trio.CancelScope) -> bool:
