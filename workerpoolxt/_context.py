@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ._trio_thread import in_trio_thread
 from ._validation import Seconds, to_seconds
 
 if TYPE_CHECKING:
@@ -95,9 +96,13 @@ class Context:
         """Cancel every running job under this context or a descendant.
 
         Queued jobs under it end ``CANCELLED`` when a worker picks them up. Calling
-        it again does nothing. It is synchronous and safe to call from a job.
+        it again does nothing. It is synchronous, and safe to call from any job,
+        including a plain function running in a worker thread.
         """
         if self._cancelled:
+            return
+        if self._scopes and not trio.lowlevel.in_trio_run():
+            in_trio_thread(self.cancel)
             return
         self._cancelled = True
         for scope in list(self._scopes):

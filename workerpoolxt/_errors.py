@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "JobAbandonedError",
     "JobCancelledError",
@@ -30,6 +32,19 @@ class _JobError(WorkerPoolError):
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)
         self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The keyword-only constructors defeat BaseException's default, which
+        # calls cls(*args); rebuild from the message and fields instead, so a
+        # Result can be copied, pickled and sent to another process.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[_JobError], args: tuple[Any, ...], state: dict[str, Any]) -> _JobError:
+    error = cls.__new__(cls)
+    BaseException.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class JobTimeoutError(_JobError, TimeoutError):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import trio
 
 from ._result import Result
+from ._trio_thread import in_trio_thread
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -77,10 +78,10 @@ class JobHandle(Generic[T]):
         job is cancelled through its cancel scope and ends ``CANCELLED`` when its
         task next reaches a checkpoint; a thread-run job gets its result at once,
         though its thread keeps its worker until it returns. A finished job is
-        left as it is.
+        left as it is. It may be called from a plain task's worker thread too.
         """
         if self._result is None:
-            self._pool._cancel_entry(self, "its JobHandle was cancelled")
+            in_trio_thread(lambda: self._pool._cancel_entry(self, "its JobHandle was cancelled"))
 
     def __repr__(self) -> str:
         state = self._result.status.value if self._result is not None else "pending"

@@ -39,6 +39,8 @@ def _retry_on(value: type[Exception] | tuple[type[Exception], ...] | None) -> tu
     if value is None:
         return None
     classes = value if isinstance(value, tuple) else (value,)
+    if not classes:
+        raise ValueError("`retry_on` must name at least one exception class; use retry=0 to never retry")
     for cls in classes:
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             raise TypeError(f"`retry_on` must be an Exception subclass or a tuple of them, got {cls!r}")
@@ -138,7 +140,10 @@ class Job(Generic[T]):
         if not callable(task):
             raise TypeError(f"`task` must be callable, not {type(task).__name__}")
         if name is None:
-            name = getattr(task, "__name__", None) or type(task).__name__
+            named: object = task
+            while isinstance(named, functools.partial):
+                named = named.func
+            name = getattr(named, "__name__", None) or type(named).__name__
         elif not isinstance(name, str):
             raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
         if context is not None and not isinstance(context, Context):

@@ -15,6 +15,7 @@ from ._handle import JobHandle
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._result import Result, Status
 from ._retry import Backoff
+from ._trio_thread import in_trio_thread
 from ._validation import Seconds, count, optional_seconds
 from ._worker import Worker, running_in_pool
 
@@ -228,6 +229,8 @@ class WorkerPool:
     def submit(self, job: Job[T]) -> JobHandle[T]:
         """Queue ``job`` and return its handle. Never blocks.
 
+        A plain task may call it from its worker thread.
+
         Raises:
             TypeError: ``job`` is not a Job.
             PoolClosedError: The pool is not running, or a stop was called.
@@ -236,6 +239,8 @@ class WorkerPool:
         """
         if type(job) is not Job or self._stop_level or not self._entered:
             self._check_accepts(job)
+        if not trio.lowlevel.in_trio_run():  # a plain task, from its worker thread
+            return in_trio_thread(lambda: self.submit(job))
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"

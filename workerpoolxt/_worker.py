@@ -182,6 +182,12 @@ class Worker:
         error: Exception | None
         try:
             while True:
+                if self.thread is not None:
+                    # The thread of an attempt that timed out still runs. Wait
+                    # for it before the next attempt, outside that attempt's
+                    # own limit, so a worker never runs two threads at once.
+                    await self.thread.returned.wait()
+                    self.thread = None
                 attempts += 1
                 self.attempts = attempts
                 try:
@@ -223,11 +229,6 @@ class Worker:
         raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
 
     async def _call_in_thread(self, job: Job[Any], options: Options) -> Any:
-        if self.thread is not None:
-            # A thread from an earlier attempt is still running: wait for it,
-            # so this worker never runs two threads at once.
-            await self.thread.returned.wait()
-            self.thread = None
         slot = _ThreadSlot()
         try:
             return await trio.to_thread.run_sync(

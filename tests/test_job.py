@@ -1,0 +1,221 @@
+"""Tests for ``Job``: construction checks, defaults, immutability and how its task is run."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import math
+import types
+from typing import Any
+
+import attrs
+import pytest
+
+import workerpoolxt as wpxt
+
+
+async def work(options: Any) -> str:
+    return "done"
+
+
+def sync_work(options: Any) -> str:
+    return "done"
+
+
+class AsyncCallable:
+    async def __call__(self, options: Any) -> str:
+        return "done"
+
+
+class SyncCallable:
+    def __call__(self, options: Any) -> str:
+        return "done"
+
+
+@pytest.mark.parametrize("task", [None, 42, "work", object()])
+def test_task_must_be_callable(task: object) -> None:
+    """A task that cannot be called is a TypeError naming `task`."""
+    with pytest.raises(TypeError, match="`task`"):
+        wpxt.Job(task)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", [1, b"bytes", ["name"]])
+def test_name_must_be_str(name: object) -> None:
+    """A name that is not a str is a TypeError naming `name`."""
+    with pytest.raises(TypeError, match="`name`"):
+        wpxt.Job(work, name=name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("retry", "error"),
+    [(-1, ValueError), (True, TypeError), (False, TypeError), (1.0, TypeError), ("2", TypeError)],
+)
+def test_bad_retry(retry: object, error: type[Exception]) -> None:
+    """A negative, bool or non-int retry is rejected, naming `retry`."""
+    with pytest.raises(error, match="`retry`"):
+        wpxt.Job(work, retry=retry)  # type: ignore[arg-type]
+
+
+def test_retry_zero_is_accepted() -> None:
+    """retry=0 (one attempt) is valid and kept."""
+    assert wpxt.Job(work, retry=0).retry == 0
+
+
+@pytest.mark.parametrize("field", ["timeout", "attempt_timeout"])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (0.0, ValueError),
+        (-1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (datetime.timedelta(0), ValueError),
+        (datetime.timedelta(seconds=-1), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        ([1.0], TypeError),
+    ],
+)
+def test_bad_timeouts(field: str, value: object, error: type[Exception]) -> None:
+    """Zero, negative, NaN, infinite or non-number timeouts are rejected, naming the field."""
+    with pytest.raises(error, match=f"`{field}`"):
+        wpxt.Job(work, **{field: value})
+
+
+@pytest.mark.parametrize("field", ["timeout", "attempt_timeout"])
+def test_timeouts_accept_timedelta(field: str) -> None:
+    """A timedelta is accepted for the timeouts and stored as float seconds."""
+    job = wpxt.Job(work, **{field: datetime.timedelta(milliseconds=1500)})
+    value = getattr(job, field)
+    assert value == 1.5
+    assert type(value) is float
+
+
+@pytest.mark.parametrize("field", ["timeout", "attempt_timeout"])
+def test_timeouts_accept_int(field: str) -> None:
+    """An int number of seconds is accepted and stored as a float."""
+    value = getattr(wpxt.Job(work, **{field: 2}), field)
+    assert value == 2.0
+    assert type(value) is float
+
+
+@pytest.mark.parametrize("backoff", [0.5, "none", {"initial": 1}])
+def test_backoff_wrong_type(backoff: object) -> None:
+    """A backoff that is not a Backoff is a TypeError naming `backoff`."""
+    with pytest.raises(TypeError, match="`backoff`"):
+        wpxt.Job(work, backoff=backoff)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "retry_on",
+    [int, KeyboardInterrupt, BaseException, SystemExit, ValueError("an instance"), (ValueError, int), "ValueError"],
+)
+def test_retry_on_must_be_exception_classes(retry_on: object) -> None:
+    """retry_on accepts only Exception subclasses; anything else is a TypeError naming `retry_on`."""
+    with pytest.raises(TypeError, match="`retry_on`"):
+        wpxt.Job(work, retry_on=retry_on)  # type: ignore[arg-type]
+
+
+def test_retry_on_single_class_normalised_to_tuple() -> None:
+    """A single exception class is stored as a one-element tuple."""
+    assert wpxt.Job(work, retry_on=ValueError).retry_on == (ValueError,)
+
+
+def test_retry_on_tuple_kept() -> None:
+    """A tuple of exception classes is kept as given."""
+    assert wpxt.Job(work, retry_on=(ValueError, OSError)).retry_on == (ValueError, OSError)
+
+
+@pytest.mark.parametrize("context", [1.0, "ctx", object()])
+def test_context_wrong_type(context: object) -> None:
+    """A context that is not a Context is a TypeError naming `context`."""
+    with pytest.raises(TypeError, match="`context`"):
+        wpxt.Job(work, context=context)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [[("a", 1)], "abc", 3])
+def test_options_must_be_mapping(options: object) -> None:
+    """Options that are not a mapping are a TypeError naming `options`."""
+    with pytest.raises(TypeError, match="`options`"):
+        wpxt.Job(work, options=options)  # type: ignore[arg-type]
+
+
+def test_name_defaults_to_task_name() -> None:
+    """Without a name the job is named after its task's __name__."""
+    assert wpxt.Job(work).name == "work"
+    assert wpxt.Job(sync_work).name == "sync_work"
+
+
+def test_explicit_name_kept() -> None:
+    """An explicit name wins over the task's __name__."""
+    assert wpxt.Job(work, name="My first job").name == "My first job"
+
+
+def test_unset_fields_are_none() -> None:
+    """Fields left unset are None, so the pool's defaults apply."""
+    job = wpxt.Job(work)
+    assert job.context is None
+    assert job.options is None
+    assert job.retry is None
+    assert job.timeout is None
+    assert job.attempt_timeout is None
+    assert job.backoff is None
+    assert job.retry_on is None
+
+
+def test_fields_are_kept() -> None:
+    """Valid values for every field are stored on the job."""
+    context = wpxt.Context(deadline=10.0)
+    backoff = wpxt.Backoff.none()
+    job = wpxt.Job(work, context=context, retry=3, backoff=backoff)
+    assert job.task is work
+    assert job.context is context
+    assert job.retry == 3
+    assert job.backoff is backoff
+
+
+def test_job_is_frozen() -> None:
+    """Assigning to a field of a Job raises FrozenInstanceError."""
+    job = wpxt.Job(work, name="frozen")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        job.name = "changed"  # type: ignore[misc]
+    assert job.name == "frozen"
+
+
+def test_options_are_a_read_only_copy() -> None:
+    """Options are copied into a MappingProxyType; later edits by the caller don't show."""
+    options = {"greeting": "hi"}
+    job = wpxt.Job(work, options=options)
+    options["greeting"] = "changed"
+    options["extra"] = "added"
+    assert isinstance(job.options, types.MappingProxyType)
+    assert dict(job.options) == {"greeting": "hi"}
+    with pytest.raises(TypeError):
+        job.options["greeting"] = "x"  # type: ignore[index]
+
+
+def test_options_accept_any_mapping() -> None:
+    """A read-only mapping is accepted as options."""
+    job = wpxt.Job(work, options=types.MappingProxyType({"a": 1}))
+    assert job.options == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "task",
+    [work, functools.partial(work), functools.partial(functools.partial(work)), AsyncCallable()],
+    ids=["async-def", "partial", "nested-partial", "async-__call__"],
+)
+def test_is_async_true(task: Any) -> None:
+    """An async def, a partial of one, or an object with async __call__ is run as async."""
+    assert wpxt.Job(task).is_async is True
+
+
+@pytest.mark.parametrize(
+    "task",
+    [sync_work, functools.partial(sync_work), SyncCallable(), lambda options: work(options)],
+    ids=["plain-function", "partial", "sync-__call__", "lambda-returning-coroutine"],
+)
+def test_is_async_false(task: Any) -> None:
+    """A plain function, a partial of one, or an object with sync __call__ runs in a thread."""
+    assert wpxt.Job(task).is_async is False
