@@ -1,0 +1,351 @@
+"""Turning measurements into the targets table, the Markdown report and the chart."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TARGET_N = 100_000
+"""The size the throughput targets are read at, as the issue states them."""
+
+
+def _medians(throughput: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    return {(row["variant"], row["n"]): row["median_jobs_per_s"] for row in throughput if row["median_jobs_per_s"]}
+
+
+def scaling(throughput: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Throughput at the largest size over the smallest, for every variant measured at both."""
+    medians = _medians(throughput)
+    rows: list[dict[str, Any]] = []
+    seen: list[str] = []
+    for row in throughput:
+        if row["variant"] not in seen:
+            seen.append(row["variant"])
+    for variant in seen:
+        sizes = sorted(n for (key, n) in medians if key == variant)
+        if len(sizes) < 2:
+            continue
+        small, large = sizes[0], sizes[-1]
+        rows.append(
+            {
+                "variant": variant,
+                "small_n": small,
+                "large_n": large,
+                "small_jobs_per_s": medians[variant, small],
+                "large_jobs_per_s": medians[variant, large],
+                "ratio": medians[variant, large] / medians[variant, small],
+            }
+        )
+    return rows
+
+
+def _pick_n(medians: dict[tuple[str, int], float], *variants: str) -> int | None:
+    """TARGET_N if every variant was measured there, else the largest size where they all were."""
+    common = set.intersection(*({n for (key, n) in medians if key == variant} for variant in variants))
+    if not common:
+        return None
+    return TARGET_N if TARGET_N in common else max(common)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
+    medians = _medians(results["throughput"])
+    rows: list[dict[str, Any]] = []
+
+    def add(figure: str, target: str, value: float | None, met: Callable[[float], bool], shown: str) -> None:
+        rows.append(
+            {
+                "figure": figure,
+                "target": target,
+                "value": value,
+                "measured": shown if value is not None else "not measured",
+                "met": None if value is None else bool(met(value)),
+            }
+        )
+
+    def ratio(figure: str, target: str, numerator: str, denominator: str, minimum: float) -> None:
+        n = _pick_n(medians, numerator, denominator)
+        value = None if n is None else medians[numerator, n] / medians[denominator, n]
+        add(f"{figure}, N={n:,}" if n else figure, target, value, lambda v: v >= minimum, f"{value or 0:.2f}x")
+
+    ratio("no deadline, results kept", "≥ 0.6 x bare trio", "wpxt_plain", "trio_fixed", 0.6)
+    ratio("per-job timeout", "≥ 0.35 x bare trio", "wpxt_timeout", "trio_fixed", 0.35)
+    ratio(
+        "per-job timeout vs asyncio TaskGroup+Semaphore+asyncio.timeout",
+        "≥ 1.5 x",
+        "wpxt_timeout",
+        "asyncio_semaphore_timeout",
+        1.5,
+    )
+    ratio("no deadline vs aiometer.run_all", "≥ 3 x", "wpxt_plain", "aiometer_run_all", 3.0)
+    ratio("no deadline vs anyio TaskGroup+CapacityLimiter", "≥ 3 x", "wpxt_plain", "anyio_limiter", 3.0)
+    ratio("sync tasks vs ThreadPoolExecutor(16).map", "≥ 0.8 x", "wpxt_sync", "threadpool_map", 0.8)
+
+    memory = {row["scenario"]: row for row in results["memory"]}
+    for scenario, figure, limit in (
+        ("kept", "queued jobs, results kept: peak RSS", 250),
+        ("streaming", "streaming, all submitted first: peak RSS", 100),
+        ("streaming_backpressure", "streaming, asubmit() with max_queue: peak RSS", 100),
+    ):
+        row = memory.get(scenario)
+        value = row["peak_rss_mib"] if row else None
+        name = f"{row['n']:,} {figure}" if row else figure
+        add(name, f"≤ {limit} MiB", value, functools.partial(operator.ge, limit), f"{value or 0:.0f} MiB")
+
+    scale = next(
+        (row for row in results.get("scaling") or scaling(results["throughput"]) if row["variant"] == "wpxt_plain"),
+        None,
+    )
+    value = scale["ratio"] if scale else None
+    figure = (
+        f"no deadline: {scale['large_n']:,} vs {scale['small_n']:,} throughput" if scale else "1M vs 10k throughput"
+    )
+    add(
+        figure,
+        "within 20 %",
+        value,
+        lambda v: abs(v - 1) <= 0.2,
+        f"{value or 0:.2f}x ({((value or 0) - 1) * 100:+.0f} %)",
+    )
+
+    staggered = next(
+        (row for row in results["timeouts"] if row["scenario"] == "pool_timeouts" and not row["all_at_once"]), None
+    )
+    value = staggered["p99_ms"] if staggered else None
+    figure = (
+        f"timeout lateness p99, {staggered['n']:,} jobs on {staggered['workers']} workers"
+        if staggered
+        else "timeout lateness p99"
+    )
+    add(figure, "≤ 2 ms", value, lambda v: v <= 2.0, f"{value or 0:.2f} ms")
+    return rows
+
+
+# -- Markdown -------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks[a] for a in align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _short(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "**not met**", None: "not measured"}[met]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    machine = results["machine"]
+    versions = machine["versions"]
+    settings = results["settings"]
+    lines = ["# workerpoolxt benchmarks", ""]
+    peers = ", ".join(f"{name} {versions[name]}" for name in ("anyio", "aiometer") if versions.get(name))
+    lines += [
+        f"- Machine: {machine['cores']} cores ({machine['cpu'] or 'unknown CPU'}), {machine['platform']}",
+        f"- Python {machine['python']} ({machine['python_implementation']}), trio {versions['trio']}, "
+        f"workerpoolxt {versions['workerpoolxt']}; peers: {peers or 'none installed'}",
+        f"- Date: {results['date']}; command: `{settings['command']}`; suite wall time {results['wall_time_s']:.0f} s",
+        "",
+    ]
+
+    throughput = results["throughput"]
+    if throughput:
+        sizes = settings["sizes"]
+        lines += [
+            "## Throughput",
+            "",
+            f"N trivial async jobs (one checkpoint each, returning the index), concurrency {settings['concurrency']}, "
+            "every result collected and checked. Jobs/s is the median of the runs (run count after the slash); "
+            "x is the ratio to bare trio fixed workers at the same N. Each run is a fresh process, and runs are "
+            "interleaved across variants.",
+            "",
+        ]
+        header = ["variant"]
+        for n in sizes:
+            header += [f"N={_short(n)} jobs/s", "x"]
+        by_variant: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in throughput:
+            by_variant.setdefault(row["variant"], {})[row["n"]] = row
+        rows = []
+        for cells in by_variant.values():
+            first = next(iter(cells.values()))
+            line = [first["label"]]
+            for n in sizes:
+                cell = cells.get(n)
+                if not cell or not cell["median_jobs_per_s"]:
+                    line += ["—", "—"]
+                    continue
+                line += [f"{cell['median_jobs_per_s']:,.0f} /{cell['runs']}", f"{cell['ratio_to_bare']:.2f}"]
+            rows.append(line)
+        lines += [*_table(header, rows), ""]
+
+    if results.get("scaling"):
+        lines += ["## Scaling", "", "Throughput at the largest N over the smallest (1.00 is flat).", ""]
+        rows = [
+            [
+                row["variant"],
+                f"{row['small_jobs_per_s']:,.0f}",
+                f"{row['large_jobs_per_s']:,.0f}",
+                f"{row['ratio']:.2f}",
+            ]
+            for row in results["scaling"]
+        ]
+        first = results["scaling"][0]
+        header = ["variant", f"N={_short(first['small_n'])} jobs/s", f"N={_short(first['large_n'])} jobs/s", "ratio"]
+        lines += [*_table(header, rows), ""]
+
+    if results["memory"]:
+        lines += [
+            "## Peak RSS",
+            "",
+            "Each scenario in a fresh process; `ru_maxrss` of the whole process, so it includes the interpreter "
+            "(the baseline row). Each job is `Job(task, options={'i': i})` unless said otherwise.",
+            "",
+        ]
+        rows = [
+            [
+                row["label"],
+                f"{row['n']:,}" if row["scenario"] != "baseline" else "—",
+                f"{row['peak_rss_mib']:,.1f}",
+                f"{row['above_baseline_mib']:,.1f}" if row["scenario"] != "baseline" else "—",
+                f"{row['bytes_per_job']:,.0f}" if row["bytes_per_job"] is not None else "—",
+            ]
+            for row in results["memory"]
+        ]
+        lines += [*_table(["scenario", "jobs", "peak RSS MiB", "above baseline MiB", "bytes/job"], rows), ""]
+
+    if results["timeouts"]:
+        lines += [
+            "## Timeout precision (real clock)",
+            "",
+            f"Each job sleeps forever under a {settings['timeout_seconds'] * 1000:.0f} ms timeout; lateness is "
+            "`finished_at - (started_at + timeout)`. With as many workers as jobs, every job times out at once; "
+            "jobs/s is jobs over the wall time from the first submit to the last result.",
+            "",
+        ]
+        rows = [
+            [
+                row["label"],
+                f"{row['workers']:,}",
+                f"{row['n']:,}",
+                f"{row['p50_ms']:.2f}",
+                f"{row['p99_ms']:.2f}",
+                f"{row['max_ms']:.2f}",
+                f"{row['jobs_per_s']:,.0f}",
+            ]
+            for row in results["timeouts"]
+        ]
+        header = ["runner", "workers", "jobs", "p50 late ms", "p99 late ms", "max late ms", "jobs/s"]
+        lines += [*_table(header, rows), ""]
+
+    lines += ["## Targets", ""]
+    rows = [[row["figure"], row["target"], row["measured"], _met(row["met"])] for row in results["targets"]]
+    lines += [*_table(["figure", "target", "measured", "status"], rows, "llrl"), ""]
+
+    if results["notes"]:
+        lines += ["## Notes", "", *(f"- {note}" for note in results["notes"]), ""]
+    return "\n".join(lines)
+
+
+# -- the chart --------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], path: Path) -> str | None:
+    """Draw results.png; return a note instead if matplotlib is missing."""
+    try:
+        import matplotlib as mpl
+
+        mpl.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        if path.exists():
+            path.unlink()  # a chart from an earlier run would not match this report
+        return "matplotlib is not installed (`pip install -e .[bench]`), so there is no chart."
+
+    panels = [name for name in ("throughput", "memory", "timeouts") if results[name]]
+    if not panels:
+        return "Nothing was measured, so there is no chart."
+    heights = {"throughput": 2.0, "memory": 1.0, "timeouts": 1.0}
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(11, 1 + 4 * sum(heights[panel] for panel in panels)),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": [heights[panel] for panel in panels]},
+    )
+    for axis, panel in zip(axes[:, 0], panels, strict=True):
+        {"throughput": _throughput_panel, "memory": _memory_panel, "timeouts": _timeouts_panel}[panel](axis, results)
+    machine = results["machine"]
+    figure.suptitle(
+        f"workerpoolxt benchmarks: {machine['cores']} cores, Python {machine['python']}, "
+        f"trio {machine['versions']['trio']}, {results['date'][:10]}"
+    )
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return None
+
+
+def _throughput_panel(axis: Any, results: dict[str, Any]) -> None:
+    sizes = results["settings"]["sizes"]
+    labels: list[str] = []
+    by_variant: dict[str, dict[int, float]] = {}
+    for row in results["throughput"]:
+        if row["label"] not in labels:
+            labels.append(row["label"])
+        if row["ratio_to_bare"]:
+            by_variant.setdefault(row["label"], {})[row["n"]] = row["ratio_to_bare"]
+    height = 0.8 / len(sizes)
+    for index, n in enumerate(sizes):
+        positions = [y + index * height for y in range(len(labels))]
+        values = [by_variant.get(label, {}).get(n, 0.0) for label in labels]
+        axis.barh(positions, values, height=height, label=f"N={_short(n)}")
+    axis.set_yticks([y + height * (len(sizes) - 1) / 2 for y in range(len(labels))], labels, fontsize=8)
+    axis.invert_yaxis()
+    axis.axvline(1.0, color="black", linewidth=0.8)
+    axis.axvline(0.6, color="grey", linestyle="--", linewidth=0.8, label="target, no deadline: 0.6")
+    axis.set_xlabel("throughput / bare trio fixed workers (higher is better)")
+    axis.set_title("Throughput, 16 at once (missing bar: not measured)")
+    axis.legend(loc="lower right", fontsize=8)
+
+
+def _memory_panel(axis: Any, results: dict[str, Any]) -> None:
+    rows = results["memory"]
+    labels = [row["label"] for row in rows]
+    axis.barh(range(len(rows)), [row["peak_rss_mib"] for row in rows], color="tab:purple")
+    axis.set_yticks(range(len(rows)), labels, fontsize=8)
+    axis.invert_yaxis()
+    axis.axvline(250, color="tab:red", linestyle="--", linewidth=0.8, label="target, kept: 250 MiB")
+    axis.axvline(100, color="tab:orange", linestyle="--", linewidth=0.8, label="target, streaming: 100 MiB")
+    axis.set_xlabel("peak RSS, MiB (lower is better)")
+    axis.set_title(f"Peak RSS, {rows[0]['n']:,} jobs")
+    axis.legend(loc="lower right", fontsize=8)
+
+
+def _timeouts_panel(axis: Any, results: dict[str, Any]) -> None:
+    rows = results["timeouts"]
+    labels = [f"{row['label']}, {row['workers']:,} workers" for row in rows]
+    positions = range(len(rows))
+    axis.barh([y - 0.2 for y in positions], [row["p50_ms"] for row in rows], height=0.4, label="p50")
+    axis.barh([y + 0.2 for y in positions], [row["p99_ms"] for row in rows], height=0.4, label="p99")
+    axis.set_yticks(list(positions), labels, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xscale("log")
+    axis.axvline(2.0, color="tab:red", linestyle="--", linewidth=0.8, label="target p99: 2 ms")
+    axis.set_xlabel("lateness of the TIMED_OUT result, ms (log scale, lower is better)")
+    axis.set_title(f"Timeout precision, {rows[0]['n']:,} jobs with a 20 ms timeout")
+    axis.legend(loc="best", fontsize=8)
