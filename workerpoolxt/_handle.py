@@ -26,7 +26,7 @@ class JobHandle(Generic[T]):
     Result (not the Job and its options).
     """
 
-    __slots__ = ("_cancel_reason", "_done_event", "_job", "_name", "_pool", "_result", "_scope", "job_id", "queued_at")
+    __slots__ = ("_cancel_reason", "_done_event", "_job", "_pool", "_result", "_scope", "job_id", "queued_at")
 
     def __init__(self, pool: WorkerPool, job: Job[T], job_id: int, queued_at: float) -> None:
         self.job_id = job_id
@@ -34,7 +34,6 @@ class JobHandle(Generic[T]):
         self.queued_at = queued_at
         self._pool = pool
         self._job: Job[T] | None = job
-        self._name = job.name
         self._result: Result[T] | None = None
         self._done_event: trio.Event | None = None
         # The running worker's cancel scope, set only while the job runs.
@@ -45,7 +44,11 @@ class JobHandle(Generic[T]):
     @property
     def name(self) -> str:
         """The job's name."""
-        return self._name
+        # Not stored: the job is released once the result, which has it, exists.
+        if self._result is not None:
+            return self._result.name
+        assert self._job is not None
+        return self._job.name
 
     @property
     def done(self) -> bool:
@@ -85,4 +88,4 @@ class JobHandle(Generic[T]):
 
     def __repr__(self) -> str:
         state = self._result.status.value if self._result is not None else "pending"
-        return f"<JobHandle {self.job_id} {self._name!r} {state}>"
+        return f"<JobHandle {self.job_id} {self.name!r} {state}>"

@@ -30,6 +30,8 @@ def freeze_options(options: Mapping[str, Any] | None, name: str) -> Options | No
     """Copy ``options`` into a read-only mapping, so later edits by the caller don't leak in."""
     if options is None:
         return None
+    if type(options) is dict:  # the common case, spared the slower Mapping check
+        return types.MappingProxyType(options.copy())
     if not isinstance(options, Mapping):
         raise TypeError(f"`{name}` must be a mapping or None, not {type(options).__name__}")
     return types.MappingProxyType(dict(options))

@@ -353,7 +353,7 @@ class WorkerPool:
         while queue:
             entry = queue.popleft()
             if entry._result is None:
-                self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry._name), 0, None)
+                self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry.name), 0, None)
         self._waiting = 0
 
     def _maybe_close(self) -> None:
@@ -422,13 +422,13 @@ class WorkerPool:
             return
         if entry._scope is not None:
             entry._cancel_reason = reason
-            entry._scope.cancel(reason=f"workerpoolxt job {entry._name!r}: {reason}")
+            entry._scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
             return
         # Still queued: it ends now, and its worker will skip it.
         self._waiting -= 1
         if self._room:
             self._room.unpark()
-        self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry._name, reason=reason), 0, None)
+        self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
         self._maybe_close()
 
     def _finish(
@@ -442,17 +442,11 @@ class WorkerPool:
     ) -> float:
         """Record ``entry``'s one Result and return the time it finished."""
         now = self._clock.current_time()
+        job = entry._job
+        assert job is not None
+        duration = 0.0 if started_at is None else now - started_at
         result = Result(
-            entry.job_id,
-            entry._name,
-            data,
-            error,
-            status,
-            attempts,
-            0.0 if started_at is None else now - started_at,
-            entry.queued_at,
-            started_at,
-            now,
+            entry.job_id, job.name, data, error, status, attempts, duration, entry.queued_at, started_at, now
         )
         entry._result = result
         entry._job = None

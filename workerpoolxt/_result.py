@@ -27,7 +27,7 @@ class Status(enum.StrEnum):
     """The pool stopped before it started; ``Result.error`` is a ``JobAbandonedError``."""
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Result(Generic[T]):
     """The outcome of one job. Every submitted job ends in exactly one.
 

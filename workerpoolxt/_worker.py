@@ -120,7 +120,8 @@ class Worker:
                 if pool._closed:
                     return True
                 # The last job's deadline must not fire while this worker idles.
-                scope.deadline = math.inf
+                if scope.deadline != math.inf:
+                    scope.deadline = math.inf
                 await pool._idle_workers.park()
                 yielded_at = clock.current_time()
                 continue
@@ -156,11 +157,11 @@ class Worker:
         deadline = math.inf
         if context is not None:
             if context.cancelled:
-                cancelled = JobCancelledError(name=entry._name, reason="its Context was cancelled")
+                cancelled = JobCancelledError(name=job.name, reason="its Context was cancelled")
                 return pool._finish(entry, Status.CANCELLED, None, cancelled, 0, None)
             deadline = context._deadline
             if deadline <= now:
-                expired = JobTimeoutError(name=entry._name, deadline=deadline)
+                expired = JobTimeoutError(name=job.name, deadline=deadline)
                 return pool._finish(entry, Status.TIMED_OUT, None, expired, 0, None)
         timeout = job.timeout if job.timeout is not None else pool._timeout
         if timeout is not None and now + timeout < deadline:
@@ -212,7 +213,7 @@ class Worker:
                     # The epoch's deadline cuts this sleep short, and the job times out.
                     await trio.sleep(delay)
                 if pool._clock.current_time() >= deadline:
-                    status, data, error = Status.TIMED_OUT, None, self._timeout_error(entry._name)
+                    status, data, error = Status.TIMED_OUT, None, self._timeout_error(entry.name)
                     break
         finally:
             entry._scope = None
@@ -244,7 +245,7 @@ class Worker:
         return error
 
     def _finish_cancelled(self, entry: JobHandle[Any], reason: str) -> None:
-        error = JobCancelledError(name=entry._name, reason=reason)
+        error = JobCancelledError(name=entry.name, reason=reason)
         error.__cause__ = self.last_error
         self.current = None
         self.pool._finish(entry, Status.CANCELLED, None, error, self.attempts, self.started_at)
@@ -259,5 +260,5 @@ class Worker:
             return
         self.current = None
         self.pool._finish(
-            entry, Status.TIMED_OUT, None, self._timeout_error(entry._name), self.attempts, self.started_at
+            entry, Status.TIMED_OUT, None, self._timeout_error(entry.name), self.attempts, self.started_at
         )
