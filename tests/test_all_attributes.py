@@ -66,6 +66,7 @@ VALUE_OBJECTS = [
         data=None,
         error=None,
         status=wpxt.Status.SUCCEEDED,
+        code=200,
         attempts=1,
         duration=0.0,
         queued_at=0.0,

@@ -32,9 +32,9 @@ class SyncCallable:
         return "done"
 
 
-@pytest.mark.parametrize("task", [None, 42, "work", object()])
+@pytest.mark.parametrize("task", [None, 42, b"work", object()])
 def test_task_must_be_callable(task: object) -> None:
-    """A task that cannot be called is a TypeError naming `task`."""
+    """A task that is neither callable nor a handler's name is a TypeError naming `task`."""
     with pytest.raises(TypeError, match="`task`"):
         wpxt.Job(task)  # type: ignore[arg-type]
 

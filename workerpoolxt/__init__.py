@@ -1,34 +1,44 @@
 """A trio worker pool: bounded concurrency, per-job deadlines and retries, every result collected."""
 
 from ._context import Context
+from ._current import Code, JobContext, current_job
 from ._errors import (
+    HandlerExistsError,
     JobAbandonedError,
     JobCancelledError,
     JobTimeoutError,
     PoolClosedError,
     QueueFullError,
+    UnknownHandlerError,
     WorkerPoolError,
 )
 from ._handle import JobHandle
 from ._job import Job, Options
 from ._pool import PoolStatistics, WorkerPool
+from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
 
 __all__ = [
     "Backoff",
+    "Code",
     "Context",
+    "HandlerExistsError",
     "Job",
     "JobAbandonedError",
     "JobCancelledError",
+    "JobContext",
     "JobHandle",
     "JobTimeoutError",
     "Options",
     "PoolClosedError",
     "PoolStatistics",
     "QueueFullError",
+    "Registry",
     "Result",
     "Status",
+    "UnknownHandlerError",
     "WorkerPool",
     "WorkerPoolError",
+    "current_job",
 ]

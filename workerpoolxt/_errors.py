@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "HandlerExistsError",
     "JobAbandonedError",
     "JobCancelledError",
     "JobTimeoutError",
     "PoolClosedError",
     "QueueFullError",
+    "UnknownHandlerError",
     "WorkerPoolError",
 ]
 
@@ -24,6 +26,28 @@ class PoolClosedError(WorkerPoolError, RuntimeError):
 
 class QueueFullError(WorkerPoolError, RuntimeError):
     """``submit()`` found the queue at ``max_queue``; ``await pool.asubmit(job)`` waits instead."""
+
+
+class HandlerExistsError(WorkerPoolError, ValueError):
+    """A Registry already has a handler under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a handler named {name!r} is already registered")
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+
+class UnknownHandlerError(WorkerPoolError, LookupError):
+    """A job names a handler that its pool's Registry does not have."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no handler named {name!r} is registered")
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
 
 
 class _JobError(WorkerPoolError):

@@ -12,6 +12,7 @@ import attrs
 
 from ._context import Context
 from ._retry import Backoff
+from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
 from ._validation import Seconds, count, to_seconds
 
 __all__ = ["Job", "Options"]
@@ -67,10 +68,13 @@ class Job(Generic[T]):
 
     Args:
         task: An ``async def`` function, or a plain function to run in a thread.
-            It receives one argument, the effective read-only options.
+            It receives one argument, the effective read-only options. Or the
+            name of a handler in the pool's ``Registry``.
         name: Defaults to the task's ``__name__``.
         context: A ``Context`` whose deadline and cancellation apply to the job.
         options: A mapping handed to the task, copied read-only at construction.
+        args: JSON-compatible arguments, checked and copied at construction, and
+            read by the task as ``current_job().args``.
         retry: Retries after a failed attempt, so up to ``retry + 1`` attempts.
         timeout: The job's budget in seconds from its first start, covering
             every attempt and backoff wait.
@@ -84,10 +88,11 @@ class Job(Generic[T]):
         TypeError, ValueError: A field has a wrong type or value; the message names it.
     """
 
-    task: Task[T]
+    task: Task[T] | str
     name: str
     context: Context | None
     options: Options | None
+    args: Mapping[str, Any]
     retry: int | None
     timeout: float | None
     attempt_timeout: float | None
@@ -98,12 +103,29 @@ class Job(Generic[T]):
 
     @overload
     def __init__(
+        self: Job[Any],
+        task: str,
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+        options: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
+        retry: int | None = None,
+        timeout: Seconds | None = None,
+        attempt_timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
         self,
         task: Callable[[Options], Awaitable[T]],
         *,
         name: str | None = None,
         context: Context | None = None,
         options: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
         retry: int | None = None,
         timeout: Seconds | None = None,
         attempt_timeout: Seconds | None = None,
@@ -119,6 +141,7 @@ class Job(Generic[T]):
         name: str | None = None,
         context: Context | None = None,
         options: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
         retry: int | None = None,
         timeout: Seconds | None = None,
         attempt_timeout: Seconds | None = None,
@@ -128,20 +151,26 @@ class Job(Generic[T]):
 
     def __init__(
         self,
-        task: Task[T],
+        task: Task[T] | str,
         *,
         name: str | None = None,
         context: Context | None = None,
         options: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
         retry: int | None = None,
         timeout: Seconds | None = None,
         attempt_timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
     ) -> None:
-        if not callable(task):
-            raise TypeError(f"`task` must be callable, not {type(task).__name__}")
-        if name is None:
+        if isinstance(task, str):
+            if not task:
+                raise ValueError("`task` must name a handler, not be empty")
+        elif not callable(task):
+            raise TypeError(f"`task` must be callable or a handler's name, not {type(task).__name__}")
+        if name is None and isinstance(task, str):
+            name = task
+        elif name is None:
             named: object = task
             while isinstance(named, functools.partial):
                 named = named.func
@@ -160,10 +189,47 @@ class Job(Generic[T]):
             name,
             context,
             None if options is None else freeze_options(options, "options"),
+            EMPTY_ARGS if args is None else freeze_args(args),
             retry,
             None if timeout is None else to_seconds(timeout, "timeout"),
             None if attempt_timeout is None else to_seconds(attempt_timeout, "attempt_timeout"),
             backoff,
             None if retry_on is None else _retry_on(retry_on),
+            not isinstance(task, str) and is_async_callable(task),
+        )
+
+    def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
+        """This job with its handler name replaced by the handler, already checked."""
+        job: Job[Any] = object.__new__(Job)
+        job.__attrs_init__(
+            task,
+            self.name,
+            self.context,
+            self.options,
+            self.args,
+            self.retry,
+            self.timeout,
+            self.attempt_timeout,
+            self.backoff,
+            self.retry_on,
             is_async_callable(task),
         )
+        return job
+
+    def to_dict(self) -> dict[str, Any]:
+        """Describe this named job as JSON-compatible data.
+
+        Only jobs naming a handler convert, and only with no ``options``,
+        ``context`` or ``retry_on``, which are not data. ``Job.from_dict()`` gives
+        back an equal Job.
+
+        Raises:
+            TypeError: The job holds a callable rather than a handler's name.
+            ValueError: A field that is not data is set.
+        """
+        return job_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job[Any]:
+        """Build the named job that ``to_dict()`` described."""
+        return job_from_dict(data)

@@ -10,14 +10,16 @@ import attrs
 import trio
 
 from ._context import Context
-from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError
+from ._current import DEFAULT_CODES, running_pool
+from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError, UnknownHandlerError
 from ._handle import JobHandle
 from ._job import EMPTY_OPTIONS, Job, freeze_options
+from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
 from ._trio_thread import in_trio_thread
 from ._validation import Seconds, count, optional_seconds
-from ._worker import Worker, running_in_pool
+from ._worker import Worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -73,6 +75,7 @@ class WorkerPool:
             ``QueueFullError`` when full and ``asubmit()`` waits for room.
         keep_results: If False, the pool keeps only results not yet yielded by
             ``results()``, and the stops return ``[]``, so memory stays bounded.
+        registry: The handlers that jobs naming one (``Job("send_email")``) run.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -96,6 +99,7 @@ class WorkerPool:
         "_options",
         "_pause_depth",
         "_queue",
+        "_registry",
         "_results",
         "_results_claimed",
         "_results_ready",
@@ -122,6 +126,7 @@ class WorkerPool:
         backoff: Backoff = _DEFAULT_BACKOFF,
         max_queue: int | None = None,
         keep_results: bool = True,
+        registry: Registry | None = None,
     ) -> None:
         self._max_workers = count(max_workers, "max_workers", minimum=1)
         if context is not None and not isinstance(context, Context):
@@ -139,6 +144,9 @@ class WorkerPool:
         if not isinstance(keep_results, bool):
             raise TypeError(f"`keep_results` must be a bool, not {type(keep_results).__name__}")
         self._keep_results = keep_results
+        if registry is not None and not isinstance(registry, Registry):
+            raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
+        self._registry = registry
 
         self._queue: collections.deque[JobHandle[Any]] = collections.deque()
         self._waiting = 0
@@ -237,8 +245,8 @@ class WorkerPool:
                 While ``stop_wait()`` drains, the pool's own jobs may still submit.
             QueueFullError: ``max_queue`` jobs are already waiting.
         """
-        if type(job) is not Job or self._stop_level or not self._entered:
-            self._check_accepts(job)
+        if type(job) is not Job or self._stop_level or not self._entered or type(job.task) is str:
+            job = self._check_accepts(job)
         if not trio.lowlevel.in_trio_run():  # a plain task, from its worker thread
             return in_trio_thread(lambda: self.submit(job))
         if self._max_queue is not None and self._waiting >= self._max_queue:
@@ -253,7 +261,7 @@ class WorkerPool:
         Raises the same errors as ``submit()``, except ``QueueFullError``.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        self._check_accepts(job)
+        job = self._check_accepts(job)
         while self._max_queue is not None and self._waiting >= self._max_queue:
             await self._room.park()
             self._check_accepts(job)
@@ -274,16 +282,20 @@ class WorkerPool:
             handle.cancel()
             raise
 
-    def _check_accepts(self, job: object) -> None:
+    def _check_accepts(self, job: Job[T]) -> Job[T]:
+        """Return ``job``, with a handler name resolved, if the pool accepts it now."""
         if not isinstance(job, Job):
             raise TypeError(f"`job` must be a workerpoolxt.Job, not {type(job).__name__}")
-        if self._stop_level == _OPEN:
-            if not self._entered:
-                raise PoolClosedError("the pool is not running yet: submit inside `async with WorkerPool(...)`")
-            return
-        if self._stop_level == _DRAINING and not self._closed and running_in_pool.get() is self:
-            return
-        raise PoolClosedError("the pool is stopped and accepts no more jobs")
+        if self._stop_level != _OPEN:
+            if not (self._stop_level == _DRAINING and not self._closed and running_pool() is self):
+                raise PoolClosedError("the pool is stopped and accepts no more jobs")
+        elif not self._entered:
+            raise PoolClosedError("the pool is not running yet: submit inside `async with WorkerPool(...)`")
+        if isinstance(job.task, str):
+            if self._registry is None:
+                raise UnknownHandlerError(job.task)
+            job = job._with_task(self._registry[job.task])
+        return job
 
     def _enqueue(self, job: Job[T]) -> JobHandle[T]:
         handle = JobHandle(self, job, self._next_id, self._clock.current_time())
@@ -326,7 +338,7 @@ class WorkerPool:
     def _check_waitable(self, method: str) -> None:
         if not self._entered:
             raise RuntimeError(f"{method}() needs a running pool: call it inside `async with WorkerPool(...)`")
-        if running_in_pool.get() is self:
+        if running_pool() is self:
             raise RuntimeError(f"{method}() from inside one of the pool's own jobs would wait for itself")
 
     async def _wait_closed(self) -> list[Result[Any]]:
@@ -439,14 +451,17 @@ class WorkerPool:
         error: BaseException | None,
         attempts: int,
         started_at: float | None,
+        code: int | None = None,
     ) -> float:
         """Record ``entry``'s one Result and return the time it finished."""
         now = self._clock.current_time()
         job = entry._job
         assert job is not None
         duration = 0.0 if started_at is None else now - started_at
+        if code is None:
+            code = DEFAULT_CODES[status]
         result = Result(
-            entry.job_id, job.name, data, error, status, attempts, duration, entry.queued_at, started_at, now
+            entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
         )
         entry._result = result
         entry._job = None

@@ -34,6 +34,9 @@ class Result(Generic[T]):
     Times are on the trio clock. ``duration`` runs from the first attempt's start
     to the end, so it includes retries and backoff but not time spent queued; a
     job that never started has ``started_at`` None and ``duration`` 0.0.
+
+    ``code`` is an HTTP-like status code (see ``Code``): the one the task set with
+    ``current_job().code``, or else the outcome's.
     """
 
     job_id: int
@@ -41,6 +44,7 @@ class Result(Generic[T]):
     data: T | None
     error: BaseException | None
     status: Status
+    code: int
     attempts: int
     duration: float
     queued_at: float

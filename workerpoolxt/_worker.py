@@ -10,26 +10,25 @@ for the next job, so a cancellation never reaches a job it was not meant for.
 
 from __future__ import annotations
 
-import contextvars
 import math
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from ._current import running_worker
 from ._errors import JobCancelledError, JobTimeoutError
+from ._job import EMPTY_OPTIONS
 from ._result import Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._context import Context
+    from ._current import JobContext
     from ._handle import JobHandle
     from ._job import Job, Options
     from ._pool import WorkerPool
 
-# The pool whose worker is running the current task, so that a job's own
-# submissions are told apart from everyone else's while the pool drains.
-running_in_pool: contextvars.ContextVar[WorkerPool | None] = contextvars.ContextVar(
-    "workerpoolxt_running_in_pool", default=None
-)
 
 _EVERYTHING = (Exception,)
 
@@ -64,7 +63,19 @@ class _ThreadSlot:
 class Worker:
     """One of a pool's fixed worker tasks."""
 
-    __slots__ = ("attempts", "context", "current", "deadline", "last_error", "pool", "scope", "started_at", "thread")
+    __slots__ = (
+        "attempts",
+        "context",
+        "current",
+        "deadline",
+        "job_context",
+        "last_error",
+        "options",
+        "pool",
+        "scope",
+        "started_at",
+        "thread",
+    )
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
@@ -76,12 +87,15 @@ class Worker:
         self.started_at = 0.0
         self.attempts = 0
         self.last_error: Exception | None = None
+        self.options: Options = EMPTY_OPTIONS
+        # Made by current_job() on first use, so jobs that never ask cost nothing.
+        self.job_context: JobContext | None = None
         # A thread that outlived its job (timed out or cancelled): the worker
         # starts nothing else until it returns.
         self.thread: _ThreadSlot | None = None
 
     async def run(self) -> None:
-        running_in_pool.set(self.pool)
+        running_worker.set(self)
         try:
             while True:
                 with trio.CancelScope() as scope:
@@ -173,6 +187,8 @@ class Worker:
         self.deadline = deadline
         self.started_at = now
         self.last_error = None
+        self.options = options
+        self.job_context = None
         scope = self.scope
         entry._scope = scope
         if scope.deadline != deadline:
@@ -191,11 +207,13 @@ class Worker:
                     self.thread = None
                 attempts += 1
                 self.attempts = attempts
+                if self.job_context is not None:
+                    self.job_context.code = None
                 try:
                     if job.attempt_timeout is not None:
                         data = await self._attempt_within(job, options, job.attempt_timeout)
                     elif job.is_async:
-                        data = await job.task(options)
+                        data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
                     else:
                         data = await self._call_in_thread(job, options)
                 except Exception as exc:  # user code: contained, never BaseException
@@ -220,12 +238,18 @@ class Worker:
             if context is not None:
                 context._detach(scope)
         self.current = None
-        return pool._finish(entry, status, data, error, attempts, now)
+        # The task's own code counts when the task itself ended the job.
+        code = None
+        if self.job_context is not None and status is not Status.TIMED_OUT:
+            code = self.job_context.code
+        return pool._finish(entry, status, data, error, attempts, now, code)
 
     async def _attempt_within(self, job: Job[Any], options: Options, seconds: float) -> Any:
         attempt_deadline = trio.current_time() + seconds
         with trio.CancelScope(deadline=attempt_deadline):
-            return await job.task(options) if job.is_async else await self._call_in_thread(job, options)
+            if job.is_async:
+                return await job.task(options)  # type: ignore[operator]  # submit() resolved names
+            return await self._call_in_thread(job, options)
         # Only reached when the scope swallowed the cancellation.
         raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
 
@@ -233,7 +257,10 @@ class Worker:
         slot = _ThreadSlot()
         try:
             return await trio.to_thread.run_sync(
-                job.task, options, abandon_on_cancel=True, limiter=cast("trio.CapacityLimiter", slot)
+                cast("Callable[[Options], Any]", job.task),  # submit() resolved names
+                options,
+                abandon_on_cancel=True,
+                limiter=cast("trio.CapacityLimiter", slot),
             )
         finally:
             if slot.started and not slot.returned.is_set():

@@ -1,0 +1,84 @@
+"""Named handlers, so jobs can be described by data: ``Job("send_email", args={...})``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, overload
+
+from ._errors import HandlerExistsError, UnknownHandlerError
+
+__all__ = ["Registry"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Registry:
+    """Maps handler names to tasks.
+
+    Give it to a pool with ``WorkerPool(..., registry=registry)``; a job naming a
+    handler is then resolved when it is submitted, so an unknown name fails at
+    ``submit()``, not inside a Result.
+
+    Example::
+
+        registry = wpxt.Registry()
+
+        @registry.register("send_email")
+        async def send_email(options):
+            address = wpxt.current_job().args["to"]
+            ...
+
+        registry.register("resize", resize_image)
+    """
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Callable[..., Any]] = {}
+
+    @overload
+    def register(self, name: str) -> Callable[[F], F]: ...
+
+    @overload
+    def register(self, name: str, task: F) -> F: ...
+
+    def register(self, name: str, task: F | None = None) -> F | Callable[[F], F]:
+        """Register ``task`` under ``name``; without ``task``, return a decorator that does.
+
+        Raises:
+            HandlerExistsError: ``name`` is already registered.
+            TypeError: ``name`` is not a non-empty str, or ``task`` is not callable.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"`name` must be a non-empty str, not {name!r}")
+        if task is None:
+            return lambda function: self.register(name, function)
+        if not callable(task):
+            raise TypeError(f"`task` must be callable, not {type(task).__name__}")
+        if name in self._handlers:
+            raise HandlerExistsError(name)
+        self._handlers[name] = task
+        return task
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        """Return the task registered as ``name``.
+
+        Raises:
+            UnknownHandlerError: Nothing is registered under ``name``.
+        """
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise UnknownHandlerError(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def __repr__(self) -> str:
+        return f"<Registry {sorted(self._handlers)}>"

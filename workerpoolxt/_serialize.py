@@ -1,0 +1,116 @@
+"""Jobs as plain data: JSON-compatible arguments and the Job <-> dict conversion.
+
+This is the one place that knows how a named job looks as data, so the durable
+stores persist exactly what it produces.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._retry import Backoff
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+EMPTY_ARGS: Final[Mapping[str, Any]] = types.MappingProxyType({})
+
+# The fields of a named job that round-trip through a dict, in order.
+_PLAIN_FIELDS: Final = ("task", "name", "args", "retry", "timeout", "attempt_timeout", "backoff")
+
+
+def json_copy(value: Any, path: str) -> Any:
+    """Return a copy of ``value`` made of dicts, lists, str, int, float, bool and None.
+
+    Raises:
+        TypeError: Something in ``value`` is not JSON-compatible; ``path`` names where.
+        ValueError: A float is NaN or infinite, which JSON cannot hold.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"`{path}` must be a finite number for JSON, got {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        copied = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"`{path}` keys must be str for JSON, got {key!r}")
+            copied[key] = json_copy(item, f"{path}[{key!r}]")
+        return copied
+    if isinstance(value, list | tuple):
+        return [json_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise TypeError(f"`{path}` must be JSON-compatible, got {type(value).__name__}")
+
+
+def freeze_args(args: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """Check ``args`` is a JSON object and return a read-only copy."""
+    if args is None:
+        return EMPTY_ARGS
+    if not isinstance(args, Mapping):
+        raise TypeError(f"`args` must be a mapping or None, not {type(args).__name__}")
+    return types.MappingProxyType(json_copy(args, "args"))
+
+
+def job_to_dict(job: Job[Any]) -> dict[str, Any]:
+    """Describe a named job as JSON-compatible data; ``job_from_dict`` reverses it."""
+    if not isinstance(job.task, str):
+        raise TypeError("only a job naming a handler converts to a dict: use Job('handler name', args=...)")
+    for field in ("options", "context", "retry_on"):
+        if getattr(job, field) is not None:
+            raise ValueError(f"`{field}` cannot be stored as data: set it on the pool that runs the job instead")
+    backoff = job.backoff
+    return {
+        "task": job.task,
+        "name": job.name,
+        "args": json_copy(job.args, "args"),
+        "retry": job.retry,
+        "timeout": job.timeout,
+        "attempt_timeout": job.attempt_timeout,
+        "backoff": None
+        if backoff is None
+        else {
+            "initial": backoff.initial,
+            "multiplier": backoff.multiplier,
+            "max": backoff.max,
+            "jitter": backoff.jitter,
+        },
+    }
+
+
+def job_from_dict(data: Mapping[str, Any]) -> Job[Any]:
+    """Build the named job that ``job_to_dict`` described.
+
+    Raises:
+        ValueError: ``data`` has unknown keys or lacks ``task``.
+        TypeError: A value has the wrong type (the message names the field).
+    """
+    from ._job import Job
+
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a job dict must be a mapping, not {type(data).__name__}")
+    unknown = set(data) - set(_PLAIN_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown job fields: {sorted(unknown)}")
+    if "task" not in data:
+        raise ValueError("a job dict needs `task`, the handler's name")
+    if not isinstance(data["task"], str):
+        raise TypeError(f"`task` must be the handler's name, not {type(data['task']).__name__}")
+    backoff = data.get("backoff")
+    if backoff is not None:
+        if not isinstance(backoff, Mapping):
+            raise TypeError(f"`backoff` must be a mapping or None, not {type(backoff).__name__}")
+        backoff = Backoff(**backoff)
+    return Job(
+        data["task"],
+        name=data.get("name"),
+        args=data.get("args"),
+        retry=data.get("retry"),
+        timeout=data.get("timeout"),
+        attempt_timeout=data.get("attempt_timeout"),
+        backoff=backoff,
+    )
