@@ -99,6 +99,15 @@ def test_streaming_results(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
+@pytest.mark.usefixtures("virtual_time")
+def test_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    """A stored named job runs its handler; a task's own 444 code marks the no-op."""
+    assert run_example("handlers.py", capsys) == [
+        "send_email: succeeded 200 sent 'hi' to ada@example.com",
+        "empty: succeeded 444 None",
+    ]
+
+
 def test_every_example_has_a_test() -> None:
     """A new example cannot land without a test that runs it."""
     tested = {name.removeprefix("test_") + ".py" for name in globals() if name.startswith("test_")}

@@ -25,6 +25,13 @@ running_worker: contextvars.ContextVar[Worker | None] = contextvars.ContextVar(
 )
 
 
+# The job whose task is running: set per job, so a task a job started that
+# outlives it (in an outer nursery) cannot mistake the next job for its own.
+running_entry: contextvars.ContextVar[JobHandle[Any] | None] = contextvars.ContextVar(
+    "workerpoolxt_running_entry", default=None
+)
+
+
 def running_pool() -> WorkerPool | None:
     """The pool whose job is running here, if any."""
     worker = running_worker.get()
@@ -68,12 +75,16 @@ class JobContext:
     job and the thread of a plain task see the same object.
     """
 
-    __slots__ = ("_code", "_entry", "_job", "_worker", "values")
+    __slots__ = ("_code", "_entry", "_job", "_worker", "deadline", "options", "values")
 
     def __init__(self, worker: Worker, entry: JobHandle[Any], job: Job[Any]) -> None:
         self._worker = worker
         self._entry = entry
         self._job = job
+        self.deadline: float = worker.deadline
+        """The job's effective deadline on the trio clock (``math.inf`` if none)."""
+        self.options: Mapping[str, Any] = worker.options
+        """The effective options: the job's, or else the pool's."""
         self.values: dict[str, Any] = {}
         """A key/value store for this run, shared by the task and anything it calls."""
         self._code: int | None = None
@@ -106,23 +117,13 @@ class JobContext:
 
     @property
     def attempt(self) -> int:
-        """The attempt running now, from 1."""
+        """The attempt running now, from 1 (read it while the job runs)."""
         return self._worker.attempts
-
-    @property
-    def deadline(self) -> float:
-        """The job's effective deadline on the trio clock (``math.inf`` if none)."""
-        return self._worker.deadline
 
     @property
     def args(self) -> Mapping[str, Any]:
         """The job's JSON-compatible arguments (empty if it has none)."""
         return self._job.args
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        """The effective options: the job's, or else the pool's."""
-        return self._worker.options
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""
@@ -146,8 +147,8 @@ def current_job() -> JobContext:
         RuntimeError: No job is running here.
     """
     worker = running_worker.get()
-    entry = None if worker is None else worker.current
-    if worker is None or entry is None:
+    entry = running_entry.get()
+    if worker is None or entry is None or worker.current is not entry:
         raise RuntimeError("current_job() must be called from inside a running workerpoolxt job")
     context = worker.job_context
     if context is None:

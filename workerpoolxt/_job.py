@@ -92,7 +92,7 @@ class Job(Generic[T]):
     name: str
     context: Context | None
     options: Options | None
-    args: Mapping[str, Any]
+    args: Mapping[str, Any] = attrs.field(hash=False)
     retry: int | None
     timeout: float | None
     attempt_timeout: float | None

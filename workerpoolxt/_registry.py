@@ -11,6 +11,8 @@ __all__ = ["Registry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_DECORATE: Any = object()  # register()'s task when it is used as a decorator
+
 
 class Registry:
     """Maps handler names to tasks.
@@ -42,7 +44,7 @@ class Registry:
     @overload
     def register(self, name: str, task: F) -> F: ...
 
-    def register(self, name: str, task: F | None = None) -> F | Callable[[F], F]:
+    def register(self, name: str, task: F = _DECORATE) -> F | Callable[[F], F]:
         """Register ``task`` under ``name``; without ``task``, return a decorator that does.
 
         Raises:
@@ -51,7 +53,7 @@ class Registry:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"`name` must be a non-empty str, not {name!r}")
-        if task is None:
+        if task is _DECORATE:
             return lambda function: self.register(name, function)
         if not callable(task):
             raise TypeError(f"`task` must be callable, not {type(task).__name__}")

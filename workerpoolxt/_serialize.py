@@ -11,6 +11,8 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from ._retry import Backoff
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
         if getattr(job, field) is not None:
             raise ValueError(f"`{field}` cannot be stored as data: set it on the pool that runs the job instead")
     backoff = job.backoff
+    if backoff is not None and not all(map(math.isfinite, attrs.astuple(backoff))):
+        raise ValueError("`backoff` must have finite values to be stored as JSON")
     return {
         "task": job.task,
         "name": job.name,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
-from ._current import running_worker
+from ._current import running_entry, running_worker
 from ._errors import JobCancelledError, JobTimeoutError
 from ._job import EMPTY_OPTIONS
 from ._result import Status
@@ -189,6 +189,7 @@ class Worker:
         self.last_error = None
         self.options = options
         self.job_context = None
+        running_entry.set(entry)
         scope = self.scope
         entry._scope = scope
         if scope.deadline != deadline:
