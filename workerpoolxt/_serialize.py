@@ -75,14 +75,7 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
         "retry": job.retry,
         "timeout": job.timeout,
         "attempt_timeout": job.attempt_timeout,
-        "backoff": None
-        if backoff is None
-        else {
-            "initial": backoff.initial,
-            "multiplier": backoff.multiplier,
-            "max": backoff.max,
-            "jitter": backoff.jitter,
-        },
+        "backoff": None if backoff is None else attrs.asdict(backoff),
     }
 
 
