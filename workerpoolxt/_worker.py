@@ -63,6 +63,8 @@ class _ThreadSlot:
 class Worker:
     """One of a pool's fixed worker tasks."""
 
+    scope: trio.CancelScope  # the current epoch, opened by run()
+
     __slots__ = (
         "attempts",
         "context",
@@ -79,7 +81,6 @@ class Worker:
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
-        self.scope = trio.CancelScope()
         # State of the job in hand, read when a cancellation interrupts it.
         self.current: JobHandle[Any] | None = None
         self.context: Context | None = None
