@@ -142,6 +142,10 @@ def test_job_without_args_is_hashable() -> None:
 # -- to_dict / from_dict -----------------------------------------------------------------
 
 
+async def noop_middleware(job: Any, call_next: Any) -> Any:
+    return await call_next()
+
+
 def full_job() -> Job[Any]:
     return Job(
         "send_email",
@@ -151,6 +155,7 @@ def full_job() -> Job[Any]:
         timeout=30.0,
         attempt_timeout=7.5,
         backoff=Backoff(initial=0.25, multiplier=2.0, max=10.0, jitter=0.1),
+        max_per_second=4.0,
     )
 
 
@@ -164,6 +169,7 @@ def test_to_dict_shape() -> None:
         "timeout": 30.0,
         "attempt_timeout": 7.5,
         "backoff": {"initial": 0.25, "multiplier": 2.0, "max": 10.0, "jitter": 0.1},
+        "max_per_second": 4.0,
     }
 
 
@@ -177,6 +183,7 @@ def test_to_dict_of_minimal_named_job() -> None:
         "timeout": None,
         "attempt_timeout": None,
         "backoff": None,
+        "max_per_second": None,
     }
 
 
@@ -256,10 +263,11 @@ def test_to_dict_of_callable_job_is_type_error(task: Any) -> None:
         ("options", {}),
         ("context", Context()),
         ("retry_on", ValueError),
+        ("middleware", [noop_middleware]),
     ],
 )
 def test_to_dict_with_non_data_field_is_value_error(field: str, value: Any) -> None:
-    """A named job with options, context or retry_on does not convert: ValueError naming the field."""
+    """A named job with options, context, retry_on or middleware does not convert: ValueError naming the field."""
     with pytest.raises(ValueError, match=f"`{field}`"):
         Job("h", **{field: value}).to_dict()
 

@@ -1,5 +1,6 @@
 """A trio worker pool: bounded concurrency, per-job deadlines and retries, every result collected."""
 
+from . import middleware
 from ._context import Context
 from ._current import Code, JobContext, current_job
 from ._errors import (
@@ -41,4 +42,5 @@ __all__ = [
     "WorkerPool",
     "WorkerPoolError",
     "current_job",
+    "middleware",
 ]

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from ._result import Status
+from ._validation import to_seconds
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
@@ -75,7 +76,7 @@ class JobContext:
     job and the thread of a plain task see the same object.
     """
 
-    __slots__ = ("_code", "_entry", "_job", "_worker", "deadline", "options", "values")
+    __slots__ = ("_attempt_timeout", "_code", "_entry", "_job", "_worker", "deadline", "options", "values")
 
     def __init__(self, worker: Worker, entry: JobHandle[Any], job: Job[Any]) -> None:
         self._worker = worker
@@ -88,6 +89,7 @@ class JobContext:
         self.values: dict[str, Any] = {}
         """A key/value store for this run, shared by the task and anything it calls."""
         self._code: int | None = None
+        self._attempt_timeout: float | None = job.attempt_timeout
 
     @property
     def code(self) -> int | None:
@@ -124,6 +126,43 @@ class JobContext:
     def args(self) -> Mapping[str, Any]:
         """The job's JSON-compatible arguments (empty if it has none)."""
         return self._job.args
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        """The bound in seconds on the attempt about to run, or None for none.
+
+        It starts as the job's ``attempt_timeout`` for each attempt; a
+        middleware may change it before awaiting ``call_next()``.
+        """
+        return self._attempt_timeout
+
+    @attempt_timeout.setter
+    def attempt_timeout(self, value: float | None) -> None:
+        self._attempt_timeout = None if value is None else to_seconds(value, "attempt_timeout")
+
+    @property
+    def item(self) -> Any:
+        """The channel item this run handles, for a job that ``submit_each()`` started.
+
+        Raises:
+            LookupError: ``submit_each()`` did not start this job.
+        """
+        meta = self._entry._meta
+        if meta is None or "item" not in meta:
+            raise LookupError(f"job {self.name!r} has no item: only submit_each() gives jobs one")
+        return meta["item"]
+
+    @property
+    def tick(self) -> int | None:
+        """The batch this run belongs to, from 0, for a job that ``submit_batches()`` started."""
+        meta = self._entry._meta
+        return None if meta is None else meta.get("tick")
+
+    @property
+    def index(self) -> int | None:
+        """This run's position within its batch, from 0, for a job that ``submit_batches()`` started."""
+        meta = self._entry._meta
+        return None if meta is None else meta.get("index")
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""

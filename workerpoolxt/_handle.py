@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
@@ -26,7 +26,18 @@ class JobHandle(Generic[T]):
     Result (not the Job and its options).
     """
 
-    __slots__ = ("_cancel_reason", "_done_event", "_job", "_pool", "_result", "_scope", "job_id", "queued_at")
+    __slots__ = (
+        "_cancel_reason",
+        "_done_event",
+        "_job",
+        "_meta",
+        "_pool",
+        "_result",
+        "_scheduled",
+        "_scope",
+        "job_id",
+        "queued_at",
+    )
 
     def __init__(self, pool: WorkerPool, job: Job[T], job_id: int, queued_at: float) -> None:
         self.job_id = job_id
@@ -40,6 +51,10 @@ class JobHandle(Generic[T]):
         self._scope: trio.CancelScope | None = None
         # Why the pool or the caller cancelled it; None if they did not.
         self._cancel_reason: str | None = None
+        # What a scheduling method gives the run: its channel item, tick and index.
+        self._meta: dict[str, Any] | None = None
+        # True while the job waits for its start time, outside the queue.
+        self._scheduled = False
 
     @property
     def name(self) -> str:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
 from ._context import Context
+from ._middleware import NO_MIDDLEWARE, Middleware, freeze_middleware
 from ._retry import Backoff
 from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
-from ._validation import Seconds, count, to_seconds
+from ._validation import Seconds, count, rate, to_seconds
 
 __all__ = ["Job", "Options"]
 
@@ -83,6 +84,10 @@ class Job(Generic[T]):
         backoff: The wait between attempts.
         retry_on: The exception class or classes worth retrying; others end the
             job at once. Defaults to ``Exception``.
+        middleware: Async callables wrapping each attempt, inside the pool's
+            middleware; the first listed is outermost.
+        max_per_second: Start jobs of this name at most this often, spaced
+            evenly, in place of the pool's ``max_per_second``.
 
     Raises:
         TypeError, ValueError: A field has a wrong type or value; the message names it.
@@ -98,6 +103,8 @@ class Job(Generic[T]):
     attempt_timeout: float | None
     backoff: Backoff | None
     retry_on: tuple[type[Exception], ...] | None
+    middleware: tuple[Middleware, ...] = attrs.field(repr=False)
+    max_per_second: float | None
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the task is an ``async def`` function; otherwise it runs in a thread."""
 
@@ -115,6 +122,8 @@ class Job(Generic[T]):
         attempt_timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+        middleware: Iterable[Middleware] | None = None,
+        max_per_second: float | None = None,
     ) -> None: ...
 
     @overload
@@ -131,6 +140,8 @@ class Job(Generic[T]):
         attempt_timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+        middleware: Iterable[Middleware] | None = None,
+        max_per_second: float | None = None,
     ) -> None: ...
 
     @overload
@@ -147,6 +158,8 @@ class Job(Generic[T]):
         attempt_timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+        middleware: Iterable[Middleware] | None = None,
+        max_per_second: float | None = None,
     ) -> None: ...
 
     def __init__(
@@ -162,6 +175,8 @@ class Job(Generic[T]):
         attempt_timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
+        middleware: Iterable[Middleware] | None = None,
+        max_per_second: float | None = None,
     ) -> None:
         if isinstance(task, str):
             if not task:
@@ -195,6 +210,8 @@ class Job(Generic[T]):
             None if attempt_timeout is None else to_seconds(attempt_timeout, "attempt_timeout"),
             backoff,
             None if retry_on is None else _retry_on(retry_on),
+            NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware"),
+            None if max_per_second is None else rate(max_per_second, "max_per_second"),
             not isinstance(task, str) and is_async_callable(task),
         )
 
@@ -212,6 +229,8 @@ class Job(Generic[T]):
             self.attempt_timeout,
             self.backoff,
             self.retry_on,
+            self.middleware,
+            self.max_per_second,
             is_async_callable(task),
         )
         return job

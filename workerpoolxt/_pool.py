@@ -14,6 +14,7 @@ from ._current import DEFAULT_CODES, running_pool
 from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError, UnknownHandlerError
 from ._handle import JobHandle
 from ._job import EMPTY_OPTIONS, Job, freeze_options
+from ._middleware import Middleware, freeze_middleware
 from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
@@ -22,7 +23,7 @@ from ._validation import Seconds, count, optional_seconds
 from ._worker import Worker
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Iterable, Mapping
     from types import TracebackType
 
 __all__ = ["PoolStatistics", "WorkerPool"]
@@ -76,6 +77,8 @@ class WorkerPool:
         keep_results: If False, the pool keeps only results not yet yielded by
             ``results()``, and the stops return ``[]``, so memory stays bounded.
         registry: The handlers that jobs naming one (``Job("send_email")``) run.
+        middleware: Async callables wrapping every attempt of every job,
+            outside each job's own middleware; the first listed is outermost.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -94,6 +97,7 @@ class WorkerPool:
         "_keep_results",
         "_max_queue",
         "_max_workers",
+        "_middleware",
         "_next_id",
         "_nursery_manager",
         "_options",
@@ -127,6 +131,7 @@ class WorkerPool:
         max_queue: int | None = None,
         keep_results: bool = True,
         registry: Registry | None = None,
+        middleware: Iterable[Middleware] | None = None,
     ) -> None:
         self._max_workers = count(max_workers, "max_workers", minimum=1)
         if context is not None and not isinstance(context, Context):
@@ -147,6 +152,7 @@ class WorkerPool:
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
         self._registry = registry
+        self._middleware = freeze_middleware(middleware, "middleware")
 
         self._queue: collections.deque[JobHandle[Any]] = collections.deque()
         self._waiting = 0

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 EMPTY_ARGS: Final[Mapping[str, Any]] = types.MappingProxyType({})
 
 # The fields of a named job that round-trip through a dict, in order.
-_PLAIN_FIELDS: Final = ("task", "name", "args", "retry", "timeout", "attempt_timeout", "backoff")
+_PLAIN_FIELDS: Final = ("task", "name", "args", "retry", "timeout", "attempt_timeout", "backoff", "max_per_second")
 
 
 def json_copy(value: Any, path: str) -> Any:
@@ -65,6 +65,8 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
     for field in ("options", "context", "retry_on"):
         if getattr(job, field) is not None:
             raise ValueError(f"`{field}` cannot be stored as data: set it on the pool that runs the job instead")
+    if job.middleware:
+        raise ValueError("`middleware` cannot be stored as data: set it on the pool that runs the job instead")
     backoff = job.backoff
     if backoff is not None and not all(map(math.isfinite, attrs.astuple(backoff))):
         raise ValueError("`backoff` must have finite values to be stored as JSON")
@@ -76,6 +78,7 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
         "timeout": job.timeout,
         "attempt_timeout": job.attempt_timeout,
         "backoff": None if backoff is None else attrs.asdict(backoff),
+        "max_per_second": job.max_per_second,
     }
 
 
@@ -110,4 +113,5 @@ def job_from_dict(data: Mapping[str, Any]) -> Job[Any]:
         timeout=data.get("timeout"),
         attempt_timeout=data.get("attempt_timeout"),
         backoff=backoff,
+        max_per_second=data.get("max_per_second"),
     )

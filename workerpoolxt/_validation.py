@@ -36,3 +36,12 @@ def count(value: object, name: str, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
     return value
+
+
+def rate(value: object, name: str) -> float:
+    """Return ``value`` as a float rate per second; it must be finite and positive."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a number of jobs per second, not {type(value).__name__}")
+    if not 0 < value < math.inf:
+        raise ValueError(f"`{name}` must be positive and finite, got {value!r}")
+    return float(value)

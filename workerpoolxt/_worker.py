@@ -10,12 +10,13 @@ for the next job, so a cancellation never reaches a job it was not meant for.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
-from ._current import running_entry, running_worker
+from ._current import JobContext, running_entry, running_worker
 from ._errors import JobCancelledError, JobTimeoutError
 from ._job import EMPTY_OPTIONS
 from ._result import Status
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._context import Context
-    from ._current import JobContext
     from ._handle import JobHandle
     from ._job import Job, Options
+    from ._middleware import Middleware
     from ._pool import WorkerPool
 
 
@@ -72,6 +73,7 @@ class Worker:
         "deadline",
         "job_context",
         "last_error",
+        "middleware",
         "options",
         "pool",
         "scope",
@@ -89,6 +91,7 @@ class Worker:
         self.attempts = 0
         self.last_error: Exception | None = None
         self.options: Options = EMPTY_OPTIONS
+        self.middleware: tuple[Middleware, ...] = ()
         # Made by current_job() on first use, so jobs that never ask cost nothing.
         self.job_context: JobContext | None = None
         # A thread that outlived its job (timed out or cancelled): the worker
@@ -183,12 +186,14 @@ class Worker:
             deadline = now + timeout
         options = job.options if job.options is not None else pool._options
         retries = job.retry if job.retry is not None else pool._retry
+        middleware = pool._middleware + job.middleware if job.middleware else pool._middleware
         self.current = entry
         self.context = context
         self.deadline = deadline
         self.started_at = now
         self.last_error = None
         self.options = options
+        self.middleware = middleware
         self.job_context = None
         running_entry.set(entry)
         scope = self.scope
@@ -212,7 +217,13 @@ class Worker:
                 if self.job_context is not None:
                     self.job_context.code = None
                 try:
-                    if job.attempt_timeout is not None:
+                    if middleware:
+                        job_context = self.job_context
+                        if job_context is None:
+                            job_context = self.job_context = JobContext(self, entry, job)
+                        job_context._attempt_timeout = job.attempt_timeout
+                        data = await self._through_middleware(0)
+                    elif job.attempt_timeout is not None:
                         data = await self._attempt_within(job, options, job.attempt_timeout)
                     elif job.is_async:
                         data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
@@ -245,6 +256,28 @@ class Worker:
         if self.job_context is not None and status is not Status.TIMED_OUT:
             code = self.job_context.code
         return pool._finish(entry, status, data, error, attempts, now, code)
+
+    async def _through_middleware(self, index: int) -> Any:
+        """Run the job's middleware from ``index`` inward, and the attempt inside them."""
+        middleware = self.middleware
+        if index + 1 == len(middleware):
+            call_next: Callable[[], Any] = self._run_attempt
+        else:
+            call_next = functools.partial(self._through_middleware, index + 1)
+        return await middleware[index](cast("JobContext", self.job_context), call_next)
+
+    async def _run_attempt(self) -> Any:
+        """The innermost ``call_next()``: one attempt of the task, within its bound."""
+        entry = self.current
+        job = None if entry is None else entry._job
+        if job is None or self.job_context is None:
+            raise RuntimeError("call_next() was called after its job had ended")
+        seconds = self.job_context._attempt_timeout
+        if seconds is not None:
+            return await self._attempt_within(job, self.options, seconds)
+        if job.is_async:
+            return await job.task(self.options)  # type: ignore[operator]  # submit() resolved names
+        return await self._call_in_thread(job, self.options)
 
     async def _attempt_within(self, job: Job[Any], options: Options, seconds: float) -> Any:
         attempt_deadline = trio.current_time() + seconds
