@@ -19,6 +19,7 @@ from ._pool import PoolStatistics, WorkerPool
 from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
+from ._schedule import Series
 
 __all__ = [
     "Backoff",
@@ -37,6 +38,7 @@ __all__ = [
     "QueueFullError",
     "Registry",
     "Result",
+    "Series",
     "Status",
     "UnknownHandlerError",
     "WorkerPool",

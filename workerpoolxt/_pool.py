@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
@@ -15,15 +16,17 @@ from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, Queu
 from ._handle import JobHandle
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._middleware import Middleware, freeze_middleware
+from ._rate import Gcra
 from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
+from ._schedule import Series, Timers, any_delay, check_counts, clock_time, run_batches, run_each, run_every
 from ._trio_thread import in_trio_thread
-from ._validation import Seconds, count, optional_seconds
+from ._validation import Seconds, count, optional_seconds, rate, to_seconds
 from ._worker import Worker
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
 __all__ = ["PoolStatistics", "WorkerPool"]
@@ -79,6 +82,11 @@ class WorkerPool:
         registry: The handlers that jobs naming one (``Job("send_email")``) run.
         middleware: Async callables wrapping every attempt of every job,
             outside each job's own middleware; the first listed is outermost.
+        ramp_up: Start with one worker and let one more take jobs every
+            ``ramp_up`` seconds from entering the pool, until ``max_workers``.
+        max_per_second: Start at most this many jobs per second, spaced evenly
+            (GCRA with no burst). A job with its own ``max_per_second`` is
+            limited by that instead, shared with the jobs of the same name.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -94,15 +102,20 @@ class WorkerPool:
         "_entered",
         "_idle",
         "_idle_workers",
+        "_job_rates",
         "_keep_results",
+        "_limit",
         "_max_queue",
         "_max_workers",
         "_middleware",
         "_next_id",
+        "_nursery",
         "_nursery_manager",
         "_options",
         "_pause_depth",
         "_queue",
+        "_ramp_up",
+        "_rate",
         "_registry",
         "_results",
         "_results_claimed",
@@ -110,8 +123,11 @@ class WorkerPool:
         "_retry",
         "_room",
         "_running",
+        "_series",
+        "_services",
         "_stop_level",
         "_timeout",
+        "_timers",
         "_unread",
         "_waiting",
         "_workers",
@@ -132,6 +148,8 @@ class WorkerPool:
         keep_results: bool = True,
         registry: Registry | None = None,
         middleware: Iterable[Middleware] | None = None,
+        ramp_up: Seconds | None = None,
+        max_per_second: float | None = None,
     ) -> None:
         self._max_workers = count(max_workers, "max_workers", minimum=1)
         if context is not None and not isinstance(context, Context):
@@ -153,6 +171,12 @@ class WorkerPool:
             raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
         self._registry = registry
         self._middleware = freeze_middleware(middleware, "middleware")
+        self._ramp_up = optional_seconds(ramp_up, "ramp_up")
+        self._rate = None if max_per_second is None else Gcra(rate(max_per_second, "max_per_second"))
+        # One limiter per (name, rate) of jobs that set their own max_per_second.
+        self._job_rates: dict[tuple[str, float], Gcra] = {}
+        # How many jobs may run at once now: below max_workers while ramping up.
+        self._limit = self._max_workers
 
         self._queue: collections.deque[JobHandle[Any]] = collections.deque()
         self._waiting = 0
@@ -168,6 +192,11 @@ class WorkerPool:
         self._closed = False
         self._workers: list[Worker] = []
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._nursery: trio.Nursery | None = None
+        # Cancel scopes of the pool's own background tasks, cancelled when it closes.
+        self._services: set[trio.CancelScope] = set()
+        self._timers = Timers(self)
+        self._series: set[Series] = set()
         # Tasks parked here: idle workers; asubmit() callers waiting for room;
         # paused() callers waiting for running jobs to end; results() waiting.
         self._idle_workers = trio.lowlevel.ParkingLot()
@@ -186,12 +215,37 @@ class WorkerPool:
         # lookups behind trio.current_time() on the per-job path.
         self._clock = trio.lowlevel.current_clock()
         self._nursery_manager = trio.open_nursery()
-        nursery = await self._nursery_manager.__aenter__()
+        nursery = self._nursery = await self._nursery_manager.__aenter__()
         for index in range(self._max_workers):
             worker = Worker(self)
             self._workers.append(worker)
             nursery.start_soon(worker.run, name=f"workerpoolxt worker {index}")
+        if self._ramp_up is not None and self._max_workers > 1:
+            self._limit = 1
+            self._start_service(self._ramp, self._ramp_up, name="workerpoolxt ramp-up")
         return self
+
+    def _start_service(self, function: Callable[..., Awaitable[object]], *args: object, name: str) -> None:
+        """Run ``function(*args)`` in the pool's nursery until it returns or the pool closes."""
+        nursery = self._nursery
+        assert nursery is not None
+
+        async def service() -> None:
+            with trio.CancelScope() as scope:
+                self._services.add(scope)
+                try:
+                    await function(*args)
+                finally:
+                    self._services.discard(scope)
+
+        nursery.start_soon(service, name=name)
+
+    async def _ramp(self, interval: float) -> None:
+        while self._limit < self._max_workers:
+            await trio.sleep(interval)
+            self._limit += 1
+            if self._idle_workers and not self._pause_depth:
+                self._idle_workers.unpark()
 
     async def __aexit__(
         self,
@@ -235,6 +289,7 @@ class WorkerPool:
     def _finalize(self) -> None:
         """Abandon whatever is still queued once the workers are gone, and close."""
         self._stop_level = _HALTING
+        self._end_timers(_STOPPING)
         self._abandon_queued()
         self._close()
 
@@ -303,14 +358,153 @@ class WorkerPool:
             job = job._with_task(self._registry[job.task])
         return job
 
-    def _enqueue(self, job: Job[T]) -> JobHandle[T]:
+    def _enqueue(self, job: Job[T], meta: dict[str, Any] | None = None) -> JobHandle[T]:
         handle = JobHandle(self, job, self._next_id, self._clock.current_time())
         self._next_id += 1
+        if meta is not None:
+            handle._meta = meta
         self._queue.append(handle)
         self._waiting += 1
         if self._idle_workers and not self._pause_depth:
             self._idle_workers.unpark()
         return handle
+
+    def _enqueue_handle(self, handle: JobHandle[Any]) -> None:
+        """Queue a scheduled job whose time has come."""
+        handle.queued_at = self._clock.current_time()
+        self._queue.append(handle)
+        self._waiting += 1
+        if self._idle_workers and not self._pause_depth:
+            self._idle_workers.unpark()
+
+    async def _wait_for_room(self) -> None:
+        while self._max_queue is not None and self._waiting >= self._max_queue and not self._stop_level:
+            await self._room.park()
+
+    # -- scheduling ----------------------------------------------------------
+
+    def submit_at(self, job: Job[T], when: float) -> JobHandle[T]:
+        """Queue ``job`` at ``when``, a time on the trio clock (``trio.current_time()``).
+
+        A time that has passed, or is now, queues the job at once, as
+        ``submit()`` does. Until its time the job waits outside the queue, so
+        ``max_queue`` does not count it; ``handle.cancel()`` ends it
+        ``CANCELLED``. No stop waits for its time: any stop ends it
+        ``ABANDONED``, or ``CANCELLED`` under ``stop(cancel_running=True)``.
+
+        Raises the same errors as ``submit()``, ``QueueFullError`` only when
+        queued at once.
+        """
+        at = clock_time(when, "when")
+        return in_trio_thread(lambda: self._submit_at(job, at))
+
+    def submit_in(self, job: Job[T], delay: Seconds) -> JobHandle[T]:
+        """Queue ``job`` after ``delay`` seconds (a number or a timedelta); see ``submit_at()``.
+
+        A delay of zero or less queues the job at once.
+        """
+        seconds = any_delay(delay, "delay")
+        return in_trio_thread(lambda: self._submit_at(job, self._clock.current_time() + seconds))
+
+    def _submit_at(self, job: Job[T], when: float) -> JobHandle[T]:
+        job = self._check_accepts(job)
+        now = self._clock.current_time()
+        if when <= now:
+            return self.submit(job)
+        handle = JobHandle(self, job, self._next_id, now)
+        self._next_id += 1
+        if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
+            self._finish(handle, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
+        else:
+            self._timers.add(handle, when)
+        return handle
+
+    def submit_every(
+        self,
+        job: Job[Any],
+        interval: Seconds,
+        *,
+        overlap: bool = False,
+        first_at_once: bool = True,
+    ) -> Series:
+        """Submit ``job`` every ``interval`` seconds until the series or the pool stops.
+
+        Runs start on a fixed grid, ``interval`` apart from this call (or from
+        one interval after it, if ``first_at_once`` is false), so they never
+        drift. With ``overlap`` false, a tick that finds the previous run not
+        done (still queued or running) is skipped and counted in
+        ``Series.skipped``. Each run is an ordinary job with its own Result.
+        """
+        seconds = to_seconds(interval, "interval")
+        _check_flag(overlap, "overlap")
+        _check_flag(first_at_once, "first_at_once")
+
+        def start() -> Series:
+            checked = self._check_series(job)
+            origin = self._clock.current_time() + (0.0 if first_at_once else seconds)
+            return self._start_series(checked, run_every, checked, origin, seconds, overlap)
+
+        return in_trio_thread(start)
+
+    def submit_each(self, job: Job[Any], receive_channel: trio.abc.ReceiveChannel[Any]) -> Series:
+        """Submit ``job`` once per item received from ``receive_channel``, as ``current_job().item``.
+
+        The series ends when the channel closes (and it then closes its own
+        end), or when it or the pool stops. With ``max_queue`` set it waits
+        for room before receiving more, so the sender feels the back-pressure.
+        """
+        if not isinstance(receive_channel, trio.abc.ReceiveChannel):
+            raise TypeError(f"`receive_channel` must be a trio ReceiveChannel, not {type(receive_channel).__name__}")
+
+        def start() -> Series:
+            checked = self._check_series(job)
+            return self._start_series(checked, run_each, checked, receive_channel)
+
+        return in_trio_thread(start)
+
+    def submit_batches(
+        self,
+        job: Job[Any],
+        counts: Sequence[int],
+        tick: Seconds,
+        *,
+        on_complete: Callable[[list[Result[Any]]], object] | None = None,
+    ) -> Series:
+        """Submit ``counts[i]`` copies of ``job`` at ``i * tick`` seconds from now.
+
+        Each run sees ``current_job().tick`` (``i``) and ``.index`` (its place in
+        the batch). A batch still unfinished when the next tick's slot begins
+        is logged as a warning on the ``workerpoolxt`` logger; the next batch
+        starts on time anyway. ``on_complete(results)``, a plain or async
+        callable, gets every run's Result in tick and index order once all
+        runs are done, unless the series was stopped first; if it raises, the
+        error is logged.
+        """
+        checked_counts = check_counts(counts)
+        seconds = to_seconds(tick, "tick")
+        if on_complete is not None and not callable(on_complete):
+            raise TypeError(f"`on_complete` must be callable or None, not {type(on_complete).__name__}")
+
+        def start() -> Series:
+            checked = self._check_series(job)
+            origin = self._clock.current_time()
+            return self._start_series(checked, run_batches, checked, origin, checked_counts, seconds, on_complete)
+
+        return in_trio_thread(start)
+
+    def _check_series(self, job: Job[T]) -> Job[T]:
+        checked = self._check_accepts(job)
+        if self._stop_level:
+            raise PoolClosedError("the pool is stopping and starts no new series")
+        return checked
+
+    def _start_series(self, job: Job[Any], body: Callable[..., Awaitable[None]], *args: Any) -> Series:
+        series = Series(self, job.name)
+        self._series.add(series)
+        self._start_service(
+            series._run, functools.partial(body, series, *args), name=f"workerpoolxt series {job.name!r}"
+        )
+        return series
 
     # -- stopping ----------------------------------------------------------
 
@@ -356,6 +550,9 @@ class WorkerPool:
             return
         self._stop_level = level
         self._pause_depth = 0
+        for series in list(self._series):
+            series.stop()
+        self._end_timers(level)
         if level >= _STOPPING:
             self._abandon_queued()
         if level == _HALTING:
@@ -365,6 +562,20 @@ class WorkerPool:
         self._idle_workers.unpark_all()
         self._room.unpark_all()
         self._maybe_close()
+
+    def _end_timers(self, level: int) -> None:
+        """End the jobs still waiting for their time: no stop waits for a time to come."""
+        if level == _HALTING:
+            reason = "its pool was stopped with cancel_running=True before its time came"
+            self._timers.end_all(
+                lambda entry: self._finish(
+                    entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None
+                )
+            )
+        else:
+            self._timers.end_all(
+                lambda entry: self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry.name), 0, None)
+            )
 
     def _abandon_queued(self) -> None:
         queue = self._queue
@@ -383,6 +594,8 @@ class WorkerPool:
             return
         self._closed = True
         self._closed_event.set()
+        for scope in self._services:
+            scope.cancel(reason="its workerpoolxt pool closed")
         self._idle_workers.unpark_all()
         self._results_ready.unpark_all()
         self._room.unpark_all()
@@ -415,7 +628,7 @@ class WorkerPool:
 
     def _take(self) -> JobHandle[Any] | None:
         """Pop the next queued job for a worker, or None if none may start now."""
-        if self._pause_depth:
+        if self._pause_depth or self._running >= self._limit:
             return None
         queue = self._queue
         while queue:
@@ -437,6 +650,10 @@ class WorkerPool:
 
     def _cancel_entry(self, entry: JobHandle[Any], reason: str) -> None:
         if entry._result is not None:
+            return
+        if entry._scheduled:  # waiting for its time, outside the queue
+            entry._scheduled = False
+            self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
             return
         if entry._scope is not None:
             entry._cancel_reason = reason
@@ -481,6 +698,17 @@ class WorkerPool:
         if self._results_claimed and self._results_ready:
             self._results_ready.unpark_all()
         return now
+
+    def _rate_for(self, job: Job[Any]) -> Gcra | None:
+        """The limiter that paces ``job``'s starts, if any."""
+        per_second = job.max_per_second
+        if per_second is None:
+            return self._rate
+        key = (job.name, per_second)
+        limiter = self._job_rates.get(key)
+        if limiter is None:
+            limiter = self._job_rates[key] = Gcra(per_second)
+        return limiter
 
     # -- observing -----------------------------------------------------------
 
@@ -557,6 +785,11 @@ class _ResultStream:
                 return pool._results[self._next_index - 1]
             return None
         return pool._unread.popleft() if pool._unread else None
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool, not {type(value).__name__}")
 
 
 def _sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:

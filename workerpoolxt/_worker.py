@@ -170,6 +170,8 @@ class Worker:
         pool = self.pool
         job = entry._job
         assert job is not None
+        if pool._rate is not None or job.max_per_second is not None:
+            await self._wait_for_turn(entry, job)
         context = job.context if job.context is not None else pool._context
         now = pool._clock.current_time()
         deadline = math.inf
@@ -256,6 +258,28 @@ class Worker:
         if self.job_context is not None and status is not Status.TIMED_OUT:
             code = self.job_context.code
         return pool._finish(entry, status, data, error, attempts, now, code)
+
+    async def _wait_for_turn(self, entry: JobHandle[Any], job: Job[Any]) -> None:
+        """Hold ``entry`` until its rate limiter lets it start, cancellable as a running job."""
+        limiter = self.pool._rate_for(job)
+        assert limiter is not None
+        now = self.pool._clock.current_time()
+        start = limiter.reserve(now)
+        if start <= now:
+            return
+        # A cancellation while waiting finds the job through these, as if it ran.
+        self.current = entry
+        self.context = None
+        self.attempts = 0
+        self.last_error = None
+        self.started_at = now
+        scope = entry._scope = self.scope
+        # The previous job's deadline must not fire on this one while it waits.
+        scope.deadline = math.inf
+        try:
+            await trio.sleep_until(start)
+        finally:
+            entry._scope = None
 
     async def _through_middleware(self, index: int) -> Any:
         """Run the job's middleware from ``index`` inward, and the attempt inside them."""

@@ -1,0 +1,267 @@
+"""Jobs that start later, on an interval, per channel item or in tick batches.
+
+None of this is a second execution engine. A scheduled run is an ordinary Job
+put in the pool's ordinary queue when its time comes, so it obeys the pool's
+concurrency, rate limit and stops, and ends in an ordinary Result.
+
+The rule for stopping: no stop waits for a time that has not come. Every stop
+(``stop_wait()`` and leaving the ``async with`` block included) ends every
+series at once, and a one-off job still waiting for its time ends
+``ABANDONED``, or ``CANCELLED`` under an immediate stop. Runs already in the
+queue are handled as the stop handles any queued job.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ._job import is_async_callable
+from ._validation import Seconds, count, to_seconds
+
+if TYPE_CHECKING:
+    from ._handle import JobHandle
+    from ._job import Job
+    from ._pool import WorkerPool
+    from ._result import Result
+
+__all__ = ["Series"]
+
+_logger: Final = logging.getLogger("workerpoolxt")
+
+
+def clock_time(value: object, name: str) -> float:
+    """Check ``value`` is a finite time on the trio clock (any sign)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a time on the trio clock (a number, as trio.current_time() gives)")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
+    return float(value)
+
+
+def any_delay(value: Seconds, name: str) -> float:
+    """Check ``value`` is a finite number of seconds or a timedelta; zero and negative mean now."""
+    try:
+        return to_seconds(value, name)
+    except ValueError:
+        if isinstance(value, int | float) and not math.isfinite(value):
+            raise
+        return 0.0
+
+
+class Timers:
+    """The one-off jobs of ``submit_at``/``submit_in`` waiting for their time.
+
+    One service task sleeps until the earliest, instead of a task per job.
+    """
+
+    __slots__ = ("_counter", "_heap", "_pool", "_running", "_sleep")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._heap: list[tuple[float, int, JobHandle[Any]]] = []
+        self._counter = 0  # keeps equal times in submission order
+        self._sleep: trio.CancelScope | None = None
+        self._running = False
+
+    def add(self, handle: JobHandle[Any], when: float) -> None:
+        heapq.heappush(self._heap, (when, self._counter, handle))
+        self._counter += 1
+        handle._scheduled = True
+        if not self._running:
+            self._running = True
+            self._pool._start_service(self._run, name="workerpoolxt timers")
+        elif self._sleep is not None and when < self._sleep.deadline:
+            self._sleep.deadline = when
+
+    def end_all(self, finish: Callable[[JobHandle[Any]], object]) -> None:
+        """End every job still waiting for its time with ``finish``."""
+        heap, self._heap = self._heap, []
+        for _, _, handle in sorted(heap):
+            if handle._scheduled:
+                handle._scheduled = False
+                finish(handle)
+        if self._sleep is not None:
+            self._sleep.cancel()
+
+    async def _run(self) -> None:
+        pool = self._pool
+        while True:
+            now = trio.current_time()
+            heap = self._heap  # end_all() swaps in a new list
+            while heap and heap[0][0] <= now:
+                _, _, handle = heapq.heappop(heap)
+                if handle._scheduled:  # not cancelled meanwhile
+                    handle._scheduled = False
+                    pool._enqueue_handle(handle)
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
+                await trio.sleep_forever()
+            self._sleep = None
+
+
+class Series:
+    """The runs that one ``submit_every()``, ``submit_each()`` or ``submit_batches()`` starts.
+
+    Each run is an ordinary job in the pool with its own Result. Stopping the
+    series starts no more runs and leaves those already submitted alone. Any
+    stop of the pool stops its series.
+    """
+
+    __slots__ = ("_done", "_pending", "_pool", "_scope", "_stopped", "name", "skipped", "submitted")
+
+    def __init__(self, pool: WorkerPool, name: str) -> None:
+        self._pool = pool
+        self.name = name
+        """The name of the series' job."""
+        self.submitted = 0
+        """Runs submitted to the pool so far."""
+        self.skipped = 0
+        """Ticks of ``submit_every(overlap=False)`` skipped because the previous run was not done."""
+        self._stopped = False
+        self._scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+        # Runs not known to be done, kept so wait() can wait for them.
+        self._pending: list[JobHandle[Any]] = []
+
+    @property
+    def stopped(self) -> bool:
+        """True once the series starts no more runs: stopped, exhausted, or its pool stopped."""
+        return self._stopped
+
+    @property
+    def done(self) -> bool:
+        """True once the series has stopped and every run it submitted has its Result."""
+        return self._done.is_set()
+
+    def stop(self) -> None:
+        """Start no more runs. Runs already submitted go on; ``wait()`` waits for them."""
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel(reason=f"workerpoolxt series {self.name!r} was stopped")
+
+    async def wait(self) -> None:
+        """Wait until the series is done: stopped, and every run it submitted finished."""
+        await self._done.wait()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "stopped" if self._stopped else "running"
+        return f"<Series {self.name!r} {state}, {self.submitted} submitted, {self.skipped} skipped>"
+
+    # -- the pool's side -------------------------------------------------------
+
+    def _submit(self, job: Job[Any], meta: dict[str, Any] | None) -> JobHandle[Any] | None:
+        """Submit one run, or return None (and stop) if the pool no longer takes runs."""
+        if self._stopped or self._pool._stop_level:
+            self.stop()
+            return None
+        handle = self._pool._enqueue(job, meta)
+        self.submitted += 1
+        pending = self._pending
+        if len(pending) >= 64:
+            pending[:] = [run for run in pending if run._result is None]
+        pending.append(handle)
+        return handle
+
+    async def _run(self, body: Callable[[], Any]) -> None:
+        try:
+            with trio.CancelScope() as self._scope:
+                if self._stopped:
+                    self._scope.cancel()
+                await body()
+            self._stopped = True
+            self._scope = None
+            for handle in self._pending:
+                await handle.wait()
+        finally:
+            self._stopped = True
+            self._pending = []
+            self._done.set()
+            self._pool._series.discard(self)
+
+
+async def run_every(series: Series, job: Job[Any], origin: float, interval: float, overlap: bool) -> None:
+    """Submit ``job`` at ``origin + k * interval``, k = 0, 1, ..., on a grid that never drifts."""
+    previous: JobHandle[Any] | None = None
+    tick = 0
+    while True:
+        await trio.sleep_until(origin + tick * interval)
+        tick += 1
+        if not overlap and previous is not None and previous._result is None:
+            series.skipped += 1
+            continue
+        previous = series._submit(job, None)
+        if previous is None:
+            return
+
+
+async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChannel[Any]) -> None:
+    """Submit ``job`` once per item received, until the channel closes; then close our end."""
+    pool = series._pool
+    async with channel:
+        async for item in channel:
+            # With max_queue set, wait for room, so the channel's sender feels the back-pressure.
+            await pool._wait_for_room()
+            if series._submit(job, {"item": item}) is None:
+                return
+
+
+async def run_batches(
+    series: Series,
+    job: Job[Any],
+    origin: float,
+    counts: Sequence[int],
+    tick: float,
+    on_complete: Callable[[list[Result[Any]]], Any] | None,
+) -> None:
+    """Submit ``counts[i]`` runs at ``origin + i * tick``; warn of ticks that overrun their slot."""
+    every_run: list[JobHandle[Any]] = []
+    async with trio.open_nursery() as watchers:
+        for index, runs in enumerate(counts):
+            await trio.sleep_until(origin + index * tick)
+            batch = []
+            for position in range(runs):
+                handle = series._submit(job, {"tick": index, "index": position})
+                if handle is None:
+                    return
+                batch.append(handle)
+            every_run.extend(batch)
+            watchers.start_soon(_watch_tick, series.name, index, batch, origin + (index + 1) * tick, tick)
+    series._stopped = True
+    for handle in every_run:
+        await handle.wait()
+    if on_complete is not None:
+        results = [handle.result for handle in every_run]
+        try:
+            outcome = on_complete(results)  # type: ignore[arg-type]  # every handle is done
+            if is_async_callable(on_complete):
+                await outcome
+        except Exception:
+            _logger.exception("on_complete of the batches of %r raised", series.name)
+
+
+async def _watch_tick(name: str, index: int, batch: list[JobHandle[Any]], slot_end: float, tick: float) -> None:
+    with trio.move_on_at(slot_end):
+        for handle in batch:
+            await handle.wait()
+        return
+    unfinished = sum(handle._result is None for handle in batch)
+    _logger.warning(
+        "tick %d of %r overran its %gs slot: %d of %d runs unfinished",
+        index,
+        name,
+        tick,
+        unfinished,
+        len(batch),
+        extra={"job_name": name, "tick": index, "unfinished": unfinished},
+    )
+
+
+def check_counts(counts: object) -> tuple[int, ...]:
+    if isinstance(counts, str | bytes) or not isinstance(counts, Sequence):
+        raise TypeError(f"`counts` must be a sequence of ints, not {type(counts).__name__}")
+    return tuple(count(runs, f"counts[{index}]", minimum=0) for index, runs in enumerate(counts))
