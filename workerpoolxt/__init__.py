@@ -10,9 +10,11 @@ from ._errors import (
     JobTimeoutError,
     PoolClosedError,
     QueueFullError,
+    StepFailedError,
     UnknownHandlerError,
     WorkerPoolError,
 )
+from ._flow import Step, chain, fan_out
 from ._handle import JobHandle
 from ._job import Job, Options
 from ._pool import PoolStatistics, WorkerPool
@@ -40,9 +42,13 @@ __all__ = [
     "Result",
     "Series",
     "Status",
+    "Step",
+    "StepFailedError",
     "UnknownHandlerError",
     "WorkerPool",
     "WorkerPoolError",
+    "chain",
     "current_job",
+    "fan_out",
     "middleware",
 ]

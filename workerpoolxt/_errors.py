@@ -11,6 +11,7 @@ __all__ = [
     "JobTimeoutError",
     "PoolClosedError",
     "QueueFullError",
+    "StepFailedError",
     "UnknownHandlerError",
     "WorkerPoolError",
 ]
@@ -97,3 +98,20 @@ class JobAbandonedError(_JobError):
 
     def __init__(self, *, name: str) -> None:
         super().__init__(f"job {name!r} was abandoned: the pool stopped before it started", name=name)
+
+
+class StepFailedError(_JobError):
+    """The error of a ``chain()`` job whose step failed; the step's own error is its ``__cause__``.
+
+    Attributes:
+        name: The chain job's name.
+        step: The failed step's name.
+        index: The failed step's position in the chain, from 0.
+        attempts: The attempts the step made.
+    """
+
+    def __init__(self, *, name: str, step: str, index: int, attempts: int) -> None:
+        super().__init__(f"step {index} {step!r} of chain {name!r} failed after {attempts} attempt(s)", name=name)
+        self.step = step
+        self.index = index
+        self.attempts = attempts

@@ -39,7 +39,7 @@ def freeze_options(options: Mapping[str, Any] | None, name: str) -> Options | No
     return types.MappingProxyType(dict(options))
 
 
-def _retry_on(value: type[Exception] | tuple[type[Exception], ...] | None) -> tuple[type[Exception], ...] | None:
+def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None) -> tuple[type[Exception], ...] | None:
     if value is None:
         return None
     classes = value if isinstance(value, tuple) else (value,)
@@ -209,7 +209,7 @@ class Job(Generic[T]):
             None if timeout is None else to_seconds(timeout, "timeout"),
             None if attempt_timeout is None else to_seconds(attempt_timeout, "attempt_timeout"),
             backoff,
-            None if retry_on is None else _retry_on(retry_on),
+            None if retry_on is None else retry_on_classes(retry_on),
             NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware"),
             None if max_per_second is None else rate(max_per_second, "max_per_second"),
             not isinstance(task, str) and is_async_callable(task),
