@@ -43,13 +43,15 @@ def _wpxt_sync_task(options: Any) -> int:
     return options["i"]  # type: ignore[no-any-return]
 
 
-def _run_wpxt(n: int, task: Callable[..., Any], **job_fields: Any) -> Outcome:
+def _run_wpxt(
+    n: int, task: Callable[..., Any], pool_fields: dict[str, Any] | None = None, **job_fields: Any
+) -> Outcome:
     import workerpoolxt as wpxt
 
     async def main() -> Outcome:
         job_class = wpxt.Job
         start = time.perf_counter()
-        async with wpxt.WorkerPool(CONCURRENCY) as pool:
+        async with wpxt.WorkerPool(CONCURRENCY, **(pool_fields or {})) as pool:
             submit = pool.submit
             for i in range(n):
                 submit(job_class(task, options={"i": i}, **job_fields))
@@ -77,6 +79,15 @@ def wpxt_timeout(n: int) -> Outcome:
 def wpxt_retry(n: int) -> Outcome:
     """workerpoolxt, ``retry=3`` and no failures."""
     return _run_wpxt(n, _wpxt_task, retry=3)
+
+
+async def _noop_middleware(job: Any, call_next: Callable[[], Any]) -> Any:
+    return await call_next()
+
+
+def wpxt_middleware(n: int) -> Outcome:
+    """workerpoolxt, one no-op middleware on the pool."""
+    return _run_wpxt(n, _wpxt_task, {"middleware": [_noop_middleware]})
 
 
 def wpxt_sync(n: int) -> Outcome:

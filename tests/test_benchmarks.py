@@ -14,6 +14,7 @@ VARIANTS = {
     "wpxt_plain",
     "wpxt_timeout",
     "wpxt_retry",
+    "wpxt_middleware",
     "wpxt_sync",
     "trio_limiter",
     "anyio_limiter",
