@@ -41,7 +41,7 @@ def freeze_middleware(middleware: Iterable[Middleware] | None, name: str) -> tup
     """Check ``middleware`` is a sequence of async callables and return it as a tuple."""
     if middleware is None:
         return NO_MIDDLEWARE
-    if callable(middleware) or isinstance(middleware, str | bytes):
+    if callable(middleware) or isinstance(middleware, str | bytes) or not isinstance(middleware, Iterable):
         raise TypeError(f"`{name}` must be a list of middleware, not a single {type(middleware).__name__}")
     frozen = tuple(middleware)
     from ._job import is_async_callable
@@ -64,14 +64,15 @@ def summary_log(
 
     The line gives the job's name, status code, latency, attempt and job id,
     also as the record's ``job_name``, ``code``, ``duration``, ``attempt`` and
-    ``job_id`` attributes for structured handlers. Successes (2xx) log at INFO,
-    everything else at WARNING. A job that makes one attempt, which is most of
-    them, logs one line.
+    ``job_id`` attributes for structured handlers. Successes (2xx, and 444,
+    "nothing to do") log at INFO, everything else at WARNING. A timeout logs
+    408 and a cancellation 499, whatever code the task had set. A job that
+    makes one attempt, which is most of them, logs one line.
 
     Args:
         logger: Where to log; defaults to the ``workerpoolxt`` logger.
         log_successes: False drops the lines of successful attempts, 444 included.
-        log_nothing_to_do: False drops the lines of 444 ("nothing to do") attempts.
+        log_nothing_to_do: False drops the lines of 444 attempts only.
     """
     if logger is not None and not isinstance(logger, logging.Logger):
         raise TypeError(f"`logger` must be a logging.Logger or None, not {type(logger).__name__}")
@@ -85,30 +86,33 @@ def summary_log(
         try:
             value = await call_next()
         except BaseException as exc:
-            code = job.code
-            if code is None:
-                code = _failure_code(job, exc)
-            _write(log, job, code, trio.current_time() - started, exc)
+            _write(log, job, _failure_code(job, exc), trio.current_time() - started, exc)
             raise
         code = 200 if job.code is None else job.code
-        if (log_successes or code >= 300) and (log_nothing_to_do or code != 444):
-            _write(log, job, code, trio.current_time() - started, None)
+        if _is_success(code) and not (log_successes and (log_nothing_to_do or code != 444)):
+            return value
+        _write(log, job, code, trio.current_time() - started, None)
         return value
 
     return summary_log
 
 
+def _is_success(code: int) -> bool:
+    return 200 <= code < 300 or code == 444
+
+
 def _failure_code(job: JobContext, exc: BaseException) -> int:
+    # A timeout or a cancellation overrides any code the task set, as in the Result.
     if isinstance(exc, JobTimeoutError):
         return 408
     if isinstance(exc, trio.Cancelled):
         # The job's own deadline cancels it as a timeout; anything else is a withdrawal.
         return 408 if trio.current_time() >= job.deadline else 499
-    return 500
+    return 500 if job.code is None else job.code
 
 
 def _write(log: logging.Logger, job: JobContext, code: int, duration: float, error: BaseException | None) -> None:
-    level = logging.INFO if code < 300 else logging.WARNING
+    level = logging.INFO if _is_success(code) else logging.WARNING
     if not log.isEnabledFor(level):
         return
     outcome = "" if error is None else f": {type(error).__name__}: {error}"
