@@ -87,7 +87,8 @@ class Worker:
         self.current: JobHandle[Any] | None = None
         self.context: Context | None = None
         self.deadline = math.inf
-        self.started_at = 0.0
+        # None while a job waits for its rate-limited turn: it has not started.
+        self.started_at: float | None = 0.0
         self.attempts = 0
         self.last_error: Exception | None = None
         self.options: Options = EMPTY_OPTIONS
@@ -260,7 +261,12 @@ class Worker:
         return pool._finish(entry, status, data, error, attempts, now, code)
 
     async def _wait_for_turn(self, entry: JobHandle[Any], job: Job[Any]) -> None:
-        """Hold ``entry`` until its rate limiter lets it start, cancellable as a running job."""
+        """Hold ``entry`` until its rate limiter lets it start, cancellable as a running job.
+
+        The start is booked before the wait, so jobs start in queue order. A
+        job cancelled while it waits does not hand its booking on: the jobs
+        booked after it keep their times.
+        """
         limiter = self.pool._rate_for(job)
         assert limiter is not None
         now = self.pool._clock.current_time()
@@ -272,7 +278,7 @@ class Worker:
         self.context = None
         self.attempts = 0
         self.last_error = None
-        self.started_at = now
+        self.started_at = None
         scope = entry._scope = self.scope
         # The previous job's deadline must not fire on this one while it waits.
         scope.deadline = math.inf
