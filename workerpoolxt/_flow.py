@@ -17,7 +17,7 @@ import trio
 
 from ._current import running_pool
 from ._errors import JobTimeoutError, StepFailedError
-from ._job import Job, Options, is_async_callable, retry_on_classes
+from ._job import Job, Options, is_async_callable, retry_on_classes, task_name
 from ._pool import WorkerPool
 from ._result import Result
 from ._retry import Backoff
@@ -77,7 +77,7 @@ class Step:
         if not callable(task):
             raise TypeError(f"`task` must be callable, not {type(task).__name__}")
         if name is None:
-            name = getattr(task, "__name__", None) or type(task).__name__
+            name = task_name(task)
         elif not isinstance(name, str):
             raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
         if not isinstance(backoff, Backoff):
@@ -96,6 +96,7 @@ class Step:
         """Run the step on ``value`` and return its value; raise _StepGaveUp if it fails."""
         deadline = math.inf if self.timeout is None else trio.current_time() + self.timeout
         attempts = 0
+        last_error: Exception | None = None
         with trio.move_on_at(deadline):
             while True:
                 attempts += 1
@@ -104,8 +105,11 @@ class Step:
                 except Exception as exc:
                     if attempts > self.retry or not isinstance(exc, self.retry_on):
                         raise _StepGaveUp(attempts) from exc
+                    last_error = exc
                 await trio.sleep(self.backoff.delay(attempts))
-        raise _StepGaveUp(attempts) from JobTimeoutError(name=self.name, deadline=deadline)
+        timeout = JobTimeoutError(name=self.name, deadline=deadline)
+        timeout.__cause__ = last_error
+        raise _StepGaveUp(attempts) from timeout
 
     async def _attempt(self, value: Any) -> Any:
         if self.attempt_timeout is None:
@@ -118,7 +122,11 @@ class Step:
     async def _call(self, value: Any) -> Any:
         if is_async_callable(self.task):
             return await self.task(value)
-        return await trio.to_thread.run_sync(self.task, value)
+        returned = await trio.to_thread.run_sync(self.task, value)
+        # trio hands back a thread's value even if a deadline passed or the job
+        # was cancelled while it ran; that value comes too late to use.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return returned
 
 
 class _StepGaveUp(Exception):

@@ -51,6 +51,13 @@ def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None
     return classes
 
 
+def task_name(task: object) -> str:
+    """The name a task goes by: its ``__name__``, looking inside partials."""
+    while isinstance(task, functools.partial):
+        task = task.func
+    return getattr(task, "__name__", None) or type(task).__name__
+
+
 def is_async_callable(task: object) -> bool:
     if type(task) is types.FunctionType:  # the common case, without inspect's unwrapping
         return bool(task.__code__.co_flags & inspect.CO_COROUTINE)
@@ -186,10 +193,7 @@ class Job(Generic[T]):
         if name is None and isinstance(task, str):
             name = task
         elif name is None:
-            named: object = task
-            while isinstance(named, functools.partial):
-                named = named.func
-            name = getattr(named, "__name__", None) or type(named).__name__
+            name = task_name(task)
         elif not isinstance(name, str):
             raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
         if context is not None and not isinstance(context, Context):
