@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import Any
 
 import attrs
 import pytest
 import trio
 import trio.testing
+from helpers import Task, bounded, noop, result_of, sleeper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import wait_all_tasks_blocked
@@ -31,40 +31,6 @@ from workerpoolxt import (
     WorkerPool,
     WorkerPoolError,
 )
-
-Task = Callable[[wpxt.Options], Awaitable[Any]]
-P = ParamSpec("P")
-
-HANG = 1_000.0
-"""Virtual seconds after which a test counts as hung; under the autojump clock a lost wakeup fails at once."""
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def bounded(test: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
-    """Make ``test`` fail with TooSlowError, rather than hang, if it outlives HANG virtual seconds."""
-
-    @functools.wraps(test)
-    async def run_bounded(*args: P.args, **kwargs: P.kwargs) -> None:
-        with trio.fail_after(HANG):
-            await test(*args, **kwargs)
-
-    return run_bounded
-
-
-async def noop(options: wpxt.Options) -> None:
-    """Return at once."""
-
-
-def sleeper(seconds: float, value: object = None) -> Task:
-    """A task that sleeps ``seconds`` on the trio clock, then returns ``value``."""
-
-    async def sleep_then_return(options: wpxt.Options) -> object:
-        await trio.sleep(seconds)
-        return value
-
-    return sleep_then_return
 
 
 def raiser(error: BaseException, after: float = 0) -> Task:
@@ -101,12 +67,6 @@ class Gauge:
             return key
 
         return tracked
-
-
-def result_of(handle: JobHandle[Any]) -> Result[Any]:
-    """The handle's Result, which must be there."""
-    assert handle.result is not None, f"{handle!r} has no result"
-    return handle.result
 
 
 def timeline(results: list[Result[Any]]) -> list[tuple[int, Status, float]]:

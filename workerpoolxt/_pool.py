@@ -20,7 +20,17 @@ from ._rate import Gcra
 from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
-from ._schedule import Series, Timers, any_delay, check_counts, clock_time, run_batches, run_each, run_every
+from ._schedule import (
+    Series,
+    Timers,
+    any_delay,
+    check_counts,
+    clock_time,
+    run_batches,
+    run_each,
+    run_every,
+    submit_batch,
+)
 from ._trio_thread import in_trio_thread
 from ._validation import Seconds, count, optional_seconds, rate, to_seconds
 from ._worker import Worker
@@ -225,18 +235,30 @@ class WorkerPool:
             self._start_service(self._ramp, self._ramp_up, name="workerpoolxt ramp-up")
         return self
 
-    def _start_service(self, function: Callable[..., Awaitable[object]], *args: object, name: str) -> None:
-        """Run ``function(*args)`` in the pool's nursery until it returns or the pool closes."""
+    def _start_service(
+        self, function: Callable[..., Awaitable[object]], *args: object, name: str, until_closed: bool = True
+    ) -> None:
+        """Run ``function(*args)`` in the pool's nursery.
+
+        With ``until_closed`` it is cancelled when the pool closes; otherwise
+        the pool's exit waits for it, as it waits for its workers.
+        """
         nursery = self._nursery
         assert nursery is not None
+        # Registered now, not when the task first runs, so a close in between
+        # still reaches it.
+        scope = trio.CancelScope()
+        if until_closed:
+            self._services.add(scope)
+            if self._closed:
+                scope.cancel()
 
         async def service() -> None:
-            with trio.CancelScope() as scope:
-                self._services.add(scope)
-                try:
+            try:
+                with scope:
                     await function(*args)
-                finally:
-                    self._services.discard(scope)
+            finally:
+                self._services.discard(scope)
 
         nursery.start_soon(service, name=name)
 
@@ -388,7 +410,8 @@ class WorkerPool:
 
         A time that has passed, or is now, queues the job at once, as
         ``submit()`` does. Until its time the job waits outside the queue, so
-        ``max_queue`` does not count it; ``handle.cancel()`` ends it
+        ``max_queue`` does not count it, and it joins the queue when its time
+        comes even if the queue is full; ``handle.cancel()`` ends it
         ``CANCELLED``. No stop waits for its time: any stop ends it
         ``ABANDONED``, or ``CANCELLED`` under ``stop(cancel_running=True)``.
 
@@ -396,7 +419,8 @@ class WorkerPool:
         queued at once.
         """
         at = clock_time(when, "when")
-        return in_trio_thread(lambda: self._submit_at(job, at))
+        checked = self._check_accepts(job)
+        return in_trio_thread(lambda: self._submit_at(checked, at, 0.0))
 
     def submit_in(self, job: Job[T], delay: Seconds) -> JobHandle[T]:
         """Queue ``job`` after ``delay`` seconds (a number or a timedelta); see ``submit_at()``.
@@ -404,11 +428,14 @@ class WorkerPool:
         A delay of zero or less queues the job at once.
         """
         seconds = any_delay(delay, "delay")
-        return in_trio_thread(lambda: self._submit_at(job, self._clock.current_time() + seconds))
+        checked = self._check_accepts(job)
+        return in_trio_thread(lambda: self._submit_at(checked, None, seconds))
 
-    def _submit_at(self, job: Job[T], when: float) -> JobHandle[T]:
-        job = self._check_accepts(job)
+    def _submit_at(self, job: Job[T], when: float | None, delay: float) -> JobHandle[T]:
+        job = self._check_accepts(job)  # again: the pool may have stopped while a thread handed this over
         now = self._clock.current_time()
+        if when is None:
+            when = now + delay
         if when <= now:
             return self.submit(job)
         handle = JobHandle(self, job, self._next_id, now)
@@ -433,32 +460,41 @@ class WorkerPool:
         one interval after it, if ``first_at_once`` is false), so they never
         drift. With ``overlap`` false, a tick that finds the previous run not
         done (still queued or running) is skipped and counted in
-        ``Series.skipped``. Each run is an ordinary job with its own Result.
+        ``Series.skipped``, as is a tick that finds the queue at ``max_queue``.
+        Each run is an ordinary job with its own Result. A first run at once is
+        submitted by this call itself, so it runs even if the pool stops next.
         """
         seconds = to_seconds(interval, "interval")
         _check_flag(overlap, "overlap")
         _check_flag(first_at_once, "first_at_once")
 
+        self._check_series(job)
+
         def start() -> Series:
             checked = self._check_series(job)
-            origin = self._clock.current_time() + (0.0 if first_at_once else seconds)
-            return self._start_series(checked, run_every, checked, origin, seconds, overlap)
+            series = Series(self, checked.name)
+            origin = self._clock.current_time()
+            # The first run is submitted now, as submit() would, so leaving the block at once still runs it.
+            previous = series._submit(checked, None) if first_at_once else None
+            return self._start_series(series, run_every, checked, origin, seconds, overlap, previous)
 
         return in_trio_thread(start)
 
     def submit_each(self, job: Job[Any], receive_channel: trio.abc.ReceiveChannel[Any]) -> Series:
         """Submit ``job`` once per item received from ``receive_channel``, as ``current_job().item``.
 
-        The series ends when the channel closes (and it then closes its own
-        end), or when it or the pool stops. With ``max_queue`` set it waits
+        The series ends when the channel closes, or is closed by its owner
+        (it then closes its own end), or when it or the pool stops. With ``max_queue`` set it waits
         for room before receiving more, so the sender feels the back-pressure.
         """
         if not isinstance(receive_channel, trio.abc.ReceiveChannel):
             raise TypeError(f"`receive_channel` must be a trio ReceiveChannel, not {type(receive_channel).__name__}")
 
+        self._check_series(job)
+
         def start() -> Series:
             checked = self._check_series(job)
-            return self._start_series(checked, run_each, checked, receive_channel)
+            return self._start_series(Series(self, checked.name), run_each, checked, receive_channel)
 
         return in_trio_thread(start)
 
@@ -475,9 +511,11 @@ class WorkerPool:
         Each run sees ``current_job().tick`` (``i``) and ``.index`` (its place in
         the batch). A batch still unfinished when the next tick's slot begins
         is logged as a warning on the ``workerpoolxt`` logger; the next batch
-        starts on time anyway. ``on_complete(results)``, a plain or async
-        callable, gets every run's Result in tick and index order once all
-        runs are done, unless the series was stopped first; if it raises, the
+        starts on time anyway. The first batch is submitted by this call
+        itself, and a later one waits for room if ``max_queue`` is reached.
+        ``on_complete(results)``, a plain or async callable, gets every run's
+        Result in tick and index order once all runs are done, unless the
+        series was stopped before its last batch was out; if it raises, the
         error is logged.
         """
         checked_counts = check_counts(counts)
@@ -485,10 +523,15 @@ class WorkerPool:
         if on_complete is not None and not callable(on_complete):
             raise TypeError(f"`on_complete` must be callable or None, not {type(on_complete).__name__}")
 
+        self._check_series(job)
+
         def start() -> Series:
             checked = self._check_series(job)
+            series = Series(self, checked.name)
             origin = self._clock.current_time()
-            return self._start_series(checked, run_batches, checked, origin, checked_counts, seconds, on_complete)
+            # The first batch is submitted now, as submit() would, so leaving the block at once still runs it.
+            first = submit_batch(series, checked, 0, checked_counts[0]) if checked_counts else []
+            return self._start_series(series, run_batches, checked, origin, checked_counts, seconds, on_complete, first)
 
         return in_trio_thread(start)
 
@@ -498,12 +541,11 @@ class WorkerPool:
             raise PoolClosedError("the pool is stopping and starts no new series")
         return checked
 
-    def _start_series(self, job: Job[Any], body: Callable[..., Awaitable[None]], *args: Any) -> Series:
-        series = Series(self, job.name)
+    def _start_series(self, series: Series, body: Callable[..., Awaitable[None]], *args: Any) -> Series:
         self._series.add(series)
-        self._start_service(
-            series._run, functools.partial(body, series, *args), name=f"workerpoolxt series {job.name!r}"
-        )
+        run = functools.partial(body, series, *args)
+        # Not cancelled on close: a series' last step, on_complete, runs after its runs end.
+        self._start_service(series._run, run, name=f"workerpoolxt series {series.name!r}", until_closed=False)
         return series
 
     # -- stopping ----------------------------------------------------------
@@ -551,8 +593,8 @@ class WorkerPool:
         self._stop_level = level
         self._pause_depth = 0
         for series in list(self._series):
-            series.stop()
-        self._end_timers(level)
+            series._stop()
+        self._end_timers(level, reason)
         if level >= _STOPPING:
             self._abandon_queued()
         if level == _HALTING:
@@ -563,10 +605,10 @@ class WorkerPool:
         self._room.unpark_all()
         self._maybe_close()
 
-    def _end_timers(self, level: int) -> None:
+    def _end_timers(self, level: int, reason: str = "") -> None:
         """End the jobs still waiting for their time: no stop waits for a time to come."""
         if level == _HALTING:
-            reason = "its pool was stopped with cancel_running=True before its time came"
+            reason = f"{reason} before its time came"
             self._timers.end_all(
                 lambda entry: self._finish(
                     entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None

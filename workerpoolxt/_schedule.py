@@ -13,15 +13,18 @@ queue are handled as the stop handles any queued job.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
 from ._job import is_async_callable
+from ._trio_thread import in_trio_thread
 from ._validation import Seconds, count, to_seconds
 
 if TYPE_CHECKING:
@@ -112,7 +115,7 @@ class Series:
     stop of the pool stops its series.
     """
 
-    __slots__ = ("_done", "_pending", "_pool", "_scope", "_stopped", "name", "skipped", "submitted")
+    __slots__ = ("_done", "_epilogue", "_pending", "_pool", "_scope", "_stopped", "name", "skipped", "submitted")
 
     def __init__(self, pool: WorkerPool, name: str) -> None:
         self._pool = pool
@@ -121,12 +124,15 @@ class Series:
         self.submitted = 0
         """Runs submitted to the pool so far."""
         self.skipped = 0
-        """Ticks of ``submit_every(overlap=False)`` skipped because the previous run was not done."""
+        """Ticks skipped: by ``submit_every(overlap=False)`` while the previous run
+        was not done, or because the queue was at ``max_queue``."""
         self._stopped = False
         self._scope: trio.CancelScope | None = None
         self._done = trio.Event()
         # Runs not known to be done, kept so wait() can wait for them.
         self._pending: list[JobHandle[Any]] = []
+        # What runs once every run is done, if the series got that far (on_complete).
+        self._epilogue: Callable[[], Awaitable[None]] | None = None
 
     @property
     def stopped(self) -> bool:
@@ -139,10 +145,11 @@ class Series:
         return self._done.is_set()
 
     def stop(self) -> None:
-        """Start no more runs. Runs already submitted go on; ``wait()`` waits for them."""
-        self._stopped = True
-        if self._scope is not None:
-            self._scope.cancel(reason=f"workerpoolxt series {self.name!r} was stopped")
+        """Start no more runs. Runs already submitted go on; ``wait()`` waits for them.
+
+        A plain task may call it from its worker thread.
+        """
+        in_trio_thread(self._stop)
 
     async def wait(self) -> None:
         """Wait until the series is done: stopped, and every run it submitted finished."""
@@ -154,10 +161,15 @@ class Series:
 
     # -- the pool's side -------------------------------------------------------
 
+    def _stop(self) -> None:
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel(reason=f"workerpoolxt series {self.name!r} was stopped")
+
     def _submit(self, job: Job[Any], meta: dict[str, Any] | None) -> JobHandle[Any] | None:
         """Submit one run, or return None (and stop) if the pool no longer takes runs."""
         if self._stopped or self._pool._stop_level:
-            self.stop()
+            self._stop()
             return None
         handle = self._pool._enqueue(job, meta)
         self.submitted += 1
@@ -167,7 +179,7 @@ class Series:
         pending.append(handle)
         return handle
 
-    async def _run(self, body: Callable[[], Any]) -> None:
+    async def _run(self, body: Callable[[], Awaitable[None]]) -> None:
         try:
             with trio.CancelScope() as self._scope:
                 if self._stopped:
@@ -175,8 +187,11 @@ class Series:
                 await body()
             self._stopped = True
             self._scope = None
+            # Outside the stop's reach: every run submitted gets waited for.
             for handle in self._pending:
                 await handle.wait()
+            if self._epilogue is not None:
+                await self._epilogue()
         finally:
             self._stopped = True
             self._pending = []
@@ -184,15 +199,28 @@ class Series:
             self._pool._series.discard(self)
 
 
-async def run_every(series: Series, job: Job[Any], origin: float, interval: float, overlap: bool) -> None:
-    """Submit ``job`` at ``origin + k * interval``, k = 0, 1, ..., on a grid that never drifts."""
-    previous: JobHandle[Any] | None = None
-    tick = 0
+async def run_every(
+    series: Series,
+    job: Job[Any],
+    origin: float,
+    interval: float,
+    overlap: bool,
+    previous: JobHandle[Any] | None,
+) -> None:
+    """Submit ``job`` at ``origin + k * interval`` for k = 1, 2, ..., on a grid that never drifts.
+
+    The caller has submitted the run at ``origin`` already, if there is one.
+    """
+    pool = series._pool
+    tick = 1
     while True:
         await trio.sleep_until(origin + tick * interval)
         tick += 1
         if not overlap and previous is not None and previous._result is None:
             series.skipped += 1
+            continue
+        if pool._max_queue is not None and pool._waiting >= pool._max_queue:
+            series.skipped += 1  # a tick runs on time or not at all
             continue
         previous = series._submit(job, None)
         if previous is None:
@@ -202,12 +230,24 @@ async def run_every(series: Series, job: Job[Any], origin: float, interval: floa
 async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChannel[Any]) -> None:
     """Submit ``job`` once per item received, until the channel closes; then close our end."""
     pool = series._pool
-    async with channel:
-        async for item in channel:
-            # With max_queue set, wait for room, so the channel's sender feels the back-pressure.
-            await pool._wait_for_room()
-            if series._submit(job, {"item": item}) is None:
-                return
+    with contextlib.suppress(trio.ClosedResourceError):  # closed by its owner: the series ends
+        async with channel:
+            async for item in channel:
+                # With max_queue set, wait for room, so the channel's sender feels the back-pressure.
+                await pool._wait_for_room()
+                if series._submit(job, {"item": item}) is None:
+                    return
+
+
+def submit_batch(series: Series, job: Job[Any], tick: int, runs: int) -> list[JobHandle[Any]] | None:
+    """Submit one tick's batch, or return None if the series or the pool has stopped."""
+    batch = []
+    for index in range(runs):
+        handle = series._submit(job, {"tick": tick, "index": index})
+        if handle is None:
+            return None
+        batch.append(handle)
+    return batch
 
 
 async def run_batches(
@@ -217,31 +257,43 @@ async def run_batches(
     counts: Sequence[int],
     tick: float,
     on_complete: Callable[[list[Result[Any]]], Any] | None,
+    first: list[JobHandle[Any]] | None,
 ) -> None:
-    """Submit ``counts[i]`` runs at ``origin + i * tick``; warn of ticks that overrun their slot."""
-    every_run: list[JobHandle[Any]] = []
+    """Submit ``counts[i]`` runs at ``origin + i * tick``; warn of ticks that overrun their slot.
+
+    The caller has submitted the first batch already.
+    """
+    if first is None:
+        return
+    every_run = list(first)
+    pool = series._pool
     async with trio.open_nursery() as watchers:
-        for index, runs in enumerate(counts):
+        watchers.start_soon(_watch_tick, series.name, 0, first, origin + tick, tick)
+        for index in range(1, len(counts)):
             await trio.sleep_until(origin + index * tick)
-            batch = []
-            for position in range(runs):
-                handle = series._submit(job, {"tick": index, "index": position})
-                if handle is None:
-                    return
-                batch.append(handle)
+            if counts[index]:
+                await pool._wait_for_room()
+            batch = submit_batch(series, job, index, counts[index])
+            if batch is None:
+                return
             every_run.extend(batch)
             watchers.start_soon(_watch_tick, series.name, index, batch, origin + (index + 1) * tick, tick)
-    series._stopped = True
-    for handle in every_run:
-        await handle.wait()
-    if on_complete is not None:
-        results = [handle.result for handle in every_run]
-        try:
-            outcome = on_complete(results)  # type: ignore[arg-type]  # every handle is done
-            if is_async_callable(on_complete):
-                await outcome
-        except Exception:
-            _logger.exception("on_complete of the batches of %r raised", series.name)
+        # Every batch is out: the series starts nothing more, whatever the watchers still see.
+        series._stopped = True
+        if on_complete is not None:
+            series._epilogue = functools.partial(_complete, series.name, on_complete, every_run)
+
+
+async def _complete(
+    name: str, on_complete: Callable[[list[Result[Any]]], Any], every_run: list[JobHandle[Any]]
+) -> None:
+    results = [handle.result for handle in every_run]
+    try:
+        outcome = on_complete(results)  # type: ignore[arg-type]  # every handle is done
+        if is_async_callable(on_complete):
+            await outcome
+    except Exception:
+        _logger.exception("on_complete of the batches of %r raised", name)
 
 
 async def _watch_tick(name: str, index: int, batch: list[JobHandle[Any]], slot_end: float, tick: float) -> None:
@@ -250,6 +302,8 @@ async def _watch_tick(name: str, index: int, batch: list[JobHandle[Any]], slot_e
             await handle.wait()
         return
     unfinished = sum(handle._result is None for handle in batch)
+    if not unfinished:  # the last run ended at the very end of the slot
+        return
     _logger.warning(
         "tick %d of %r overran its %gs slot: %d of %d runs unfinished",
         index,

@@ -274,18 +274,26 @@ class Worker:
         if start <= now:
             return
         # A cancellation while waiting finds the job through these, as if it ran.
+        context = job.context if job.context is not None else self.pool._context
         self.current = entry
-        self.context = None
+        self.context = context
         self.attempts = 0
         self.last_error = None
         self.started_at = None
         scope = entry._scope = self.scope
         # The previous job's deadline must not fire on this one while it waits.
         scope.deadline = math.inf
+        if context is not None:
+            context._attach(scope)
         try:
             await trio.sleep_until(start)
         finally:
             entry._scope = None
+            if context is not None:
+                context._detach(scope)
+        # _execute() may still end the job without running it (its Context
+        # expired meanwhile); nothing must then take it for the running job.
+        self.current = None
 
     async def _through_middleware(self, index: int) -> Any:
         """Run the job's middleware from ``index`` inward, and the attempt inside them."""

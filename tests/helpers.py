@@ -1,0 +1,68 @@
+"""Helpers shared by the test modules: tasks, a hang guard and result access."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
+
+import trio
+
+import workerpoolxt as wpxt
+from workerpoolxt import JobHandle, Result
+
+Task = Callable[[wpxt.Options], Awaitable[Any]]
+P = ParamSpec("P")
+
+HANG = 1_000.0
+"""Virtual seconds after which a test counts as hung; under the autojump clock a lost wakeup fails at once."""
+
+
+def bounded(test: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+    """Make ``test`` fail with TooSlowError, rather than hang, if it outlives HANG virtual seconds."""
+
+    @functools.wraps(test)
+    async def run_bounded(*args: P.args, **kwargs: P.kwargs) -> None:
+        with trio.fail_after(HANG):
+            await test(*args, **kwargs)
+
+    return run_bounded
+
+
+async def noop(options: wpxt.Options) -> None:
+    """Return at once."""
+
+
+def sleeper(seconds: float, value: object = None) -> Task:
+    """A task that sleeps ``seconds`` on the trio clock, then returns ``value``."""
+
+    async def sleep_then_return(options: wpxt.Options) -> object:
+        await trio.sleep(seconds)
+        return value
+
+    return sleep_then_return
+
+
+class Starts:
+    """Tasks that record when they start, then sleep; ``log`` holds (key, virtual start time)."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[object, float]] = []
+
+    def task(self, key: object, seconds: float = 0) -> Task:
+        async def record_then_sleep(options: wpxt.Options) -> object:
+            self.log.append((key, trio.current_time()))
+            await trio.sleep(seconds)
+            return key
+
+        return record_then_sleep
+
+    def times(self, key: object = None) -> list[float]:
+        """Start times, of every task or of those recorded under ``key``."""
+        return [when for k, when in self.log if key is None or k == key]
+
+
+def result_of(handle: JobHandle[Any]) -> Result[Any]:
+    """The handle's Result, which must be there."""
+    assert handle.result is not None, f"{handle!r} has no result"
+    return handle.result
