@@ -474,3 +474,17 @@ async def test_cancelling_the_context_of_a_job_waiting_for_its_turn_cancels_it_a
     assert result_of(first).status is Status.SUCCEEDED
     assert (result.status, result.attempts, result.started_at) == (Status.CANCELLED, 0, None)
     assert "Context" in str(result.error)
+
+
+async def test_a_job_whose_context_is_already_cancelled_ends_without_waiting_for_its_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A job reaching its rate wait with a cancelled Context ends CANCELLED at once, not at its turn."""
+    context = wpxt.Context()
+    context.cancel()
+    async with WorkerPool(2, max_per_second=0.1) as pool:
+        pool.submit(Job(noop, name="first"))
+        doomed = pool.submit(Job(noop, name="doomed", context=context))
+        result = await doomed.wait()
+        assert trio.current_time() == 0.0
+    assert (result.status, result.attempts) == (Status.CANCELLED, 0)

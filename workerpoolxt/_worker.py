@@ -273,8 +273,10 @@ class Worker:
         start = limiter.reserve(now)
         if start <= now:
             return
-        # A cancellation while waiting finds the job through these, as if it ran.
         context = job.context if job.context is not None else self.pool._context
+        if context is not None and context.cancelled:
+            return  # _execute() ends it now
+        # A cancellation while waiting finds the job through these, as if it ran.
         self.current = entry
         self.context = context
         self.attempts = 0
