@@ -28,6 +28,11 @@ def measure(kind: str, name: str, n: int, workers: int) -> dict[str, object]:
 
         seconds, collected, lateness = getattr(_timeouts, name)(n, workers)
         return {"seconds": seconds, "collected": collected, "lateness": lateness}
+    if kind == "stores":
+        from . import _stores
+
+        result: dict[str, object] = getattr(_stores, name)(n)
+        return result
     raise ValueError(f"unknown measurement kind {kind!r}")
 
 

@@ -122,6 +122,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         else "timeout lateness p99"
     )
     add(figure, "≤ 2 ms", value, lambda v: v <= 2.0, f"{value or 0:.2f} ms")
+
+    stores = {row["scenario"]: row for row in results.get("stores", []) if "error" not in row}
+
+    def end_to_end(key: str) -> float | None:
+        row = stores.get(key)
+        return None if row is None else float(row["end_to_end_per_s"])
+
+    for key, name in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        value = end_to_end(key)
+        add(f"{name} store end to end", "≥ 5,000 jobs/s", value, lambda v: v >= 5000, f"{value or 0:,.0f} jobs/s")
+    ours, theirs = end_to_end("postgres"), end_to_end("procrastinate")
+    value = None if ours is None or theirs is None else ours / theirs
+    add("PostgreSQL store end to end vs procrastinate", "≥ 10 x", value, lambda v: v >= 10, f"{value or 0:.1f}x")
     return rows
 
 
@@ -252,6 +265,23 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         header = ["runner", "workers", "jobs", "p50 late ms", "p99 late ms", "max late ms", "jobs/s"]
         lines += [*_table(header, rows), ""]
+
+    if results.get("stores"):
+        lines += [
+            "## Durable stores",
+            "",
+            "Enqueue: tasks stored in batches of 1,000. End to end: from the first enqueue until every task has "
+            "been claimed, run (a no-op) and completed, by one worker process with 128 slots. Each row in a fresh "
+            "file, schema or database; PostgreSQL is the local server.",
+            "",
+        ]
+        rows = [
+            [row["label"], f"{row['n']:,}", "not measured", row["error"]]
+            if "error" in row
+            else [row["label"], f"{row['n']:,}", f"{row['enqueue_per_s']:,.0f}", f"{row['end_to_end_per_s']:,.0f}"]
+            for row in results["stores"]
+        ]
+        lines += [*_table(["store", "tasks", "enqueue jobs/s", "end to end jobs/s"], rows), ""]
 
     lines += ["## Targets", ""]
     rows = [[row["figure"], row["target"], row["measured"], _met(row["met"])] for row in results["targets"]]

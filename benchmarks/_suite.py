@@ -88,6 +88,7 @@ class Settings:
     sync_max_n: int
     memory_n: int
     timeout_n: int
+    store_n: int
     timeout_workers: list[int]
     parts: set[str]
     output: Path
@@ -142,7 +143,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--sync-max-n", type=_count, help="largest size for the thread rows (default 100k)")
     parser.add_argument("--memory-n", type=_count, help="jobs in the peak-RSS scenarios (default 1M)")
     parser.add_argument("--timeout-n", type=_count, help="jobs in the timeout scenarios (default 10k)")
-    parser.add_argument("--parts", default="throughput,memory,timeouts", help="which parts to run")
+    parser.add_argument("--parts", default="throughput,memory,timeouts,stores", help="which parts to run")
+    parser.add_argument("--store-n", type=_count, help="tasks per durable-store run (default 20k; procrastinate 1/4)")
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).resolve().parent, help="where results.json and results.png go"
     )
@@ -151,7 +153,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     smoke = bool(args.smoke)
     timeout_n = args.timeout_n or (160 if smoke else 10_000)
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    unknown = parts - {"throughput", "memory", "timeouts"}
+    unknown = parts - {"throughput", "memory", "timeouts", "stores"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     return Settings(
@@ -164,6 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         memory_n=args.memory_n or (5_000 if smoke else 1_000_000),
         timeout_n=timeout_n,
         timeout_workers=[16, timeout_n],
+        store_n=args.store_n or (200 if smoke else 20_000),
         parts=parts,
         output=args.output,
         smoke=smoke,
@@ -307,6 +310,34 @@ def measure_timeouts(settings: Settings, progress: Callable[[str], None]) -> lis
     return rows
 
 
+# (key, label, share of store_n): the durable-store rows. procrastinate runs a
+# quarter of the tasks, as it is an order of magnitude slower.
+STORE_SCENARIOS: tuple[tuple[str, str, int], ...] = (
+    ("sqlite", "workerpoolxt SQLiteStore", 1),
+    ("postgres", "workerpoolxt PostgresStore", 1),
+    ("procrastinate", "procrastinate 3 (same PostgreSQL)", 4),
+)
+
+
+def measure_stores(settings: Settings, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Durable-store throughput: enqueue and end to end, one worker process with 128 slots."""
+    rows: list[dict[str, Any]] = []
+    for key, label, divisor in STORE_SCENARIOS:
+        n = max(settings.store_n // divisor, 1)
+        try:
+            measurement = run_child("stores", key, n)
+        except RuntimeError as error:  # no server, or the optional peer missing: the row says so
+            rows.append({"scenario": key, "label": label, "n": n, "error": str(error).splitlines()[0]})
+            progress(f"stores {label}: not measured ({rows[-1]['error']})")
+            continue
+        rows.append({"scenario": key, "label": label, "n": n, **measurement})
+        progress(
+            f"stores {label} n={n:,}: enqueue {measurement['enqueue_per_s']:,.0f}/s, "
+            f"end to end {measurement['end_to_end_per_s']:,.0f}/s"
+        )
+    return rows
+
+
 # -- putting it together ------------------------------------------------------------
 
 
@@ -392,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "concurrency": 16,
             "memory_n": settings.memory_n,
             "timeout_n": settings.timeout_n,
+            "store_n": settings.store_n,
             "timeout_seconds": TIMEOUT_SECONDS,
             "timeout_workers": settings.timeout_workers,
             "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
@@ -399,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "throughput": [],
         "memory": [],
         "timeouts": [],
+        "stores": [],
     }
     if "throughput" in settings.parts:
         results["throughput"] = measure_throughput(settings, progress)
@@ -406,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["memory"] = measure_memory(settings, progress)
     if "timeouts" in settings.parts:
         results["timeouts"] = measure_timeouts(settings, progress)
+    if "stores" in settings.parts:
+        results["stores"] = measure_stores(settings, progress)
     results["scaling"] = _report.scaling(results["throughput"])
     results["targets"] = _report.targets(results)
     results["notes"] = plan_notes(settings)

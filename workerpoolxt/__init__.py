@@ -3,6 +3,7 @@
 from . import middleware
 from ._context import Context
 from ._current import Code, JobContext, current_job
+from ._durable import DurableWorker, DurableWorkerStatistics
 from ._errors import (
     HandlerExistsError,
     JobAbandonedError,
@@ -18,15 +19,30 @@ from ._flow import Step, chain, fan_out
 from ._handle import JobHandle
 from ._job import Job, Options
 from ._pool import PoolStatistics, WorkerPool
+from ._postgres import PostgresConnectionError, PostgresStore
 from ._registry import Registry
 from ._result import Result, Status
 from ._retry import Backoff
 from ._schedule import Series
+from ._sqlite import SQLiteStore
+from ._store import (
+    CancelTask,
+    Order,
+    Store,
+    StoreStatistics,
+    TaskConflictError,
+    TaskNotFoundError,
+    TaskRecord,
+    TaskStatus,
+)
 
 __all__ = [
     "Backoff",
+    "CancelTask",
     "Code",
     "Context",
+    "DurableWorker",
+    "DurableWorkerStatistics",
     "HandlerExistsError",
     "Job",
     "JobAbandonedError",
@@ -35,15 +51,25 @@ __all__ = [
     "JobHandle",
     "JobTimeoutError",
     "Options",
+    "Order",
     "PoolClosedError",
     "PoolStatistics",
+    "PostgresConnectionError",
+    "PostgresStore",
     "QueueFullError",
     "Registry",
     "Result",
+    "SQLiteStore",
     "Series",
     "Status",
     "Step",
     "StepFailedError",
+    "Store",
+    "StoreStatistics",
+    "TaskConflictError",
+    "TaskNotFoundError",
+    "TaskRecord",
+    "TaskStatus",
     "UnknownHandlerError",
     "WorkerPool",
     "WorkerPoolError",

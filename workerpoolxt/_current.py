@@ -119,7 +119,14 @@ class JobContext:
 
     @property
     def attempt(self) -> int:
-        """The attempt running now, from 1 (read it while the job runs)."""
+        """The attempt running now, from 1 (read it while the job runs).
+
+        For a durable task it counts the task's attempts in its store, across
+        workers and processes.
+        """
+        meta = self._entry._meta
+        if meta is not None and "task_attempt" in meta:
+            return int(meta["task_attempt"])
         return self._worker.attempts
 
     @property
@@ -163,6 +170,12 @@ class JobContext:
         """This run's position within its batch, from 0, for a job that ``submit_batches()`` started."""
         meta = self._entry._meta
         return None if meta is None else meta.get("index")
+
+    @property
+    def task_id(self) -> int | None:
+        """The durable task's id in its store, for a job that a ``DurableWorker`` runs."""
+        meta = self._entry._meta
+        return None if meta is None else meta.get("task_id")
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""

@@ -1,0 +1,118 @@
+"""Tests for ``MemoryStore`` alone: exact virtual times under the autojump clock, and argument checks.
+
+``tests/test_store_contract.py`` runs the behaviour every store shares; here the
+store reads ``trio.current_time``, so leases and wake-ups land at exact times.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from workerpoolxt import Job
+from workerpoolxt._store import StoreStatistics, TaskStatus
+from workerpoolxt.testing import MemoryStore
+
+
+def virtual_store() -> MemoryStore:
+    return MemoryStore(clock=trio.current_time)
+
+
+async def test_lease_expires_at_exact_virtual_times(autojump_clock: trio.testing.MockClock) -> None:
+    """A heartbeat exactly ``lease`` old still holds; a moment later another worker reclaims, then it is dead."""
+    store = virtual_store()
+    [task_id] = await store.enqueue([Job("handler", retry=1)])
+    [first] = await store.claim("w1", 1, lease=2.0)
+    assert (first.started_at, first.heartbeat_at) == (0.0, 0.0)
+    await trio.sleep(2.0)
+    assert await store.claim("w2", 1, lease=2.0) == []
+    await trio.sleep(0.5)
+    [second] = await store.claim("w2", 1, lease=2.0)
+    assert (second.id, second.attempts, second.worker_id) == (task_id, 2, "w2")
+    assert (second.started_at, second.heartbeat_at) == (2.5, 2.5)
+    await trio.sleep(1.5)
+    assert await store.heartbeat([task_id], worker_id="w2") == [task_id]
+    assert (await store.get(task_id)).heartbeat_at == 4.0
+    await trio.sleep(2.0)
+    assert await store.claim("w3", 1, lease=2.0) == []
+    assert (await store.get(task_id)).status is TaskStatus.RUNNING
+    await trio.sleep(0.25)
+    assert await store.claim("w3", 1, lease=2.0) == []
+    dead = await store.get(task_id)
+    assert (dead.status, dead.error_type, dead.finished_at) == (TaskStatus.DEAD, "LeaseExpired", 6.25)
+    assert trio.current_time() == 6.25
+
+
+async def test_wait_wakes_when_another_task_completes(autojump_clock: trio.testing.MockClock) -> None:
+    """wait() returns exactly when another task completes the task, at t=3.0."""
+    store = virtual_store()
+    [task_id] = await store.enqueue([Job("handler")])
+    await store.claim("w1", 1)
+
+    async def complete_at_three() -> None:
+        await trio.sleep(3.0)
+        await store.complete(task_id, "done", worker_id="w1")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(complete_at_three)
+        record = await store.wait(task_id)
+        assert trio.current_time() == 3.0
+    assert (record.status, record.result, record.finished_at) == (TaskStatus.SUCCEEDED, "done", 3.0)
+
+
+async def test_wait_for_work_wakes_at_enqueue(autojump_clock: trio.testing.MockClock) -> None:
+    """wait_for_work() returns exactly when a task is enqueued, long before its timeout."""
+    store = virtual_store()
+
+    async def enqueue_at(when: float) -> None:
+        await trio.sleep_until(when)
+        await store.enqueue([Job("handler")])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(enqueue_at, 1.25)
+        await store.wait_for_work(10.0)
+        assert trio.current_time() == 1.25
+    assert await store.stats() == StoreStatistics(queued=1)
+
+
+async def test_wait_for_work_times_out_exactly(autojump_clock: trio.testing.MockClock) -> None:
+    """With nothing happening, wait_for_work() returns at its timeout exactly."""
+    store = virtual_store()
+    await store.wait_for_work(2.0)
+    assert trio.current_time() == 2.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        pytest.param({"limit": 0}, ValueError, "`limit`", id="limit-zero"),
+        pytest.param({"limit": True}, ValueError, "`limit`", id="limit-bool"),
+        pytest.param({"lease": 0}, ValueError, "`lease`", id="lease-zero"),
+        pytest.param({"lease": math.inf}, ValueError, "`lease`", id="lease-inf"),
+        pytest.param({"order": "random"}, ValueError, "`order`", id="order-unknown"),
+        pytest.param({"order": 1}, TypeError, "`order`", id="order-int"),
+        pytest.param({"worker_id": ""}, TypeError, "`worker_id`", id="worker-id-empty"),
+        pytest.param({"worker_id": None}, TypeError, "`worker_id`", id="worker-id-none"),
+    ],
+)
+async def test_claim_checks_arguments(arguments: dict[str, Any], error: type[Exception], message: str) -> None:
+    """A bad claim() argument is a TypeError or ValueError naming it, and claims nothing."""
+    store = virtual_store()
+    await store.enqueue([Job("handler")])
+    call: dict[str, Any] = {"worker_id": "w1", "limit": 1} | arguments
+    with pytest.raises(error, match=message):
+        await store.claim(**call)
+    assert await store.stats() == StoreStatistics(queued=1)
+
+
+@pytest.mark.parametrize("priority", ["x", 1.5, True])
+async def test_enqueue_checks_priority(priority: Any) -> None:
+    """A priority that is not an int is a TypeError naming `priority`, and stores nothing."""
+    store = virtual_store()
+    with pytest.raises(TypeError, match="`priority`"):
+        await store.enqueue([Job("handler")], priority=priority)
+    assert await store.stats() == StoreStatistics()

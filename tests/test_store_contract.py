@@ -1,0 +1,733 @@
+"""The contract every durable store keeps: one suite, run against MemoryStore, SQLiteStore and PostgresStore.
+
+The stores keep wall-clock times (``time.time()``) and the database stores run
+in threads, so these tests use trio's real clock with short leases, and bound
+every wait with ``trio.fail_after``. The PostgreSQL run needs a server: set
+``WPXT_TEST_POSTGRES_DSN`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``);
+each test then gets a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import itertools
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import pytest
+import trio
+
+from workerpoolxt import Job, Registry, UnknownHandlerError
+from workerpoolxt._sqlite import SQLiteStore
+from workerpoolxt._store import (
+    Order,
+    Store,
+    StoreStatistics,
+    TaskConflictError,
+    TaskNotFoundError,
+    TaskRecord,
+    TaskStatus,
+)
+from workerpoolxt.testing import MemoryStore
+
+POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
+
+HANG: Final = 10.0
+"""Real seconds after which a wait counts as hung."""
+
+LEASE: Final = 0.2
+"""A lease short enough to expire during a test; tests sleep EXPIRE to outlive it."""
+
+EXPIRE: Final = 0.3
+
+EPSILON: Final = 0.05
+"""Slack for comparing real elapsed times: timers and threads are not exact."""
+
+CLOCK_SLACK: Final = 1.0
+"""Slack for comparing a store's timestamps with ``time.time()`` here (a database may stamp them itself)."""
+
+UNKNOWN_ID: Final = 987_654_321
+
+
+@attrs.frozen
+class Backend:
+    """The kind of store a test runs against, and how to open another one on the same data."""
+
+    kind: str
+    make: Callable[[Registry | None], Store]
+    """Open a further store of this kind (not initialised); the fixture closes it after the test."""
+
+    @property
+    def notifies(self) -> bool:
+        """Whether ``wait_for_work()`` returns early when work arrives (SQLite only polls)."""
+        return self.kind != "sqlite"
+
+
+BACKEND: Final = pytest.StashKey[Backend]()
+
+
+def _drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# The PostgreSQL skip is a mark, not pytest.skip() in the fixture: pytest-trio
+# re-raises a skip from an async fixture without its reason. With the variable
+# set, an unreachable server fails the tests.
+STORE_KINDS: Final = [
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not os.environ.get(POSTGRES_DSN_VARIABLE),
+            reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server",
+        ),
+    ),
+]
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh, initialised store of each kind; it and every store the test opens are closed afterwards."""
+    kind: str = request.param
+    # `stores` closes first, then `cleanup` drops what the stores shared.
+    async with contextlib.AsyncExitStack() as cleanup, contextlib.AsyncExitStack() as stores:
+        drop_schema: Callable[[], Awaitable[None]] | None = None
+        if kind == "postgres":
+            from workerpoolxt._postgres import PostgresStore
+
+            dsn = os.environ[POSTGRES_DSN_VARIABLE]
+            schema = f"wpxt_test_{uuid.uuid4().hex}"
+            drop_schema = functools.partial(trio.to_thread.run_sync, _drop_schema, dsn, schema)
+
+            def construct(registry: Registry | None) -> Store:
+                return PostgresStore(dsn, registry=registry, schema=schema)
+
+        elif kind == "sqlite":
+
+            def construct(registry: Registry | None) -> Store:
+                return SQLiteStore(tmp_path / "tasks.db", registry=registry)
+
+        else:
+
+            def construct(registry: Registry | None) -> Store:
+                return MemoryStore(registry=registry)
+
+        def make(registry: Registry | None) -> Store:
+            opened = construct(registry)
+            stores.push_async_callback(opened.aclose)
+            return opened
+
+        request.node.stash[BACKEND] = Backend(kind, make)
+        main = make(None)
+        await main.init()
+        if drop_schema is not None:
+            # Once init() made it: an unreachable server fails the test with its own error alone.
+            cleanup.push_async_callback(drop_schema)
+        yield main
+
+
+@pytest.fixture
+async def backend(request: pytest.FixtureRequest, store: Store) -> Backend:
+    """The kind of the test's ``store``, and a way to open another one on the same data."""
+    stash: pytest.Stash = request.node.stash
+    return stash[BACKEND]
+
+
+async def noop_handler(options: Any) -> None:
+    """A handler that is registered, never run."""
+
+
+def job(number: int = 0, *, retry: int | None = None) -> Job[Any]:
+    return Job("handler", args={"number": number}, retry=retry)
+
+
+async def claim_one(store: Store, worker_id: str = "w1", **options: Any) -> TaskRecord:
+    [record] = await store.claim(worker_id, 1, **options)
+    return record
+
+
+async def enqueue_one(store: Store, task: Job[Any] | None = None, **options: Any) -> int:
+    [task_id] = await store.enqueue([job() if task is None else task], **options)
+    return task_id
+
+
+async def statuses(store: Store, task_ids: list[int]) -> list[TaskStatus]:
+    return [(await store.get(task_id)).status for task_id in task_ids]
+
+
+# -- init and enqueue --------------------------------------------------------------------
+
+
+async def test_init_is_idempotent(store: Store) -> None:
+    """A second init() keeps the tasks already stored."""
+    task_id = await enqueue_one(store)
+    await store.init()
+    await store.init()
+    assert (await store.get(task_id)).status is TaskStatus.QUEUED
+    assert await store.stats() == StoreStatistics(queued=1)
+
+
+async def test_enqueue_returns_increasing_ids_in_input_order(store: Store) -> None:
+    """A batch of 100 gets 100 increasing ids, each naming the job at its position."""
+    ids = await store.enqueue([job(number) for number in range(100)])
+    assert len(ids) == 100
+    assert all(earlier < later for earlier, later in itertools.pairwise(ids))
+    assert [(await store.get(task_id)).job["args"]["number"] for task_id in ids] == list(range(100))
+    [next_id] = await store.enqueue([job()])
+    assert next_id > ids[-1]
+
+
+async def test_enqueue_refuses_a_job_holding_a_callable(store: Store) -> None:
+    """A job with a function instead of a handler's name is a TypeError, and nothing of its batch is stored."""
+
+    async def handler(options: Any) -> None:
+        """Never runs."""
+
+    with pytest.raises(TypeError, match="handler"):
+        await store.enqueue([job(), Job(handler)])
+    assert (await store.stats()).total == 0
+
+
+def test_job_refuses_non_json_args() -> None:
+    """Arguments that are not JSON are refused when the Job is built, before any store sees them."""
+    with pytest.raises(TypeError, match="args"):
+        Job("handler", args={"when": object()})
+
+
+async def test_enqueue_refuses_a_job_with_options(store: Store) -> None:
+    """Options are not data: a job carrying them is a ValueError at enqueue(), and nothing is stored."""
+    with pytest.raises(ValueError, match="`options`"):
+        await store.enqueue([job(), Job("handler", options={"verbose": True})])
+    assert (await store.stats()).total == 0
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        pytest.param(Job("handler"), id="one-job"),
+        pytest.param((Job("handler") for _ in range(2)), id="generator"),
+        pytest.param(None, id="none"),
+    ],
+)
+async def test_enqueue_refuses_jobs_that_are_not_a_sequence(store: Store, jobs: Any) -> None:
+    """``jobs`` must be a sequence of Jobs: a lone Job or an iterator is a TypeError naming it."""
+    with pytest.raises(TypeError, match="`jobs`"):
+        await store.enqueue(jobs)
+    assert (await store.stats()).total == 0
+
+
+async def test_enqueue_checks_handlers_against_the_registry(backend: Backend) -> None:
+    """A store given a registry refuses a job naming an unknown handler, and stores none of its batch."""
+    registry = Registry()
+    registry.register("known", noop_handler)
+    guarded = backend.make(registry)
+    await guarded.init()
+    with pytest.raises(UnknownHandlerError, match="'unknown'"):
+        await guarded.enqueue([Job("known"), Job("unknown")])
+    assert (await guarded.stats()).total == 0
+    task_id = await enqueue_one(guarded, Job("known"))
+    assert (await guarded.get(task_id)).handler == "known"
+
+
+async def test_record_after_enqueue(store: Store) -> None:
+    """A new task is queued, unattempted, with the job's attempts, the batch's priority and the job as data."""
+    submitted = Job("handler", name="report", args={"to": ["a@example.com"], "n": 1.5}, retry=2, timeout=30)
+    before = time.time()
+    task_id = await enqueue_one(store, submitted, priority=7)
+    after = time.time()
+    record = await store.get(task_id)
+    assert record.id == task_id
+    assert record.handler == "handler"
+    assert record.status is TaskStatus.QUEUED
+    assert not record.final
+    assert record.attempts == 0
+    assert record.max_attempts == 3
+    assert record.priority == 7
+    assert Job.from_dict(record.job) == submitted
+    assert before - CLOCK_SLACK <= record.created_at <= after + CLOCK_SLACK
+    assert record.run_at == pytest.approx(record.created_at, abs=1e-3)
+    assert (record.started_at, record.finished_at, record.worker_id, record.heartbeat_at) == (None,) * 4
+    assert (record.result, record.error_type, record.error_message) == (None,) * 3
+
+
+# -- claim ------------------------------------------------------------------------------
+
+
+async def test_claim_marks_the_task_running(store: Store) -> None:
+    """A claim counts an attempt and records the worker, the start and a heartbeat, as get() then shows."""
+    task_id = await enqueue_one(store)
+    before = time.time()
+    claimed = await claim_one(store, "w1")
+    after = time.time()
+    assert claimed.id == task_id
+    assert claimed.status is TaskStatus.RUNNING
+    assert claimed.attempts == 1
+    assert claimed.worker_id == "w1"
+    assert claimed.started_at is not None
+    assert claimed.heartbeat_at is not None
+    assert before - CLOCK_SLACK <= claimed.started_at <= after + CLOCK_SLACK
+    assert before - CLOCK_SLACK <= claimed.heartbeat_at <= after + CLOCK_SLACK
+    assert claimed.finished_at is None
+    assert await store.get(task_id) == claimed
+
+
+async def test_claim_honours_limit(store: Store) -> None:
+    """A claim takes at most ``limit`` tasks, and nothing once the queue is empty."""
+    await store.enqueue([job(number) for number in range(5)])
+    assert [len(await store.claim("w1", 2)) for _ in range(4)] == [2, 2, 1, 0]
+
+
+async def test_claim_never_returns_a_task_twice(store: Store) -> None:
+    """Successive claims return disjoint tasks that together are every task enqueued."""
+    ids = await store.enqueue([job(number) for number in range(10)])
+    seen: list[int] = []
+    while batch := await store.claim("w1", 3):
+        seen.extend(record.id for record in batch)
+    assert sorted(seen) == ids
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        # Four tasks enqueued one by one with priorities 1, 5, 0, 5.
+        (Order.FIFO, [0, 1, 2, 3]),
+        (Order.LIFO, [3, 2, 1, 0]),
+        (Order.PRIORITY, [1, 3, 0, 2]),
+    ],
+)
+async def test_claim_order(store: Store, order: Order, expected: list[int]) -> None:
+    """FIFO takes the oldest first, LIFO the newest, PRIORITY the highest priority and then the oldest."""
+    ids = [await enqueue_one(store, job(number), priority=priority) for number, priority in enumerate([1, 5, 0, 5])]
+    taken = [(await claim_one(store, order=order)).id for _ in ids]
+    assert taken == [ids[index] for index in expected]
+
+
+async def test_claim_waits_for_run_at(store: Store) -> None:
+    """A task due in the future is not claimable until its ``run_at`` has passed."""
+    run_at = time.time() + EXPIRE
+    task_id = await enqueue_one(store, run_at=run_at)
+    assert (await store.get(task_id)).run_at == pytest.approx(run_at, abs=1e-3)
+    assert await store.claim("w1", 10) == []
+    with trio.fail_after(HANG):
+        await trio.sleep(max(0.0, run_at - time.time()) + EPSILON)
+    assert (await claim_one(store)).id == task_id
+
+
+# -- complete ---------------------------------------------------------------------------
+
+
+async def test_complete_stores_result(store: Store) -> None:
+    """complete() makes the task succeeded, with its JSON result and the time it finished."""
+    task_id = await enqueue_one(store)
+    claimed = await claim_one(store)
+    result = {"rows": [1, 2.5, "three", None, True], "nested": {"ok": False}}
+    await store.complete(task_id, result, worker_id="w1")
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.SUCCEEDED
+    assert record.final
+    assert record.result == result
+    assert record.finished_at is not None
+    assert claimed.started_at is not None
+    assert claimed.started_at <= record.finished_at <= time.time() + CLOCK_SLACK
+    assert (record.error_type, record.error_message) == (None, None)
+
+
+async def test_complete_twice_conflicts(store: Store) -> None:
+    """A task is finalised once: a second complete() is a TaskConflictError naming the task and its status."""
+    task_id = await enqueue_one(store)
+    await claim_one(store)
+    await store.complete(task_id, 1)
+    with pytest.raises(TaskConflictError) as caught:
+        await store.complete(task_id, 2)
+    assert caught.value.task_id == task_id
+    assert caught.value.status == "succeeded"
+    assert (await store.get(task_id)).result == 1
+
+
+async def test_finalising_an_unknown_task_is_not_found(store: Store) -> None:
+    """complete(), fail() and cancel() of an id the store never gave are TaskNotFoundError."""
+    with pytest.raises(TaskNotFoundError) as caught:
+        await store.complete(UNKNOWN_ID, None)
+    assert caught.value.task_id == UNKNOWN_ID
+    with pytest.raises(TaskNotFoundError):
+        await store.fail(UNKNOWN_ID, ValueError("boom"))
+    with pytest.raises(TaskNotFoundError):
+        await store.cancel(UNKNOWN_ID)
+
+
+async def test_finalising_by_another_worker_conflicts(store: Store) -> None:
+    """A worker that does not hold a task cannot complete, fail or cancel it; its holder still can."""
+    task_id = await enqueue_one(store)
+    await claim_one(store, "w1")
+    with pytest.raises(TaskConflictError) as caught:
+        await store.complete(task_id, "stolen", worker_id="w2")
+    assert caught.value.status == "running"
+    with pytest.raises(TaskConflictError):
+        await store.fail(task_id, ValueError("boom"), worker_id="w2")
+    with pytest.raises(TaskConflictError):
+        await store.cancel(task_id, worker_id="w2")
+    record = await store.get(task_id)
+    assert (record.status, record.worker_id, record.result) == (TaskStatus.RUNNING, "w1", None)
+    await store.complete(task_id, "mine", worker_id="w1")
+    assert (await store.get(task_id)).result == "mine"
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        pytest.param(object(), TypeError, id="object"),
+        pytest.param({1, 2}, TypeError, id="set"),
+        pytest.param({"when": float("nan")}, ValueError, id="nan"),
+    ],
+)
+async def test_complete_refuses_non_json_result(store: Store, result: object, error: type[Exception]) -> None:
+    """A result that is not JSON is refused and the task stays running, so it can still be finalised."""
+    task_id = await enqueue_one(store)
+    await claim_one(store)
+    with pytest.raises(error, match="`result"):
+        await store.complete(task_id, result, worker_id="w1")
+    record = await store.get(task_id)
+    assert (record.status, record.worker_id, record.result) == (TaskStatus.RUNNING, "w1", None)
+    await store.complete(task_id, "fine", worker_id="w1")
+    assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
+
+
+# -- fail -------------------------------------------------------------------------------
+
+
+async def test_fail_with_retry_at_requeues(store: Store) -> None:
+    """With attempts left, fail(retry_at=...) queues the task again with the error, claimable at retry_at."""
+    task_id = await enqueue_one(store, job(retry=1))
+    await claim_one(store, "w1")
+    retry_at = time.time() + EXPIRE
+    await store.fail(task_id, ValueError("boom"), retry_at, worker_id="w1")
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.QUEUED
+    assert record.attempts == 1
+    assert record.run_at == pytest.approx(retry_at, abs=1e-3)
+    assert (record.error_type, record.error_message) == ("ValueError", "boom")
+    assert record.finished_at is None
+    assert await store.claim("w2", 10) == []
+    with trio.fail_after(HANG):
+        await trio.sleep(max(0.0, retry_at - time.time()) + EPSILON)
+    again = await claim_one(store, "w2")
+    assert (again.id, again.attempts, again.worker_id, again.status) == (task_id, 2, "w2", TaskStatus.RUNNING)
+
+
+async def test_fail_without_retry_at_with_attempts_left_is_failed(store: Store) -> None:
+    """Without retry_at, a failure is final: failed while attempts were left, with the error recorded."""
+    task_id = await enqueue_one(store, job(retry=2))
+    await claim_one(store)
+    await store.fail(task_id, KeyError("missing"), worker_id="w1")
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.FAILED
+    assert (record.error_type, record.error_message) == ("KeyError", "'missing'")
+    assert record.finished_at is not None
+    assert record.attempts == 1
+    assert await store.claim("w1", 10) == []
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["no-retry-at", "retry-at"])
+async def test_fail_on_the_last_attempt_is_dead(store: Store, retry: bool) -> None:
+    """A failure of the last attempt is dead, even when a retry time is given."""
+    task_id = await enqueue_one(store, job(retry=0))
+    await claim_one(store)
+    await store.fail(task_id, ValueError("boom"), time.time() if retry else None, worker_id="w1")
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.DEAD
+    assert (record.error_type, record.error_message) == ("ValueError", "boom")
+    assert record.finished_at is not None
+    assert await store.claim("w1", 10) == []
+
+
+async def test_fail_dead_is_dead_with_attempts_left(store: Store) -> None:
+    """fail(dead=True) finalises a task that can never run as dead, despite attempts and a retry time."""
+    task_id = await enqueue_one(store, job(retry=3))
+    await claim_one(store)
+    await store.fail(task_id, LookupError("no such handler"), time.time(), worker_id="w1", dead=True)
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.DEAD
+    assert (record.error_type, record.error_message) == ("LookupError", "no such handler")
+    assert record.finished_at is not None
+    assert await store.claim("w1", 10) == []
+
+
+# -- cancel -----------------------------------------------------------------------------
+
+
+async def test_cancel_queued(store: Store) -> None:
+    """A queued task can be cancelled; it is final and never claimed."""
+    task_id = await enqueue_one(store)
+    await store.cancel(task_id)
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.CANCELLED
+    assert record.finished_at is not None
+    assert await store.claim("w1", 10) == []
+
+
+async def test_cancel_running(store: Store) -> None:
+    """Its holder can cancel a running task, which then cannot be completed."""
+    task_id = await enqueue_one(store)
+    await claim_one(store, "w1")
+    await store.cancel(task_id, worker_id="w1")
+    assert (await store.get(task_id)).status is TaskStatus.CANCELLED
+    with pytest.raises(TaskConflictError):
+        await store.complete(task_id, None, worker_id="w1")
+
+
+async def test_cancel_final_conflicts(store: Store) -> None:
+    """A final task cannot be cancelled: TaskConflictError, and it keeps its status."""
+    succeeded = await enqueue_one(store)
+    await claim_one(store)
+    await store.complete(succeeded, "done")
+    with pytest.raises(TaskConflictError) as caught:
+        await store.cancel(succeeded)
+    assert caught.value.status == "succeeded"
+    cancelled = await enqueue_one(store)
+    await store.cancel(cancelled)
+    with pytest.raises(TaskConflictError):
+        await store.cancel(cancelled)
+    assert await statuses(store, [succeeded, cancelled]) == [TaskStatus.SUCCEEDED, TaskStatus.CANCELLED]
+
+
+# -- release ----------------------------------------------------------------------------
+
+
+async def test_release_not_attempted_uncounts_the_claim(store: Store) -> None:
+    """release() queues a running task again, and takes back the attempt its claim counted."""
+    task_id = await enqueue_one(store)
+    await claim_one(store, "w1")
+    await store.release([task_id], worker_id="w1")
+    record = await store.get(task_id)
+    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
+    again = await claim_one(store, "w2")
+    assert (again.id, again.attempts, again.worker_id) == (task_id, 1, "w2")
+
+
+async def test_release_attempted_keeps_the_attempt(store: Store) -> None:
+    """release(attempted=True) queues the task again and keeps the attempt counted."""
+    task_id = await enqueue_one(store, job(retry=1))
+    await claim_one(store, "w1")
+    await store.release([task_id], worker_id="w1", attempted=True)
+    record = await store.get(task_id)
+    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 1)
+    assert (await claim_one(store, "w2")).attempts == 2
+
+
+async def test_release_by_another_worker_changes_nothing(store: Store) -> None:
+    """A worker cannot release a task it does not hold."""
+    task_id = await enqueue_one(store)
+    claimed = await claim_one(store, "w1")
+    await store.release([task_id], worker_id="w2")
+    await store.release([task_id], worker_id="w2", attempted=True)
+    assert await store.get(task_id) == claimed
+
+
+# -- heartbeats and leases --------------------------------------------------------------
+
+
+async def test_heartbeat_returns_held_ids_only(store: Store) -> None:
+    """heartbeat() refreshes and returns only the running tasks the worker holds."""
+    held, finished, others = await store.enqueue([job(0), job(1), job(2)])
+    await store.claim("w1", 2)
+    await claim_one(store, "w2")
+    await store.complete(finished, None)
+    before = (await store.get(held)).heartbeat_at
+    assert before is not None
+    with trio.fail_after(HANG):
+        await trio.sleep(EPSILON)
+    assert await store.heartbeat([held, finished, others, UNKNOWN_ID], worker_id="w1") == [held]
+    after = (await store.get(held)).heartbeat_at
+    assert after is not None
+    assert after > before
+    assert sorted(await store.heartbeat([held, finished, others])) == [held, others]
+    assert await store.heartbeat([], worker_id="w1") == []
+
+
+async def test_expired_lease_is_reclaimed(store: Store) -> None:
+    """A task whose heartbeat is older than the lease is claimed by another worker, counting an attempt."""
+    task_id = await enqueue_one(store, job(retry=1))
+    await claim_one(store, "w1")
+    assert await store.claim("w2", 10, lease=LEASE) == []
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+    reclaimed = await claim_one(store, "w2", lease=LEASE)
+    assert (reclaimed.id, reclaimed.attempts, reclaimed.worker_id) == (task_id, 2, "w2")
+    assert reclaimed.status is TaskStatus.RUNNING
+    assert await store.heartbeat([task_id], worker_id="w1") == []
+    with pytest.raises(TaskConflictError):
+        await store.complete(task_id, "late", worker_id="w1")
+    await store.complete(task_id, "on time", worker_id="w2")
+    assert (await store.get(task_id)).result == "on time"
+
+
+async def test_heartbeat_keeps_the_lease(store: Store) -> None:
+    """A task heartbeating within its lease is not reclaimed, though its claim is older than the lease."""
+    task_id = await enqueue_one(store, job(retry=1))
+    await claim_one(store, "w1")
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+        assert await store.heartbeat([task_id], worker_id="w1") == [task_id]
+        await trio.sleep(EXPIRE)
+    assert await store.claim("w2", 10, lease=2 * EXPIRE - 0.1) == []
+    assert (await store.get(task_id)).worker_id == "w1"
+
+
+async def test_expired_lease_on_last_attempt_is_dead(store: Store) -> None:
+    """A task whose worker died during its last attempt becomes dead (LeaseExpired), not claimed again."""
+    task_id = await enqueue_one(store, job(retry=0))
+    await claim_one(store, "w1")
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+    assert await store.claim("w2", 10, lease=LEASE) == []
+    record = await store.get(task_id)
+    assert record.status is TaskStatus.DEAD
+    assert record.error_type == "LeaseExpired"
+    assert record.finished_at is not None
+    assert record.attempts == 1
+    assert await store.stats() == StoreStatistics(dead=1)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+async def test_get_unknown_is_not_found(store: Store) -> None:
+    """get() of an id the store never gave is TaskNotFoundError, which is also a LookupError."""
+    with pytest.raises(TaskNotFoundError) as caught:
+        await store.get(UNKNOWN_ID)
+    assert caught.value.task_id == UNKNOWN_ID
+    assert isinstance(caught.value, LookupError)
+
+
+async def test_wait_returns_once_final(store: Store) -> None:
+    """wait() returns the final record once another task completes it, and at once for a final task."""
+    task_id = await enqueue_one(store)
+    await claim_one(store, "w1")
+
+    async def complete_later() -> None:
+        await trio.sleep(0.2)
+        await store.complete(task_id, "done", worker_id="w1")
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(complete_later)
+        with trio.fail_after(HANG):
+            record = await store.wait(task_id, poll=0.05)
+        elapsed = trio.current_time() - start
+    assert (record.status, record.result) == (TaskStatus.SUCCEEDED, "done")
+    assert elapsed >= 0.2 - EPSILON
+    with trio.fail_after(1.0):
+        assert await store.wait(task_id, poll=5.0) == record
+
+
+async def test_stats_counts_each_status(store: Store) -> None:
+    """stats() counts the tasks in each status, and total counts them all."""
+    assert await store.stats() == StoreStatistics()
+    running, succeeded, failed, dead = await store.enqueue([job(0), job(1), job(2, retry=1), job(3)])
+    await store.claim("w1", 4)
+    await store.complete(succeeded, None)
+    await store.fail(failed, ValueError("boom"))
+    await store.fail(dead, ValueError("boom"), dead=True)
+    _queued, cancelled = await store.enqueue([job(4), job(5)])
+    await store.cancel(cancelled)
+    stats = await store.stats()
+    assert stats == StoreStatistics(queued=1, running=1, succeeded=1, failed=1, cancelled=1, dead=1)
+    assert stats.total == 6
+    assert (await store.get(running)).status is TaskStatus.RUNNING
+
+
+async def test_wait_for_work_times_out(store: Store) -> None:
+    """With nothing happening, wait_for_work() returns after its timeout, not before."""
+    start = trio.current_time()
+    with trio.fail_after(HANG):
+        await store.wait_for_work(0.2)
+    assert trio.current_time() - start >= 0.2 - EPSILON
+
+
+async def test_wait_for_work_wakes_on_enqueue(store: Store, backend: Backend) -> None:
+    """A store that can notify returns from wait_for_work() when a task is enqueued; SQLite polls by its timeout."""
+    timeout = 1.0
+
+    async def enqueue_later() -> None:
+        await trio.sleep(0.2)
+        await store.enqueue([job()])
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(enqueue_later)
+        with trio.fail_after(HANG):
+            await store.wait_for_work(timeout)
+        elapsed = trio.current_time() - start
+    if backend.notifies:
+        assert 0.2 - EPSILON <= elapsed < timeout - 0.2
+    else:
+        assert elapsed <= timeout + EPSILON
+
+
+# -- concurrency and a random walk ------------------------------------------------------
+
+
+async def test_concurrent_claimers_take_each_task_once(store: Store) -> None:
+    """Two workers claiming from one store until it is empty take each of 100 tasks exactly once."""
+    ids = await store.enqueue([job(number) for number in range(100)])
+    claimed: list[int] = []
+
+    async def claimer(worker_id: str) -> None:
+        while batch := await store.claim(worker_id, 5):
+            claimed.extend(record.id for record in batch)
+
+    with trio.fail_after(HANG):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(claimer, "w1")
+            nursery.start_soon(claimer, "w2")
+    counts = collections.Counter(claimed)
+    assert sorted(counts) == ids
+    assert set(counts.values()) == {1}
+    assert await store.stats() == StoreStatistics(running=100)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+async def test_random_operations_lose_no_task(store: Store, seed: int) -> None:
+    """After 50 random operations, stats() counts every task enqueued, in the statuses get() reports."""
+    rng = random.Random(seed)
+    ids: list[int] = []
+    workers = ["w1", "w2", None]
+    for _ in range(50):
+        operation = rng.choice(["enqueue", "claim", "complete", "fail", "cancel", "release", "heartbeat"])
+        if operation == "enqueue" or not ids:
+            batch = [job(len(ids) + n, retry=rng.randint(0, 2)) for n in range(rng.randint(1, 3))]
+            ids.extend(await store.enqueue(batch, priority=rng.randint(-1, 1)))
+            continue
+        task_id = rng.choice(ids)
+        worker_id = rng.choice(workers)
+        with contextlib.suppress(TaskConflictError):
+            if operation == "claim":
+                await store.claim(rng.choice(["w1", "w2"]), rng.randint(1, 3), order=rng.choice(list(Order)))
+            elif operation == "complete":
+                await store.complete(task_id, {"seed": seed}, worker_id=worker_id)
+            elif operation == "fail":
+                retry_at = rng.choice([None, time.time() - 1.0])
+                await store.fail(task_id, ValueError("boom"), retry_at, worker_id=worker_id, dead=rng.random() < 0.2)
+            elif operation == "cancel":
+                await store.cancel(task_id, worker_id=worker_id)
+            elif operation == "release":
+                await store.release([task_id], worker_id=worker_id, attempted=rng.random() < 0.5)
+            else:
+                await store.heartbeat([task_id], worker_id=worker_id)
+    stats = await store.stats()
+    assert stats.total == len(ids)
+    counts = collections.Counter(await statuses(store, ids))
+    assert stats == StoreStatistics(**{status.value: counts[status] for status in TaskStatus})

@@ -1,0 +1,360 @@
+"""The durable worker: claims tasks from a store and runs them on a local pool.
+
+A claimed task becomes an ordinary named Job on an ordinary ``WorkerPool``, so
+timeouts, middleware, ``current_job()`` and status codes behave as for any
+job. What the store adds is durability: the task's attempts and final status
+live in the store, retries are scheduled there (so any worker may run the
+next attempt), and a heartbeat keeps each running task's lease, so that a
+worker that dies loses its tasks to the others once the lease expires.
+
+Delivery is at least once: a task whose worker died mid-run runs again. Its
+final status is written exactly once: finalising writes check that the task
+is still running and still held by this worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from ._errors import PoolClosedError
+from ._job import Job
+from ._pool import _HALTING, _STOPPING, WorkerPool
+from ._registry import Registry
+from ._result import Status
+from ._retry import Backoff
+from ._store import CancelTask, Order, Store, TaskConflictError, TaskRecord
+from ._validation import Seconds, count, to_seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from ._handle import JobHandle
+    from ._middleware import Middleware
+    from ._result import Result
+
+__all__ = ["DurableWorker", "DurableWorkerStatistics"]
+
+_logger: Final = logging.getLogger("workerpoolxt")
+_DEFAULT_BACKOFF: Final = Backoff()
+# Seconds a worker with few free slots waits for more before it claims.
+_GATHER: Final = 0.005
+
+
+@attrs.frozen
+class DurableWorkerStatistics:
+    """Counters of a ``DurableWorker`` since it started."""
+
+    claimed: int
+    """Tasks taken from the store, reclaimed ones included."""
+    succeeded: int
+    failed: int
+    """Tasks finalised as failed or dead."""
+    retried: int
+    """Failed attempts queued in the store for another try."""
+    cancelled: int
+    """Tasks finalised as cancelled by their handler (``CancelTask``)."""
+    released: int
+    """Tasks handed back to the store by a stop."""
+    lost: int
+    """Tasks whose lease this worker lost to another worker while running them."""
+    running: int
+
+
+class DurableWorker:
+    """Runs tasks from a durable ``Store`` with the handlers of a ``Registry``.
+
+    Use it as an async context manager (it runs in the background until the
+    block ends, then stops gracefully) or ``await worker.run()`` until
+    ``stop()``.
+
+    Args:
+        store: Where the tasks are: ``MemoryStore``, ``SQLiteStore``, ``PostgresStore``.
+        registry: The handlers that tasks name.
+        concurrency: How many tasks run at once; the worker claims no more.
+        lease: Seconds after its last heartbeat that a running task may be
+            claimed by another worker, as its worker is presumed dead.
+        heartbeat: Seconds between heartbeats, well below ``lease``.
+        poll: Seconds between claims while the store has no work and does not
+            notify (SQLite); PostgreSQL and MemoryStore wake the worker at once.
+        order: Which queued tasks to claim first.
+        worker_id: How this worker names itself in the store; by default
+            ``host:pid:random``.
+        middleware, options: As for ``WorkerPool``.
+        backoff: The wait before a failed task's retry, for tasks that set none.
+        final_write_timeout: The bound in seconds on writing a task's final
+            status, which no cancellation interrupts.
+
+    Raises:
+        TypeError, ValueError: An argument is invalid; the message names it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        concurrency: int = 8,
+        lease: Seconds = 30.0,
+        heartbeat: Seconds = 10.0,
+        poll: Seconds = 1.0,
+        order: Order | str = Order.FIFO,
+        worker_id: str | None = None,
+        middleware: Iterable[Middleware] | None = None,
+        options: Mapping[str, Any] | None = None,
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        final_write_timeout: Seconds = 10.0,
+    ) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"`store` must be a workerpoolxt Store, not {type(store).__name__}")
+        if not isinstance(registry, Registry):
+            raise TypeError(f"`registry` must be a Registry, not {type(registry).__name__}")
+        self._store = store
+        # Retry times are on the store's clock: wall-clock seconds, or virtual for a MemoryStore under test.
+        self._clock: Callable[[], float] = getattr(store, "clock", time.time)
+        self._registry = registry
+        self._concurrency = count(concurrency, "concurrency", minimum=1)
+        self._claim_batch = max(1, self._concurrency // 4)
+        self._lease = to_seconds(lease, "lease")
+        self._heartbeat = to_seconds(heartbeat, "heartbeat")
+        if self._heartbeat >= self._lease:
+            raise ValueError(f"`heartbeat` ({self._heartbeat}) must be shorter than `lease` ({self._lease})")
+        self._poll = to_seconds(poll, "poll")
+        try:
+            self._order = Order(order)
+        except ValueError:
+            raise ValueError(f"`order` must be one of {[o.value for o in Order]}, got {order!r}") from None
+        if worker_id is None:
+            worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        elif not isinstance(worker_id, str) or not worker_id:
+            raise TypeError("`worker_id` must be a non-empty str or None")
+        self.worker_id = worker_id
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"`backoff` must be a Backoff, not {type(backoff).__name__}")
+        self._backoff = backoff
+        self._final_write_timeout = to_seconds(final_write_timeout, "final_write_timeout")
+        # Checked now, so a mistake shows here rather than inside the run.
+        self._pool = WorkerPool(self._concurrency, registry=registry, middleware=middleware, options=options)
+
+        self._running: dict[int, JobHandle[Any] | None] = {}
+        self._lost: set[int] = set()
+        self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
+        self._stop_requested = False
+        self._cancel_running = False
+        self._started = False
+        self._idle: trio.CancelScope | None = None
+        self._slot_free = trio.lowlevel.ParkingLot()
+        self._stopped = trio.Event()
+        self._nursery_manager: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> DurableWorker:
+        self._nursery_manager = trio.open_nursery()
+        nursery = await self._nursery_manager.__aenter__()
+        await nursery.start(self._run_started)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        self.stop(cancel_running=exc_info[0] is not None)
+        result: bool | None = await self._nursery_manager.__aexit__(*exc_info)
+        return result
+
+    async def _run_started(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.run(task_status=task_status)
+
+    def stop(self, *, cancel_running: bool = False) -> None:
+        """Claim no more tasks and stop; ``run()`` returns once every claimed task is settled.
+
+        Claimed tasks that have not started are released to the store. Running
+        ones finish and are finalised, unless ``cancel_running`` is true: then
+        they are cancelled and released, and count the attempt they made.
+        """
+        self._stop_requested = True
+        self._cancel_running = self._cancel_running or cancel_running
+        if self._idle is not None:
+            self._idle.cancel()
+        self._slot_free.unpark_all()
+        if self._started and self._pool._entered:
+            # stop() on the pool is async; its escalation is what a stop means here.
+            self._pool._escalate(_HALTING if self._cancel_running else _STOPPING, "its DurableWorker was stopped")
+
+    async def wait_stopped(self) -> None:
+        """Wait until ``run()`` has returned."""
+        await self._stopped.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Claim and run tasks until ``stop()``."""
+        if self._started:
+            raise RuntimeError("a DurableWorker runs only once; create a new one")
+        self._started = True
+        try:
+            await self._store.init()
+            async with self._pool, trio.open_nursery() as services:
+                services.start_soon(self._beat)
+                task_status.started()
+                async with trio.open_nursery() as runners:
+                    await self._claim_loop(runners)
+                    if self._stop_requested:
+                        self.stop(cancel_running=self._cancel_running)
+                services.cancel_scope.cancel(reason="the DurableWorker stopped")
+        finally:
+            self._stopped.set()
+
+    async def _claim_loop(self, runners: trio.Nursery) -> None:
+        while not self._stop_requested:
+            free = self._concurrency - len(self._running)
+            if free <= 0:
+                await self._slot_free.park()
+                continue
+            if free < self._claim_batch and len(self._running) > self._claim_batch:
+                # Claiming a slot at a time as tasks end costs the store a round
+                # trip per task; while plenty still run, let a few more end first.
+                with trio.move_on_after(_GATHER):
+                    while self._concurrency - len(self._running) < self._claim_batch and not self._stop_requested:
+                        await self._slot_free.park()
+                free = self._concurrency - len(self._running)
+                if self._stop_requested:
+                    return
+            try:
+                records = await self._store.claim(self.worker_id, free, order=self._order, lease=self._lease)
+            except Exception:
+                _logger.exception("worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
+                records = []
+            if self._stop_requested and records:
+                await self._settle(self._store.release([record.id for record in records], worker_id=self.worker_id))
+                return
+            self._counts["claimed"] += len(records)
+            for record in records:
+                self._running[record.id] = None
+                runners.start_soon(self._run_task, record, name=f"workerpoolxt task {record.id}")
+            if not records:
+                with trio.CancelScope() as self._idle:
+                    if self._stop_requested:
+                        return
+                    await self._store.wait_for_work(self._poll)
+                self._idle = None
+
+    async def _beat(self) -> None:
+        """Refresh the leases of the running tasks; cancel those another worker took."""
+        while True:
+            await trio.sleep(self._heartbeat)
+            task_ids = list(self._running)
+            if not task_ids:
+                continue
+            try:
+                held = set(await self._store.heartbeat(task_ids, worker_id=self.worker_id))
+            except Exception:
+                _logger.exception("worker %s could not send its heartbeat", self.worker_id)
+                continue
+            for task_id in task_ids:
+                if task_id not in held and task_id in self._running and task_id not in self._lost:
+                    self._lost.add(task_id)
+                    self._counts["lost"] += 1
+                    handle = self._running[task_id]
+                    if handle is not None:
+                        handle.cancel()
+                    _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
+
+    # -- one task ----------------------------------------------------------------------
+
+    def _job_for(self, record: TaskRecord) -> Job[Any]:
+        self._registry[record.handler]  # raises UnknownHandlerError naming it
+        data = dict(record.job)
+        data["retry"] = 0  # attempts are the store's to count
+        return Job.from_dict(data)
+
+    async def _run_task(self, record: TaskRecord) -> None:
+        store, worker_id = self._store, self.worker_id
+        try:
+            try:
+                job = self._job_for(record)
+            except Exception as exc:
+                # A row no worker can run: it alone is dead, the worker goes on.
+                _logger.error(  # noqa: TRY400 - the task's data is at fault, not this code: no traceback
+                    "task %d cannot run and is dead: %s: %s", record.id, type(exc).__name__, exc
+                )
+                self._counts["failed"] += 1
+                await self._settle(store.fail(record.id, exc, None, worker_id=worker_id, dead=True))
+                return
+            try:
+                handle = self._pool._enqueue(
+                    self._pool._check_accepts(job), {"task_id": record.id, "task_attempt": record.attempts}
+                )
+            except PoolClosedError:  # stopped between the claim and here
+                self._counts["released"] += 1
+                await self._settle(store.release([record.id], worker_id=worker_id))
+                return
+            self._running[record.id] = handle
+            try:
+                result = await handle.wait()
+            except BaseException:
+                # Cancelled from outside: the job is cancelled too, and its
+                # task goes back to the store, whatever cancels us.
+                handle.cancel()
+                with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout):
+                    result = await handle.wait()
+                    if record.id not in self._lost:
+                        await self._settle(self._finalize(record, job, result))
+                raise
+            if record.id not in self._lost:
+                await self._settle(self._finalize(record, job, result))
+        finally:
+            self._running.pop(record.id, None)
+            self._lost.discard(record.id)
+            self._slot_free.unpark()
+
+    async def _finalize(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:
+        store, worker_id, task_id = self._store, self.worker_id, record.id
+        status = result.status
+        if status is Status.SUCCEEDED:
+            try:
+                await store.complete(task_id, result.data, worker_id=worker_id)
+            except (TypeError, ValueError) as exc:  # the handler returned something JSON cannot hold
+                self._counts["failed"] += 1
+                await store.fail(task_id, exc, None, worker_id=worker_id)
+            else:
+                self._counts["succeeded"] += 1
+        elif status is Status.ABANDONED or status is Status.CANCELLED:
+            self._counts["released"] += 1
+            await store.release([task_id], worker_id=worker_id, attempted=status is Status.CANCELLED)
+        elif isinstance(result.error, CancelTask):
+            self._counts["cancelled"] += 1
+            await store.cancel(task_id, worker_id=worker_id)
+        else:
+            error = result.error
+            assert error is not None
+            if record.attempts < record.max_attempts:
+                backoff = job.backoff if job.backoff is not None else self._backoff
+                self._counts["retried"] += 1
+                retry_at = self._clock() + backoff.delay(record.attempts)
+                await store.fail(task_id, error, retry_at, worker_id=worker_id)
+            else:
+                self._counts["failed"] += 1
+                await store.fail(task_id, error, None, worker_id=worker_id)
+
+    async def _settle(self, write: Awaitable[None]) -> None:
+        """Await a write to the store that no cancellation may lose, within its bound."""
+        with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout) as bound:
+            try:
+                await write
+            except TaskConflictError as exc:  # another worker took the task after our lease ran out
+                _logger.warning("worker %s: %s", self.worker_id, exc)
+            except Exception:
+                _logger.exception("worker %s could not write a task's status", self.worker_id)
+        if bound.cancelled_caught:
+            seconds = self._final_write_timeout
+            _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
+
+    # -- observing -----------------------------------------------------------------------
+
+    def statistics(self) -> DurableWorkerStatistics:
+        """A frozen snapshot of the worker's counters."""
+        return DurableWorkerStatistics(running=len(self._running), **self._counts)

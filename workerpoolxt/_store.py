@@ -1,0 +1,316 @@
+"""Durable tasks: the records a store keeps and the interface every store offers.
+
+A task is a named job (``Job("handler", args=...)``) kept in a store, so that
+any worker process, on any machine that reaches the store, can run it. Its
+record moves through these statuses::
+
+    queued -> running -> succeeded
+                      -> queued      (failed, to be retried at retry_at; or released)
+                      -> failed      (an error not worth retrying)
+                      -> dead        (failed on its last attempt)
+                      -> cancelled   (the handler raised CancelTask, or someone cancelled it)
+
+Times in a store are wall-clock seconds (``time.time()``), because several
+processes and machines must agree on them; a worker's lease and heartbeat are
+measured on that clock too.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+import attrs
+import trio
+
+from ._errors import WorkerPoolError
+from ._job import Job
+from ._serialize import json_copy
+
+if TYPE_CHECKING:
+    from ._registry import Registry
+
+__all__ = [
+    "CancelTask",
+    "Order",
+    "Store",
+    "StoreStatistics",
+    "TaskConflictError",
+    "TaskNotFoundError",
+    "TaskRecord",
+    "TaskStatus",
+]
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a durable task stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+    @property
+    def final(self) -> bool:
+        """True for the statuses a task never leaves."""
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+FINAL_STATUSES: Final = tuple(status for status in TaskStatus if status.final)
+
+
+class Order(enum.StrEnum):
+    """Which queued tasks a claim takes first."""
+
+    FIFO = "fifo"
+    """Oldest first."""
+    LIFO = "lifo"
+    """Newest first."""
+    PRIORITY = "priority"
+    """Highest ``priority`` first, oldest first among equals."""
+
+
+class CancelTask(WorkerPoolError):
+    """Raised by a handler to finalise its durable task as cancelled: no retry, not an error."""
+
+
+class TaskConflictError(WorkerPoolError, RuntimeError):
+    """A task was finalised twice, or by a worker that no longer holds it."""
+
+    def __init__(self, task_id: int, status: str, action: str) -> None:
+        super().__init__(f"task {task_id} cannot be {action}: it is {status}")
+        self.task_id = task_id
+        self.status = status
+        self.action = action
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.status, self.action))
+
+
+class TaskNotFoundError(WorkerPoolError, LookupError):
+    """No task has this id in the store."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task with id {task_id}")
+        self.task_id = task_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id,))
+
+
+@attrs.frozen
+class TaskRecord:
+    """A durable task as a store holds it."""
+
+    id: int
+    handler: str
+    """The name of the handler in the worker's Registry."""
+    job: Mapping[str, Any] = attrs.field(hash=False)
+    """The job as ``Job.to_dict()`` gave it; ``Job.from_dict(record.job)`` rebuilds it."""
+    status: TaskStatus
+    attempts: int
+    """Attempts started so far, including one a crashed worker never finished."""
+    max_attempts: int
+    priority: int
+    created_at: float
+    run_at: float
+    """When the task may next be claimed: its creation, or the time of its retry."""
+    started_at: float | None
+    """When its latest attempt started."""
+    finished_at: float | None
+    worker_id: str | None
+    """The worker that holds it, or held it last."""
+    heartbeat_at: float | None
+    result: Any = attrs.field(hash=False)
+    """The handler's return value (JSON), once it succeeded."""
+    error_type: str | None
+    error_message: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status.final
+
+
+@attrs.frozen
+class StoreStatistics:
+    """How many tasks a store holds in each status."""
+
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    dead: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.running + self.succeeded + self.failed + self.cancelled + self.dead
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a durable task store offers. ``MemoryStore``, ``SQLiteStore`` and ``PostgresStore`` implement it.
+
+    Finalising calls (``complete``, ``fail``, ``cancel``) take the task from a
+    worker that holds it; given ``worker_id``, they refuse a task that worker
+    no longer holds (its lease expired and another worker claimed it).
+    """
+
+    async def init(self) -> None:
+        """Create or upgrade the schema; safe to call any number of times."""
+
+    async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
+        """Store named jobs as queued tasks, in one batch, and return their ids in order."""
+
+    async def claim(
+        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+    ) -> list[TaskRecord]:
+        """Atomically take up to ``limit`` runnable tasks for ``worker_id`` and mark them running.
+
+        Runnable: queued with ``run_at`` passed, or running with a heartbeat
+        older than ``lease`` (its worker is presumed dead). Each claim counts
+        an attempt; a reclaimed task that has used its attempts is dead instead.
+        """
+
+    async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
+        """Refresh the heartbeat of running tasks; return the ids still held."""
+
+    async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
+        """Finalise a running task as succeeded with ``result`` (JSON)."""
+
+    async def fail(
+        self,
+        task_id: int,
+        error: BaseException,
+        retry_at: float | None = None,
+        *,
+        worker_id: str | None = None,
+        dead: bool = False,
+    ) -> None:
+        """Record a failed attempt with ``error``'s type and message.
+
+        With ``retry_at`` and attempts left, the task is queued again for then;
+        otherwise it is final: dead if it used its attempts (or ``dead`` is
+        true, for a task that can never run), failed if not.
+        """
+
+    async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
+        """Finalise a queued or running task as cancelled."""
+
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
+        """Put running tasks back in the queue for any worker; unless ``attempted``, their claim is not counted."""
+
+    async def get(self, task_id: int) -> TaskRecord:
+        """Return the task's record (``TaskNotFoundError`` if none)."""
+
+    async def wait(self, task_id: int, *, poll: float = 0.5) -> TaskRecord:
+        """Wait until the task is final and return its record."""
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
+        """Return when new work may be ready (a notification), or after ``timeout`` seconds."""
+
+    async def stats(self) -> StoreStatistics:
+        """Count the tasks in each status."""
+
+    async def aclose(self) -> None:
+        """Release the store's connections."""
+
+
+# -- shared by the implementations --------------------------------------------------
+
+
+def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tuple[str, str, int]]:
+    """Check jobs can be stored and return ``(handler, job JSON, max_attempts)`` for each.
+
+    Raises:
+        TypeError: A job is not a Job, or holds a callable instead of a handler's name.
+        ValueError: A job has a field that is not data.
+        UnknownHandlerError: ``registry`` is given and lacks a job's handler.
+    """
+    if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
+        raise TypeError(f"`jobs` must be a sequence of Jobs, not {type(jobs).__name__}")
+    encoded = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job, Job):
+            raise TypeError(f"`jobs[{index}]` must be a workerpoolxt.Job, not {type(job).__name__}")
+        data = job.to_dict()
+        if registry is not None:
+            registry[data["task"]]  # raises UnknownHandlerError naming it
+        retries = job.retry or 0
+        text = json.dumps(data, separators=(",", ":"))
+        if _JSON_NUL.search(text):
+            raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
+        encoded.append((data["task"], text, retries + 1))
+    return encoded
+
+
+def encode_result(result: Any) -> str:
+    """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible."""
+    encoded = json.dumps(json_copy(result, "result"), separators=(",", ":"))
+    if _JSON_NUL.search(encoded):
+        raise ValueError("`result` holds a NUL character (\\u0000), which PostgreSQL cannot store")
+    return encoded
+
+
+# A NUL escape outside of an escaped backslash. PostgreSQL's jsonb refuses it,
+# so every store refuses it, and a job that works in tests works in production.
+_JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def check_run_at(run_at: object) -> None:
+    if run_at is None:
+        return
+    if not isinstance(run_at, int | float) or isinstance(run_at, bool):
+        raise TypeError(f"`run_at` must be a time in seconds (time.time()) or None, not {type(run_at).__name__}")
+    if not math.isfinite(run_at):
+        raise ValueError(f"`run_at` must be finite, got {run_at!r}")
+
+
+def check_final(task_id: object, worker_id: object) -> None:
+    """Check a finalising call's arguments before it joins a transaction shared with other callers."""
+    if not isinstance(task_id, int) or isinstance(task_id, bool):
+        raise TypeError(f"`task_id` must be an int, not {type(task_id).__name__}")
+    if worker_id is not None:
+        if not isinstance(worker_id, str):
+            raise TypeError(f"`worker_id` must be a str or None, not {type(worker_id).__name__}")
+        if "\x00" in worker_id:
+            raise ValueError("`worker_id` must not hold a NUL character")
+
+
+def error_fields(error: BaseException) -> tuple[str, str]:
+    return type(error).__qualname__, str(error)
+
+
+def check_claim(worker_id: object, limit: object, order: object, lease: object) -> Order:
+    if not isinstance(worker_id, str) or not worker_id:
+        raise TypeError("`worker_id` must be a non-empty str")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"`limit` must be an int of at least 1, got {limit!r}")
+    if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < math.inf:
+        raise ValueError(f"`lease` must be a positive number of seconds, got {lease!r}")
+    if not isinstance(order, str):
+        raise TypeError(f"`order` must be an Order, not {type(order).__name__}")
+    try:
+        return Order(order)
+    except ValueError:
+        raise ValueError(f"`order` must be one of {[o.value for o in Order]}, got {order!r}") from None
+
+
+def check_priority(priority: object) -> None:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"`priority` must be an int, not {type(priority).__name__}")
+
+
+async def poll_until_final(get: Callable[[int], Awaitable[TaskRecord]], task_id: int, poll: float) -> TaskRecord:
+    """``Store.wait()`` for stores that cannot be told when a task ends: look every ``poll`` seconds."""
+    while True:
+        task = await get(task_id)
+        if task.final:
+            return task
+        await trio.sleep(poll)
