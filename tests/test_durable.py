@@ -999,10 +999,12 @@ async def test_error_in_the_block_releases_the_running_task(autojump_clock: trio
 
     store = virtual_store(registry)
     [task_id] = await store.enqueue([Job("long", retry=2)])
-    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="^boom$"), allow_unwrapped=True):
+    boom = ValueError("boom")
+    with pytest.raises(ValueError, match="boom") as raised:  # noqa: PT012 - the block's own error comes out bare
         async with DurableWorker(store, registry):
             await trio.sleep(1)
-            raise ValueError("boom")
+            raise boom
+    assert raised.value is boom
     record = await store.get(task_id)
     assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
 
@@ -1405,3 +1407,59 @@ async def test_real_store_stop_cancel_running_releases(real: RealStores) -> None
     assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
     assert worker.statistics() == counters(claimed=1, released=1)
     assert await real.store.stats() == StoreStatistics(queued=1)
+
+
+@bounded
+async def test_a_retry_wakes_an_idle_worker_before_its_poll(autojump_clock: trio.testing.MockClock) -> None:
+    """With poll=10 and a 1 s backoff, the retry runs at its time, not at the next poll."""
+    registry = Registry()
+    starts: list[float] = []
+
+    @registry.register("flaky")
+    async def flaky(options: Options) -> str:
+        starts.append(trio.current_time())
+        if len(starts) == 1:
+            raise ConnectionError("down")
+        return "ok"
+
+    store = virtual_store(registry)
+    [task_id] = await store.enqueue([Job("flaky", retry=1, backoff=Backoff(initial=1, multiplier=1, jitter=0))])
+    async with DurableWorker(store, registry, poll=10):
+        record = await store.wait(task_id)
+    assert record.status is TaskStatus.SUCCEEDED
+    assert starts == [0.0, 1.0]
+
+
+class FailingWaitStore(MemoryStore):
+    """A virtual-time MemoryStore whose first wait_for_work() raises, as a lost LISTEN connection would."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+        self.failures = 1
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - the store's interface
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("listener lost")
+        await super().wait_for_work(timeout)
+
+
+@bounded
+async def test_a_failing_wait_for_work_is_logged_and_the_worker_polls_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """wait_for_work() raising is logged; the worker sleeps one poll and then runs work enqueued meanwhile."""
+    registry = Registry()
+
+    @registry.register("ok")
+    async def ok(options: Options) -> str:
+        return "ok"
+
+    store = FailingWaitStore(registry)
+    async with DurableWorker(store, registry, poll=2):
+        await trio.sleep(0.5)
+        [task_id] = await store.enqueue([Job("ok")])
+        record = await store.wait(task_id)
+        assert trio.current_time() == 2.0
+    assert record.status is TaskStatus.SUCCEEDED
+    assert logged(caplog, "could not wait for work")

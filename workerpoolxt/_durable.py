@@ -15,6 +15,7 @@ is still running and still held by this worker.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -26,7 +27,7 @@ import trio
 
 from ._errors import PoolClosedError
 from ._job import Job
-from ._pool import _HALTING, _STOPPING, WorkerPool
+from ._pool import _HALTING, _STOPPING, WorkerPool, sole_exception
 from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
@@ -147,6 +148,8 @@ class DurableWorker:
         self._lost: set[int] = set()
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
         self._stop_requested = False
+        # The earliest retry this worker scheduled, so an idle worker wakes for it.
+        self._next_retry = math.inf
         self._cancel_running = False
         self._started = False
         self._idle: trio.CancelScope | None = None
@@ -163,8 +166,18 @@ class DurableWorker:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
-        self.stop(cancel_running=exc_info[0] is not None)
-        result: bool | None = await self._nursery_manager.__aexit__(*exc_info)
+        exc = exc_info[1]
+        self.stop(cancel_running=exc is not None)
+        try:
+            result: bool | None = await self._nursery_manager.__aexit__(*exc_info)
+        except BaseExceptionGroup as group:
+            # As WorkerPool does: the exception raised in the block comes out as it was.
+            sole = sole_exception(group, prefer=exc)
+            if sole is None:
+                raise
+            if sole is exc:
+                return False
+            raise sole from None
         return result
 
     async def _run_started(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -239,8 +252,20 @@ class DurableWorker:
                 with trio.CancelScope() as self._idle:
                     if self._stop_requested:
                         return
-                    await self._store.wait_for_work(self._poll)
+                    try:
+                        await self._store.wait_for_work(self._idle_wait())
+                    except Exception:
+                        _logger.exception("worker %s could not wait for work; polling", self.worker_id)
+                        await trio.sleep(self._poll)
                 self._idle = None
+
+    def _idle_wait(self) -> float:
+        """How long an idle worker waits for work: a poll, or less if a retry it scheduled is due sooner."""
+        retry_in = self._next_retry - self._clock()
+        if retry_in < self._poll:
+            self._next_retry = math.inf
+            return max(retry_in, 0.0)
+        return self._poll
 
     async def _beat(self) -> None:
         """Refresh the leases of the running tasks; cancel those another worker took."""
@@ -335,6 +360,7 @@ class DurableWorker:
                 backoff = job.backoff if job.backoff is not None else self._backoff
                 self._counts["retried"] += 1
                 retry_at = self._clock() + backoff.delay(record.attempts)
+                self._next_retry = min(self._next_retry, retry_at)
                 await store.fail(task_id, error, retry_at, worker_id=worker_id)
             else:
                 self._counts["failed"] += 1

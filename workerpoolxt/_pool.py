@@ -294,7 +294,7 @@ class WorkerPool:
         except BaseExceptionGroup as group:
             # trio wraps even a lone exception in a group. A user who raised
             # ValueError in the block, or pressed Ctrl-C, should get exactly that.
-            sole = _sole_exception(group, prefer=pending)
+            sole = sole_exception(group, prefer=pending)
             if sole is None:
                 raise
             if sole is exc:
@@ -834,7 +834,7 @@ def _check_flag(value: object, name: str) -> None:
         raise TypeError(f"`{name}` must be a bool, not {type(value).__name__}")
 
 
-def _sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:
+def sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:
     """The one exception worth raising from ``group``, or None if there are several.
 
     Cancelled exceptions alongside another exception are noise from the other

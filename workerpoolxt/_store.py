@@ -204,7 +204,13 @@ class Store(Protocol):
         """Finalise a queued or running task as cancelled."""
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
-        """Put running tasks back in the queue for any worker; unless ``attempted``, their claim is not counted."""
+        """Put running tasks back in the queue for any worker; unless ``attempted``, their claim is not counted.
+
+        A released task runs again even if an interrupted attempt used its
+        last one: a stop that cut the attempt short is no failure of the
+        task, so ``attempts`` may then exceed ``max_attempts`` by the attempts
+        stops interrupted.
+        """
 
     async def get(self, task_id: int) -> TaskRecord:
         """Return the task's record (``TaskNotFoundError`` if none)."""
