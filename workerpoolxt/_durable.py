@@ -146,6 +146,8 @@ class DurableWorker:
 
         self._running: dict[int, JobHandle[Any] | None] = {}
         self._lost: set[int] = set()
+        # Tasks whose final status this worker is writing: no longer "running" in the store, yet not lost.
+        self._settling: set[int] = set()
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
         self._stop_requested = False
         # The earliest retry this worker scheduled, so an idle worker wakes for it.
@@ -280,7 +282,12 @@ class DurableWorker:
                 _logger.exception("worker %s could not send its heartbeat", self.worker_id)
                 continue
             for task_id in task_ids:
-                if task_id not in held and task_id in self._running and task_id not in self._lost:
+                if (
+                    task_id not in held
+                    and task_id in self._running
+                    and task_id not in self._lost
+                    and task_id not in self._settling  # our own final write took it out of "running"
+                ):
                     self._lost.add(task_id)
                     self._counts["lost"] += 1
                     handle = self._running[task_id]
@@ -307,6 +314,7 @@ class DurableWorker:
                     "task %d cannot run and is dead: %s: %s", record.id, type(exc).__name__, exc
                 )
                 self._counts["failed"] += 1
+                self._settling.add(record.id)
                 await self._settle(store.fail(record.id, exc, None, worker_id=worker_id, dead=True))
                 return
             try:
@@ -315,15 +323,18 @@ class DurableWorker:
                 )
             except PoolClosedError:  # stopped between the claim and here
                 self._counts["released"] += 1
+                self._settling.add(record.id)
                 await self._settle(store.release([record.id], worker_id=worker_id))
                 return
             self._running[record.id] = handle
             try:
                 result = await handle.wait()
+                self._settling.add(record.id)
             except BaseException:
                 # Cancelled from outside: the job is cancelled too, and its
                 # task goes back to the store, whatever cancels us.
                 handle.cancel()
+                self._settling.add(record.id)
                 with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout):
                     result = await handle.wait()
                     if record.id not in self._lost:
@@ -334,6 +345,7 @@ class DurableWorker:
         finally:
             self._running.pop(record.id, None)
             self._lost.discard(record.id)
+            self._settling.discard(record.id)
             self._slot_free.unpark()
 
     async def _finalize(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:

@@ -1,0 +1,614 @@
+"""The command line, ``python -m workerpoolxt``, run as a subprocess; and ``open_store``/``load_registry`` directly.
+
+Commands run with the test's ``tmp_path`` as their working directory, so
+``sqlite:///tasks.db`` and ``--registry handlers:registry`` name files there.
+Worker processes run on the real clock: every wait for one is a bounded poll
+of the store or of the worker's log, and a worker still running when its test
+ends is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import pytest
+import trio
+
+from workerpoolxt import Job, Registry, SQLiteStore, StoreStatistics, TaskRecord, TaskStatus, UnknownHandlerError
+from workerpoolxt._cli import load_registry, open_store
+
+POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
+DSN: Final = os.environ.get(POSTGRES_DSN_VARIABLE, "")
+
+requires_postgres: Final = pytest.mark.skipif(
+    not DSN, reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server"
+)
+
+HANG: Final = 20.0
+"""Real seconds after which a command or a wait counts as hung."""
+
+POLL: Final = 0.02
+"""Real seconds between two looks at the store or at a worker's log."""
+
+STORE: Final = "sqlite:///tasks.db"
+
+UNREACHABLE: Final = "postgresql://postgres@127.0.0.1:1/test"
+"""Nothing listens on port 1: connecting is refused at once."""
+
+HANDLERS: Final = '''\
+"""Handlers for the worker processes that tests/test_cli.py starts."""
+
+import trio
+
+import workerpoolxt as wpxt
+
+registry = wpxt.Registry()
+not_a_registry = {"echo": None}
+
+
+@registry.register("echo")
+async def echo(options):
+    job = wpxt.current_job()
+    return {"task_id": job.task_id, "args": dict(job.args)}
+
+
+@registry.register("sleep")
+async def sleep(options):
+    await trio.sleep(wpxt.current_job().args["seconds"])
+    return "slept"
+'''
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def handlers(tmp_path: Path) -> Path:
+    """``handlers.py`` in the working directory of the commands, with a Registry named ``registry``."""
+    path = tmp_path / "handlers.py"
+    path.write_text(HANDLERS)
+    return path
+
+
+def run_cli(cwd: Path, *arguments: str, timeout: float = HANG) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m workerpoolxt ARGUMENTS`` in ``cwd`` and return how it ended."""
+    return subprocess.run(
+        [sys.executable, "-m", "workerpoolxt", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def arun_cli(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` from a trio test, in a thread."""
+    return await trio.to_thread.run_sync(lambda: run_cli(cwd, *arguments))
+
+
+def enqueue_ids(cwd: Path, *arguments: str, store: str = STORE) -> list[int]:
+    """Run ``enqueue``, check it succeeded, and return the ids it printed."""
+    done = run_cli(cwd, "enqueue", "--store", store, *arguments)
+    assert (done.returncode, done.stderr) == (0, "")
+    return [int(line) for line in done.stdout.splitlines()]
+
+
+def assert_user_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """The command exited with 2 and a one-line ``error:`` message holding each fragment, not a traceback."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: Callable[[], str], seconds: float = HANG) -> None:
+    """Poll ``condition`` until it holds; fail with ``what()`` if it does not within ``seconds``."""
+    # Another process changes what we wait for, so there is no trio.Event to wait on: poll.
+    with trio.move_on_after(seconds):
+        while True:
+            if await condition():
+                return
+            await trio.sleep(POLL)
+    pytest.fail(f"not within {seconds}s: {what()}")
+
+
+class WorkerProcess:
+    """``python -m workerpoolxt worker`` as a subprocess, its log in a file; killed on exit if it still runs."""
+
+    def __init__(self, cwd: Path, store: str, worker_id: str, *options: str) -> None:
+        self.worker_id = worker_id
+        self.log_path = cwd / f"{worker_id}.log"
+        self._command = [
+            sys.executable,
+            "-m",
+            "workerpoolxt",
+            "worker",
+            "--store",
+            store,
+            "--registry",
+            "handlers:registry",
+            "--worker-id",
+            worker_id,
+            *options,
+        ]
+        self._cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> WorkerProcess:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(self._command, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(HANG)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    async def wait_logged(self, text: str, seconds: float = HANG) -> None:
+        """Wait until the worker's log holds ``text``."""
+
+        async def logged() -> bool:
+            await trio.lowlevel.checkpoint()
+            return text in self.log()
+
+        await wait_until(logged, lambda: f"worker {self.worker_id} logs {text!r}; its log:\n{self.log()}", seconds)
+
+    async def wait_started(self) -> None:
+        """Wait until the worker says it started: it handles SIGINT and SIGTERM from then on."""
+        await self.wait_logged(f"worker {self.worker_id} started")
+
+    async def wait_exit(self, seconds: float = HANG) -> int:
+        """Wait until the process exits and return its exit status; fail if it outlives ``seconds``."""
+        process = self.process
+        assert process is not None
+
+        async def exited() -> bool:
+            await trio.lowlevel.checkpoint()
+            return process.poll() is not None
+
+        await wait_until(exited, lambda: f"worker {self.worker_id} exits; its log:\n{self.log()}", seconds)
+        assert process.returncode is not None
+        return process.returncode
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """The test's own connection to ``tasks.db``, initialised, which the commands share."""
+    opened = SQLiteStore(tmp_path / "tasks.db")
+    try:
+        await opened.init()
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def statuses(store: Any, task_ids: list[int]) -> list[TaskStatus]:
+    return [(await store.get(task_id)).status for task_id in task_ids]
+
+
+# -- enqueue -------------------------------------------------------------------------------
+
+
+def test_enqueue_prints_ids(tmp_path: Path) -> None:
+    """enqueue prints the new task's id; --count N adds N copies and prints their N increasing ids."""
+    assert enqueue_ids(tmp_path, "echo") == [1]
+    assert enqueue_ids(tmp_path, "echo", "--count", "3", "--args", '{"n": 1}') == [2, 3, 4]
+    done = run_cli(tmp_path, "status", "--store", STORE, "2", "4")
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(record["id"], record["status"], record["job"]["args"]) for record in records] == [
+        (2, "queued", {"n": 1}),
+        (4, "queued", {"n": 1}),
+    ]
+
+
+def test_enqueue_options_reach_the_record(tmp_path: Path) -> None:
+    """--args, --retry, --timeout and --priority end up in the stored task."""
+    [task_id] = enqueue_ids(
+        tmp_path, "echo", "--args", '{"to": ["a@example.com"]}', "--retry", "2", "--timeout", "5", "--priority", "7"
+    )
+    [line] = run_cli(tmp_path, "status", "--store", STORE, str(task_id)).stdout.splitlines()
+    record = json.loads(line)
+    assert (record["handler"], record["max_attempts"], record["priority"], record["attempts"]) == ("echo", 3, 7, 0)
+    assert (record["job"]["args"], record["job"]["retry"], record["job"]["timeout"]) == (
+        {"to": ["a@example.com"]},
+        2,
+        5.0,
+    )
+
+
+def test_enqueue_with_registry_refuses_an_unknown_handler(tmp_path: Path, handlers: Path) -> None:
+    """With --registry, a handler the registry lacks is exit 2 naming it, and nothing is stored."""
+    done = run_cli(tmp_path, "enqueue", "--store", STORE, "--registry", "handlers:registry", "nope")
+    assert_user_error(done, "'nope'")
+    assert done.stdout == ""
+    assert enqueue_ids(tmp_path, "echo", "--registry", "handlers:registry") == [1]
+    counts = json.loads(run_cli(tmp_path, "status", "--store", STORE).stdout)
+    assert counts["queued"] == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        pytest.param("handlers", "module:attribute", id="no-colon"),
+        pytest.param("handlers:", "module:attribute", id="no-attribute"),
+        pytest.param("handlers:not_a_registry", "must be a workerpoolxt.Registry, not dict", id="not-a-registry"),
+        pytest.param("handlers:missing", "must be a workerpoolxt.Registry, not NoneType", id="missing-attribute"),
+        pytest.param("no_such_module:registry", "no_such_module", id="missing-module"),
+    ],
+)
+def test_bad_registry_is_a_clear_error(tmp_path: Path, handlers: Path, spec: str, fragment: str) -> None:
+    """A --registry that does not name a Registry is exit 2 with a message saying what is wrong."""
+    assert_user_error(run_cli(tmp_path, "enqueue", "--store", STORE, "--registry", spec, "echo"), fragment)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        pytest.param(["--args", "not json"], "--args must be a JSON object", id="not-json"),
+        pytest.param(["--args", "[1, 2]"], "`args` must be a mapping", id="json-list"),
+        pytest.param(["--count", "0"], "--count must be at least 1", id="count-zero"),
+    ],
+)
+def test_enqueue_refuses_bad_arguments(tmp_path: Path, arguments: list[str], fragment: str) -> None:
+    """--args that is not a JSON object, or a --count below 1, is exit 2 with a message, and nothing is stored."""
+    assert_user_error(run_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
+    done = run_cli(tmp_path, "status", "--store", STORE)
+    assert json.loads(done.stdout)["queued"] == 0
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def test_status_prints_counts_and_records(tmp_path: Path) -> None:
+    """status prints the counts per status as JSON, or each named task's record as a line of JSON."""
+    enqueue_ids(tmp_path, "echo", "--count", "3", "--args", '{"n": 2}')
+    done = run_cli(tmp_path, "status", "--store", STORE)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(done.stdout) == {
+        "queued": 3,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "dead": 0,
+    }
+    done = run_cli(tmp_path, "status", "--store", STORE, "3", "1")
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert (first["id"], second["id"]) == (3, 1)
+    assert first["handler"] == "echo"
+    assert first["status"] == "queued"
+    assert first["job"]["args"] == {"n": 2}
+    assert (first["attempts"], first["max_attempts"], first["worker_id"], first["result"]) == (0, 1, None, None)
+    assert set(first) == {
+        "id",
+        "handler",
+        "job",
+        "status",
+        "attempts",
+        "max_attempts",
+        "priority",
+        "created_at",
+        "run_at",
+        "started_at",
+        "finished_at",
+        "worker_id",
+        "heartbeat_at",
+        "result",
+        "error_type",
+        "error_message",
+    }
+
+
+def test_status_of_an_unknown_task(tmp_path: Path) -> None:
+    """status of an id no task has is exit 2 naming the id."""
+    enqueue_ids(tmp_path, "echo")
+    assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
+
+
+# -- store URLs --------------------------------------------------------------------------
+
+
+MALFORMED_URLS: Final = [
+    pytest.param("mysql://x", "unknown store URL 'mysql://x'", id="unknown-scheme"),
+    pytest.param("tasks.db", "unknown store URL 'tasks.db'", id="no-scheme"),
+    pytest.param("sqlite://relative.db", "sqlite:///relative/path.db", id="sqlite-netloc"),
+    pytest.param("sqlite:///", "sqlite:///relative/path.db", id="sqlite-no-path"),
+    pytest.param("sqlite:relative.db", "sqlite:///relative/path.db", id="sqlite-no-slashes"),
+    pytest.param("postgresql://", "postgresql://user@host:port/database", id="postgresql-empty"),
+    pytest.param("postgres://", "postgresql://user@host:port/database", id="postgres-empty"),
+    pytest.param("postgresql://postgres@127.0.0.1/test?schema=bad-name", "`schema`", id="bad-schema"),
+]
+
+
+@pytest.mark.parametrize(("url", "fragment"), MALFORMED_URLS)
+def test_open_store_refuses_malformed_urls(url: str, fragment: str) -> None:
+    """open_store() raises a ValueError that quotes what a good URL looks like."""
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        open_store(url)
+
+
+@pytest.mark.parametrize(("url", "fragment"), MALFORMED_URLS)
+@pytest.mark.parametrize("command", ["enqueue", "status", "worker"])
+def test_malformed_store_url_is_exit_2(tmp_path: Path, handlers: Path, command: str, url: str, fragment: str) -> None:
+    """Every command reports a malformed --store as exit 2 with the same message, and creates no file."""
+    arguments = {"enqueue": ["echo"], "status": [], "worker": ["--registry", "handlers:registry"]}[command]
+    assert_user_error(run_cli(tmp_path, command, "--store", url, *arguments), fragment)
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "__pycache__") == ["handlers.py"]
+
+
+def test_open_store_refuses_a_url_that_is_not_a_str() -> None:
+    """A URL that is not a str is a TypeError naming the parameter."""
+    with pytest.raises(TypeError, match="`url` must be a str, not PosixPath"):
+        open_store(Path("tasks.db"))  # type: ignore[arg-type]
+
+
+def test_open_store_sqlite_paths() -> None:
+    """sqlite:///x.db is x.db relative to the working directory; sqlite:////abs/x.db is absolute."""
+    relative = open_store("sqlite:///data/tasks.db")
+    absolute = open_store("sqlite:////var/lib/tasks.db")
+    assert isinstance(relative, SQLiteStore)
+    assert isinstance(absolute, SQLiteStore)
+    assert (relative.path, absolute.path) == (Path("data/tasks.db"), Path("/var/lib/tasks.db"))
+
+
+def test_open_store_postgres_schema_and_dsn() -> None:
+    """A PostgreSQL URL's ?schema= picks the schema (default workerpoolxt) and is not passed on to libpq."""
+    from workerpoolxt import PostgresStore
+
+    default = open_store("postgresql://postgres@127.0.0.1:5432/test")
+    named = open_store("postgres://postgres@db.example:6543/jobs?schema=queue_1&connect_timeout=3")
+    assert isinstance(default, PostgresStore)
+    assert isinstance(named, PostgresStore)
+    assert (default.schema, default.dsn) == ("workerpoolxt", "postgresql://postgres@127.0.0.1:5432/test")
+    assert (named.schema, named.dsn) == ("queue_1", "postgres://postgres@db.example:6543/jobs?connect_timeout=3")
+    assert named.channel == "wpxt_queue_1"
+
+
+def test_open_store_passes_the_registry_on(tmp_path: Path) -> None:
+    """open_store(url, registry=...) gives a store that refuses handlers the registry lacks."""
+    store = open_store(f"sqlite:///{tmp_path / 'tasks.db'}", registry=Registry())
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "tasks.db"
+
+    async def check() -> None:
+        try:
+            await store.init()
+            with pytest.raises(UnknownHandlerError, match="'echo'"):
+                await store.enqueue([Job("echo")])
+        finally:
+            await store.aclose()
+
+    trio.run(check)
+
+
+@pytest.mark.parametrize("command", ["enqueue", "status", "worker"])
+def test_unreachable_postgres_is_exit_2(tmp_path: Path, handlers: Path, command: str) -> None:
+    """A PostgreSQL server that refuses connections is exit 2 within seconds, naming its host and port."""
+    arguments = {"enqueue": ["echo"], "status": [], "worker": ["--registry", "handlers:registry"]}[command]
+    started = time.monotonic()
+    done = run_cli(tmp_path, command, "--store", UNREACHABLE, *arguments, timeout=10.0)
+    assert time.monotonic() - started < 10.0
+    assert_user_error(done, "cannot connect to PostgreSQL at 127.0.0.1:1 ")
+
+
+# -- load_registry ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """A working directory and a fresh module name; sys.path and sys.modules are restored afterwards."""
+    name = f"wpxt_test_handlers_{uuid.uuid4().hex}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        yield tmp_path, name
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_load_registry_imports_from_the_working_directory(module_dir: tuple[Path, str]) -> None:
+    """load_registry("module:attribute") finds the module in the working directory, as python -m does."""
+    directory, name = module_dir
+    (directory / f"{name}.py").write_text(HANDLERS)
+    registry = load_registry(f"{name}:registry")
+    assert isinstance(registry, Registry)
+    assert sorted(registry) == ["echo", "sleep"]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "error", "match"),
+    [
+        pytest.param(
+            "not_a_registry", TypeError, r":not_a_registry must be a workerpoolxt\.Registry, not dict", id="dict"
+        ),
+        pytest.param("missing", TypeError, r"must be a workerpoolxt\.Registry, not NoneType", id="missing"),
+        pytest.param("", ValueError, "--registry must look like module:attribute", id="empty"),
+    ],
+)
+def test_load_registry_refuses_what_is_not_a_registry(
+    module_dir: tuple[Path, str], attribute: str, error: type[Exception], match: str
+) -> None:
+    """An attribute that is missing or not a Registry, or a spec without one, is an error saying so."""
+    directory, name = module_dir
+    (directory / f"{name}.py").write_text(HANDLERS)
+    with pytest.raises(error, match=match):
+        load_registry(f"{name}:{attribute}")
+
+
+def test_load_registry_missing_module(module_dir: tuple[Path, str]) -> None:
+    """A module that cannot be imported is an ImportError naming it."""
+    _, name = module_dir
+    with pytest.raises(ImportError, match=name):
+        load_registry(f"{name}:registry")
+
+
+# -- worker --------------------------------------------------------------------------------
+
+
+async def test_worker_drains_the_store_then_stops_on_sigint(tmp_path: Path, handlers: Path, store: SQLiteStore) -> None:
+    """A worker runs every task enqueued before it started, then SIGINT stops it: exit 0, nothing left running."""
+    done = await arun_cli(tmp_path, "enqueue", "--store", STORE, "echo", "--count", "20", "--args", '{"n": 7}')
+    ids = [int(line) for line in done.stdout.splitlines()]
+    assert len(ids) == 20
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05", "--concurrency", "4") as worker:
+        await worker.wait_started()
+
+        async def drained() -> bool:
+            return (await store.stats()).succeeded == 20
+
+        await wait_until(drained, lambda: f"the worker runs the 20 tasks; its log:\n{worker.log()}")
+        worker.send_signal(signal.SIGINT)
+        assert await worker.wait_exit() == 0
+    for task_id in ids:
+        record = await store.get(task_id)
+        assert (record.status, record.attempts, record.worker_id) == (TaskStatus.SUCCEEDED, 1, "w1")
+        assert record.result == {"task_id": task_id, "args": {"n": 7}}
+    assert await store.stats() == StoreStatistics(succeeded=20)
+    log = worker.log()
+    assert "got SIGINT: stopping" in log
+    assert "Traceback" not in log
+    counts = json.loads((await arun_cli(tmp_path, "status", "--store", STORE)).stdout)
+    assert counts["succeeded"] == 20
+
+
+async def wait_running(store: Any, task_id: int) -> TaskRecord:
+    """Wait until the task is running, and return its record."""
+
+    async def running() -> bool:
+        record = await store.get(task_id)
+        assert not record.final, record
+        return bool(record.status is TaskStatus.RUNNING)
+
+    await wait_until(running, lambda: f"task {task_id} runs")
+    record: TaskRecord = await store.get(task_id)
+    return record
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_signal_stops_gracefully(
+    tmp_path: Path, handlers: Path, store: SQLiteStore, signum: signal.Signals
+) -> None:
+    """SIGINT or SIGTERM: the running task finishes and succeeds, no new task is claimed, and the exit is 0."""
+    [slow] = await store.enqueue([Job("sleep", args={"seconds": 1.5})])
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05", "--lease", "2", "--heartbeat", "0.5") as worker:
+        await worker.wait_started()
+        await wait_running(store, slow)
+        signalled = time.time()
+        worker.send_signal(signum)
+        await worker.wait_logged(f"got {signum.name}: stopping")
+        # Enqueued after the stop: a stopping worker claims nothing more.
+        [later] = await store.enqueue([Job("echo")])
+        assert await worker.wait_exit() == 0
+    record = await store.get(slow)
+    assert (record.status, record.result, record.attempts) == (TaskStatus.SUCCEEDED, "slept", 1)
+    assert record.finished_at is not None
+    assert record.finished_at > signalled
+    untouched = await store.get(later)
+    assert (untouched.status, untouched.attempts, untouched.worker_id) == (TaskStatus.QUEUED, 0, None)
+    assert "Traceback" not in worker.log()
+
+
+async def test_second_sigint_cancels_and_releases_running_tasks(
+    tmp_path: Path, handlers: Path, store: SQLiteStore
+) -> None:
+    """A second SIGINT cancels the running tasks at once and puts them back in the queue, then exits 0."""
+    ids = await store.enqueue([Job("sleep", args={"seconds": 60}) for _ in range(2)])
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05", "--lease", "5", "--heartbeat", "1") as worker:
+        await worker.wait_started()
+        for task_id in ids:
+            await wait_running(store, task_id)
+        worker.send_signal(signal.SIGINT)
+        await worker.wait_logged("got SIGINT: stopping")
+        assert await statuses(store, ids) == [TaskStatus.RUNNING] * 2
+        started = time.monotonic()
+        worker.send_signal(signal.SIGINT)
+        assert await worker.wait_exit(seconds=5.0) == 0
+        assert time.monotonic() - started < 5.0
+    for task_id in ids:
+        record = await store.get(task_id)
+        # The cancelled run counts as an attempt; the task is queued for any worker.
+        assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+        assert record.finished_at is None
+    log = worker.log()
+    assert "got SIGINT: cancelling running tasks" in log
+    assert "Traceback" not in log
+
+
+async def test_sigint_while_idle_exits_at_once(tmp_path: Path, handlers: Path, store: SQLiteStore) -> None:
+    """An idle worker with a long poll stops on SIGINT without waiting for the poll."""
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "30") as worker:
+        await worker.wait_started()
+        started = time.monotonic()
+        worker.send_signal(signal.SIGINT)
+        assert await worker.wait_exit(seconds=5.0) == 0
+        assert time.monotonic() - started < 5.0
+
+
+# -- PostgreSQL end to end ------------------------------------------------------------------
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(DSN, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@requires_postgres
+async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
+    """With a postgresql:// URL and ?schema=, enqueue, worker and status use that schema end to end."""
+    from workerpoolxt import PostgresStore
+
+    schema = f"wpxt_test_{uuid.uuid4().hex}"
+    separator = "&" if "?" in DSN else "?"
+    url = f"{DSN}{separator}schema={schema}"
+    store = PostgresStore(DSN, schema=schema)
+    try:
+        done = await arun_cli(tmp_path, "enqueue", "--store", url, "echo", "--count", "5")
+        assert (done.returncode, done.stderr) == (0, "")
+        ids = [int(line) for line in done.stdout.splitlines()]
+        assert await store.stats() == StoreStatistics(queued=5)
+        with WorkerProcess(tmp_path, url, "w1", "--poll", "0.05") as worker:
+            await worker.wait_started()
+
+            async def drained() -> bool:
+                return (await store.stats()).succeeded == 5
+
+            await wait_until(drained, lambda: f"the worker runs the 5 tasks; its log:\n{worker.log()}")
+            worker.send_signal(signal.SIGINT)
+            assert await worker.wait_exit() == 0
+        counts = json.loads((await arun_cli(tmp_path, "status", "--store", url)).stdout)
+        assert counts == {"queued": 0, "running": 0, "succeeded": 5, "failed": 0, "cancelled": 0, "dead": 0}
+        done = await arun_cli(tmp_path, "status", "--store", url, str(ids[0]))
+        record = json.loads(done.stdout)
+        assert (record["status"], record["worker_id"], record["result"]) == (
+            "succeeded",
+            "w1",
+            {"task_id": ids[0], "args": {}},
+        )
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            await trio.to_thread.run_sync(drop_schema, schema)
