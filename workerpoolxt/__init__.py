@@ -17,6 +17,7 @@ from ._errors import (
 )
 from ._flow import Step, chain, fan_out
 from ._handle import JobHandle
+from ._health import Health, HealthPolicy
 from ._job import Job, Options
 from ._pool import PoolStatistics, WorkerPool
 from ._postgres import PostgresConnectionError, PostgresStore
@@ -44,6 +45,8 @@ __all__ = [
     "DurableWorker",
     "DurableWorkerStatistics",
     "HandlerExistsError",
+    "Health",
+    "HealthPolicy",
     "Job",
     "JobAbandonedError",
     "JobCancelledError",

@@ -14,6 +14,7 @@ from ._context import Context
 from ._current import DEFAULT_CODES, running_pool
 from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError, UnknownHandlerError
 from ._handle import JobHandle
+from ._health import Health, HealthPolicy, HealthTracker
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._middleware import Middleware, freeze_middleware
 from ._rate import Gcra
@@ -44,6 +45,7 @@ __all__ = ["PoolStatistics", "WorkerPool"]
 T = TypeVar("T")
 
 _DEFAULT_BACKOFF: Final = Backoff()
+_DEFAULT_HEALTH: Final = HealthPolicy()
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
 # and a later call can only raise the level, never lower it.
@@ -94,6 +96,9 @@ class WorkerPool:
             outside each job's own middleware; the first listed is outermost.
         ramp_up: Start with one worker and let one more take jobs every
             ``ramp_up`` seconds from entering the pool, until ``max_workers``.
+        health: How ``health()`` judges the pool from its recent error ratio;
+            by default, more than 25 % of the last 100 jobs failing or timing
+            out (with at least 3 to judge) is unhealthy. None turns it off.
         max_per_second: Start at most this many jobs per second, spaced evenly
             (GCRA with no burst). A job with its own ``max_per_second`` is
             limited by that instead, shared with the jobs of the same name.
@@ -110,6 +115,7 @@ class WorkerPool:
         "_context",
         "_counts",
         "_entered",
+        "_health",
         "_idle",
         "_idle_workers",
         "_job_rates",
@@ -160,6 +166,7 @@ class WorkerPool:
         middleware: Iterable[Middleware] | None = None,
         ramp_up: Seconds | None = None,
         max_per_second: float | None = None,
+        health: HealthPolicy | None = _DEFAULT_HEALTH,
     ) -> None:
         self._max_workers = count(max_workers, "max_workers", minimum=1)
         if context is not None and not isinstance(context, Context):
@@ -185,6 +192,9 @@ class WorkerPool:
         self._rate = None if max_per_second is None else Gcra(rate(max_per_second, "max_per_second"))
         # One limiter per (name, rate) of jobs that set their own max_per_second.
         self._job_rates: dict[tuple[str, float], Gcra] = {}
+        if health is not None and not isinstance(health, HealthPolicy):
+            raise TypeError(f"`health` must be a HealthPolicy or None, not {type(health).__name__}")
+        self._health = None if health is None else HealthTracker(health)
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
 
@@ -731,6 +741,8 @@ class WorkerPool:
         entry._result = result
         entry._job = None
         self._counts[status] += 1
+        if self._health is not None:
+            self._health.record(status, now)
         if self._keep_results:
             self._results.append(result)
         else:
@@ -768,6 +780,20 @@ class WorkerPool:
     def waiting_queue_size(self) -> int:
         """Jobs queued and not yet started."""
         return self._waiting
+
+    def health(self) -> Health:
+        """Report whether the pool is fit to take work: running, and not failing too often.
+
+        See ``HealthPolicy`` for how the error ratio is judged.
+        """
+        reasons: list[str] = []
+        if not self._entered:
+            reasons.append("the pool is not running yet")
+        elif self._stop_level:
+            reasons.append("the pool is stopped" if self._closed else "the pool is stopping")
+        if self._health is not None:
+            reasons.extend(self._health.health(trio.current_time() if self._entered else 0.0).reasons)
+        return Health(not reasons, tuple(reasons))
 
     def statistics(self) -> PoolStatistics:
         """Return a frozen snapshot of the pool's state and counters."""
