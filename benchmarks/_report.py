@@ -83,6 +83,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ratio("no deadline vs aiometer.run_all", "≥ 3 x", "wpxt_plain", "aiometer_run_all", 3.0)
     ratio("no deadline vs anyio TaskGroup+CapacityLimiter", "≥ 3 x", "wpxt_plain", "anyio_limiter", 3.0)
     ratio("one no-op middleware vs the plain pool", "≥ 0.8 x", "wpxt_middleware", "wpxt_plain", 0.8)
+    ratio("PrometheusMetrics attached vs the plain pool", "≥ 0.7 x", "wpxt_prometheus", "wpxt_plain", 0.7)
     ratio("sync tasks vs ThreadPoolExecutor(16).map", "≥ 0.8 x", "wpxt_sync", "threadpool_map", 0.8)
 
     memory = {row["scenario"]: row for row in results["memory"]}

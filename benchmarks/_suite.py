@@ -55,6 +55,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("wpxt_timeout", "workerpoolxt, per-job timeout=60", core=True),
     Variant("wpxt_retry", "workerpoolxt, retry=3, no failures", core=True),
     Variant("wpxt_middleware", "workerpoolxt, one no-op middleware", core=True),
+    Variant("wpxt_prometheus", "workerpoolxt, PrometheusMetrics attached", core=True),
     Variant("trio_limiter", "bare trio: nursery + CapacityLimiter, task per job", core=False),
     Variant("anyio_limiter", "anyio on trio: TaskGroup + CapacityLimiter", core=False, slow_peer=True),
     Variant("aiometer_run_all", "aiometer.run_all(max_at_once=16) on trio", core=False, slow_peer=True),

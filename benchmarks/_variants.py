@@ -51,7 +51,12 @@ def _run_wpxt(
     async def main() -> Outcome:
         job_class = wpxt.Job
         start = time.perf_counter()
-        async with wpxt.WorkerPool(CONCURRENCY, **(pool_fields or {})) as pool:
+        fields = dict(pool_fields or {})
+        metrics = fields.pop("metrics", None)
+        pool = wpxt.WorkerPool(CONCURRENCY, **fields)
+        if metrics is not None:
+            metrics.attach(pool)
+        async with pool:
             submit = pool.submit
             for i in range(n):
                 submit(job_class(task, options={"i": i}, **job_fields))
@@ -88,6 +93,13 @@ async def _noop_middleware(job: Any, call_next: Callable[[], Any]) -> Any:
 def wpxt_middleware(n: int) -> Outcome:
     """workerpoolxt, one no-op middleware on the pool."""
     return _run_wpxt(n, _wpxt_task, {"middleware": [_noop_middleware]})
+
+
+def wpxt_prometheus(n: int) -> Outcome:
+    """workerpoolxt, with PrometheusMetrics attached."""
+    from workerpoolxt.observe import PrometheusMetrics
+
+    return _run_wpxt(n, _wpxt_task, {"metrics": PrometheusMetrics()})
 
 
 def wpxt_sync(n: int) -> Outcome:

@@ -15,6 +15,7 @@ VARIANTS = {
     "wpxt_timeout",
     "wpxt_retry",
     "wpxt_middleware",
+    "wpxt_prometheus",
     "wpxt_sync",
     "trio_limiter",
     "anyio_limiter",

@@ -127,6 +127,7 @@ class WorkerPool:
         "_next_id",
         "_nursery",
         "_nursery_manager",
+        "_observers",
         "_options",
         "_pause_depth",
         "_queue",
@@ -195,6 +196,8 @@ class WorkerPool:
         if health is not None and not isinstance(health, HealthPolicy):
             raise TypeError(f"`health` must be a HealthPolicy or None, not {type(health).__name__}")
         self._health = None if health is None else HealthTracker(health)
+        # Called with each Result as it is recorded (metrics); empty costs one check.
+        self._observers: tuple[Callable[[Result[Any]], object], ...] = ()
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
 
@@ -743,6 +746,9 @@ class WorkerPool:
         self._counts[status] += 1
         if self._health is not None:
             self._health.record(status, now)
+        if self._observers:
+            for observe in self._observers:
+                observe(result)
         if self._keep_results:
             self._results.append(result)
         else:

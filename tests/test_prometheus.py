@@ -1,0 +1,97 @@
+"""Prometheus metrics: exact counter, histogram and gauge values after a scripted run."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from helpers import noop, sleeper
+
+import workerpoolxt as wpxt
+from workerpoolxt import Backoff, Job, WorkerPool
+
+prometheus_client = pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
+
+from workerpoolxt.observe import PrometheusMetrics  # noqa: E402 - after the extra is known to be there
+
+
+async def flaky_then_fails(options: wpxt.Options) -> None:
+    """A task whose every attempt fails."""
+    raise ValueError("bad")
+
+
+async def test_scripted_run_gives_exact_metric_values(autojump_clock: trio.testing.MockClock) -> None:
+    """Three successes, one failure after 2 attempts and one timeout give these exact samples."""
+    metrics = PrometheusMetrics()
+    sample = metrics.registry.get_sample_value
+    async with metrics.attach(WorkerPool(2)) as pool:
+        pool.submit(Job(noop, name="ok"))
+        pool.submit(Job(sleeper(2), name="ok"))
+        pool.submit(Job(flaky_then_fails, name="bad", retry=1, backoff=Backoff.none()))
+        pool.submit(Job(sleeper(10), name="slow", timeout=3))
+        pool.submit(Job(sleeper(1), name="later"))
+        await trio.testing.wait_all_tasks_blocked()  # "ok" (2 s) and "slow" run; "later" waits
+        assert sample("workerpoolxt_running_workers") == 2.0
+        assert sample("workerpoolxt_queue_size") == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "ok", "status": "succeeded"}) == 2.0
+    assert sample("workerpoolxt_jobs_total", {"name": "bad", "status": "failed"}) == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "slow", "status": "timed_out"}) == 1.0
+    assert sample("workerpoolxt_job_attempts_total", {"name": "bad"}) == 2.0
+    assert sample("workerpoolxt_job_attempts_total", {"name": "ok"}) == 2.0
+    assert sample("workerpoolxt_job_duration_seconds_count", {"name": "ok"}) == 2.0
+    assert sample("workerpoolxt_job_duration_seconds_sum", {"name": "ok"}) == 2.0
+    assert sample("workerpoolxt_job_duration_seconds_bucket", {"name": "slow", "le": "2.5"}) == 0.0
+    assert sample("workerpoolxt_job_duration_seconds_bucket", {"name": "slow", "le": "5.0"}) == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "later", "status": "succeeded"}) == 1.0
+    assert sample("workerpoolxt_running_workers") == 0.0
+    assert sample("workerpoolxt_queue_size") == 0.0
+
+
+async def test_abandoned_jobs_count_without_attempts(autojump_clock: trio.testing.MockClock) -> None:
+    """Jobs a stop abandons count under status abandoned, with no attempts."""
+    metrics = PrometheusMetrics(namespace="app", subsystem="pool")
+    async with metrics.attach(WorkerPool(1)) as pool:
+        pool.submit(Job(sleeper(1), name="first"))
+        pool.submit(Job(noop, name="left"))
+        await trio.testing.wait_all_tasks_blocked()
+        await pool.stop()
+    sample = metrics.registry.get_sample_value
+    assert sample("app_pool_jobs_total", {"name": "left", "status": "abandoned"}) == 1.0
+    assert sample("app_pool_job_attempts_total", {"name": "left"}) == 0.0
+
+
+def test_global_registry_is_left_alone_unless_asked() -> None:
+    """By default the metrics live in their own registry, not prometheus-client's global one."""
+    metrics = PrometheusMetrics()
+    assert metrics.registry is not prometheus_client.REGISTRY
+    assert prometheus_client.REGISTRY.get_sample_value("workerpoolxt_jobs_total", {"name": "x", "status": "y"}) is None
+
+
+def test_attach_twice_counts_once_and_worker_executions() -> None:
+    """Attaching a pool twice adds one observer; worker executions count by worker and status."""
+    metrics = PrometheusMetrics()
+    pool = WorkerPool(1)
+    assert metrics.attach(metrics.attach(pool)) is pool
+    assert len(pool._observers) == 1
+    metrics.worker_execution("poller", "started")
+    metrics.worker_execution("poller", "started")
+    metrics.worker_execution("poller", "error")
+    sample = metrics.registry.get_sample_value
+    assert sample("workerpoolxt_worker_executions_total", {"worker": "poller", "status": "started"}) == 2.0
+    assert sample("workerpoolxt_worker_executions_total", {"worker": "poller", "status": "error"}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [({"registry": object()}, "`registry`"), ({"namespace": 1}, "`namespace`"), ({"subsystem": None}, "`subsystem`")],
+)
+def test_bad_arguments_name_the_parameter(arguments: dict[str, object], name: str) -> None:
+    """Bad constructor arguments raise a TypeError naming the parameter."""
+    with pytest.raises(TypeError, match=name):
+        PrometheusMetrics(**arguments)  # type: ignore[arg-type]
+
+
+def test_attach_refuses_what_is_not_a_pool() -> None:
+    """attach() takes a WorkerPool."""
+    with pytest.raises(TypeError, match="`pool`"):
+        PrometheusMetrics().attach(object())  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""Prometheus metrics for pools, with prometheus-client.
+
+Nothing registers on prometheus-client's global registry unless asked: by
+default the metrics live in a registry of their own, ``metrics.registry``, to
+serve from your endpoint (``prometheus_client.generate_latest(metrics.registry)``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._pool import WorkerPool
+    from .._result import Result, Status
+
+__all__ = ["PrometheusMetrics"]
+
+
+class PrometheusMetrics:
+    """Counters, a histogram and gauges for the pools it is attached to.
+
+    Exports, under ``namespace`` and ``subsystem``:
+
+    - ``jobs_total{name,status}``: jobs that ended, by name and status;
+    - ``job_duration_seconds{name}``: a histogram of their durations;
+    - ``job_attempts_total{name}``: attempts they made;
+    - ``queue_size`` and ``running_workers``: gauges, summed over attached pools;
+    - ``worker_executions_total{worker,status}``: supervised worker executions
+      (``started``, ``restarted``, ``success``, ``error``).
+
+    Args:
+        registry: A ``prometheus_client.CollectorRegistry``; by default a new
+            one, never the global ``REGISTRY`` unless passed explicitly.
+        namespace, subsystem: Prefixes of the metric names.
+        buckets: The duration histogram's buckets, in seconds.
+
+    Raises:
+        ImportError: prometheus-client is not installed.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: Any = None,
+        namespace: str = "workerpoolxt",
+        subsystem: str = "",
+        buckets: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    ) -> None:
+        try:
+            import prometheus_client
+        except ImportError as error:  # pragma: no cover - the extra is installed in CI
+            raise ImportError(
+                "PrometheusMetrics needs prometheus-client: pip install workerpoolxt[prometheus]"
+            ) from error
+        if registry is None:
+            registry = prometheus_client.CollectorRegistry()
+        elif not isinstance(registry, prometheus_client.CollectorRegistry):
+            raise TypeError(f"`registry` must be a prometheus_client CollectorRegistry, not {type(registry).__name__}")
+        for name, value in (("namespace", namespace), ("subsystem", subsystem)):
+            if not isinstance(value, str):
+                raise TypeError(f"`{name}` must be a str, not {type(value).__name__}")
+        self.registry = registry
+        names = {"namespace": namespace, "subsystem": subsystem, "registry": registry}
+        self.jobs = prometheus_client.Counter(
+            "jobs", "Jobs that ended, by name and status.", ["name", "status"], **names
+        )
+        self.durations = prometheus_client.Histogram(
+            "job_duration_seconds", "Job durations from first start to end.", ["name"], buckets=buckets, **names
+        )
+        self.attempts = prometheus_client.Counter("job_attempts", "Attempts jobs made.", ["name"], **names)
+        self.executions = prometheus_client.Counter(
+            "worker_executions", "Supervised worker executions.", ["worker", "status"], **names
+        )
+        self._pools: list[WorkerPool] = []
+        self._children: dict[tuple[str, Status], tuple[Any, Any, Any]] = {}
+        queue = prometheus_client.Gauge("queue_size", "Jobs queued, not yet started.", **names)
+        queue.set_function(lambda: sum(pool.waiting_queue_size for pool in self._pools))
+        running = prometheus_client.Gauge("running_workers", "Workers running a job.", **names)
+        running.set_function(lambda: sum(pool.running for pool in self._pools))
+
+    def attach(self, pool: WorkerPool) -> WorkerPool:
+        """Count ``pool``'s jobs from now on, and return it."""
+        from .._pool import WorkerPool
+
+        if not isinstance(pool, WorkerPool):
+            raise TypeError(f"`pool` must be a WorkerPool, not {type(pool).__name__}")
+        if pool not in self._pools:
+            self._pools.append(pool)
+            pool._observers = (*pool._observers, self._job_ended)
+        return pool
+
+    def _job_ended(self, result: Result[Any]) -> None:
+        key = (result.name, result.status)
+        children = self._children.get(key)
+        if children is None:
+            # labels() takes a lock and builds a key each call: look each child up once.
+            name = result.name
+            children = self._children[key] = (
+                self.jobs.labels(name, result.status.value),
+                self.durations.labels(name),
+                self.attempts.labels(name),
+            )
+        jobs, durations, attempts = children
+        jobs.inc()
+        durations.observe(result.duration)
+        if result.attempts:
+            attempts.inc(result.attempts)
+
+    def worker_execution(self, worker: str, status: str) -> None:
+        """Count one supervised worker event: ``started``, ``restarted``, ``success`` or ``error``."""
+        self.executions.labels(worker, status).inc()
