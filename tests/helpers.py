@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
+import runpy
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, ParamSpec
 
+import pytest
 import trio
 
 import workerpoolxt as wpxt
@@ -66,3 +70,26 @@ def result_of(handle: JobHandle[Any]) -> Result[Any]:
     """The handle's Result, which must be there."""
     assert handle.result is not None, f"{handle!r} has no result"
     return handle.result
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Run an example as ``__main__`` and return its stdout lines.
+
+    An example may call ``logging.basicConfig``, which does nothing while the
+    root logger has handlers, as it does under pytest; so the root logger runs
+    the example with none, and gets its own handlers and level back afterwards.
+    """
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers.clear()
+    try:
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return capsys.readouterr().out.splitlines()

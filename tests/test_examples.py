@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import re
-import runpy
 from pathlib import Path
 
 import pytest
-import trio
-import trio.testing
+from helpers import EXAMPLES, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture
-def virtual_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the examples' own ``trio.run`` use an autojump clock, so they finish at once."""
-    monkeypatch.setattr(trio, "run", functools.partial(trio.run, clock=trio.testing.MockClock(autojump_threshold=0)))
-
-
-def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
-    return capsys.readouterr().out.splitlines()
 
 
 def readme_blocks(language: str) -> list[str]:

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
-    return capsys.readouterr().out.splitlines()
+from helpers import run_example
 
 
 def test_durable(capsys: pytest.CaptureFixture[str]) -> None:

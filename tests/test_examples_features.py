@@ -2,42 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import logging
-import runpy
-from pathlib import Path
-
 import pytest
-import trio
-import trio.testing
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture
-def virtual_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the examples' own ``trio.run`` use an autojump clock, so they finish at once."""
-    monkeypatch.setattr(trio, "run", functools.partial(trio.run, clock=trio.testing.MockClock(autojump_threshold=0)))
-
-
-def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """Run an example as ``__main__`` and return its stdout lines.
-
-    An example may call ``logging.basicConfig``, which does nothing while the
-    root logger has handlers, as it does under pytest; so the root logger runs
-    the example with none, and gets its own handlers and level back afterwards.
-    """
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    root.handlers.clear()
-    try:
-        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
-    finally:
-        for handler in root.handlers:
-            handler.close()
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-    return capsys.readouterr().out.splitlines()
+from helpers import run_example
 
 
 @pytest.mark.usefixtures("virtual_time")

@@ -95,3 +95,34 @@ def test_attach_refuses_what_is_not_a_pool() -> None:
     """attach() takes a WorkerPool."""
     with pytest.raises(TypeError, match="`pool`"):
         PrometheusMetrics().attach(object())  # type: ignore[arg-type]
+
+
+async def test_supervised_worker_executions_after_two_failing_attempts(autojump_clock: trio.testing.MockClock) -> None:
+    """A worker failing both of its 2 attempts gives started 2, restarted 1, error 2; another succeeds once."""
+
+    async def broken() -> None:
+        raise ValueError("down")
+
+    async def once() -> None:
+        await trio.sleep(1)
+
+    metrics = PrometheusMetrics()
+    async with metrics.attach(wpxt.Supervisor(broken, once, max_attempts=2)) as supervisor:
+        await trio.sleep(5)
+        assert supervisor.execution("broken").status is wpxt.WorkerStatus.ERROR
+    sample = metrics.registry.get_sample_value
+    counts = {
+        (worker, status): sample("workerpoolxt_worker_executions_total", {"worker": worker, "status": status})
+        for worker in ("broken", "once")
+        for status in ("started", "restarted", "success", "error")
+    }
+    assert counts == {
+        ("broken", "started"): 2.0,
+        ("broken", "restarted"): 1.0,
+        ("broken", "success"): None,
+        ("broken", "error"): 2.0,
+        ("once", "started"): 1.0,
+        ("once", "restarted"): None,
+        ("once", "success"): 1.0,
+        ("once", "error"): None,
+    }

@@ -36,6 +36,17 @@ from ._store import (
     TaskRecord,
     TaskStatus,
 )
+from ._supervisor import (
+    SupervisedWorker,
+    Supervisor,
+    WorkerContext,
+    WorkerEvent,
+    WorkerExecution,
+    WorkerExistsError,
+    WorkerNotFoundError,
+    WorkerStatus,
+    current_worker,
+)
 
 __all__ = [
     "Backoff",
@@ -69,15 +80,24 @@ __all__ = [
     "StepFailedError",
     "Store",
     "StoreStatistics",
+    "SupervisedWorker",
+    "Supervisor",
     "TaskConflictError",
     "TaskNotFoundError",
     "TaskRecord",
     "TaskStatus",
     "UnknownHandlerError",
+    "WorkerContext",
+    "WorkerEvent",
+    "WorkerExecution",
+    "WorkerExistsError",
+    "WorkerNotFoundError",
     "WorkerPool",
     "WorkerPoolError",
+    "WorkerStatus",
     "chain",
     "current_job",
+    "current_worker",
     "fan_out",
     "middleware",
 ]

@@ -27,7 +27,7 @@ import trio
 
 from ._errors import PoolClosedError
 from ._job import Job
-from ._pool import _HALTING, _STOPPING, WorkerPool, sole_exception
+from ._pool import _HALTING, _STOPPING, WorkerPool, exit_with_sole
 from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
@@ -173,13 +173,8 @@ class DurableWorker:
         try:
             result: bool | None = await self._nursery_manager.__aexit__(*exc_info)
         except BaseExceptionGroup as group:
-            # As WorkerPool does: the exception raised in the block comes out as it was.
-            sole = sole_exception(group, prefer=exc)
-            if sole is None:
-                raise
-            if sole is exc:
-                return False
-            raise sole from None
+            # As WorkerPool does: a lone error, the block's own included, comes out bare.
+            return exit_with_sole(group, exc)
         return result
 
     async def _run_started(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

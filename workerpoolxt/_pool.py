@@ -143,6 +143,7 @@ class WorkerPool:
         "_series",
         "_services",
         "_stop_level",
+        "_submit_observers",
         "_timeout",
         "_timers",
         "_unread",
@@ -196,8 +197,10 @@ class WorkerPool:
         if health is not None and not isinstance(health, HealthPolicy):
             raise TypeError(f"`health` must be a HealthPolicy or None, not {type(health).__name__}")
         self._health = None if health is None else HealthTracker(health)
-        # Called with each Result as it is recorded (metrics); empty costs one check.
-        self._observers: tuple[Callable[[Result[Any]], object], ...] = ()
+        # Called with each job's handle as its Result is recorded (metrics,
+        # traces), and as it is queued (traces); empty, each costs one check.
+        self._observers: tuple[Callable[[JobHandle[Any]], object], ...] = ()
+        self._submit_observers: tuple[Callable[[JobHandle[Any]], object], ...] = ()
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
 
@@ -305,14 +308,7 @@ class WorkerPool:
             else:
                 swallowed = await self._nursery_manager.__aexit__(type(pending), pending, pending.__traceback__)
         except BaseExceptionGroup as group:
-            # trio wraps even a lone exception in a group. A user who raised
-            # ValueError in the block, or pressed Ctrl-C, should get exactly that.
-            sole = sole_exception(group, prefer=pending)
-            if sole is None:
-                raise
-            if sole is exc:
-                return False
-            raise sole from None
+            return exit_with_sole(group, exc, prefer=pending)
         finally:
             self._finalize()
         if swallowed:  # the exception was a cancellation of the pool's own nursery
@@ -398,6 +394,9 @@ class WorkerPool:
         self._next_id += 1
         if meta is not None:
             handle._meta = meta
+        if self._submit_observers:
+            for observe in self._submit_observers:
+                observe(handle)
         self._queue.append(handle)
         self._waiting += 1
         if self._idle_workers and not self._pause_depth:
@@ -453,6 +452,8 @@ class WorkerPool:
             return self.submit(job)
         handle = JobHandle(self, job, self._next_id, now)
         self._next_id += 1
+        for observe in self._submit_observers:
+            observe(handle)
         if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
             self._finish(handle, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
         else:
@@ -748,7 +749,7 @@ class WorkerPool:
             self._health.record(status, now)
         if self._observers:
             for observe in self._observers:
-                observe(result)
+                observe(entry)
         if self._keep_results:
             self._results.append(result)
         else:
@@ -864,6 +865,23 @@ class _ResultStream:
 def _check_flag(value: object, name: str) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be a bool, not {type(value).__name__}")
+
+
+def exit_with_sole(
+    group: BaseExceptionGroup[BaseException], exc: BaseException | None, *, prefer: BaseException | None = None
+) -> bool:
+    """For ``__aexit__``: raise the one exception in ``group`` bare, or return False if it is ``exc``.
+
+    trio wraps even a lone exception in a group. A user who raised ValueError
+    in the block, or pressed Ctrl-C, should get exactly that. Several real
+    errors stay grouped.
+    """
+    sole = sole_exception(group, prefer=exc if prefer is None else prefer)
+    if sole is None:
+        raise group
+    if sole is exc:
+        return False
+    raise sole from None
 
 
 def sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:

@@ -12,16 +12,27 @@ import math
 Seconds = float | int | datetime.timedelta
 
 
+def _as_seconds(value: object, name: str) -> float:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"`{name}` must be a number of seconds or a timedelta, not {type(value).__name__}")
+
+
 def to_seconds(value: Seconds, name: str) -> float:
     """Return ``value`` as float seconds; it must be finite and positive."""
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"`{name}` must be a number of seconds or a timedelta, not {type(value).__name__}")
+    seconds = _as_seconds(value, name)
     if not seconds > 0 or math.isinf(seconds):
         raise ValueError(f"`{name}` must be positive and finite, got {value!r}")
+    return seconds
+
+
+def non_negative_seconds(value: object, name: str) -> float:
+    """Return ``value`` as float seconds; it must be finite and zero or more."""
+    seconds = _as_seconds(value, name)
+    if not 0 <= seconds < math.inf:
+        raise ValueError(f"`{name}` must be non-negative and finite, got {value!r}")
     return seconds
 
 

@@ -7,11 +7,13 @@ serve from your endpoint (``prometheus_client.generate_latest(metrics.registry)`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
+    from .._handle import JobHandle
     from .._pool import WorkerPool
-    from .._result import Result, Status
+    from .._result import Status
+    from .._supervisor import Supervisor
 
 __all__ = ["PrometheusMetrics"]
 
@@ -78,18 +80,31 @@ class PrometheusMetrics:
         running = prometheus_client.Gauge("running_workers", "Workers running a job.", **names)
         running.set_function(lambda: sum(pool.running for pool in self._pools))
 
-    def attach(self, pool: WorkerPool) -> WorkerPool:
-        """Count ``pool``'s jobs from now on, and return it."""
-        from .._pool import WorkerPool
+    @overload
+    def attach(self, pool: WorkerPool) -> WorkerPool: ...
 
+    @overload
+    def attach(self, pool: Supervisor) -> Supervisor: ...
+
+    def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
+        """Count the jobs of a pool, or the executions of a supervisor's workers, from now on; return it."""
+        from .._pool import WorkerPool
+        from .._supervisor import Supervisor
+
+        if isinstance(pool, Supervisor):
+            if self.worker_execution not in pool._execution_observers:
+                pool._execution_observers.append(self.worker_execution)
+            return pool
         if not isinstance(pool, WorkerPool):
-            raise TypeError(f"`pool` must be a WorkerPool, not {type(pool).__name__}")
+            raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
         if pool not in self._pools:
             self._pools.append(pool)
             pool._observers = (*pool._observers, self._job_ended)
         return pool
 
-    def _job_ended(self, result: Result[Any]) -> None:
+    def _job_ended(self, entry: JobHandle[Any]) -> None:
+        result = entry._result
+        assert result is not None
         key = (result.name, result.status)
         children = self._children.get(key)
         if children is None:

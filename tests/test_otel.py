@@ -1,0 +1,133 @@
+"""OpenTelemetry traces: a span per job, a child span per attempt, parented on the submitter's span."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from helpers import noop, sleeper
+
+import workerpoolxt as wpxt
+from workerpoolxt import Backoff, Job, WorkerPool
+
+pytest.importorskip("opentelemetry.sdk", reason="the otel extra and the OpenTelemetry SDK are not installed")
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from workerpoolxt.observe import OpenTelemetryTracing
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in spans}
+
+
+async def test_job_and_attempt_spans_nest_under_the_submitters_span(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """A job submitted inside a span gets a job span under it, with one attempt span under the job span."""
+    tracing = OpenTelemetryTracing(tracer_provider=provider)
+    tracer = provider.get_tracer("test")
+    async with tracing.attach(WorkerPool(1)) as pool:
+        with tracer.start_as_current_span("request") as request:
+            handle = pool.submit(Job(sleeper(2), name="render"))
+        await handle.wait()
+    spans = by_name(exporter.get_finished_spans())
+    assert set(spans) == {"request", "job render", "attempt 1"}
+    job, attempt = spans["job render"], spans["attempt 1"]
+    assert job.parent is not None
+    assert job.parent.span_id == request.get_span_context().span_id
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == job.context.span_id
+    assert job.context.trace_id == request.get_span_context().trace_id
+    assert dict(job.attributes or {}) == {
+        "workerpoolxt.job.name": "render",
+        "workerpoolxt.job.id": 0,
+        "workerpoolxt.job.status": "succeeded",
+        "workerpoolxt.job.code": 200,
+        "workerpoolxt.job.attempts": 1,
+    }
+    assert dict(attempt.attributes or {})["workerpoolxt.attempt"] == 1
+    assert job.status.status_code is StatusCode.UNSET
+
+
+async def test_failed_attempts_record_their_exception(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """Two failing attempts give two attempt spans with the error recorded, and an ERROR job span."""
+
+    async def fails(options: wpxt.Options) -> None:
+        raise ValueError("bad")
+
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(WorkerPool(1)) as pool:
+        await pool.submit_wait(Job(fails, name="bad", retry=1, backoff=Backoff.none()))
+    spans = exporter.get_finished_spans()
+    attempts = [span for span in spans if span.name.startswith("attempt")]
+    assert [span.name for span in attempts] == ["attempt 1", "attempt 2"]
+    for span in attempts:
+        assert span.status.status_code is StatusCode.ERROR
+        assert [event.name for event in span.events] == ["exception"]
+    job = by_name(spans)["job bad"]
+    assert job.status.status_code is StatusCode.ERROR
+    assert dict(job.attributes or {})["workerpoolxt.job.status"] == "failed"
+    assert dict(job.attributes or {})["workerpoolxt.job.attempts"] == 2
+
+
+async def test_a_job_that_never_ran_still_gets_its_span(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """An abandoned job ends in a job span with no attempt span, status abandoned."""
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(WorkerPool(1)) as pool:
+        pool.submit(Job(sleeper(1), name="first"))
+        pool.submit(Job(noop, name="left"))
+        pool.submit_in(Job(noop, name="later"), 100)
+        await trio.testing.wait_all_tasks_blocked()
+        await pool.stop()
+    spans = by_name(exporter.get_finished_spans())
+    assert {"job first", "attempt 1", "job left", "job later"} == set(spans)
+    assert dict(spans["job left"].attributes or {})["workerpoolxt.job.status"] == "abandoned"
+    assert dict(spans["job later"].attributes or {})["workerpoolxt.job.status"] == "abandoned"
+
+
+async def test_spans_the_task_starts_nest_under_its_attempt(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """The attempt span is current while the task runs."""
+    tracer = provider.get_tracer("test")
+
+    async def traced(options: wpxt.Options) -> Any:
+        with tracer.start_as_current_span("inner"):
+            await trio.sleep(1)
+
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(WorkerPool(1)) as pool:
+        await pool.submit_wait(Job(traced))
+    spans = by_name(exporter.get_finished_spans())
+    inner = spans["inner"]
+    assert inner.parent is not None
+    assert inner.parent.span_id == spans["attempt 1"].context.span_id
+
+
+def test_attach_is_idempotent_and_checks_its_argument() -> None:
+    """Attaching twice adds the hooks once; attaching something else is a TypeError."""
+    tracing = OpenTelemetryTracing()
+    pool = WorkerPool(1)
+    assert tracing.attach(tracing.attach(pool)) is pool
+    assert (len(pool._observers), len(pool._submit_observers), len(pool._middleware)) == (1, 1, 1)
+    with pytest.raises(TypeError, match="`pool`"):
+        tracing.attach(object())  # type: ignore[arg-type]
