@@ -130,4 +130,26 @@ def test_attach_is_idempotent_and_checks_its_argument() -> None:
     assert tracing.attach(tracing.attach(pool)) is pool
     assert (len(pool._observers), len(pool._submit_observers), len(pool._middleware)) == (1, 1, 1)
     with pytest.raises(TypeError, match="`pool`"):
-        tracing.attach(object())  # type: ignore[arg-type]
+        tracing.attach(object())  # type: ignore[call-overload]
+
+
+async def test_supervised_worker_executions_get_one_span_each(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """A worker failing once then running until stopped gives two spans: error, then stopped, with their ids."""
+    calls: list[str] = []
+
+    async def flaky() -> None:
+        calls.append(wpxt.current_worker().execution_id)
+        if len(calls) == 1:
+            raise ValueError("first")
+        await trio.sleep_forever()
+
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.Supervisor(flaky, max_attempts=2)):
+        await trio.sleep(5)
+    spans = [span for span in exporter.get_finished_spans() if span.name == "worker flaky"]
+    attributes = [dict(span.attributes or {}) for span in spans]
+    assert [a["workerpoolxt.worker.execution_id"] for a in attributes] == calls
+    assert [a["workerpoolxt.worker.status"] for a in attributes] == ["error", "stopped"]
+    assert [span.status.status_code for span in spans] == [StatusCode.ERROR, StatusCode.UNSET]
+    assert len(set(calls)) == 2

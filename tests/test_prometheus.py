@@ -94,7 +94,7 @@ def test_bad_arguments_name_the_parameter(arguments: dict[str, object], name: st
 def test_attach_refuses_what_is_not_a_pool() -> None:
     """attach() takes a WorkerPool."""
     with pytest.raises(TypeError, match="`pool`"):
-        PrometheusMetrics().attach(object())  # type: ignore[arg-type]
+        PrometheusMetrics().attach(object())  # type: ignore[call-overload]
 
 
 async def test_supervised_worker_executions_after_two_failing_attempts(autojump_clock: trio.testing.MockClock) -> None:

@@ -63,8 +63,9 @@ def summary_log(
     """Return a middleware that logs one summary line per attempt.
 
     The line gives the job's name, status code, latency, attempt and job id,
-    also as the record's ``job_name``, ``code``, ``duration``, ``attempt`` and
-    ``job_id`` attributes for structured handlers. Successes (2xx, and 444,
+    also as the record's ``job_name``, ``job_id``, ``attempt``, ``status``
+    (succeeded, failed, timed_out or cancelled), ``code`` and ``duration``
+    attributes for structured handlers. Successes (2xx, and 444,
     "nothing to do") log at INFO, everything else at WARNING. A timeout logs
     408 and a cancellation 499, whatever code the task had set. A job that
     makes one attempt, which is most of them, logs one line.
@@ -111,6 +112,17 @@ def _failure_code(job: JobContext, exc: BaseException) -> int:
     return 500 if job.code is None else job.code
 
 
+def _attempt_status(code: int, error: BaseException | None) -> str:
+    """How the attempt ended, in the words of ``Status``."""
+    if error is None:
+        return "succeeded"
+    if code == 408:
+        return "timed_out"
+    if code == 499:
+        return "cancelled"
+    return "failed"
+
+
 def _write(log: logging.Logger, job: JobContext, code: int, duration: float, error: BaseException | None) -> None:
     level = logging.INFO if _is_success(code) else logging.WARNING
     if not log.isEnabledFor(level):
@@ -125,7 +137,14 @@ def _write(log: logging.Logger, job: JobContext, code: int, duration: float, err
         job.attempt,
         job.job_id,
         outcome,
-        extra={"job_name": job.name, "code": code, "duration": duration, "attempt": job.attempt, "job_id": job.job_id},
+        extra={
+            "job_name": job.name,
+            "job_id": job.job_id,
+            "attempt": job.attempt,
+            "status": _attempt_status(code, error),
+            "code": code,
+            "duration": duration,
+        },
     )
 
 

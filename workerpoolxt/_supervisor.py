@@ -241,8 +241,9 @@ class Supervisor:
         self._max_attempts = count(max_attempts, "max_attempts", minimum=1)
         self._backoff = _backoff(backoff)
         self._entries: dict[str, _Entry] = {}
-        # Called with (worker name, "started" | "restarted" | "success" | "error"), for metrics.
-        self._execution_observers: list[Callable[[str, str], object]] = []
+        # Called with (worker name, "started" | "restarted" | "success" | "error" | "stopped",
+        # execution id), for metrics and traces.
+        self._execution_observers: list[Callable[[str, str, str | None], object]] = []
         self._entered = False
         self._stopping = False
         self._nursery: trio.Nursery | None = None
@@ -396,6 +397,7 @@ class Supervisor:
             # ended, and let it go on to end the supervisor. (A worker that
             # reached its final status has returned, so it cannot be here.)
             self._settle(entry, WorkerStatus.STOPPED, f"stopping: {type(error).__name__}")
+            self._observe(entry, "stopped")
             raise
         finally:
             self._live -= 1
@@ -403,6 +405,7 @@ class Supervisor:
                 self._stopped.set()
         if not entry.done:  # the scope caught our own cancellation
             self._settle(entry, WorkerStatus.STOPPED, "stopping on request")
+            self._observe(entry, "stopped")
 
     async def _attempts(self, entry: _Entry) -> None:
         # Stopped before its task first ran: don't let it run up to a checkpoint.
@@ -467,7 +470,7 @@ class Supervisor:
 
     def _observe(self, entry: _Entry, status: str) -> None:
         for observe in self._execution_observers:
-            observe(entry.name, status)
+            observe(entry.name, status, entry.execution_id)
 
     def _settle(self, entry: _Entry, status: WorkerStatus, message: str, *, level: int = logging.INFO) -> None:
         self._record(entry, status, message, level=level)

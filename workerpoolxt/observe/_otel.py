@@ -9,13 +9,14 @@ ended. The SDK (exporters, processors) is the application's choice.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from .._current import JobContext
     from .._handle import JobHandle
     from .._middleware import CallNext
     from .._pool import WorkerPool
+    from .._supervisor import Supervisor
 
 __all__ = ["OpenTelemetryTracing"]
 
@@ -40,18 +41,49 @@ class OpenTelemetryTracing:
         self._tracer = trace.get_tracer("workerpoolxt", tracer_provider=tracer_provider)
         # The open job span of each job that started, until its Result.
         self._job_spans: dict[JobHandle[Any], Any] = {}
+        # The open span of each supervised worker's current execution.
+        self._worker_spans: dict[str, Any] = {}
 
-    def attach(self, pool: WorkerPool) -> WorkerPool:
-        """Trace ``pool``'s jobs from now on, outside all its middleware, and return it."""
+    @overload
+    def attach(self, pool: WorkerPool) -> WorkerPool: ...
+
+    @overload
+    def attach(self, pool: Supervisor) -> Supervisor: ...
+
+    def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
+        """Trace a pool's jobs (outside all its middleware), or a supervisor's worker executions; return it."""
         from .._pool import WorkerPool
+        from .._supervisor import Supervisor
 
+        if isinstance(pool, Supervisor):
+            if self._worker_event not in pool._execution_observers:
+                pool._execution_observers.append(self._worker_event)
+            return pool
         if not isinstance(pool, WorkerPool):
-            raise TypeError(f"`pool` must be a WorkerPool, not {type(pool).__name__}")
+            raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
         if self._job_ended not in pool._observers:
             pool._submit_observers = (*pool._submit_observers, self._job_submitted)
             pool._middleware = (self._attempt, *pool._middleware)
             pool._observers = (*pool._observers, self._job_ended)
         return pool
+
+    def _worker_event(self, worker: str, status: str, execution_id: str | None) -> None:
+        """One span per execution of a supervised worker, from its start to its end."""
+        from opentelemetry.trace import Status, StatusCode
+
+        if status == "started":
+            self._worker_spans[worker] = self._tracer.start_span(
+                f"worker {worker}",
+                attributes={"workerpoolxt.worker.name": worker, "workerpoolxt.worker.execution_id": execution_id or ""},
+            )
+            return
+        span = self._worker_spans.pop(worker, None)
+        if span is None:  # "restarted" follows the "error" that ended the span
+            return
+        span.set_attribute("workerpoolxt.worker.status", status)
+        if status == "error":
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
 
     def _job_submitted(self, entry: JobHandle[Any]) -> None:
         from opentelemetry import context

@@ -28,7 +28,7 @@ class PrometheusMetrics:
     - ``job_attempts_total{name}``: attempts they made;
     - ``queue_size`` and ``running_workers``: gauges, summed over attached pools;
     - ``worker_executions_total{worker,status}``: supervised worker executions
-      (``started``, ``restarted``, ``success``, ``error``).
+      (``started``, ``restarted``, ``success``, ``error``, and ``stopped`` by a stop).
 
     Args:
         registry: A ``prometheus_client.CollectorRegistry``; by default a new
@@ -121,6 +121,6 @@ class PrometheusMetrics:
         if result.attempts:
             attempts.inc(result.attempts)
 
-    def worker_execution(self, worker: str, status: str) -> None:
-        """Count one supervised worker event: ``started``, ``restarted``, ``success`` or ``error``."""
+    def worker_execution(self, worker: str, status: str, execution_id: str | None = None) -> None:
+        """Count one supervised worker event: ``started``, ``restarted``, ``success``, ``error`` or ``stopped``."""
         self.executions.labels(worker, status).inc()
