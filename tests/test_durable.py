@@ -1463,3 +1463,22 @@ async def test_a_failing_wait_for_work_is_logged_and_the_worker_polls_on(
         assert trio.current_time() == 2.0
     assert record.status is TaskStatus.SUCCEEDED
     assert logged(caplog, "could not wait for work")
+
+
+class UnreachableStore(MemoryStore):
+    """A store whose init() fails, as a database that is down would."""
+
+    async def init(self) -> None:
+        raise ConnectionError("database is down")
+
+
+async def test_a_worker_that_cannot_start_raises_its_error_and_closes_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A store failing at init() makes `async with DurableWorker` raise that error; the run goes on cleanly."""
+    registry = some_registry()
+    with pytest.raises(ConnectionError, match="database is down"):
+        async with DurableWorker(UnreachableStore(registry=registry, clock=trio.current_time), registry):
+            pytest.fail("the block must not run")  # pragma: no cover
+    await trio.sleep(1)  # the trio run is intact: no nursery was left open
+    assert trio.current_time() == 1.0

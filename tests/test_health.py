@@ -102,3 +102,15 @@ def test_default_policy() -> None:
     """The default judges the last 100 jobs, at 25 % with at least 3."""
     assert HealthPolicy() == HealthPolicy(max_error_ratio=0.25, min_jobs=3, last=100)
     assert HealthPolicy(window=60).last is None
+
+
+async def test_window_mode_forgets_old_outcomes_even_unasked(autojump_clock: trio.testing.MockClock) -> None:
+    """Judging by window, outcomes older than the window are dropped as jobs finish, health() called or not."""
+    async with WorkerPool(1, health=HealthPolicy(window=10)) as pool:
+        for _ in range(5):
+            await pool.submit_wait(Job(noop))
+        await trio.sleep(20)
+        await pool.submit_wait(Job(noop))
+        assert pool._health is not None
+        assert pool._health.judge(trio.current_time()) == (1, 0)
+        assert len(pool._health._times) == 1

@@ -153,3 +153,20 @@ async def test_supervised_worker_executions_get_one_span_each(
     assert [a["workerpoolxt.worker.status"] for a in attributes] == ["error", "stopped"]
     assert [span.status.status_code for span in spans] == [StatusCode.ERROR, StatusCode.UNSET]
     assert len(set(calls)) == 2
+
+
+async def test_two_supervisors_with_the_same_worker_name_keep_their_own_spans(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """Spans are per execution: two workers named alike, in two supervisors, each end their own span."""
+
+    async def poller() -> None:
+        await trio.sleep_forever()
+
+    tracing = OpenTelemetryTracing(tracer_provider=provider)
+    async with tracing.attach(wpxt.Supervisor(poller)), tracing.attach(wpxt.Supervisor(poller)):
+        await trio.sleep(1)
+    spans = [span for span in exporter.get_finished_spans() if span.name == "worker poller"]
+    assert len(spans) == 2
+    assert len({dict(span.attributes or {})["workerpoolxt.worker.execution_id"] for span in spans}) == 2
+    assert tracing._worker_spans == {}

@@ -940,7 +940,7 @@ async def test_an_item_received_as_the_series_stops_starts_no_run(autojump_clock
     ("max_queue", "send_times", "start_times"),
     [
         pytest.param(None, [0.0] * 5, [0.0, 10.0, 20.0, 30.0, 40.0], id="unbounded"),
-        pytest.param(1, [0.0, 0.0, 0.0, 10.0, 20.0], [0.0, 10.0, 20.0, 30.0, 40.0], id="max_queue-1"),
+        pytest.param(1, [0.0, 0.0, 10.0, 20.0, 30.0], [0.0, 10.0, 20.0, 30.0, 40.0], id="max_queue-1"),
     ],
 )
 @bounded
@@ -950,7 +950,7 @@ async def test_submit_each_waits_for_room_so_the_sender_feels_back_pressure(
     start_times: list[float],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """With max_queue=1 and one 10 s worker, sends complete only as the queue empties; without it, all at once."""
+    """With max_queue=1 and one 10 s worker, an item is taken only when the queue has room; without it, at once."""
     starts = Starts()
     sent: list[float] = []
     send, receive = trio.open_memory_channel[int](0)
@@ -1308,3 +1308,19 @@ async def test_series_stop_after_the_last_batch_still_fires_on_complete(autojump
         await series.wait()
         assert trio.current_time() == 4.0
     assert seen == [4.0]
+
+
+@bounded
+async def test_cancelled_far_future_jobs_do_not_pile_up_in_the_timers(autojump_clock: trio.testing.MockClock) -> None:
+    """Cancelling most of many jobs scheduled far ahead drops their entries; the rest still run on time."""
+    starts = Starts()
+    async with WorkerPool(2) as pool:
+        handles = [pool.submit_in(Job(starts.task(index)), 500) for index in range(200)]
+        for handle in handles[:150]:
+            handle.cancel()
+        # Past half cancelled (101 of 200), the cancelled entries were dropped.
+        assert len(pool._timers._heap) == 99
+        assert sum(entry[2]._scheduled for entry in pool._timers._heap) == 50
+        await trio.sleep(500)
+    assert sorted(key for key, _ in starts.log) == list(range(150, 200))  # type: ignore[type-var]
+    assert set(starts.times()) == {500.0}

@@ -232,7 +232,7 @@ async def test_stop_during_the_backoff_wait(autojump_clock: trio.testing.MockClo
 
 
 async def test_an_error_raised_while_stopping_is_not_restarted(autojump_clock: trio.testing.MockClock) -> None:
-    """A worker whose cleanup raises when stopped ends in error, without a restart."""
+    """A worker whose cleanup raises when stopped ends stopped (the error noted), without a restart."""
 
     async def messy() -> None:
         try:
@@ -245,14 +245,16 @@ async def test_an_error_raised_while_stopping_is_not_restarted(autojump_clock: t
     assert timeline(supervisor, "messy") == [
         (0.0, "starting attempt 1/3"),
         (1.0, "stopping with error: ValueError: cleanup failed"),
+        (1.0, "stopping: ValueError: cleanup failed"),
     ]
-    assert supervisor.execution("messy").status == WorkerStatus.ERROR
+    assert supervisor.execution("messy").status == WorkerStatus.STOPPED
+    assert supervisor.health().healthy
 
 
 async def test_an_error_raised_during_an_outer_cancellation_is_not_restarted(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """A worker whose cleanup raises when an outer scope cancels it ends in error, without a restart."""
+    """A worker whose cleanup raises when an outer scope cancels it ends stopped, without a restart."""
 
     async def messy() -> None:
         try:
@@ -266,7 +268,9 @@ async def test_an_error_raised_during_an_outer_cancellation_is_not_restarted(
     assert timeline(supervisor, "messy") == [
         (0.0, "starting attempt 1/3"),
         (1.0, "stopping with error: ValueError: cleanup failed"),
+        (1.0, "stopping: ValueError: cleanup failed"),
     ]
+    assert supervisor.execution("messy").status == WorkerStatus.STOPPED
 
 
 async def test_stop_before_a_worker_first_ran(autojump_clock: trio.testing.MockClock) -> None:

@@ -164,7 +164,13 @@ class DurableWorker:
     async def __aenter__(self) -> DurableWorker:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
-        await nursery.start(self._run_started)
+        try:
+            await nursery.start(self._run_started)
+        except BaseException as error:
+            # Failing to start (the store unreachable, say) must still close
+            # the nursery, since no __aexit__ will come to do it.
+            if not await self.__aexit__(type(error), error, error.__traceback__):
+                raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
@@ -239,6 +245,8 @@ class DurableWorker:
                 _logger.exception("worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
                 records = []
             if self._stop_requested and records:
+                self._counts["claimed"] += len(records)
+                self._counts["released"] += len(records)
                 await self._settle(self._store.release([record.id for record in records], worker_id=self.worker_id))
                 return
             self._counts["claimed"] += len(records)

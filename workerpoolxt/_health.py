@@ -88,15 +88,19 @@ class HealthTracker:
         self._errors.append(status in _ERRORS)
         if self.policy.window is not None:
             self._times.append(now)
+            self._forget_before(now)  # so memory stays bounded even if no one asks
+
+    def _forget_before(self, now: float) -> None:
+        assert self.policy.window is not None
+        times, errors = self._times, self._errors
+        while times and times[0] <= now - self.policy.window:
+            times.popleft()
+            errors.popleft()
 
     def judge(self, now: float) -> tuple[int, int]:
         """Return (jobs judged, errors among them)."""
-        window = self.policy.window
-        if window is not None:
-            times, errors = self._times, self._errors
-            while times and times[0] <= now - window:
-                times.popleft()
-                errors.popleft()
+        if self.policy.window is not None:
+            self._forget_before(now)
         return len(self._errors), sum(self._errors)
 
     def health(self, now: float) -> Health:

@@ -709,6 +709,7 @@ class WorkerPool:
             return
         if entry._scheduled:  # waiting for its time, outside the queue
             entry._scheduled = False
+            self._timers.forget()
             self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
             return
         if entry._scope is not None:
@@ -799,7 +800,7 @@ class WorkerPool:
         elif self._stop_level:
             reasons.append("the pool is stopped" if self._closed else "the pool is stopping")
         if self._health is not None:
-            reasons.extend(self._health.health(trio.current_time() if self._entered else 0.0).reasons)
+            reasons.extend(self._health.health(self._clock.current_time() if self._entered else 0.0).reasons)
         return Health(not reasons, tuple(reasons))
 
     def statistics(self) -> PoolStatistics:

@@ -63,12 +63,13 @@ class Timers:
     One service task sleeps until the earliest, instead of a task per job.
     """
 
-    __slots__ = ("_counter", "_heap", "_pool", "_running", "_sleep")
+    __slots__ = ("_cancelled", "_counter", "_heap", "_pool", "_running", "_sleep")
 
     def __init__(self, pool: WorkerPool) -> None:
         self._pool = pool
         self._heap: list[tuple[float, int, JobHandle[Any]]] = []
         self._counter = 0  # keeps equal times in submission order
+        self._cancelled = 0  # entries whose job was cancelled while it waited
         self._sleep: trio.CancelScope | None = None
         self._running = False
 
@@ -81,6 +82,14 @@ class Timers:
             self._pool._start_service(self._run, name="workerpoolxt timers")
         elif self._sleep is not None and when < self._sleep.deadline:
             self._sleep.deadline = when
+
+    def forget(self) -> None:
+        """Note that a waiting job was cancelled; drop such entries once they are most of the heap."""
+        self._cancelled += 1
+        if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+            self._heap[:] = [entry for entry in self._heap if entry[2]._scheduled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
 
     def end_all(self, finish: Callable[[JobHandle[Any]], object]) -> None:
         """End every job still waiting for its time with ``finish``."""
@@ -230,13 +239,16 @@ async def run_every(
 async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChannel[Any]) -> None:
     """Submit ``job`` once per item received, until the channel closes; then close our end."""
     pool = series._pool
-    with contextlib.suppress(trio.ClosedResourceError):  # closed by its owner: the series ends
+    with contextlib.suppress(trio.ClosedResourceError, trio.EndOfChannel):  # closed: the series ends
         async with channel:
-            async for item in channel:
-                # With max_queue set, wait for room, so the channel's sender feels the back-pressure.
+            while True:
+                # With max_queue set, wait for room before taking an item, so
+                # the sender feels the back-pressure and no item is held and lost.
                 await pool._wait_for_room()
-                if series._submit(job, {"item": item}) is None:
+                if series._stopped or pool._stop_level:
                     return
+                item = await channel.receive()
+                series._submit(job, {"item": item})
 
 
 def submit_batch(series: Series, job: Job[Any], tick: int, runs: int) -> list[JobHandle[Any]] | None:

@@ -435,7 +435,9 @@ class Supervisor:
             # It raised while being cancelled, by stop() or from outside: a
             # restart would only be cancelled in turn, so end it here.
             if trio.current_effective_deadline() == -math.inf:
-                entry.done = True
+                # Its error came from being stopped: it ends stopped, as a stop promises.
+                self._settle(entry, WorkerStatus.STOPPED, f"stopping: {entry.error}")
+                self._observe(entry, "stopped")
                 return
             if entry.attempt >= entry.max_attempts:
                 self._settle(entry, WorkerStatus.ERROR, "max attempts reached", level=logging.ERROR)
@@ -470,7 +472,10 @@ class Supervisor:
 
     def _observe(self, entry: _Entry, status: str) -> None:
         for observe in self._execution_observers:
-            observe(entry.name, status, entry.execution_id)
+            try:
+                observe(entry.name, status, entry.execution_id)
+            except Exception:  # metrics or tracing must never take a worker down
+                _logger.exception("an observer of worker %r failed", entry.name)
 
     def _settle(self, entry: _Entry, status: WorkerStatus, message: str, *, level: int = logging.INFO) -> None:
         self._record(entry, status, message, level=level)

@@ -41,8 +41,8 @@ class OpenTelemetryTracing:
         self._tracer = trace.get_tracer("workerpoolxt", tracer_provider=tracer_provider)
         # The open job span of each job that started, until its Result.
         self._job_spans: dict[JobHandle[Any], Any] = {}
-        # The open span of each supervised worker's current execution.
-        self._worker_spans: dict[str, Any] = {}
+        # The open span of each supervised worker execution, by execution id.
+        self._worker_spans: dict[str | None, Any] = {}
 
     @overload
     def attach(self, pool: WorkerPool) -> WorkerPool: ...
@@ -72,12 +72,12 @@ class OpenTelemetryTracing:
         from opentelemetry.trace import Status, StatusCode
 
         if status == "started":
-            self._worker_spans[worker] = self._tracer.start_span(
+            self._worker_spans[execution_id] = self._tracer.start_span(
                 f"worker {worker}",
                 attributes={"workerpoolxt.worker.name": worker, "workerpoolxt.worker.execution_id": execution_id or ""},
             )
             return
-        span = self._worker_spans.pop(worker, None)
+        span = self._worker_spans.pop(execution_id, None)
         if span is None:  # "restarted" follows the "error" that ended the span
             return
         span.set_attribute("workerpoolxt.worker.status", status)
