@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import runpy
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -93,3 +95,30 @@ def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
     return capsys.readouterr().out.splitlines()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+POSTGRES_DSN_VARIABLE = "WPXT_TEST_POSTGRES_DSN"
+POSTGRES_DSN = os.environ.get(POSTGRES_DSN_VARIABLE, "")
+"""The test server's DSN; CI sets it. Unset, the PostgreSQL tests skip; set, an unreachable server fails them."""
+
+# A mark, not pytest.skip() in a fixture: pytest-trio re-raises a skip from an
+# async fixture without its reason.
+requires_postgres = pytest.mark.skipif(
+    not POSTGRES_DSN, reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server"
+)
+
+
+def new_schema() -> str:
+    """A schema name no other test uses."""
+    return f"wpxt_test_{uuid.uuid4().hex}"
+
+
+def drop_schema(schema: str) -> None:
+    """Drop a test's schema and everything in it."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

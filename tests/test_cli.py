@@ -10,7 +10,6 @@ ends is killed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -24,16 +23,12 @@ from typing import Any, Final
 
 import pytest
 import trio
+from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, SQLiteStore, StoreStatistics, TaskRecord, TaskStatus, UnknownHandlerError
 from workerpoolxt._cli import load_registry, open_store
 
-POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
-DSN: Final = os.environ.get(POSTGRES_DSN_VARIABLE, "")
-
-requires_postgres: Final = pytest.mark.skipif(
-    not DSN, reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server"
-)
+DSN: Final = POSTGRES_DSN
 
 HANG: Final = 20.0
 """Real seconds after which a command or a wait counts as hung."""
@@ -568,20 +563,12 @@ async def test_sigint_while_idle_exits_at_once(tmp_path: Path, handlers: Path, s
 # -- PostgreSQL end to end ------------------------------------------------------------------
 
 
-def drop_schema(schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(DSN, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 @requires_postgres
 async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
     """With a postgresql:// URL and ?schema=, enqueue, worker and status use that schema end to end."""
     from workerpoolxt import PostgresStore
 
-    schema = f"wpxt_test_{uuid.uuid4().hex}"
+    schema = new_schema()
     separator = "&" if "?" in DSN else "?"
     url = f"{DSN}{separator}schema={schema}"
     store = PostgresStore(DSN, schema=schema)

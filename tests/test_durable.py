@@ -21,7 +21,6 @@ import functools
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +29,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import bounded
+from helpers import POSTGRES_DSN, bounded, drop_schema, new_schema, requires_postgres
 
 import workerpoolxt as wpxt
 from workerpoolxt import (
@@ -1200,7 +1199,6 @@ async def test_run_twice_is_refused(autojump_clock: trio.testing.MockClock) -> N
 
 # -- integration: real stores, real clock -------------------------------------------------
 
-POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
 
 LEASE: Final = 1.0
 HEARTBEAT: Final = 0.2
@@ -1219,25 +1217,11 @@ class RealStores:
     make: Callable[[], Store]
 
 
-def _drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 # A mark, not pytest.skip() in the fixture: pytest-trio re-raises a skip from an
 # async fixture without its reason. With the variable set, an unreachable server fails.
 REAL_STORE_KINDS: Final = [
     pytest.param("sqlite"),
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(
-            not os.environ.get(POSTGRES_DSN_VARIABLE),
-            reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server",
-        ),
-    ),
+    pytest.param("postgres", marks=requires_postgres),
 ]
 
 
@@ -1247,13 +1231,13 @@ async def real(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     kind: str = request.param
     async with contextlib.AsyncExitStack() as cleanup, contextlib.AsyncExitStack() as stores:
         construct: Callable[[], Store]
-        drop_schema: Callable[[], Awaitable[None]] | None = None
+        drop: Callable[[], Awaitable[None]] | None = None
         if kind == "postgres":
             from workerpoolxt import PostgresStore
 
-            dsn = os.environ[POSTGRES_DSN_VARIABLE]
-            schema = f"wpxt_test_{uuid.uuid4().hex}"
-            drop_schema = functools.partial(trio.to_thread.run_sync, _drop_schema, dsn, schema)
+            dsn = POSTGRES_DSN
+            schema = new_schema()
+            drop = functools.partial(trio.to_thread.run_sync, drop_schema, schema)
             construct = functools.partial(PostgresStore, dsn, schema=schema)
         else:
             construct = functools.partial(SQLiteStore, tmp_path / "tasks.db")
@@ -1265,8 +1249,8 @@ async def real(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
         main = make()
         await main.init()
-        if drop_schema is not None:
-            cleanup.push_async_callback(drop_schema)
+        if drop is not None:
+            cleanup.push_async_callback(drop)
         yield RealStores(kind, main, make)
 
 

@@ -23,7 +23,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,10 +31,9 @@ from typing import Any, Final
 import attrs
 import pytest
 import trio
+from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import DurableWorker, Job, Registry, SQLiteStore, Store, StoreStatistics, TaskRecord, TaskStatus
-
-POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
 
 HANG: Final = 20.0
 """Real seconds after which a wait counts as hung."""
@@ -220,27 +218,13 @@ def create_completions(dsn: str, schema: str) -> None:
         )
 
 
-def drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 # The PostgreSQL skip is a mark, not pytest.skip() in the fixture: pytest-trio
 # re-raises a skip from an async fixture without its reason. With the variable
 # set, an unreachable server fails the tests.
 @pytest.fixture(
     params=[
         pytest.param("sqlite"),
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.skipif(
-                not os.environ.get(POSTGRES_DSN_VARIABLE),
-                reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server",
-            ),
-        ),
+        pytest.param("postgres", marks=requires_postgres),
     ]
 )
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
@@ -254,8 +238,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         finally:
             await made.store.aclose()
         return
-    dsn = os.environ[POSTGRES_DSN_VARIABLE]
-    schema = f"wpxt_test_{uuid.uuid4().hex}"
+    dsn = POSTGRES_DSN
+    schema = new_schema()
     made = postgres_backend(dsn, schema)
     try:
         await made.store.init()  # creates the schema
@@ -264,7 +248,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     finally:
         with trio.fail_after(HANG):
             await made.store.aclose()
-            await trio.to_thread.run_sync(drop_schema, dsn, schema)
+            await trio.to_thread.run_sync(drop_schema, schema)
 
 
 # -- worker processes ----------------------------------------------------------------------

@@ -7,14 +7,13 @@ clock with every wait bounded by ``trio.fail_after``.
 from __future__ import annotations
 
 import collections
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import pytest
 import trio
+from helpers import POSTGRES_DSN, drop_schema, new_schema
 
 from workerpoolxt import Job, Registry
 from workerpoolxt._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
@@ -23,7 +22,7 @@ pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install 
 
 from workerpoolxt._postgres import PostgresConnectionError, PostgresStore
 
-DSN: Final = os.environ.get("WPXT_TEST_POSTGRES_DSN", "")
+DSN: Final = POSTGRES_DSN
 
 
 HANG: Final = 10.0
@@ -33,14 +32,6 @@ EXPIRE: Final = 0.3
 
 def job(number: int = 0, *, retry: int | None = None) -> Job[Any]:
     return Job("handler", args={"number": number}, retry=retry)
-
-
-def drop_schema(schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(DSN, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def dsn() -> str:
 @pytest.fixture
 async def open_store(dsn: str) -> AsyncIterator[Callable[..., PostgresStore]]:
     """Opens stores on one fresh schema; closes them all and drops the schema afterwards."""
-    schema = f"wpxt_test_{uuid.uuid4().hex}"
+    schema = new_schema()
     opened: list[PostgresStore] = []
 
     def make(**options: Any) -> PostgresStore:

@@ -13,10 +13,8 @@ import collections
 import contextlib
 import functools
 import itertools
-import os
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +22,7 @@ from typing import Any, Final
 import attrs
 import pytest
 import trio
+from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, UnknownHandlerError
 from workerpoolxt._sqlite import SQLiteStore
@@ -37,8 +36,6 @@ from workerpoolxt._store import (
     TaskStatus,
 )
 from workerpoolxt.testing import MemoryStore
-
-POSTGRES_DSN_VARIABLE: Final = "WPXT_TEST_POSTGRES_DSN"
 
 HANG: Final = 10.0
 """Real seconds after which a wait counts as hung."""
@@ -74,27 +71,13 @@ class Backend:
 BACKEND: Final = pytest.StashKey[Backend]()
 
 
-def _drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 # The PostgreSQL skip is a mark, not pytest.skip() in the fixture: pytest-trio
 # re-raises a skip from an async fixture without its reason. With the variable
 # set, an unreachable server fails the tests.
 STORE_KINDS: Final = [
     pytest.param("memory"),
     pytest.param("sqlite"),
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(
-            not os.environ.get(POSTGRES_DSN_VARIABLE),
-            reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server",
-        ),
-    ),
+    pytest.param("postgres", marks=requires_postgres),
 ]
 
 
@@ -104,13 +87,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     kind: str = request.param
     # `stores` closes first, then `cleanup` drops what the stores shared.
     async with contextlib.AsyncExitStack() as cleanup, contextlib.AsyncExitStack() as stores:
-        drop_schema: Callable[[], Awaitable[None]] | None = None
+        drop: Callable[[], Awaitable[None]] | None = None
         if kind == "postgres":
             from workerpoolxt._postgres import PostgresStore
 
-            dsn = os.environ[POSTGRES_DSN_VARIABLE]
-            schema = f"wpxt_test_{uuid.uuid4().hex}"
-            drop_schema = functools.partial(trio.to_thread.run_sync, _drop_schema, dsn, schema)
+            dsn = POSTGRES_DSN
+            schema = new_schema()
+            drop = functools.partial(trio.to_thread.run_sync, drop_schema, schema)
 
             def construct(registry: Registry | None) -> Store:
                 return PostgresStore(dsn, registry=registry, schema=schema)
@@ -133,9 +116,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         request.node.stash[BACKEND] = Backend(kind, make)
         main = make(None)
         await main.init()
-        if drop_schema is not None:
+        if drop is not None:
             # Once init() made it: an unreachable server fails the test with its own error alone.
-            cleanup.push_async_callback(drop_schema)
+            cleanup.push_async_callback(drop)
         yield main
 
 

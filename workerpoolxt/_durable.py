@@ -165,7 +165,7 @@ class DurableWorker:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         try:
-            await nursery.start(self._run_started)
+            await nursery.start(self.run)
         except BaseException as error:
             # Failing to start (the store unreachable, say) must still close
             # the nursery, since no __aexit__ will come to do it.
@@ -182,9 +182,6 @@ class DurableWorker:
             # As WorkerPool does: a lone error, the block's own included, comes out bare.
             return exit_with_sole(group, exc)
         return result
-
-    async def _run_started(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.run(task_status=task_status)
 
     def stop(self, *, cancel_running: bool = False) -> None:
         """Claim no more tasks and stop; ``run()`` returns once every claimed task is settled.

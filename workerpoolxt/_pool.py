@@ -390,6 +390,12 @@ class WorkerPool:
         return job
 
     def _enqueue(self, job: Job[T], meta: dict[str, Any] | None = None) -> JobHandle[T]:
+        handle = self._new_handle(job, meta)
+        self._enqueue_handle(handle)
+        return handle
+
+    def _new_handle(self, job: Job[T], meta: dict[str, Any] | None = None) -> JobHandle[T]:
+        """Number a job and make its handle, for the queue or for a timer."""
         handle = JobHandle(self, job, self._next_id, self._clock.current_time())
         self._next_id += 1
         if meta is not None:
@@ -397,15 +403,9 @@ class WorkerPool:
         if self._submit_observers:
             for observe in self._submit_observers:
                 observe(handle)
-        self._queue.append(handle)
-        self._waiting += 1
-        if self._idle_workers and not self._pause_depth:
-            self._idle_workers.unpark()
         return handle
 
     def _enqueue_handle(self, handle: JobHandle[Any]) -> None:
-        """Queue a scheduled job whose time has come."""
-        handle.queued_at = self._clock.current_time()
         self._queue.append(handle)
         self._waiting += 1
         if self._idle_workers and not self._pause_depth:
@@ -450,10 +450,7 @@ class WorkerPool:
             when = now + delay
         if when <= now:
             return self.submit(job)
-        handle = JobHandle(self, job, self._next_id, now)
-        self._next_id += 1
-        for observe in self._submit_observers:
-            observe(handle)
+        handle = self._new_handle(job)
         if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
             self._finish(handle, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
         else:
@@ -544,7 +541,8 @@ class WorkerPool:
             series = Series(self, checked.name)
             origin = self._clock.current_time()
             # The first batch is submitted now, as submit() would, so leaving the block at once still runs it.
-            first = submit_batch(series, checked, 0, checked_counts[0]) if checked_counts else []
+            # A new series on a running pool takes every run, so this is never None.
+            first = (submit_batch(series, checked, 0, checked_counts[0]) if checked_counts else None) or []
             return self._start_series(series, run_batches, checked, origin, checked_counts, seconds, on_complete, first)
 
         return in_trio_thread(start)

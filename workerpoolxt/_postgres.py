@@ -36,7 +36,6 @@ from ._sqlite import _ORDER_BY, _SORT_KEYS, record_from_row
 from ._store import (
     Order,
     StoreStatistics,
-    TaskConflictError,
     TaskNotFoundError,
     TaskRecord,
     check_claim,
@@ -47,6 +46,7 @@ from ._store import (
     encode_result,
     error_fields,
     poll_until_final,
+    refusal,
 )
 
 if TYPE_CHECKING:
@@ -593,10 +593,7 @@ class PostgresStore:
         return outcomes
 
     def _conflict(self, connection: Connection, task_id: int, action: str) -> BaseException:
-        row = connection.execute(self._sql["status"], {"id": task_id}).fetchone()
-        if row is None:
-            return TaskNotFoundError(task_id)
-        return TaskConflictError(task_id, row[0], action)
+        return refusal(task_id, connection.execute(self._sql["status"], {"id": task_id}).fetchone(), action)
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
         ids = list(task_ids)

@@ -110,6 +110,7 @@ class Timers:
                 _, _, handle = heapq.heappop(heap)
                 if handle._scheduled:  # not cancelled meanwhile
                     handle._scheduled = False
+                    handle.queued_at = now
                     pool._enqueue_handle(handle)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
                 await trio.sleep_forever()
@@ -269,14 +270,12 @@ async def run_batches(
     counts: Sequence[int],
     tick: float,
     on_complete: Callable[[list[Result[Any]]], Any] | None,
-    first: list[JobHandle[Any]] | None,
+    first: list[JobHandle[Any]],
 ) -> None:
     """Submit ``counts[i]`` runs at ``origin + i * tick``; warn of ticks that overrun their slot.
 
     The caller has submitted the first batch already.
     """
-    if first is None:
-        return
     every_run = list(first)
     pool = series._pool
     async with trio.open_nursery() as watchers:

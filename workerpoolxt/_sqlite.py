@@ -24,7 +24,6 @@ from ._batch import GroupCommit
 from ._store import (
     Order,
     StoreStatistics,
-    TaskConflictError,
     TaskNotFoundError,
     TaskRecord,
     TaskStatus,
@@ -36,6 +35,7 @@ from ._store import (
     encode_result,
     error_fields,
     poll_until_final,
+    refusal,
 )
 
 if TYPE_CHECKING:
@@ -321,9 +321,7 @@ class SQLiteStore:
 
 def _conflict(connection: sqlite3.Connection, task_id: int, action: str) -> BaseException:
     row = connection.execute("SELECT status FROM wpxt_tasks WHERE id = ?", (task_id,)).fetchone()
-    if row is None:
-        return TaskNotFoundError(task_id)
-    return TaskConflictError(task_id, row[0], action)
+    return refusal(task_id, row, action)
 
 
 def _complete(

@@ -320,3 +320,10 @@ async def poll_until_final(get: Callable[[int], Awaitable[TaskRecord]], task_id:
         if task.final:
             return task
         await trio.sleep(poll)
+
+
+def refusal(task_id: int, row: Sequence[Any] | None, action: str) -> BaseException:
+    """Why a finalising write matched no row: ``row`` holds the task's status, or is None if there is no task."""
+    if row is None:
+        return TaskNotFoundError(task_id)
+    return TaskConflictError(task_id, row[0], action)
