@@ -1389,7 +1389,11 @@ async def test_real_store_stop_cancel_running_releases(real: RealStores) -> None
             worker.stop(cancel_running=True)
         record = await real.store.get(task_id)
     assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
-    assert worker.statistics() == counters(claimed=1, released=1)
+    # A claim in flight when the stop came may take the released task once more
+    # and hand it straight back, counted both ways: on a real store that race is real.
+    statistics = worker.statistics()
+    assert statistics.claimed == statistics.released >= 1
+    assert statistics == counters(claimed=statistics.claimed, released=statistics.released)
     assert await real.store.stats() == StoreStatistics(queued=1)
 
 
