@@ -32,7 +32,7 @@ from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
 from ._store import CancelTask, Order, Store, TaskConflictError, TaskRecord
-from ._validation import Seconds, count, to_seconds
+from ._validation import MAX_WORKERS, Seconds, count, to_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -121,7 +121,7 @@ class DurableWorker:
         # Retry times are on the store's clock: wall-clock seconds, or virtual for a MemoryStore under test.
         self._clock: Callable[[], float] = getattr(store, "clock", time.time)
         self._registry = registry
-        self._concurrency = count(concurrency, "concurrency", minimum=1)
+        self._concurrency = count(concurrency, "concurrency", minimum=1, maximum=MAX_WORKERS)
         self._claim_batch = max(1, self._concurrency // 4)
         self._lease = to_seconds(lease, "lease")
         self._heartbeat = to_seconds(heartbeat, "heartbeat")

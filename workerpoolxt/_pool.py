@@ -33,7 +33,7 @@ from ._schedule import (
     submit_batch,
 )
 from ._trio_thread import in_trio_thread
-from ._validation import Seconds, count, optional_seconds, rate, to_seconds
+from ._validation import MAX_WORKERS, Seconds, count, flag, optional_seconds, rate, to_seconds
 from ._worker import Worker
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class WorkerPool:
     exception as it was.
 
     Args:
-        max_workers: How many jobs may run at once, at least 1.
+        max_workers: How many jobs may run at once, from 1 to ``WorkerPool.MAX_WORKERS`` (100,000).
         context: The Context for jobs that set none.
         options: The options for jobs that set none (never merged with a job's).
         timeout: The budget in seconds for jobs that set none, from their first start.
@@ -151,6 +151,9 @@ class WorkerPool:
         "_workers",
     )
 
+    MAX_WORKERS: Final = MAX_WORKERS
+    """The largest ``max_workers``: each worker is a trio task, started when the pool is entered."""
+
     _clock: trio.abc.Clock  # set on entering, when there is a trio run to read it from
 
     def __init__(
@@ -170,7 +173,7 @@ class WorkerPool:
         max_per_second: float | None = None,
         health: HealthPolicy | None = _DEFAULT_HEALTH,
     ) -> None:
-        self._max_workers = count(max_workers, "max_workers", minimum=1)
+        self._max_workers = count(max_workers, "max_workers", minimum=1, maximum=MAX_WORKERS)
         if context is not None and not isinstance(context, Context):
             raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
         self._context = context
@@ -183,9 +186,7 @@ class WorkerPool:
             )
         self._backoff = backoff
         self._max_queue = None if max_queue is None else count(max_queue, "max_queue", minimum=1)
-        if not isinstance(keep_results, bool):
-            raise TypeError(f"`keep_results` must be a bool, not {type(keep_results).__name__}")
-        self._keep_results = keep_results
+        self._keep_results = flag(keep_results, "keep_results")
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
         self._registry = registry
@@ -476,8 +477,8 @@ class WorkerPool:
         submitted by this call itself, so it runs even if the pool stops next.
         """
         seconds = to_seconds(interval, "interval")
-        _check_flag(overlap, "overlap")
-        _check_flag(first_at_once, "first_at_once")
+        flag(overlap, "overlap")
+        flag(first_at_once, "first_at_once")
 
         self._check_series(job)
 
@@ -585,6 +586,7 @@ class WorkerPool:
         cancelled, even while a ``stop_wait()`` is draining. Abandoned jobs end
         ``ABANDONED``, so no one waiting on a handle hangs.
         """
+        flag(cancel_running, "cancel_running")
         self._check_waitable("stop")
         self._escalate(_HALTING if cancel_running else _STOPPING, "its pool was stopped with cancel_running=True")
         return await self._wait_closed()
@@ -859,11 +861,6 @@ class _ResultStream:
                 return pool._results[self._next_index - 1]
             return None
         return pool._unread.popleft() if pool._unread else None
-
-
-def _check_flag(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool, not {type(value).__name__}")
 
 
 def exit_with_sole(
