@@ -114,12 +114,20 @@ class Worker:
                     self.pool._release_slot()
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit or an outer cancellation: the job in
-            # hand still gets its one Result before the exception goes on. Under
-            # a cancellation the worker still waits for the job's thread, so no
-            # thread outlives the pool; for anything harsher it does not.
+            # hand still gets its one Result before the exception goes on. A
+            # BaseException that arrived while the job ran (its task raised it,
+            # or trio delivered a Ctrl-C there) fails the job with that very
+            # exception, so a durable store records the attempt it ended; an
+            # outer cancellation cancels it. Under a cancellation the worker
+            # still waits for the job's thread, so no thread outlives the pool;
+            # for anything harsher it does not.
             entry = self.current
             if entry is not None:
-                self._finish_cancelled(entry, entry._cancel_reason or f"interrupted by {type(exc).__name__}")
+                if isinstance(exc, trio.Cancelled):
+                    self._finish_cancelled(entry, entry._cancel_reason or "its pool was cancelled from outside")
+                else:
+                    self.current = None
+                    self.pool._finish(entry, Status.FAILED, None, exc, self.attempts, self.started_at)
                 if self.thread is not None and isinstance(exc, trio.Cancelled):
                     await self._wait_for_thread()
                 self.pool._release_slot()
