@@ -50,14 +50,18 @@ def test_deadline_outside_trio_is_fine() -> None:
     assert not context.cancelled
 
 
-@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError), (10**400, ValueError)]
+)
 def test_bad_timeout(value: object, error: type[Exception]) -> None:
     """A non-positive or non-number timeout is rejected, naming `timeout`."""
     with pytest.raises(error, match="`timeout`"):
         wpxt.Context(timeout=value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("value", "error"), [(math.nan, ValueError), ("1", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"), [(math.nan, ValueError), ("1", TypeError), (True, TypeError), (10**400, ValueError)]
+)
 def test_bad_deadline(value: object, error: type[Exception]) -> None:
     """A NaN or non-number deadline is rejected, naming `deadline`."""
     with pytest.raises(error, match="`deadline`"):

@@ -1006,3 +1006,11 @@ async def test_chain_with_a_fan_out_step(autojump_clock: trio.testing.MockClock)
         (2, 1.0, 2.0),
         (3, 1.0, 3.0),
     ]
+
+
+async def test_fan_out_rejects_items_that_are_not_iterable(autojump_clock: trio.testing.MockClock) -> None:
+    """fan_out(factory, 5) raises TypeError naming `items`, and submits nothing."""
+    async with wpxt.WorkerPool(2) as pool:
+        with pytest.raises(TypeError, match=r"`items` must be an iterable.*int"):
+            await wpxt.fan_out(sleeping_job, 5, pool=pool)  # type: ignore[arg-type]
+        assert pool.statistics().submitted == 0

@@ -70,6 +70,7 @@ def test_retry_zero_is_accepted() -> None:
         (-1, ValueError),
         (math.nan, ValueError),
         (math.inf, ValueError),
+        (10**400, ValueError),
         (datetime.timedelta(0), ValueError),
         (datetime.timedelta(seconds=-1), ValueError),
         ("1", TypeError),

@@ -409,6 +409,7 @@ BAD_RATES = [
     pytest.param(0, ValueError, id="zero"),
     pytest.param(-2, ValueError, id="negative"),
     pytest.param(math.inf, ValueError, id="inf"),
+    pytest.param(10**400, ValueError, id="huge-int"),
     pytest.param(math.nan, ValueError, id="nan"),
     pytest.param("x", TypeError, id="str"),
     pytest.param(True, TypeError, id="bool"),

@@ -1078,7 +1078,7 @@ class Halt(BaseException):
 async def test_base_exception_from_a_task_leaves_the_block_bare(
     kind: type[BaseException], autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A task's BaseException leaves the block as that very object, after failing its job with it; every handle gets a result."""
+    """A task's BaseException leaves the block as that very object, after failing its job; every handle gets a result."""
     exception = kind("from the task")
     handles: dict[str, JobHandle[Any]] = {}
     woke: list[tuple[str, Status, float]] = []
@@ -1298,3 +1298,33 @@ def test_property_one_result_per_job_and_bounded_concurrency(
 ) -> None:
     """Any mix of succeeding, failing, slow and cancelled jobs on 1..8 workers: one Result each, peak <= max_workers."""
     trio.run(run_mixed_jobs, max_workers, specs, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+
+def test_max_workers_has_a_documented_upper_bound() -> None:
+    """max_workers up to WorkerPool.MAX_WORKERS is accepted; beyond it a ValueError names `max_workers`."""
+    assert WorkerPool.MAX_WORKERS == 100_000
+    assert WorkerPool(WorkerPool.MAX_WORKERS).max_workers == 100_000
+    for value in (WorkerPool.MAX_WORKERS + 1, 10**100):
+        with pytest.raises(ValueError, match="`max_workers` must be at most 100,000"):
+            WorkerPool(value)
+
+
+@pytest.mark.parametrize("value", ["no", 1, 0, None])
+@bounded
+async def test_stop_flag_must_be_a_bool(value: object, autojump_clock: trio.testing.MockClock) -> None:
+    """stop(cancel_running=...) that is not a bool is a TypeError naming it, and the pool neither stops nor cancels."""
+    async with WorkerPool(1) as pool:
+        handle = pool.submit(Job(sleeper(1, "done")))
+        with pytest.raises(TypeError, match="`cancel_running` must be a bool"):
+            await pool.stop(cancel_running=value)  # type: ignore[arg-type]
+        assert not pool.stopped
+    assert (result_of(handle).status, result_of(handle).data) == (Status.SUCCEEDED, "done")
+
+
+async def test_results_of_a_pool_never_entered_raises() -> None:
+    """results() on a pool that was never entered raises RuntimeError at once instead of waiting forever."""
+    with pytest.raises(RuntimeError, match=r"results\(\) needs a running pool"):
+        WorkerPool(1).results()

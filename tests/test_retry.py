@@ -368,6 +368,10 @@ def test_backoff_huge_retry_does_not_overflow(retry: int) -> None:
         ({"jitter": 1.5}, "jitter", ValueError),
         ({"jitter": -0.1}, "jitter", ValueError),
         ({"initial": math.nan}, "initial", ValueError),
+        ({"initial": math.inf, "max": math.inf}, "initial", ValueError),
+        ({"max": math.inf}, "max", ValueError),
+        ({"multiplier": math.inf}, "multiplier", ValueError),
+        ({"initial": 10**400}, "initial", ValueError),
         ({"initial": "1"}, "initial", TypeError),
         ({"multiplier": None}, "multiplier", TypeError),
         ({"max": True}, "max", TypeError),
@@ -378,3 +382,11 @@ def test_backoff_validation(kwargs: dict[str, Any], field: str, error: type[Exce
     """A bad Backoff argument is rejected with an error naming the field."""
     with pytest.raises(error, match=f"`{field}`"):
         Backoff(**kwargs)
+
+
+def test_backoff_delay_is_never_nan_or_endless() -> None:
+    """Every delay of every valid Backoff is a finite number, even from a zero start or a vast retry number."""
+    for backoff in (Backoff(initial=0, multiplier=1e308, max=5), Backoff(initial=1e308, multiplier=1e308, max=1e308)):
+        for retry in (1, 2, 3, 10**6):
+            delay = backoff.delay(retry)
+            assert math.isfinite(delay), (backoff, retry, delay)

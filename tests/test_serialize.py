@@ -360,20 +360,6 @@ def test_from_dict_non_json_args_named() -> None:
         Job.from_dict({"task": "h", "args": {"x": [1.0, math.nan]}})
 
 
-def test_to_dict_output_is_strict_json_for_an_uncapped_backoff() -> None:
-    """A backoff with max=inf either refuses to convert (ValueError naming `backoff`) or gives strict JSON."""
-    job = Job("h", backoff=Backoff(max=math.inf))
-    refused: list[str] = []
-    try:
-        data = job.to_dict()
-    except ValueError as error:
-        refused.append(str(error))
-    if refused:
-        assert "`backoff" in refused[0]
-    else:
-        assert Job.from_dict(strict_json_round_trip(data)) == job
-
-
 async def test_named_job_from_dict_runs_in_a_pool(autojump_clock: trio.testing.MockClock) -> None:
     """A job rebuilt from JSON runs its handler in a pool with the original args."""
     registry = wpxt.Registry()

@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 import workerpoolxt as wpxt
 from workerpoolxt import Status
@@ -448,3 +450,44 @@ async def test_context_cancel_from_sync_job() -> None:
     assert victim_handle.result.status is Status.CANCELLED
     # Cancelled when the thread asked, not when its 1 s sleep would have ended.
     assert victim_handle.result.duration < 0.5
+
+
+@pytest.mark.parametrize("call", ["pool.submit()", "handle.cancel()", "Context.cancel()"])
+async def test_a_thread_trio_did_not_start_gets_a_clear_error(call: str) -> None:
+    """From a thread trio did not start, submit(), handle.cancel() and Context.cancel() name the call and a way out."""
+    context = wpxt.Context()
+    release = trio.Event()
+    errors: list[BaseException] = []
+
+    async def held(options: Any) -> str:
+        await release.wait()
+        return "ran to its end"
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            handle = pool.submit(wpxt.Job(held, context=context))
+            await trio.testing.wait_all_tasks_blocked()  # the job runs, so its Context reaches into trio
+            calls = {
+                "pool.submit()": lambda: pool.submit(wpxt.Job(held)),
+                "handle.cancel()": handle.cancel,
+                "Context.cancel()": context.cancel,
+            }
+
+            def foreign() -> None:
+                try:
+                    calls[call]()
+                except BaseException as error:  # the test inspects whatever it was
+                    errors.append(error)
+
+            thread = threading.Thread(target=foreign)
+            thread.start()
+            await trio.to_thread.run_sync(thread.join)
+            release.set()
+    assert [type(error) for error in errors] == [RuntimeError]
+    message = str(errors[0])
+    assert message.startswith(f"{call} was called from a thread that trio did not start")
+    assert "trio.from_thread.run_sync" in message
+    # Nothing happened: the job ran to its end and no job was added.
+    assert handle.result is not None
+    assert (handle.result.status, handle.result.data) == (Status.SUCCEEDED, "ran to its end")
+    assert pool.statistics().submitted == 1

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._trio_thread import in_trio_thread
-from ._validation import Seconds, to_seconds
+from ._validation import Seconds, number, to_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,11 +51,10 @@ class Context:
             raise TypeError(f"`parent` must be a Context or None, not {type(parent).__name__}")
         bound = math.inf if parent is None else parent._deadline
         if deadline is not None:
-            if not isinstance(deadline, int | float) or isinstance(deadline, bool):
-                raise TypeError(f"`deadline` must be a number on the trio clock, not {type(deadline).__name__}")
-            if math.isnan(deadline):
+            at = number(deadline, "deadline", "a number on the trio clock")
+            if math.isnan(at):
                 raise ValueError("`deadline` must not be NaN")
-            bound = min(bound, float(deadline))
+            bound = min(bound, at)
         if timeout is not None:
             seconds = to_seconds(timeout, "timeout")
             try:
@@ -102,7 +101,7 @@ class Context:
         if self._cancelled:
             return
         if self._scopes and not trio.lowlevel.in_trio_run():
-            in_trio_thread(self.cancel)
+            in_trio_thread(self.cancel, "Context.cancel()")
             return
         self._cancelled = True
         for scope in list(self._scopes):

@@ -190,7 +190,7 @@ async def fan_out(
     Raises:
         RuntimeError: No ``pool`` was given outside a running job, or the
             calling job holds its pool's only worker, which would deadlock.
-        TypeError: ``job_factory`` returned something other than a Job.
+        TypeError: ``items`` is not iterable, or ``job_factory`` returned something other than a Job.
         PoolClosedError: The pool no longer accepts jobs.
     """
     own = running_pool()
@@ -204,6 +204,8 @@ async def fan_out(
         raise RuntimeError(
             "fan_out() from a job of a pool with max_workers=1 would wait forever: the job holds the only worker"
         )
+    if not isinstance(items, Iterable):
+        raise TypeError(f"`items` must be an iterable of the items to fan out over, not {type(items).__name__}")
     jobs = []
     for item in items:
         job = job_factory(item)

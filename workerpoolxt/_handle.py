@@ -99,7 +99,7 @@ class JobHandle(Generic[T]):
         left as it is. It may be called from a plain task's worker thread too.
         """
         if self._result is None:
-            in_trio_thread(lambda: self._pool._cancel_entry(self, "its JobHandle was cancelled"))
+            in_trio_thread(lambda: self._pool._cancel_entry(self, "its JobHandle was cancelled"), "handle.cancel()")
 
     def __repr__(self) -> str:
         state = self._result.status.value if self._result is not None else "pending"

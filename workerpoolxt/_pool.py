@@ -341,7 +341,7 @@ class WorkerPool:
         if type(job) is not Job or self._stop_level or not self._entered or type(job.task) is str:
             job = self._check_accepts(job)
         if not trio.lowlevel.in_trio_run():  # a plain task, from its worker thread
-            return in_trio_thread(lambda: self.submit(job))
+            return in_trio_thread(lambda: self.submit(job), "pool.submit()")
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
@@ -433,7 +433,7 @@ class WorkerPool:
         """
         at = clock_time(when, "when")
         checked = self._check_accepts(job)
-        return in_trio_thread(lambda: self._submit_at(checked, at, 0.0))
+        return in_trio_thread(lambda: self._submit_at(checked, at, 0.0), "pool.submit_at()")
 
     def submit_in(self, job: Job[T], delay: Seconds) -> JobHandle[T]:
         """Queue ``job`` after ``delay`` seconds (a number or a timedelta); see ``submit_at()``.
@@ -442,7 +442,7 @@ class WorkerPool:
         """
         seconds = any_delay(delay, "delay")
         checked = self._check_accepts(job)
-        return in_trio_thread(lambda: self._submit_at(checked, None, seconds))
+        return in_trio_thread(lambda: self._submit_at(checked, None, seconds), "pool.submit_in()")
 
     def _submit_at(self, job: Job[T], when: float | None, delay: float) -> JobHandle[T]:
         job = self._check_accepts(job)  # again: the pool may have stopped while a thread handed this over
@@ -490,7 +490,7 @@ class WorkerPool:
             previous = series._submit(checked, None) if first_at_once else None
             return self._start_series(series, run_every, checked, origin, seconds, overlap, previous)
 
-        return in_trio_thread(start)
+        return in_trio_thread(start, "pool.submit_every()")
 
     def submit_each(self, job: Job[Any], receive_channel: trio.abc.ReceiveChannel[Any]) -> Series:
         """Submit ``job`` once per item received from ``receive_channel``, as ``current_job().item``.
@@ -508,7 +508,7 @@ class WorkerPool:
             checked = self._check_series(job)
             return self._start_series(Series(self, checked.name), run_each, checked, receive_channel)
 
-        return in_trio_thread(start)
+        return in_trio_thread(start, "pool.submit_each()")
 
     def submit_batches(
         self,
@@ -546,7 +546,7 @@ class WorkerPool:
             first = (submit_batch(series, checked, 0, checked_counts[0]) if checked_counts else None) or []
             return self._start_series(series, run_batches, checked, origin, checked_counts, seconds, on_complete, first)
 
-        return in_trio_thread(start)
+        return in_trio_thread(start, "pool.submit_batches()")
 
     def _check_series(self, job: Job[T]) -> Job[T]:
         checked = self._check_accepts(job)
@@ -823,7 +823,12 @@ class WorkerPool:
 
         The iterator ends once the pool has stopped and every result has been
         yielded. It has a single consumer: a second call raises RuntimeError.
+
+        Raises:
+            RuntimeError: The pool was never entered, or ``results()`` was already called.
         """
+        if not self._entered:
+            raise RuntimeError("results() needs a running pool: call it inside `async with WorkerPool(...)`")
         if self._results_claimed:
             raise RuntimeError("results() was already called: a pool's results have a single consumer")
         self._results_claimed = True

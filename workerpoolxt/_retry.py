@@ -7,14 +7,16 @@ import random
 
 import attrs
 
+from ._validation import number
+
 __all__ = ["Backoff"]
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"`{attribute.name}` must be a number, not {type(value).__name__}")
-    if not value >= 0:
-        raise ValueError(f"`{attribute.name}` must be non-negative, got {value!r}")
+    # Finite too: an infinite wait would hang a retried job with no deadline,
+    # and 0 * inf makes a NaN delay.
+    if not 0 <= number(value, attribute.name) < math.inf:
+        raise ValueError(f"`{attribute.name}` must be non-negative and finite, got {value!r}")
 
 
 @attrs.frozen
@@ -30,6 +32,8 @@ class Backoff:
         multiplier: Growth per retry, at least 1.
         max: The longest wait, applied after jitter.
         jitter: The relative spread, between 0 and 1; 0.5 means ±50 %.
+
+    Every value must be finite, so no wait is endless.
 
     The default, ``Backoff()``, waits 0.5 s, growing by a factor of 1.5 with ±50 % jitter up to 60 s.
     A job's own deadline always cuts a wait short.

@@ -25,7 +25,7 @@ import trio
 
 from ._job import is_async_callable
 from ._trio_thread import in_trio_thread
-from ._validation import Seconds, count, to_seconds
+from ._validation import Seconds, count, finite_seconds, number
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
@@ -40,21 +40,15 @@ _logger: Final = logging.getLogger("workerpoolxt")
 
 def clock_time(value: object, name: str) -> float:
     """Check ``value`` is a finite time on the trio clock (any sign)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a time on the trio clock (a number, as trio.current_time() gives)")
-    if not math.isfinite(value):
+    at = number(value, name, "a time on the trio clock (a number, as trio.current_time() gives)")
+    if not math.isfinite(at):
         raise ValueError(f"`{name}` must be finite, got {value!r}")
-    return float(value)
+    return at
 
 
 def any_delay(value: Seconds, name: str) -> float:
     """Check ``value`` is a finite number of seconds or a timedelta; zero and negative mean now."""
-    try:
-        return to_seconds(value, name)
-    except ValueError:
-        if isinstance(value, int | float) and not math.isfinite(value):
-            raise
-        return 0.0
+    return max(finite_seconds(value, name), 0.0)
 
 
 class Timers:
@@ -159,7 +153,7 @@ class Series:
 
         A plain task may call it from its worker thread.
         """
-        in_trio_thread(self._stop)
+        in_trio_thread(self._stop, "series.stop()")
 
     async def wait(self) -> None:
         """Wait until the series is done: stopped, and every run it submitted finished."""

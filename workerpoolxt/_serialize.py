@@ -67,9 +67,7 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
             raise ValueError(f"`{field}` cannot be stored as data: set it on the pool that runs the job instead")
     if job.middleware:
         raise ValueError("`middleware` cannot be stored as data: set it on the pool that runs the job instead")
-    backoff = job.backoff
-    if backoff is not None and not all(map(math.isfinite, attrs.astuple(backoff))):
-        raise ValueError("`backoff` must have finite values to be stored as JSON")
+    backoff = job.backoff  # finite by construction, so it is valid JSON
     return {
         "task": job.task,
         "name": job.name,
