@@ -1078,7 +1078,7 @@ class Halt(BaseException):
 async def test_base_exception_from_a_task_leaves_the_block_bare(
     kind: type[BaseException], autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A task's BaseException leaves the block as that very object, after failing its job; every handle gets a result."""
+    """A task's BaseException leaves the block as itself, after failing its job; every handle gets a result."""
     exception = kind("from the task")
     handles: dict[str, JobHandle[Any]] = {}
     woke: list[tuple[str, Status, float]] = []
