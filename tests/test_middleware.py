@@ -1123,3 +1123,53 @@ async def test_thread_task_goes_through_middleware() -> None:
     assert events == ["enter pool", "enter job", "thread", "exit job", "exit pool"]
     assert result.status is Status.SUCCEEDED
     assert result.data == "pool(job(from middleware))"
+
+
+# -- a call_next kept past its attempt --------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["after its job", "between its job's attempts"])
+async def test_a_kept_call_next_raises_once_its_attempt_is_over(
+    when: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A call_next kept and called after its attempt ended raises RuntimeError and runs no task at all."""
+    kept: list[CallNext] = []
+    runs: list[tuple[str, float]] = []
+    errors: list[BaseException] = []
+
+    async def keep(job: JobContext, call_next: CallNext) -> Any:
+        if not kept:
+            kept.append(call_next)
+        return await call_next()
+
+    def task(name: str, seconds: float, fail_first: bool = False) -> Task:
+        async def run(options: wpxt.Options) -> str:
+            runs.append((name, trio.current_time()))
+            await trio.sleep(seconds)
+            if fail_first and len(runs) == 1:
+                raise ValueError("first attempt fails")
+            return name
+
+        return run
+
+    async def call_stale_at(time: float) -> None:
+        await trio.sleep_until(time)
+        try:
+            await kept[0]()
+        except RuntimeError as error:
+            errors.append(error)
+
+    async with WorkerPool(1, middleware=[keep]) as pool, trio.open_nursery() as nursery:
+        if when == "after its job":
+            first = pool.submit(Job(task("first", 1)))
+            second = pool.submit(Job(task("second", 10)))
+        else:
+            first = second = pool.submit(
+                Job(task("retried", 1, fail_first=True), retry=1, backoff=Backoff(initial=5, jitter=0))
+            )
+        nursery.start_soon(call_stale_at, 3.0)
+    assert [str(error) for error in errors] == ["call_next() was called after its attempt had ended"]
+    expected = [("first", 0.0), ("second", 1.0)] if when == "after its job" else [("retried", 0.0), ("retried", 6.0)]
+    assert runs == expected
+    assert result_of(first).ok
+    assert result_of(second).ok

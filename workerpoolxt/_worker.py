@@ -73,6 +73,7 @@ class Worker:
         "deadline",
         "job_context",
         "last_error",
+        "live_attempt",
         "middleware",
         "options",
         "pool",
@@ -95,6 +96,8 @@ class Worker:
         self.middleware: tuple[Middleware, ...] = ()
         # Made by current_job() on first use, so jobs that never ask cost nothing.
         self.job_context: JobContext | None = None
+        # The attempt running through middleware now, or 0: what a call_next() checks it belongs to.
+        self.live_attempt = 0
         # A thread that outlived its job (timed out or cancelled): the worker
         # starts nothing else until it returns.
         self.thread: _ThreadSlot | None = None
@@ -233,7 +236,11 @@ class Worker:
                         if job_context is None:
                             job_context = self.job_context = JobContext(self, entry, job)
                         job_context._attempt_timeout = job.attempt_timeout
-                        data = await self._through_middleware(0)
+                        self.live_attempt = attempts
+                        try:
+                            data = await self._through_middleware(job_context, attempts, 0)
+                        finally:
+                            self.live_attempt = 0
                     elif job.attempt_timeout is not None:
                         data = await self._attempt_within(job, options, job.attempt_timeout)
                     elif job.is_async:
@@ -305,22 +312,27 @@ class Worker:
         # expired meanwhile); nothing must then take it for the running job.
         self.current = None
 
-    async def _through_middleware(self, index: int) -> Any:
+    def _check_live(self, job_context: JobContext, attempt: int) -> None:
+        # Each call_next() is bound to its job's run and attempt: one kept and
+        # called later must not run whatever job the worker holds by then.
+        if self.job_context is not job_context or self.live_attempt != attempt:
+            raise RuntimeError("call_next() was called after its attempt had ended")
+
+    async def _through_middleware(self, job_context: JobContext, attempt: int, index: int) -> Any:
         """Run the job's middleware from ``index`` inward, and the attempt inside them."""
+        self._check_live(job_context, attempt)
         middleware = self.middleware
         if index + 1 == len(middleware):
-            call_next: Callable[[], Any] = self._run_attempt
+            call_next: Callable[[], Any] = functools.partial(self._run_attempt, job_context, attempt)
         else:
-            call_next = functools.partial(self._through_middleware, index + 1)
-        return await middleware[index](cast("JobContext", self.job_context), call_next)
+            call_next = functools.partial(self._through_middleware, job_context, attempt, index + 1)
+        return await middleware[index](job_context, call_next)
 
-    async def _run_attempt(self) -> Any:
+    async def _run_attempt(self, job_context: JobContext, attempt: int) -> Any:
         """The innermost ``call_next()``: one attempt of the task, within its bound."""
-        entry = self.current
-        job = None if entry is None else entry._job
-        if job is None or self.job_context is None:
-            raise RuntimeError("call_next() was called after its job had ended")
-        seconds = self.job_context._attempt_timeout
+        self._check_live(job_context, attempt)
+        job = job_context._job
+        seconds = job_context._attempt_timeout
         if seconds is not None:
             return await self._attempt_within(job, self.options, seconds)
         if job.is_async:
