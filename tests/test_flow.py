@@ -510,6 +510,25 @@ async def test_step_timeout_ends_with_its_step(autojump_clock: trio.testing.Mock
     assert result.finished_at == 6.0
 
 
+@pytest.mark.parametrize("bound", ["timeout", "attempt_timeout"])
+async def test_a_step_returning_after_its_bound_timed_out(bound: str, autojump_clock: trio.testing.MockClock) -> None:
+    """A step that blocks past its timeout or attempt_timeout without a checkpoint, then returns, fails the chain."""
+    log: list[str] = []
+
+    async def block(value: Any) -> str:
+        autojump_clock.jump(3)
+        return "late"
+
+    step = wpxt.Step(block, name="blocking", **{bound: 2})
+    result = await run_one(wpxt.chain(step, appender(log, "never")))
+    error = step_failure(result)
+    assert (error.step, error.attempts) == ("blocking", 1)
+    assert isinstance(error.__cause__, JobTimeoutError)
+    assert error.__cause__.deadline == 2.0
+    assert log == []
+    assert result.finished_at == 3.0
+
+
 async def test_attempt_timeout_is_retried(autojump_clock: trio.testing.MockClock) -> None:
     """An attempt outliving attempt_timeout is cancelled and retried; a later attempt can succeed."""
     starts: list[float] = []

@@ -1328,3 +1328,70 @@ async def test_results_of_a_pool_never_entered_raises() -> None:
     """results() on a pool that was never entered raises RuntimeError at once instead of waiting forever."""
     with pytest.raises(RuntimeError, match=r"results\(\) needs a running pool"):
         WorkerPool(1).results()
+
+
+# -- a task that blocks past its deadline ---------------------------------------------
+
+
+def overrunning(clock: trio.testing.MockClock, seconds: float, outcome: object = "late") -> Callable[..., Any]:
+    """An async task that blocks for ``seconds`` without a checkpoint (no cancellation can reach it), then ends."""
+
+    async def block_then_end(options: wpxt.Options) -> object:
+        clock.jump(seconds)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return block_then_end
+
+
+@pytest.mark.parametrize("bound", ["timeout", "context"])
+@bounded
+async def test_an_async_task_returning_after_its_deadline_timed_out(
+    bound: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An async task that blocks past its deadline and then returns is TIMED_OUT, its value dropped, as a thread is."""
+    limit: dict[str, Any] = {"timeout": 0.1} if bound == "timeout" else {"context": wpxt.Context(deadline=0.1)}
+    async with WorkerPool(1) as pool:
+        late = pool.submit(Job(overrunning(autojump_clock, 0.3), **limit))
+        on_time = pool.submit(Job(overrunning(autojump_clock, 0.05, "on time"), timeout=0.1))
+    result = result_of(late)
+    assert (result.status, result.data, result.code, result.attempts) == (Status.TIMED_OUT, None, 408, 1)
+    assert result.duration == 0.3
+    assert isinstance(result.error, JobTimeoutError)
+    assert result.error.deadline == 0.1
+    assert result.error.__cause__ is None
+    assert (result_of(on_time).status, result_of(on_time).data) == (Status.SUCCEEDED, "on time")
+
+
+@pytest.mark.parametrize("retry", [0, 3])
+@bounded
+async def test_an_async_task_failing_after_its_deadline_timed_out(
+    retry: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An async task that blocks past its deadline and then raises is TIMED_OUT, with its error as the cause."""
+    error = ValueError("too late anyway")
+    async with WorkerPool(1) as pool:
+        handle = pool.submit(Job(overrunning(autojump_clock, 0.3, error), timeout=0.1, retry=retry))
+    result = result_of(handle)
+    assert (result.status, result.attempts) == (Status.TIMED_OUT, 1)
+    assert isinstance(result.error, JobTimeoutError)
+    assert result.error.__cause__ is error
+
+
+@bounded
+async def test_an_attempt_returning_after_attempt_timeout_is_retried(autojump_clock: trio.testing.MockClock) -> None:
+    """An attempt that blocks past attempt_timeout and returns fails with JobTimeoutError and is retried."""
+    attempts: list[float] = []
+
+    async def slow_then_quick(options: wpxt.Options) -> str:
+        attempts.append(trio.current_time())
+        if len(attempts) == 1:
+            autojump_clock.jump(0.3)
+        return f"attempt {len(attempts)}"
+
+    async with WorkerPool(1) as pool:
+        handle = pool.submit(Job(slow_then_quick, attempt_timeout=0.1, retry=1, backoff=wpxt.Backoff.none()))
+    result = result_of(handle)
+    assert (result.status, result.data, result.attempts) == (Status.SUCCEEDED, "attempt 2", 2)
+    assert attempts == [0.0, 0.3]

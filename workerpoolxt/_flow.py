@@ -101,11 +101,17 @@ class Step:
             while True:
                 attempts += 1
                 try:
-                    return await self._attempt(value)
+                    returned = await self._attempt(value)
                 except Exception as exc:
                     if attempts > self.retry or not isinstance(exc, self.retry_on):
                         raise _StepGaveUp(attempts) from exc
                     last_error = exc
+                else:
+                    # A step that blocked past its budget without a checkpoint comes back too late.
+                    if trio.current_time() <= deadline:
+                        return returned
+                    last_error = None
+                    break
                 await trio.sleep(self.backoff.delay(attempts))
         timeout = JobTimeoutError(name=self.name, deadline=deadline)
         timeout.__cause__ = last_error
@@ -116,7 +122,9 @@ class Step:
             return await self._call(value)
         deadline = trio.current_time() + self.attempt_timeout
         with trio.move_on_at(deadline):
-            return await self._call(value)
+            returned = await self._call(value)
+            if trio.current_time() <= deadline:  # not blocked past the bound without a checkpoint
+                return returned
         raise JobTimeoutError(name=self.name, deadline=deadline)
 
     async def _call(self, value: Any) -> Any:

@@ -264,6 +264,13 @@ class Worker:
                 if pool._clock.current_time() >= deadline:
                     status, data, error = Status.TIMED_OUT, None, self._timeout_error(entry.name)
                     break
+            if deadline != math.inf and status is not Status.TIMED_OUT and pool._clock.current_time() > deadline:
+                # The task blocked past its deadline without a checkpoint, so no
+                # cancellation could reach it, then ended. It is as late as a
+                # thread that outlived its deadline, and ends the same way.
+                late = JobTimeoutError(name=job.name, deadline=deadline)
+                late.__cause__ = error
+                status, data, error = Status.TIMED_OUT, None, late
         finally:
             entry._scope = None
             if context is not None:
@@ -343,9 +350,13 @@ class Worker:
         attempt_deadline = trio.current_time() + seconds
         with trio.CancelScope(deadline=attempt_deadline):
             if job.is_async:
-                return await job.task(options)  # type: ignore[operator]  # submit() resolved names
-            return await self._call_in_thread(job, options)
-        # Only reached when the scope swallowed the cancellation.
+                data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
+            else:
+                data = await self._call_in_thread(job, options)
+            # A task that blocked past the bound without a checkpoint ends late, not well.
+            if trio.current_time() <= attempt_deadline:
+                return data
+        # Reached when the scope swallowed the cancellation, or the task came back late.
         raise JobTimeoutError(name=job.name, deadline=attempt_deadline)
 
     async def _call_in_thread(self, job: Job[Any], options: Options) -> Any:
