@@ -1329,3 +1329,89 @@ async def test_cancelled_far_future_jobs_do_not_pile_up_in_the_timers(autojump_c
         await trio.sleep(501)  # past their time: their runs are queued before the block ends
     assert sorted(key for key, _ in starts.log) == list(range(150, 200))  # type: ignore[type-var]
     assert set(starts.times()) == {500.0}
+
+
+# -- tiny intervals and shared room ------------------------------------------------------
+
+
+class SeriesSteps(trio.abc.Instrument):
+    """Counts the times trio runs a series' task: its wake-ups."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.startswith("workerpoolxt series"):
+            self.steps += 1
+
+
+TINY = 2**-16
+"""An interval of about 15 microseconds, exact in binary, so tick times are exact too."""
+
+
+@bounded
+async def test_submit_every_with_a_tiny_interval_counts_the_ticks_a_run_blocks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Runs of 1 s every 2**-16 s with overlap=False start at 0, 1 and 2: 2 x 65,535 ticks skipped, not woken for."""
+    steps = SeriesSteps()
+    starts = Starts()
+    trio.lowlevel.add_instrument(steps)
+    try:
+        async with WorkerPool(1) as pool:
+            series = pool.submit_every(Job(starts.task("run", 1)), TINY)
+            await trio.sleep_until(2.5)
+            series.stop()
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    assert starts.times() == [0.0, 1.0, 2.0]
+    assert (series.submitted, series.skipped) == (3, 2 * 65_535)
+    assert steps.steps < 20  # a wake-up per run and a few more; not one per tick
+
+
+@bounded
+async def test_submit_every_with_a_tiny_interval_counts_the_ticks_a_full_queue_blocks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With max_queue=1 and overlap=True, runs queue at 0, 2**-16, 1 and 2; the ticks between are skipped by count."""
+    steps = SeriesSteps()
+    starts = Starts()
+    trio.lowlevel.add_instrument(steps)
+    try:
+        async with WorkerPool(1, max_queue=1) as pool:
+            series = pool.submit_every(Job(starts.task("run", 1)), TINY, overlap=True)
+            await trio.sleep_until(2.5)
+            series.stop()
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    # The run queued at 2 starts when the one started at 2 ends; leaving the block drains it.
+    assert starts.times() == [0.0, 1.0, 2.0, 3.0]
+    assert (series.submitted, series.skipped) == (4, 65_534 + 65_535)
+    assert steps.steps < 20
+
+
+@bounded
+async def test_asubmit_gets_room_that_a_series_waiting_on_its_channel_was_woken_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A submit_each series parked first for room, then idle on its channel, does not keep the room from asubmit()."""
+    starts = Starts()
+    handles: list[wpxt.JobHandle[Any]] = []
+    send, receive = trio.open_memory_channel[int](0)
+
+    async def produce() -> None:
+        for index in range(3):
+            handles.append(await pool.asubmit(Job(starts.task(index, 1))))
+
+    async with WorkerPool(1, max_queue=1) as pool, trio.open_nursery() as nursery:
+        pool.submit(Job(sleeper(1), name="blocker"))
+        await wait_all_tasks_blocked()  # the worker has taken it
+        pool.submit(Job(noop, name="filler"))  # the queue is full
+        series = pool.submit_each(Job(starts.task("item")), receive)
+        await wait_all_tasks_blocked()  # the series waits for room first
+        nursery.start_soon(produce)
+        await trio.sleep(5)
+        assert starts.times() == [1.0, 2.0, 3.0]
+        assert [handle.queued_at for handle in handles] == [1.0, 1.0, 2.0]
+        await send.aclose()
+    assert series.submitted == 0

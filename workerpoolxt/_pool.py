@@ -413,8 +413,18 @@ class WorkerPool:
             self._idle_workers.unpark()
 
     async def _wait_for_room(self) -> None:
-        while self._max_queue is not None and self._waiting >= self._max_queue and not self._stop_level:
+        """Wait until the queue has room (or the pool stops), for a series, which may not take it at once.
+
+        Room is handed out one wake-up per freed slot. A series woken for it
+        may then wait on its channel or its next tick before it submits, so it
+        passes the wake-up on: an ``asubmit()`` caller parked behind it must
+        not wait for room that is there.
+        """
+        max_queue = self._max_queue
+        while max_queue is not None and self._waiting >= max_queue and not self._stop_level:
             await self._room.park()
+            if self._room and self._waiting < max_queue:
+                self._room.unpark()
 
     # -- scheduling ----------------------------------------------------------
 

@@ -219,16 +219,39 @@ async def run_every(
     tick = 1
     while True:
         await trio.sleep_until(origin + tick * interval)
-        tick += 1
+        # A tick runs on time or not at all. Rather than wake for every tick
+        # that cannot run (its previous run not done, under overlap=False, or
+        # the queue full), wait for what blocks it, then count the ticks that
+        # passed meanwhile as skipped: a tiny interval costs no more than a
+        # long one.
         if not overlap and previous is not None and previous._result is None:
-            series.skipped += 1
+            await previous.wait()
+        elif pool._max_queue is not None and pool._waiting >= pool._max_queue:
+            await pool._wait_for_room()
+        else:
+            due = _tick_at_or_after(origin, interval, trio.current_time())
+            if due > tick + 1:  # woken late, on the real clock: the ticks missed are skipped
+                series.skipped += due - tick - 1
+                tick = due - 1
+            previous = series._submit(job, None)
+            if previous is None:
+                return
+            tick += 1
             continue
-        if pool._max_queue is not None and pool._waiting >= pool._max_queue:
-            series.skipped += 1  # a tick runs on time or not at all
-            continue
-        previous = series._submit(job, None)
-        if previous is None:
-            return
+        due = _tick_at_or_after(origin, interval, trio.current_time())
+        series.skipped += due - tick
+        tick = due
+
+
+def _tick_at_or_after(origin: float, interval: float, now: float) -> int:
+    """The first k with ``origin + k * interval >= now``, computed as ``sleep_until`` will see the times."""
+    k = math.ceil((now - origin) / interval)
+    # The division may round either way; the grid's own times decide.
+    while origin + (k - 1) * interval >= now:
+        k -= 1
+    while origin + k * interval < now:
+        k += 1
+    return k
 
 
 async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChannel[Any]) -> None:
