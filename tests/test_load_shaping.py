@@ -489,3 +489,35 @@ async def test_a_job_whose_context_is_already_cancelled_ends_without_waiting_for
         result = await doomed.wait()
         assert trio.current_time() == 0.0
     assert (result.status, result.attempts) == (Status.CANCELLED, 0)
+
+
+# -- limiters for many names ---------------------------------------------------------------
+
+
+@bounded
+async def test_limiters_of_names_that_can_no_longer_be_delayed_are_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """5,000 uniquely named paced jobs, one after another, leave no more than a sweep's worth of limiters."""
+    async with WorkerPool(1) as pool:
+        for index in range(5_000):
+            pool.submit(Job(sleeper(0.01), name=f"job {index}", max_per_second=1_000))
+    assert pool.statistics().succeeded == 5_000
+    assert len(pool._job_rates) <= 65  # the limiters are private; their count is the point of this test
+
+
+@bounded
+async def test_a_limiter_still_pacing_survives_a_sweep(autojump_clock: trio.testing.MockClock) -> None:
+    """A sweep made while a name's next start is still ahead keeps its limiter: its next job waits its turn."""
+    async with WorkerPool(4) as pool:
+        first = pool.submit(Job(noop, name="paced", max_per_second=1))
+        await trio.sleep(0.5)
+        for index in range(200):  # each limiter idle 0.01 s after its job starts at 0.5
+            pool.submit(Job(noop, name=f"job {index}", max_per_second=100))
+        await trio.sleep(0.25)
+        for index in range(200, 400):  # these sweep away the first 200, not "paced"
+            pool.submit(Job(noop, name=f"job {index}", max_per_second=100))
+        await trio.testing.wait_all_tasks_blocked()  # the workers have started them all
+        second = pool.submit(Job(noop, name="paced", max_per_second=1))
+    assert [result_of(handle).started_at for handle in (first, second)] == [0.0, 1.0]
+    assert len(pool._job_rates) < 401  # a sweep did run, and dropped only idle limiters

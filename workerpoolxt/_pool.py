@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
+_MIN_RATE_SWEEP: Final = 64  # per-name limiters kept before the first sweep of idle ones
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
 # and a later call can only raise the level, never lower it.
@@ -119,6 +120,7 @@ class WorkerPool:
         "_idle",
         "_idle_workers",
         "_job_rates",
+        "_job_rates_sweep_at",
         "_keep_results",
         "_limit",
         "_max_queue",
@@ -193,8 +195,10 @@ class WorkerPool:
         self._middleware = freeze_middleware(middleware, "middleware")
         self._ramp_up = optional_seconds(ramp_up, "ramp_up")
         self._rate = None if max_per_second is None else Gcra(rate(max_per_second, "max_per_second"))
-        # One limiter per (name, rate) of jobs that set their own max_per_second.
+        # One limiter per (name, rate) of jobs that set their own max_per_second,
+        # swept of idle ones whenever it grows to _job_rates_sweep_at.
         self._job_rates: dict[tuple[str, float], Gcra] = {}
+        self._job_rates_sweep_at = _MIN_RATE_SWEEP
         if health is not None and not isinstance(health, HealthPolicy):
             raise TypeError(f"`health` must be a HealthPolicy or None, not {type(health).__name__}")
         self._health = None if health is None else HealthTracker(health)
@@ -779,8 +783,25 @@ class WorkerPool:
         key = (job.name, per_second)
         limiter = self._job_rates.get(key)
         if limiter is None:
+            if len(self._job_rates) >= self._job_rates_sweep_at:
+                self._drop_idle_rates()
             limiter = self._job_rates[key] = Gcra(per_second)
         return limiter
+
+    def _drop_idle_rates(self) -> None:
+        """Forget the limiters that can no longer delay a start.
+
+        A limiter whose next conforming time has passed would let a job start
+        now, just as a new one would, so forgetting it changes nothing. The
+        next sweep comes once the survivors have doubled: amortised, a new
+        name costs O(1), and jobs with endless distinct names hold only the
+        limiters still pacing someone.
+        """
+        now = self._clock.current_time()
+        rates = self._job_rates
+        for key in [key for key, limiter in rates.items() if limiter.theoretical_arrival <= now]:
+            del rates[key]
+        self._job_rates_sweep_at = max(_MIN_RATE_SWEEP, 2 * len(rates))
 
     # -- observing -----------------------------------------------------------
 
