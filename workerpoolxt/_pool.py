@@ -755,7 +755,7 @@ class WorkerPool:
         entry._job = None
         self._counts[status] += 1
         if self._health is not None:
-            self._health.record(status, now)
+            self._health.record(status, code, now)
         if self._observers:
             for observe in self._observers:
                 try:
