@@ -524,4 +524,5 @@ def _backoff(value: object) -> Backoff | None:
 
 
 def _seconds(value: float) -> str:
-    return f"{round(value, 6)}s"
+    """Seconds in the shortest form, as every event and log line gives them: 1s, 0.5s, 1.25s."""
+    return f"{value:g}s"
