@@ -4,7 +4,9 @@ Each job gets a span, ``job <name>``, whose parent is the span current where
 the job was submitted, so a trace follows work across ``submit()``. Each
 attempt gets a child span, ``attempt <n>``, current while the task runs, so
 spans the task starts nest under it. Exceptions are recorded on the span they
-ended. The SDK (exporters, processors) is the application's choice.
+ended. Attached to a Supervisor, each worker execution gets a span,
+``worker <name>``, current in the worker's task and the tasks it starts. The
+SDK (exporters, processors) is the application's choice.
 
 Tracing never changes what a job or a worker does: an error from
 OpenTelemetry, or from the SDK's processors and exporters behind it, is logged
@@ -43,10 +45,11 @@ class OpenTelemetryTracing:
 
     def __init__(self, *, tracer_provider: Any = None) -> None:
         try:
-            from opentelemetry import trace
+            from opentelemetry import context, trace
         except ImportError as error:  # pragma: no cover - the extra is installed in CI
             raise ImportError("OpenTelemetryTracing needs opentelemetry-api: pip install workerpoolxt[otel]") from error
         self._trace = trace
+        self._context = context
         self._tracer = trace.get_tracer("workerpoolxt", tracer_provider=tracer_provider)
         # The open job span of each job that started, until its Result.
         self._job_spans: dict[JobHandle[Any], Any] = {}
@@ -100,8 +103,7 @@ class OpenTelemetryTracing:
         span = self._worker_spans.get(worker.execution_id)
         if span is None:  # it could not start: the error is logged
             return await call_next()
-        from opentelemetry import context
-
+        context = self._context
         try:
             token = context.attach(self._trace.set_span_in_context(span))
         except Exception:
@@ -135,9 +137,7 @@ class OpenTelemetryTracing:
         # processor's error) in place of what the task returned or raised.
         # Here every call into OpenTelemetry is guarded, and the attempt's own
         # outcome, a Cancelled included, always comes out as it was.
-        from opentelemetry import context
-
-        trace = self._trace
+        trace, context = self._trace, self._context
         try:
             span = self._tracer.start_span(
                 f"attempt {job.attempt}",
