@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from helpers import noop, sleeper
+from helpers import Task, noop, result_of, sleeper
 
 import workerpoolxt as wpxt
 from workerpoolxt import Health, HealthPolicy, Job, WorkerPool
@@ -14,6 +14,15 @@ from workerpoolxt import Health, HealthPolicy, Job, WorkerPool
 async def fail(options: wpxt.Options) -> None:
     """A task that always fails."""
     raise ValueError("bad")
+
+
+def coded(code: int) -> Task:
+    """A task that sets ``code`` and returns."""
+
+    async def set_code_and_return(options: wpxt.Options) -> None:
+        wpxt.current_job().code = code
+
+    return set_code_and_return
 
 
 async def run_all(pool: WorkerPool, task: object, times: int) -> None:
@@ -28,7 +37,7 @@ async def test_go_work_sequence_over_the_last_four_jobs(autojump_clock: trio.tes
         await run_all(pool, fail, 1)
         assert pool.health() == Health(True)
         await run_all(pool, fail, 9)
-        assert pool.health() == Health(False, ("4 of the last 4 jobs failed or timed out, over 25%",))
+        assert pool.health() == Health(False, ("4 of the last 4 jobs ended in error, over 25%",))
         await run_all(pool, noop, 3)
         assert pool.health() == Health(True)  # 1 of the last 4: exactly 25 %, not over it
 
@@ -37,7 +46,7 @@ async def test_window_mode_forgets_old_failures(autojump_clock: trio.testing.Moc
     """Judged over 10 s, three failures at t=0 make the pool unhealthy until t=10, then it is healthy."""
     async with WorkerPool(1, health=HealthPolicy(window=10)) as pool:
         await run_all(pool, fail, 3)
-        assert pool.health() == Health(False, ("3 of 3 jobs in the last 10s failed or timed out, over 25%",))
+        assert pool.health() == Health(False, ("3 of 3 jobs in the last 10s ended in error, over 25%",))
         await trio.sleep(9.5)
         assert not pool.health().healthy
         await trio.sleep(0.5)
@@ -114,3 +123,35 @@ async def test_window_mode_forgets_old_outcomes_even_unasked(autojump_clock: tri
         assert pool._health is not None
         assert pool._health.judge(trio.current_time()) == (1, 0)
         assert len(pool._health._times) == 1
+
+
+@pytest.mark.parametrize("code", [500, 503, 408])
+async def test_jobs_that_set_an_error_code_and_return_are_errors(
+    autojump_clock: trio.testing.MockClock, code: int
+) -> None:
+    """11 jobs in a row that set 500, 503 or 408 and return make the pool unhealthy, as in go-work."""
+    async with WorkerPool(1) as pool:
+        await run_all(pool, coded(code), 11)
+        assert pool.health() == Health(False, ("11 of the last 11 jobs ended in error, over 25%",))
+
+
+async def test_other_codes_and_the_pools_own_withdrawals_are_not_errors(autojump_clock: trio.testing.MockClock) -> None:
+    """404 and 444 are not errors, nor are a cancelled job (499) and jobs a stop abandons (503)."""
+    async with WorkerPool(1, health=HealthPolicy(max_error_ratio=0, min_jobs=1)) as pool:
+        await run_all(pool, coded(404), 1)
+        await run_all(pool, coded(444), 1)
+        running = pool.submit(Job(sleeper(1)))
+        cancelled = pool.submit(Job(noop))
+        abandoned = pool.submit(Job(noop))
+        cancelled.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        await pool.stop()
+        assert trio.current_time() == 1.0
+        assert [(result_of(h).status, result_of(h).code) for h in (running, cancelled, abandoned)] == [
+            (wpxt.Status.SUCCEEDED, 200),
+            (wpxt.Status.CANCELLED, 499),
+            (wpxt.Status.ABANDONED, 503),
+        ]
+        assert pool.health() == Health(False, ("the pool is stopped",))
+        assert pool._health is not None
+        assert pool._health.judge(trio.current_time()) == (5, 0)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from helpers import noop, sleeper
+from helpers import noop, result_of, sleeper
 
 import workerpoolxt as wpxt
 from workerpoolxt import Backoff, Job, WorkerPool
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra and the OpenTelemetry SDK are not installed")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -32,6 +33,25 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
+
+
+class FailingProcessor(SpanProcessor):
+    """A span processor whose ``on_end`` raises, as a broken exporter's would."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("exporter down")
+
+
+def logged_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The ERROR records of the workerpoolxt logger that carry the processor's error."""
+    return [
+        record
+        for record in caplog.records
+        if record.name == "workerpoolxt"
+        and record.levelno == logging.ERROR
+        and record.exc_info is not None
+        and str(record.exc_info[1]) == "exporter down"
+    ]
 
 
 def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
@@ -124,11 +144,14 @@ async def test_spans_the_task_starts_nest_under_its_attempt(
 
 
 def test_attach_is_idempotent_and_checks_its_argument() -> None:
-    """Attaching twice adds the hooks once; attaching something else is a TypeError."""
+    """Attaching a pool or a supervisor twice adds the hooks once; attaching something else is a TypeError."""
     tracing = OpenTelemetryTracing()
     pool = WorkerPool(1)
     assert tracing.attach(tracing.attach(pool)) is pool
     assert (len(pool._observers), len(pool._submit_observers), len(pool._middleware)) == (1, 1, 1)
+    supervisor = wpxt.Supervisor()
+    assert tracing.attach(tracing.attach(supervisor)) is supervisor
+    assert (len(supervisor._execution_observers), len(supervisor._execution_middleware)) == (1, 1)
     with pytest.raises(TypeError, match="`pool`"):
         tracing.attach(object())  # type: ignore[call-overload]
 
@@ -170,3 +193,105 @@ async def test_two_supervisors_with_the_same_worker_name_keep_their_own_spans(
     assert len(spans) == 2
     assert len({dict(span.attributes or {})["workerpoolxt.worker.execution_id"] for span in spans}) == 2
     assert tracing._worker_spans == {}
+
+
+async def test_a_span_processor_that_raises_harms_no_job(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With on_end raising, every job still gets its true Result, the block exits, and the errors are logged."""
+    provider = TracerProvider()
+    provider.add_span_processor(FailingProcessor())
+
+    async def fails(options: wpxt.Options) -> None:
+        await trio.sleep(1)
+        raise ValueError("bad")
+
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(WorkerPool(2)) as pool:
+        handles = [
+            pool.submit(Job(sleeper(1, "a"), name="first")),
+            pool.submit(Job(sleeper(1, "b"), name="second")),
+            pool.submit(Job(fails, name="fails")),
+            pool.submit(Job(sleeper(10), name="slow", timeout=1)),
+            pool.submit(Job(sleeper(10), name="victim")),
+        ]
+        await trio.sleep(3)
+        handles[-1].cancel()
+    assert trio.current_time() == 3.0
+    results = [result_of(handle) for handle in handles]
+    assert [(r.name, r.status, r.data, r.finished_at) for r in results] == [
+        ("first", wpxt.Status.SUCCEEDED, "a", 1.0),
+        ("second", wpxt.Status.SUCCEEDED, "b", 1.0),
+        ("fails", wpxt.Status.FAILED, None, 2.0),
+        ("slow", wpxt.Status.TIMED_OUT, None, 2.0),
+        ("victim", wpxt.Status.CANCELLED, None, 3.0),
+    ]
+    assert [type(r.error) for r in results] == [
+        type(None),
+        type(None),
+        ValueError,
+        wpxt.JobTimeoutError,
+        wpxt.JobCancelledError,
+    ]
+    # Each job's span and its attempt span failed to end; each failure names its job.
+    for name in ("first", "second", "fails", "slow", "victim"):
+        assert sum(repr(name) in record.getMessage() for record in logged_errors(caplog)) == 2, name
+
+
+async def test_spans_a_supervised_worker_starts_nest_under_its_execution_span(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """An execution's span, naming the worker and execution, is current in its task and the tasks it starts."""
+    tracer = provider.get_tracer("test")
+    ids: list[str] = []
+
+    async def child() -> None:
+        with tracer.start_as_current_span("child"):
+            await trio.sleep(1)
+
+    async def poller() -> None:
+        ids.append(wpxt.current_worker().execution_id)
+        with tracer.start_as_current_span("poll"):
+            await trio.sleep(1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.Supervisor(poller)) as supervisor:
+        await trio.sleep(5)
+        assert supervisor.execution("poller").status is wpxt.WorkerStatus.SUCCESS
+    spans = by_name(exporter.get_finished_spans())
+    worker = spans["worker poller"]
+    assert dict(worker.attributes or {}) == {
+        "workerpoolxt.worker.name": "poller",
+        "workerpoolxt.worker.execution_id": ids[0],
+        "workerpoolxt.worker.status": "success",
+    }
+    for name in ("poll", "child"):
+        parent = spans[name].parent
+        assert parent is not None
+        assert parent.span_id == worker.context.span_id, name
+
+
+async def test_a_span_processor_that_raises_harms_no_supervised_worker(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With on_end raising, a failing worker still restarts, runs until stopped, and each error is logged."""
+    provider = TracerProvider()
+    provider.add_span_processor(FailingProcessor())
+    starts: list[float] = []
+
+    async def flaky() -> None:
+        starts.append(trio.current_time())
+        await trio.sleep(1)
+        if len(starts) == 1:
+            raise ValueError("first")
+        await trio.sleep_forever()
+
+    supervisor = wpxt.Supervisor(flaky, max_attempts=2)
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(supervisor):
+        await trio.sleep(5)
+    assert starts == [0.0, 1.0]
+    assert supervisor.execution("flaky").status is wpxt.WorkerStatus.STOPPED
+    assert [record.getMessage() for record in logged_errors(caplog)] == [
+        "an observer of worker 'flaky' failed",
+        "an observer of worker 'flaky' failed",
+    ]

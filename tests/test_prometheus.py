@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from helpers import noop, sleeper
+from helpers import Task, noop, sleeper
 
 import workerpoolxt as wpxt
 from workerpoolxt import Backoff, Job, WorkerPool
@@ -33,18 +33,40 @@ async def test_scripted_run_gives_exact_metric_values(autojump_clock: trio.testi
         await trio.testing.wait_all_tasks_blocked()  # "ok" (2 s) and "slow" run; "later" waits
         assert sample("workerpoolxt_running_workers") == 2.0
         assert sample("workerpoolxt_queue_size") == 1.0
-    assert sample("workerpoolxt_jobs_total", {"name": "ok", "status": "succeeded"}) == 2.0
-    assert sample("workerpoolxt_jobs_total", {"name": "bad", "status": "failed"}) == 1.0
-    assert sample("workerpoolxt_jobs_total", {"name": "slow", "status": "timed_out"}) == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "ok", "status": "succeeded", "code": "200"}) == 2.0
+    assert sample("workerpoolxt_jobs_total", {"name": "bad", "status": "failed", "code": "500"}) == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "slow", "status": "timed_out", "code": "408"}) == 1.0
     assert sample("workerpoolxt_job_attempts_total", {"name": "bad"}) == 2.0
     assert sample("workerpoolxt_job_attempts_total", {"name": "ok"}) == 2.0
     assert sample("workerpoolxt_job_duration_seconds_count", {"name": "ok"}) == 2.0
     assert sample("workerpoolxt_job_duration_seconds_sum", {"name": "ok"}) == 2.0
     assert sample("workerpoolxt_job_duration_seconds_bucket", {"name": "slow", "le": "2.5"}) == 0.0
     assert sample("workerpoolxt_job_duration_seconds_bucket", {"name": "slow", "le": "5.0"}) == 1.0
-    assert sample("workerpoolxt_jobs_total", {"name": "later", "status": "succeeded"}) == 1.0
+    assert sample("workerpoolxt_jobs_total", {"name": "later", "status": "succeeded", "code": "200"}) == 1.0
     assert sample("workerpoolxt_running_workers") == 0.0
     assert sample("workerpoolxt_queue_size") == 0.0
+
+
+async def test_jobs_total_counts_by_the_code_a_task_sets(autojump_clock: trio.testing.MockClock) -> None:
+    """Jobs of one name that return with 503, 444 or no code of their own count under each code."""
+
+    def coded(code: int | None) -> Task:
+        async def set_code_and_return(options: wpxt.Options) -> None:
+            wpxt.current_job().code = code
+
+        return set_code_and_return
+
+    metrics = PrometheusMetrics()
+    async with metrics.attach(WorkerPool(1)) as pool:
+        for code in (503, 503, 444, None):
+            pool.submit(Job(coded(code), name="fetch"))
+    sample = metrics.registry.get_sample_value
+    assert [
+        sample("workerpoolxt_jobs_total", {"name": "fetch", "status": "succeeded", "code": code})
+        for code in ("503", "444", "200")
+    ] == [2.0, 1.0, 1.0]
+    assert sample("workerpoolxt_job_duration_seconds_count", {"name": "fetch"}) == 4.0
+    assert len(metrics._children) == 3
 
 
 async def test_abandoned_jobs_count_without_attempts(autojump_clock: trio.testing.MockClock) -> None:
@@ -56,7 +78,7 @@ async def test_abandoned_jobs_count_without_attempts(autojump_clock: trio.testin
         await trio.testing.wait_all_tasks_blocked()
         await pool.stop()
     sample = metrics.registry.get_sample_value
-    assert sample("app_pool_jobs_total", {"name": "left", "status": "abandoned"}) == 1.0
+    assert sample("app_pool_jobs_total", {"name": "left", "status": "abandoned", "code": "503"}) == 1.0
     assert sample("app_pool_job_attempts_total", {"name": "left"}) == 0.0
 
 
@@ -64,7 +86,8 @@ def test_global_registry_is_left_alone_unless_asked() -> None:
     """By default the metrics live in their own registry, not prometheus-client's global one."""
     metrics = PrometheusMetrics()
     assert metrics.registry is not prometheus_client.REGISTRY
-    assert prometheus_client.REGISTRY.get_sample_value("workerpoolxt_jobs_total", {"name": "x", "status": "y"}) is None
+    labels = {"name": "x", "status": "y", "code": "200"}
+    assert prometheus_client.REGISTRY.get_sample_value("workerpoolxt_jobs_total", labels) is None
 
 
 def test_attach_twice_counts_once_and_worker_executions() -> None:

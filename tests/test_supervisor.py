@@ -104,10 +104,10 @@ async def test_restarts_follow_the_backoff(autojump_clock: trio.testing.MockCloc
     assert timeline(supervisor, "flaky") == [
         (0.0, "starting attempt 1/3"),
         (0.0, "stopping with error: ValueError: boom"),
-        (0.0, "restarting in 1.0s"),
+        (0.0, "restarting in 1s"),
         (1.0, "starting attempt 2/3"),
         (1.0, "stopping with error: ValueError: boom"),
-        (1.0, "restarting in 2.0s"),
+        (1.0, "restarting in 2s"),
         (3.0, "starting attempt 3/3"),
         (3.0, "stopping with error: ValueError: boom"),
         (3.0, "max attempts reached"),
@@ -157,12 +157,34 @@ async def test_deferral_applies_to_the_first_attempt_only(autojump_clock: trio.t
         await trio.sleep(9)
     assert worker.starts == [2.0, 3.0]
     assert timeline(supervisor, "late") == [
-        (0.0, "deferring 2.0s"),
+        (0.0, "deferring 2s"),
         (2.0, "starting attempt 1/2"),
         (2.0, "stopping with error: ValueError: boom"),
-        (2.0, "restarting in 1.0s"),
+        (2.0, "restarting in 1s"),
         (3.0, "starting attempt 2/2"),
         (3.0, "stopping with success"),
+    ]
+
+
+async def test_event_texts_give_seconds_in_the_shortest_form(autojump_clock: trio.testing.MockClock) -> None:
+    """defer=1.0 reads "deferring 1s", and restarts 0.5 and 1.25 s later read "restarting in 0.5s" and "... 1.25s"."""
+    worker = Recorder("flaky", fail=10)
+    async with Supervisor(
+        worker, defer=1.0, max_attempts=3, backoff=Backoff(initial=0.5, multiplier=2.5, jitter=0)
+    ) as supervisor:
+        await trio.sleep(10)
+    assert worker.starts == [1.0, 1.5, 2.75]
+    assert [message for _, message in timeline(supervisor, "flaky")] == [
+        "deferring 1s",
+        "starting attempt 1/3",
+        "stopping with error: ValueError: boom",
+        "restarting in 0.5s",
+        "starting attempt 2/3",
+        "stopping with error: ValueError: boom",
+        "restarting in 1.25s",
+        "starting attempt 3/3",
+        "stopping with error: ValueError: boom",
+        "max attempts reached",
     ]
 
 
@@ -182,7 +204,7 @@ async def test_stop_cancels_a_deferral(autojump_clock: trio.testing.MockClock) -
         await supervisor.stop()
         assert trio.current_time() == 1.0
     assert worker.starts == []
-    assert timeline(supervisor, "late") == [(0.0, "deferring 5.0s"), (1.0, "stopping on request")]
+    assert timeline(supervisor, "late") == [(0.0, "deferring 5s"), (1.0, "stopping on request")]
     assert supervisor.execution("late").status == WorkerStatus.STOPPED
 
 
@@ -225,7 +247,7 @@ async def test_stop_during_the_backoff_wait(autojump_clock: trio.testing.MockClo
     assert timeline(supervisor, "fails") == [
         (0.0, "starting attempt 1/3"),
         (0.0, "stopping with error: ValueError: boom"),
-        (0.0, "restarting in 1.0s"),
+        (0.0, "restarting in 1s"),
         (0.5, "stopping on request"),
     ]
     assert supervisor.execution("fails").status == WorkerStatus.STOPPED
@@ -378,7 +400,7 @@ async def test_add_after_entering_starts_at_once(autojump_clock: trio.testing.Mo
         supervisor.add(worker, defer=1, max_attempts=2, backoff=Backoff(initial=0.5, jitter=0))
         await trio.sleep(5)
     assert worker.starts == [2.0, 2.5]
-    assert timeline(supervisor, "late")[0] == (1.0, "deferring 1.0s")
+    assert timeline(supervisor, "late")[0] == (1.0, "deferring 1s")
     assert list(supervisor.executions()) == ["forever", "late"]
 
 

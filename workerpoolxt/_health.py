@@ -3,7 +3,8 @@
 A pool judges itself by its recent error ratio, in go-work's two ways: over
 its last N jobs, or over the jobs that finished in the last T seconds. Too few
 jobs to judge by count as healthy, so one early failure does not fail a
-readiness probe.
+readiness probe. As in go-work, a task that sets a 5xx or 408 code and returns
+is an error too.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ class HealthPolicy:
     """How a pool judges its health from the jobs that finished.
 
     A pool is unhealthy when more than ``max_error_ratio`` of the jobs judged
-    failed or timed out (cancelled and abandoned jobs are not errors), once at
-    least ``min_jobs`` are there to judge. The jobs judged are the ``last`` N
-    to finish, or, given ``window``, those that finished in the last
-    ``window`` seconds.
+    ended in error, once at least ``min_jobs`` are there to judge. The jobs
+    judged are the ``last`` N to finish, or, given ``window``, those that
+    finished in the last ``window`` seconds.
+
+    A job ended in error if it failed or timed out, whatever its code, or if
+    its task returned with a 5xx or 408 code (``current_job().code = 503``).
+    Cancelled and abandoned jobs are never errors, although their codes are
+    499 and 503: they were withdrawn (by a handle, a Context or a stop), so
+    they say nothing of how the work fares.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -84,8 +90,9 @@ class HealthTracker:
         # Finish times, kept only when judging by `window`.
         self._times: collections.deque[float] = collections.deque()
 
-    def record(self, status: Status, now: float) -> None:
-        self._errors.append(status in _ERRORS)
+    def record(self, status: Status, code: int, now: float) -> None:
+        # The codes first: on the common path (200) the status is never looked up.
+        self._errors.append(status in _ERRORS or ((code >= 500 or code == 408) and status is Status.SUCCEEDED))
         if self.policy.window is not None:
             self._times.append(now)
             self._forget_before(now)  # so memory stays bounded even if no one asks
@@ -109,4 +116,4 @@ class HealthTracker:
         if judged < policy.min_jobs or errors / judged <= policy.max_error_ratio:
             return Health(True)
         scope = f"the last {judged} jobs" if policy.window is None else f"{judged} jobs in the last {policy.window:g}s"
-        return Health(False, (f"{errors} of {scope} failed or timed out, over {policy.max_error_ratio:.0%}",))
+        return Health(False, (f"{errors} of {scope} ended in error, over {policy.max_error_ratio:.0%}",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["PoolStatistics", "WorkerPool"]
 
 T = TypeVar("T")
+
+_logger: Final = logging.getLogger("workerpoolxt")
 
 _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
@@ -407,7 +410,12 @@ class WorkerPool:
             handle._meta = meta
         if self._submit_observers:
             for observe in self._submit_observers:
-                observe(handle)
+                try:
+                    observe(handle)
+                except Exception:  # metrics or tracing must never refuse a job
+                    _logger.exception(
+                        "an observer of job %r (job_id %d) failed as it was queued", job.name, handle.job_id
+                    )
         return handle
 
     def _enqueue_handle(self, handle: JobHandle[Any]) -> None:
@@ -761,10 +769,13 @@ class WorkerPool:
         entry._job = None
         self._counts[status] += 1
         if self._health is not None:
-            self._health.record(status, now)
+            self._health.record(status, code, now)
         if self._observers:
             for observe in self._observers:
-                observe(entry)
+                try:
+                    observe(entry)
+                except Exception:  # metrics or tracing must never take a worker or the pool down
+                    _logger.exception("an observer of job %r (job_id %d) failed as it ended", job.name, entry.job_id)
         if self._keep_results:
             self._results.append(result)
         else:

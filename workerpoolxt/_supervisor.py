@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import enum
+import functools
 import inspect
 import logging
 import math
@@ -221,6 +222,7 @@ class Supervisor:
         "_defer",
         "_entered",
         "_entries",
+        "_execution_middleware",
         "_execution_observers",
         "_live",
         "_max_attempts",
@@ -244,6 +246,11 @@ class Supervisor:
         # Called with (worker name, "started" | "restarted" | "success" | "error" | "stopped",
         # execution id), for metrics and traces.
         self._execution_observers: list[Callable[[str, str, str | None], object]] = []
+        # Wrap each execution in the worker's own task, the first outermost, as
+        # middleware wraps a job's attempt (traces make their span current).
+        self._execution_middleware: list[
+            Callable[[WorkerContext, Callable[[], Awaitable[object]]], Awaitable[object]]
+        ] = []
         self._entered = False
         self._stopping = False
         self._nursery: trio.Nursery | None = None
@@ -419,9 +426,10 @@ class Supervisor:
         while True:
             self._record(entry, WorkerStatus.RUNNING, f"starting attempt {entry.attempt}/{entry.max_attempts}")
             self._observe(entry, "started")
-            token = _running.set(WorkerContext(entry.name, entry.execution_id, entry.attempt, entry.max_attempts))
+            worker = WorkerContext(entry.name, entry.execution_id, entry.attempt, entry.max_attempts)
+            token = _running.set(worker)
             try:
-                await entry.run()
+                await self._run(entry, worker)
             except Exception as error:
                 entry.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                 self._record(entry, WorkerStatus.ERROR, f"stopping with error: {entry.error}", error=error)
@@ -449,6 +457,13 @@ class Supervisor:
             await trio.sleep(delay)
             entry.attempt += 1
             entry.execution_id = uuid.uuid4().hex
+
+    async def _run(self, entry: _Entry, worker: WorkerContext, index: int = 0) -> object:
+        """Run ``entry``'s execution inside the execution middleware from ``index`` inward."""
+        middleware = self._execution_middleware
+        if index == len(middleware):
+            return await entry.run()
+        return await middleware[index](worker, functools.partial(self._run, entry, worker, index + 1))
 
     def _record(
         self,
@@ -509,4 +524,5 @@ def _backoff(value: object) -> Backoff | None:
 
 
 def _seconds(value: float) -> str:
-    return f"{round(value, 6)}s"
+    """Seconds in the shortest form, as every event and log line gives them: 1s, 0.5s, 1.25s."""
+    return f"{value:g}s"

@@ -23,7 +23,8 @@ class PrometheusMetrics:
 
     Exports, under ``namespace`` and ``subsystem``:
 
-    - ``jobs_total{name,status}``: jobs that ended, by name and status;
+    - ``jobs_total{name,status,code}``: jobs that ended, by name, status and
+      status code (``Result.code``), so a task's own 5xx or 444 shows;
     - ``job_duration_seconds{name}``: a histogram of their durations;
     - ``job_attempts_total{name}``: attempts they made;
     - ``queue_size`` and ``running_workers``: gauges, summed over attached pools;
@@ -64,7 +65,7 @@ class PrometheusMetrics:
         self.registry = registry
         names = {"namespace": namespace, "subsystem": subsystem, "registry": registry}
         self.jobs = prometheus_client.Counter(
-            "jobs", "Jobs that ended, by name and status.", ["name", "status"], **names
+            "jobs", "Jobs that ended, by name, status and status code.", ["name", "status", "code"], **names
         )
         self.durations = prometheus_client.Histogram(
             "job_duration_seconds", "Job durations from first start to end.", ["name"], buckets=buckets, **names
@@ -74,7 +75,7 @@ class PrometheusMetrics:
             "worker_executions", "Supervised worker executions.", ["worker", "status"], **names
         )
         self._pools: list[WorkerPool] = []
-        self._children: dict[tuple[str, Status], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, Status, int], tuple[Any, Any, Any]] = {}
         queue = prometheus_client.Gauge("queue_size", "Jobs queued, not yet started.", **names)
         queue.set_function(lambda: sum(pool.waiting_queue_size for pool in self._pools))
         running = prometheus_client.Gauge("running_workers", "Workers running a job.", **names)
@@ -105,13 +106,13 @@ class PrometheusMetrics:
     def _job_ended(self, entry: JobHandle[Any]) -> None:
         result = entry._result
         assert result is not None
-        key = (result.name, result.status)
+        key = (result.name, result.status, result.code)
         children = self._children.get(key)
         if children is None:
             # labels() takes a lock and builds a key each call: look each child up once.
             name = result.name
             children = self._children[key] = (
-                self.jobs.labels(name, result.status.value),
+                self.jobs.labels(name, result.status.value, str(result.code)),
                 self.durations.labels(name),
                 self.attempts.labels(name),
             )
