@@ -83,6 +83,7 @@ VALUE_OBJECTS = [
         timed_out=0,
         cancelled=0,
         abandoned=0,
+        unread=0,
     ),
     wpxt.Backoff(),
 ]

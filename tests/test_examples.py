@@ -77,10 +77,11 @@ def test_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.usefixtures("virtual_time")
 def test_streaming_results(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every result reaches the consumer while the pool keeps none."""
+    """Every result reaches the consumer while the pool keeps none, and unread results stay bounded."""
     expected_sum = sum(n * n for n in range(10_000))
     assert run_example("streaming_results.py", capsys) == [
         f"10000 results, sum of squares {expected_sum}, results kept by the pool: 0",
+        "unread results never passed max_unread plus the workers: True",
     ]
 
 

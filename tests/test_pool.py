@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,7 +11,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import Task, bounded, noop, result_of, sleeper
+from helpers import Starts, Task, bounded, noop, result_of, sleeper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import wait_all_tasks_blocked
@@ -586,6 +588,7 @@ async def test_queue_size_while_running(autojump_clock: trio.testing.MockClock) 
             timed_out=0,
             cancelled=0,
             abandoned=0,
+            unread=0,
         )
         await trio.sleep(1)
         await wait_all_tasks_blocked()
@@ -608,10 +611,28 @@ async def test_statistics_count_every_status_in_a_frozen_snapshot(autojump_clock
         assert trio.current_time() == 2.0
         final = pool.statistics()
     assert midway == PoolStatistics(
-        max_workers=1, running=1, waiting=1, submitted=5, succeeded=0, failed=1, timed_out=1, cancelled=1, abandoned=0
+        max_workers=1,
+        running=1,
+        waiting=1,
+        submitted=5,
+        succeeded=0,
+        failed=1,
+        timed_out=1,
+        cancelled=1,
+        abandoned=0,
+        unread=0,
     )
     assert final == PoolStatistics(
-        max_workers=1, running=0, waiting=0, submitted=5, succeeded=1, failed=1, timed_out=1, cancelled=1, abandoned=1
+        max_workers=1,
+        running=0,
+        waiting=0,
+        submitted=5,
+        succeeded=1,
+        failed=1,
+        timed_out=1,
+        cancelled=1,
+        abandoned=1,
+        unread=0,
     )
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         midway.running = 0  # type: ignore[misc]
@@ -1418,3 +1439,203 @@ async def test_an_observer_that_raises_is_logged_and_harms_nothing(
         ("an observer of job 'work' (job_id 0) failed as it was queued", "observer down"),
         ("an observer of job 'work' (job_id 0) failed as it ended", "observer down"),
     ]
+
+
+# -- an idle worker takes a job at submit() -----------------------------------------------
+
+
+@pytest.mark.parametrize("submit", ["submit", "asubmit"])
+@bounded
+async def test_an_immediate_stop_lets_the_jobs_idle_workers_took_run(
+    submit: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Go's TestOverflow: 64 jobs submitted to 2 idle workers, then stop(): 2 run, 62 are abandoned."""
+    async with WorkerPool(2) as pool:
+        await trio.sleep(1)  # both workers are idle
+        handles = []
+        for index in range(64):
+            job = Job(sleeper(1, index))
+            handles.append(pool.submit(job) if submit == "submit" else await pool.asubmit(job))
+        results = await pool.stop()
+        assert trio.current_time() == 2.0
+    statuses = [result_of(handle).status for handle in handles]
+    assert statuses == [Status.SUCCEEDED] * 2 + [Status.ABANDONED] * 62
+    assert [result_of(handle).data for handle in handles[:2]] == [0, 1]
+    assert len(results) == 64
+
+
+@bounded
+async def test_a_job_submitted_to_an_idle_worker_is_running_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """A job submitted while a worker idles counts as running, not waiting, before the worker even wakes."""
+    async with WorkerPool(2) as pool:
+        await trio.sleep(1)
+        first = pool.submit(Job(sleeper(1)))
+        assert (pool.running, pool.waiting_queue_size) == (1, 0)
+        second = pool.submit(Job(sleeper(1)))
+        third = pool.submit(Job(sleeper(1)))  # no idle worker left: it queues
+        assert (pool.running, pool.waiting_queue_size) == (2, 1)
+    assert [result_of(handle).started_at for handle in (first, second, third)] == [1.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("cancel", ["handle", "stop"])
+@bounded
+async def test_a_job_handed_over_and_cancelled_before_its_worker_woke_never_started(
+    cancel: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A job cancelled between its hand-over and its worker waking ends CANCELLED with no attempt and no start."""
+    ran: list[float] = []
+
+    async def record(options: wpxt.Options) -> None:
+        ran.append(trio.current_time())
+
+    async with WorkerPool(1) as pool:
+        await trio.sleep(1)
+        handle = pool.submit(Job(record))
+        if cancel == "handle":
+            handle.cancel()
+        else:
+            await pool.stop(cancel_running=True)
+        after = pool.submit(Job(record)) if cancel == "handle" else None
+    result = result_of(handle)
+    assert (result.status, result.attempts, result.started_at, result.duration) == (Status.CANCELLED, 0, None, 0.0)
+    assert isinstance(result.error, JobCancelledError)
+    # The worker was not harmed: it runs the next job.
+    assert ran == ([1.0] if after is not None else [])
+    if after is not None:
+        assert result_of(after).ok
+
+
+@bounded
+async def test_jobs_queued_during_a_pause_start_before_one_submitted_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The pause's end hands the queue's head to the idle worker; a job submitted next queues behind the rest."""
+    starts = Starts()
+    async with WorkerPool(1) as pool:
+        await trio.sleep(1)
+        async with pool.paused():
+            for index in range(2):
+                pool.submit(Job(starts.task(index, 1)))
+        assert (pool.running, pool.waiting_queue_size) == (1, 1)
+        pool.submit(Job(starts.task(2, 1)))
+    assert starts.log == [(0, 1.0), (1, 2.0), (2, 3.0)]
+
+
+# -- back-pressure from results() -------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_unread", [8, 64])
+@bounded
+async def test_a_slow_reader_holds_the_workers_back(max_unread: int, autojump_clock: trio.testing.MockClock) -> None:
+    """The bounded-memory recipe with a reader slower than the workers: unread results never pass the bound."""
+    total = 2_000
+    peak_unread = 0
+    read: list[int] = []
+
+    async def produce() -> None:
+        for index in range(total):
+            await pool.asubmit(Job(sleeper(0.001, index)))
+
+    pool = WorkerPool(16, max_queue=64, keep_results=False, max_unread=max_unread)
+    async with pool, trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        async for result in pool.results():
+            read.append(result.data)
+            peak_unread = max(peak_unread, pool.statistics().unread)
+            await trio.sleep(0.01)  # ten times slower than the workers
+            if len(read) == total:
+                break
+    assert sorted(read) == list(range(total))
+    # A worker does not start a job once the bound is reached; those running then may still end.
+    assert peak_unread <= max_unread + 16
+    assert pool.statistics().unread == 0
+
+
+@bounded
+async def test_closing_the_stream_lets_the_workers_go_on(autojump_clock: trio.testing.MockClock) -> None:
+    """A reader that stops early and closes its stream no longer holds the workers: the pool drains."""
+    async with WorkerPool(4, keep_results=False, max_unread=4) as pool:
+        for index in range(100):
+            pool.submit(Job(sleeper(1, index)))
+        stream = pool.results()
+        first = await stream.__anext__()
+        await trio.sleep(10)
+        held = pool.statistics()
+        await stream.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+    # Held back: 4 ran, then 4 more while the bound was reached (running jobs end), and no more.
+    assert first.started_at == 0.0
+    assert (held.succeeded, held.running, held.unread) == (8, 0, 7)
+    assert pool.statistics().succeeded == 100
+    # The first result came at 1, the reader slept until 11, then the 92 left ran 4 at a time.
+    assert trio.current_time() == 1 + 10 + 23
+
+
+@bounded
+async def test_results_not_being_read_hold_nothing_back(autojump_clock: trio.testing.MockClock) -> None:
+    """Before results() is first iterated, and with keep_results=True, no bound applies."""
+    async with WorkerPool(4, keep_results=False, max_unread=2) as pool:
+        stream = pool.results()  # created, never iterated
+        for _ in range(20):
+            pool.submit(Job(sleeper(1)))
+    assert trio.current_time() == 5.0
+    assert pool.statistics().unread == 20
+    assert len([result async for result in stream]) == 20
+
+
+def test_max_unread_must_be_a_positive_int() -> None:
+    """max_unread below 1 or not an int raises, naming it."""
+    with pytest.raises(ValueError, match="`max_unread`"):
+        WorkerPool(1, max_unread=0)
+    with pytest.raises(TypeError, match="`max_unread`"):
+        WorkerPool(1, max_unread=1.5)  # type: ignore[arg-type]
+
+
+# -- a finished job leaves nothing behind ------------------------------------------------
+
+
+class Payload:
+    """An object whose lifetime a test watches."""
+
+
+@bounded
+async def test_a_finished_job_leaves_nothing_but_its_result(autojump_clock: trio.testing.MockClock) -> None:
+    """Once a job has its Result, its options, Context, current_job() values, item and errors are all freed."""
+    refs: dict[str, weakref.ref[Any]] = {}
+
+    def watch(name: str, value: Any) -> Any:
+        refs[name] = weakref.ref(value)
+        return value
+
+    async def task(options: wpxt.Options) -> str:
+        job = wpxt.current_job()
+        job.set("value", watch(f"value {job.attempt}", Payload()))
+        if job.attempt == 1:
+            raise watch("error", ValueError("the first attempt fails"))
+        return "done"
+
+    async def item_task(options: wpxt.Options) -> None:
+        assert isinstance(wpxt.current_job().item, Payload)
+
+    send, receive = trio.open_memory_channel[Payload](0)
+    async with WorkerPool(1) as pool:
+        handle = pool.submit(
+            Job(
+                task,
+                options={"payload": watch("options", Payload())},
+                context=watch("context", wpxt.Context()),
+                retry=1,
+                backoff=wpxt.Backoff.none(),
+            )
+        )
+        series = pool.submit_each(Job(item_task), receive)
+        await send.send(watch("item", Payload()))
+        result = await handle.wait()
+        await trio.sleep(1)  # the series' run is done too, and the workers idle
+        gc.collect()
+        alive = sorted(name for name, ref in refs.items() if ref() is not None)
+        assert alive == []
+        await send.aclose()
+    assert (result.status, result.data, result.attempts) == (Status.SUCCEEDED, "done", 2)
+    assert series.submitted == 1

@@ -133,11 +133,11 @@ async def test_submit_in_accepts_a_timedelta(autojump_clock: trio.testing.MockCl
 async def test_a_time_that_has_come_queues_the_job_at_once(
     schedule: Callable[[WorkerPool, Job[Any]], JobHandle[Any]], autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A past or present time, or a delay of zero or less, puts the job in the queue during the call."""
+    """A past or present time, or a delay of zero or less, submits the job during the call: the idle worker has it."""
     async with WorkerPool(1) as pool:
         await trio.sleep(2)
         handle = schedule(pool, Job(noop))
-        assert pool.waiting_queue_size == 1
+        assert (pool.running, pool.waiting_queue_size) == (1, 0)
         result = await handle.wait()
         assert trio.current_time() == 2.0
     assert (result.status, result.queued_at, result.started_at) == (Status.SUCCEEDED, 2.0, 2.0)

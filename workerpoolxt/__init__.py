@@ -19,7 +19,7 @@ from ._flow import Step, chain, fan_out
 from ._handle import JobHandle
 from ._health import Health, HealthPolicy
 from ._job import Job, Options
-from ._pool import PoolStatistics, WorkerPool
+from ._pool import PoolStatistics, ResultStream, WorkerPool
 from ._postgres import PostgresConnectionError, PostgresStore
 from ._registry import Registry
 from ._result import Result, Status
@@ -73,6 +73,7 @@ __all__ = [
     "QueueFullError",
     "Registry",
     "Result",
+    "ResultStream",
     "SQLiteStore",
     "Series",
     "Status",

@@ -38,7 +38,7 @@ class Context:
             no clock to count from.
     """
 
-    __slots__ = ("_cancelled", "_deadline", "_parent", "_scopes")
+    __slots__ = ("__weakref__", "_cancelled", "_deadline", "_parent", "_scopes")
 
     def __init__(
         self,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
-__all__ = ["PoolStatistics", "WorkerPool"]
+__all__ = ["PoolStatistics", "ResultStream", "WorkerPool"]
 
 T = TypeVar("T")
 
@@ -74,6 +74,9 @@ class PoolStatistics:
     timed_out: int
     cancelled: int
     abandoned: int
+    unread: int
+    """Results waiting to be read: with ``keep_results=False``, every result the pool holds; otherwise
+    those ``results()`` has not yielded yet (0 before it is called)."""
 
 
 class WorkerPool:
@@ -95,6 +98,10 @@ class WorkerPool:
             ``QueueFullError`` when full and ``asubmit()`` waits for room.
         keep_results: If False, the pool keeps only results not yet yielded by
             ``results()``, and the stops return ``[]``, so memory stays bounded.
+        max_unread: With ``keep_results=False``, how many results may wait
+            unread while ``results()`` is being read: at this many, workers
+            start no more jobs until the reader catches up, which holds back
+            ``asubmit()`` in turn once ``max_queue`` is reached.
         registry: The handlers that jobs naming one (``Job("send_email")``) run.
         middleware: Async callables wrapping every attempt of every job,
             outside each job's own middleware; the first listed is outermost.
@@ -112,6 +119,7 @@ class WorkerPool:
     """
 
     __slots__ = (
+        "_backlogged",
         "_backoff",
         "_clock",
         "_closed",
@@ -127,6 +135,7 @@ class WorkerPool:
         "_keep_results",
         "_limit",
         "_max_queue",
+        "_max_unread",
         "_max_workers",
         "_middleware",
         "_next_id",
@@ -138,16 +147,18 @@ class WorkerPool:
         "_queue",
         "_ramp_up",
         "_rate",
+        "_reading",
         "_registry",
         "_results",
-        "_results_claimed",
         "_results_ready",
         "_retry",
         "_room",
         "_running",
         "_series",
         "_services",
+        "_start_limit",
         "_stop_level",
+        "_stream",
         "_submit_observers",
         "_timeout",
         "_timers",
@@ -172,6 +183,7 @@ class WorkerPool:
         backoff: Backoff = _DEFAULT_BACKOFF,
         max_queue: int | None = None,
         keep_results: bool = True,
+        max_unread: int = 1024,
         registry: Registry | None = None,
         middleware: Iterable[Middleware] | None = None,
         ramp_up: Seconds | None = None,
@@ -192,6 +204,7 @@ class WorkerPool:
         self._backoff = backoff
         self._max_queue = None if max_queue is None else count(max_queue, "max_queue", minimum=1)
         self._keep_results = flag(keep_results, "keep_results")
+        self._max_unread = count(max_unread, "max_unread", minimum=1)
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
         self._registry = registry
@@ -211,6 +224,9 @@ class WorkerPool:
         self._submit_observers: tuple[Callable[[JobHandle[Any]], object], ...] = ()
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
+        # The same, and 0 while paused or while results() has max_unread
+        # results to read: the one number a worker checks before it starts a job.
+        self._start_limit = self._max_workers
 
         self._queue: collections.deque[JobHandle[Any]] = collections.deque()
         self._waiting = 0
@@ -219,7 +235,9 @@ class WorkerPool:
         self._counts = dict.fromkeys(Status, 0)
         self._results: list[Result[Any]] = []
         self._unread: collections.deque[Result[Any]] = collections.deque()
-        self._results_claimed = False
+        self._stream: ResultStream | None = None  # what results() returned
+        self._reading = False  # results() is being iterated, so max_unread applies
+        self._backlogged = False  # ... and that many results wait unread
         self._pause_depth = 0
         self._stop_level = _OPEN
         self._entered = False
@@ -231,9 +249,11 @@ class WorkerPool:
         self._services: set[trio.CancelScope] = set()
         self._timers = Timers(self)
         self._series: set[Series] = set()
-        # Tasks parked here: idle workers; asubmit() callers waiting for room;
-        # paused() callers waiting for running jobs to end; results() waiting.
-        self._idle_workers = trio.lowlevel.ParkingLot()
+        # Workers waiting for a job, the latest last. A job submitted while one
+        # waits is handed to it directly, and is running from that moment.
+        self._idle_workers: list[Worker] = []
+        # Tasks parked here: asubmit() callers waiting for room; paused()
+        # callers waiting for running jobs to end; results() waiting.
         self._room = trio.lowlevel.ParkingLot()
         self._idle = trio.lowlevel.ParkingLot()
         self._results_ready = trio.lowlevel.ParkingLot()
@@ -256,6 +276,7 @@ class WorkerPool:
             nursery.start_soon(worker.run, name=f"workerpoolxt worker {index}")
         if self._ramp_up is not None and self._max_workers > 1:
             self._limit = 1
+            self._update_start_limit()
             self._start_service(self._ramp, self._ramp_up, name="workerpoolxt ramp-up")
         return self
 
@@ -290,8 +311,7 @@ class WorkerPool:
         while self._limit < self._max_workers:
             await trio.sleep(interval)
             self._limit += 1
-            if self._idle_workers and not self._pause_depth:
-                self._idle_workers.unpark()
+            self._update_start_limit()
 
     async def __aexit__(
         self,
@@ -419,10 +439,16 @@ class WorkerPool:
         return handle
 
     def _enqueue_handle(self, handle: JobHandle[Any]) -> None:
+        # An idle worker takes the job now, as a trio channel hands a value to a
+        # waiting receiver: it is running, not queued, so a stop that abandons
+        # queued jobs lets it run (Go's workerpool does the same). Only when
+        # nothing is queued ahead of it, so jobs still start in order.
+        if self._idle_workers and not self._waiting and self._running < self._start_limit:
+            self._running += 1
+            self._idle_workers.pop().hand_over(handle)
+            return
         self._queue.append(handle)
         self._waiting += 1
-        if self._idle_workers and not self._pause_depth:
-            self._idle_workers.unpark()
 
     async def _wait_for_room(self) -> None:
         """Wait until the queue has room (or the pool stops), for a series, which may not take it at once.
@@ -637,7 +663,7 @@ class WorkerPool:
             for worker in self._workers:
                 if worker.current is not None:
                     self._cancel_entry(worker.current, reason)
-        self._idle_workers.unpark_all()
+        self._update_start_limit()  # the pause, if any, is over
         self._room.unpark_all()
         self._maybe_close()
 
@@ -674,7 +700,8 @@ class WorkerPool:
         self._closed_event.set()
         for scope in self._services:
             scope.cancel(reason="its workerpoolxt pool closed")
-        self._idle_workers.unpark_all()
+        while self._idle_workers:  # each sees the pool closed, and returns
+            self._idle_workers.pop().hand_over(None)
         self._results_ready.unpark_all()
         self._room.unpark_all()
         self._idle.unpark_all()
@@ -692,6 +719,7 @@ class WorkerPool:
         if self._stop_level:
             raise PoolClosedError("the pool is stopped; there is nothing to pause")
         self._pause_depth += 1
+        self._update_start_limit()
         try:
             while self._running and self._pause_depth:
                 await self._idle.park()
@@ -699,14 +727,13 @@ class WorkerPool:
         finally:
             if self._pause_depth:
                 self._pause_depth -= 1
-                if not self._pause_depth:
-                    self._idle_workers.unpark_all()
+                self._update_start_limit()
 
     # -- the workers' side ---------------------------------------------------
 
     def _take(self) -> JobHandle[Any] | None:
         """Pop the next queued job for a worker, or None if none may start now."""
-        if self._pause_depth or self._running >= self._limit:
+        if self._running >= self._start_limit:
             return None
         queue = self._queue
         while queue:
@@ -718,6 +745,15 @@ class WorkerPool:
                     self._room.unpark()
                 return entry
         return None
+
+    def _update_start_limit(self) -> None:
+        """Recompute how many jobs may run for another to start, and hand queued jobs to idle workers."""
+        self._start_limit = 0 if self._pause_depth or self._backlogged else self._limit
+        while self._idle_workers:
+            entry = self._take()
+            if entry is None:
+                return
+            self._idle_workers.pop().hand_over(entry)
 
     def _release_slot(self) -> None:
         self._running -= 1
@@ -754,9 +790,11 @@ class WorkerPool:
         attempts: int,
         started_at: float | None,
         code: int | None = None,
+        now: float | None = None,
     ) -> float:
-        """Record ``entry``'s one Result and return the time it finished."""
-        now = self._clock.current_time()
+        """Record ``entry``'s one Result and return the time it finished (``now``, if the caller read the clock)."""
+        if now is None:
+            now = self._clock.current_time()
         job = entry._job
         assert job is not None
         duration = 0.0 if started_at is None else now - started_at
@@ -776,13 +814,19 @@ class WorkerPool:
                     observe(entry)
                 except Exception:  # metrics or tracing must never take a worker or the pool down
                     _logger.exception("an observer of job %r (job_id %d) failed as it ended", job.name, entry.job_id)
+        if entry._meta is not None:
+            entry._meta = None  # a channel item, say: the handle keeps only the Result
         if self._keep_results:
             self._results.append(result)
         else:
-            self._unread.append(result)
+            unread = self._unread
+            unread.append(result)
+            if self._reading and len(unread) >= self._max_unread and not self._backlogged:
+                self._backlogged = True
+                self._update_start_limit()
         if entry._done_event is not None:
             entry._done_event.set()
-        if self._results_claimed and self._results_ready:
+        if self._stream is not None and self._results_ready:
             self._results_ready.unpark_all()
         return now
 
@@ -858,9 +902,10 @@ class WorkerPool:
             timed_out=counts[Status.TIMED_OUT],
             cancelled=counts[Status.CANCELLED],
             abandoned=counts[Status.ABANDONED],
+            unread=len(self._unread) if self._stream is None else self._stream.unread(),
         )
 
-    def results(self) -> AsyncIterator[Result[Any]]:
+    def results(self) -> ResultStream:
         """Iterate over every Result in completion order, from the pool's first job.
 
         The iterator ends once the pool has stopped and every result has been
@@ -871,25 +916,36 @@ class WorkerPool:
         """
         if not self._entered:
             raise RuntimeError("results() needs a running pool: call it inside `async with WorkerPool(...)`")
-        if self._results_claimed:
+        if self._stream is not None:
             raise RuntimeError("results() was already called: a pool's results have a single consumer")
-        self._results_claimed = True
-        return _ResultStream(self)
+        self._stream = ResultStream(self)
+        return self._stream
 
 
-class _ResultStream:
-    __slots__ = ("_next_index", "_pool")
+class ResultStream:
+    """Every Result of a pool in completion order, as ``WorkerPool.results()`` gives them.
+
+    An async iterator with a single consumer. It ends once the pool has
+    stopped and every result was yielded, or once ``aclose()`` is called.
+    """
+
+    __slots__ = ("_closed", "_next_index", "_pool")
 
     def __init__(self, pool: WorkerPool) -> None:
         self._pool = pool
         self._next_index = 0
+        self._closed = False
 
-    def __aiter__(self) -> _ResultStream:
+    def __aiter__(self) -> ResultStream:
         return self
 
     async def __anext__(self) -> Result[Any]:
         pool = self._pool
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise StopAsyncIteration
+        # Reading has begun: from now on, results that pile up unread hold the workers back.
+        pool._reading = True
         while True:
             result = self._pop()
             if result is not None:
@@ -900,6 +956,20 @@ class _ResultStream:
                 raise StopAsyncIteration
             await pool._results_ready.park()
 
+    async def aclose(self) -> None:
+        """Stop reading: the iteration ends, and unread results no longer hold the workers back.
+
+        Leaving an ``async for`` early (``break``) does not close the stream by
+        itself, as with a trio channel; use ``contextlib.aclosing()`` or call this.
+        """
+        self._closed = True
+        pool = self._pool
+        pool._reading = False
+        if pool._backlogged:
+            pool._backlogged = False
+            pool._update_start_limit()
+        await trio.lowlevel.checkpoint()
+
     def _pop(self) -> Result[Any] | None:
         pool = self._pool
         if pool._keep_results:
@@ -907,7 +977,19 @@ class _ResultStream:
                 self._next_index += 1
                 return pool._results[self._next_index - 1]
             return None
-        return pool._unread.popleft() if pool._unread else None
+        unread = pool._unread
+        if not unread:
+            return None
+        result = unread.popleft()
+        if pool._backlogged and len(unread) < pool._max_unread:
+            pool._backlogged = False
+            pool._update_start_limit()
+        return result
+
+    def unread(self) -> int:
+        """Results not yielded yet."""
+        pool = self._pool
+        return len(pool._results) - self._next_index if pool._keep_results else len(pool._unread)
 
 
 def exit_with_sole(

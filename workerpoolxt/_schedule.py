@@ -265,8 +265,8 @@ async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChann
                 await pool._wait_for_room()
                 if series._stopped or pool._stop_level:
                     return
-                item = await channel.receive()
-                series._submit(job, {"item": item})
+                # No local keeps the item: once its run has a Result, nothing holds it.
+                series._submit(job, {"item": await channel.receive()})
 
 
 def submit_batch(series: Series, job: Job[Any], tick: int, runs: int) -> list[JobHandle[Any]] | None:

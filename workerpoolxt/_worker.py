@@ -36,6 +36,8 @@ _EVERYTHING = (Exception,)
 # How long a worker may run jobs back to back before it takes a schedule point.
 _FAIRNESS_INTERVAL = 0.001
 
+_STALE_CALL_NEXT = "call_next() was called after its attempt had ended"
+
 
 class _ThreadSlot:
     """Stands in for trio's limiter in ``to_thread.run_sync`` to see a thread's life.
@@ -71,6 +73,7 @@ class Worker:
         "context",
         "current",
         "deadline",
+        "handed",
         "job_context",
         "last_error",
         "live_attempt",
@@ -79,7 +82,10 @@ class Worker:
         "pool",
         "scope",
         "started_at",
+        "task",
         "thread",
+        "turn",
+        "wake_abort",
     )
 
     def __init__(self, pool: WorkerPool) -> None:
@@ -101,9 +107,16 @@ class Worker:
         # A thread that outlived its job (timed out or cancelled): the worker
         # starts nothing else until it returns.
         self.thread: _ThreadSlot | None = None
+        # While idle: the trio task to wake, and the job handed to it (None to look again).
+        self.task: trio.lowlevel.Task | None = None
+        self.handed: JobHandle[Any] | None = None
+        self.wake_abort = self._abort_idle  # made once: the idle wait is on the per-job path
+        # The start booked with the job's rate limiter, if it has one.
+        self.turn: float | None = None
 
     async def run(self) -> None:
         running_worker.set(self)
+        self.task = trio.lowlevel.current_task()
         try:
             while True:
                 with trio.CancelScope() as scope:
@@ -112,6 +125,7 @@ class Worker:
                         return
                 if self.current is not None:
                     self._finish_interrupted(self.current)
+                    self._forget()
                     if self.thread is not None:
                         await self._wait_for_thread()
                     self.pool._release_slot()
@@ -131,6 +145,7 @@ class Worker:
                 else:
                     self.current = None
                     self.pool._finish(entry, Status.FAILED, None, exc, self.attempts, self.started_at)
+                self._forget()
                 if self.thread is not None and isinstance(exc, trio.Cancelled):
                     await self._wait_for_thread()
                 self.pool._release_slot()
@@ -141,21 +156,25 @@ class Worker:
         pool = self.pool
         clock = pool._clock
         yielded_at = clock.current_time()
+        entry: JobHandle[Any] | None = None
         while True:
             # Leave at once under an outer cancellation, before taking a job
-            # that could then only be cancelled.
+            # that could then only be cancelled; a job handed over while this
+            # worker idled and cancelled since ends here, never started.
             await trio.lowlevel.checkpoint_if_cancelled()
-            entry = pool._take()
             if entry is None:
-                if pool._closed:
-                    return True
-                # The last job's deadline must not fire while this worker idles.
-                if scope.deadline != math.inf:
-                    scope.deadline = math.inf
-                await pool._idle_workers.park()
-                yielded_at = clock.current_time()
-                continue
+                entry = pool._take()
+                if entry is None:
+                    if pool._closed:
+                        return True
+                    # The last job's deadline must not fire while this worker idles.
+                    if scope.deadline != math.inf:
+                        scope.deadline = math.inf
+                    entry = await self._idle()
+                    yielded_at = clock.current_time()
+                    continue
             finished_at = await self._execute(entry)
+            entry = None
             if self.thread is not None:
                 await self._wait_for_thread()
             pool._release_slot()
@@ -170,6 +189,59 @@ class Worker:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 yielded_at = finished_at
 
+    async def _idle(self) -> JobHandle[Any] | None:
+        """Wait, parked in the pool's idle list, for a job handed over (or None: look again)."""
+        self.pool._idle_workers.append(self)
+        await trio.lowlevel.wait_task_rescheduled(self.wake_abort)
+        entry, self.handed = self.handed, None
+        return entry
+
+    def _abort_idle(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        # Cancelled while idle: no job may be handed to this worker any more.
+        self.pool._idle_workers.remove(self)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def hand_over(self, entry: JobHandle[Any] | None) -> None:
+        """Wake this idle worker with ``entry`` to run (the pool counted it running), or None to look again.
+
+        The job is this worker's from now: until the worker runs, a
+        cancellation finds it here as a job that has not started.
+        """
+        if entry is not None:
+            self.turn = self._book(entry)
+            self.current = entry
+            self.attempts = 0
+            self.started_at = None
+            entry._scope = self.scope
+        self.handed = entry
+        assert self.task is not None
+        trio.lowlevel.reschedule(self.task)
+
+    def _book(self, entry: JobHandle[Any]) -> float | None:
+        """Book the start of a job assigned to this worker with its rate limiter; None if it has none.
+
+        Starts are booked as jobs are assigned, which is in queue order: a
+        worker books the job it takes before anything else can run, and a job
+        is handed to an idle worker only when none is queued ahead of it.
+        """
+        pool = self.pool
+        job = entry._job
+        assert job is not None
+        if pool._rate is None and job.max_per_second is None:
+            return None
+        limiter = pool._rate_for(job)
+        assert limiter is not None
+        return limiter.reserve(pool._clock.current_time())
+
+    def _forget(self) -> None:
+        """Drop what the worker held of its last job, so nothing of it outlives its Result."""
+        self.current = None
+        self.context = None
+        self.options = EMPTY_OPTIONS
+        self.job_context = None
+        self.last_error = None
+        self.turn = None  # booked for a job cancelled before it ran: left unused
+
     async def _wait_for_thread(self) -> None:
         """Hold the slot until the thread a job left behind has returned."""
         assert self.thread is not None
@@ -182,17 +254,23 @@ class Worker:
         pool = self.pool
         job = entry._job
         assert job is not None
-        if pool._rate is not None or job.max_per_second is not None:
-            await self._wait_for_turn(entry, job)
+        turn = self.turn  # booked when the job was handed over
+        if turn is None and (pool._rate is not None or job.max_per_second is not None):
+            turn = self._book(entry)
+        if turn is not None:
+            self.turn = None
+            await self._wait_for_turn(entry, job, turn)
         context = job.context if job.context is not None else pool._context
         now = pool._clock.current_time()
         deadline = math.inf
         if context is not None:
             if context.cancelled:
+                entry._scope = self.current = None  # set if the job was handed over
                 cancelled = JobCancelledError(name=job.name, reason="its Context was cancelled")
                 return pool._finish(entry, Status.CANCELLED, None, cancelled, 0, None)
             deadline = context._deadline
             if deadline <= now:
+                entry._scope = self.current = None
                 expired = JobTimeoutError(name=job.name, deadline=deadline)
                 return pool._finish(entry, Status.TIMED_OUT, None, expired, 0, None)
         timeout = job.timeout if job.timeout is not None else pool._timeout
@@ -264,36 +342,35 @@ class Worker:
                 if pool._clock.current_time() >= deadline:
                     status, data, error = Status.TIMED_OUT, None, self._timeout_error(entry.name)
                     break
-            if deadline != math.inf and status is not Status.TIMED_OUT and pool._clock.current_time() > deadline:
-                # The task blocked past its deadline without a checkpoint, so no
-                # cancellation could reach it, then ended. It is as late as a
-                # thread that outlived its deadline, and ends the same way.
-                late = JobTimeoutError(name=job.name, deadline=deadline)
-                late.__cause__ = error
-                status, data, error = Status.TIMED_OUT, None, late
+            ended_at = None
+            if deadline != math.inf:
+                ended_at = pool._clock.current_time()
+                if ended_at > deadline and status is not Status.TIMED_OUT:
+                    # The task blocked past its deadline without a checkpoint, so
+                    # no cancellation could reach it, then ended. It is as late as
+                    # a thread that outlived its deadline, and ends the same way.
+                    late = JobTimeoutError(name=job.name, deadline=deadline)
+                    late.__cause__ = error
+                    status, data, error = Status.TIMED_OUT, None, late
         finally:
             entry._scope = None
             if context is not None:
                 context._detach(scope)
-        self.current = None
         # The task's own code counts when the task itself ended the job.
-        code = None
-        if self.job_context is not None and status is not Status.TIMED_OUT:
-            code = self.job_context.code
-        return pool._finish(entry, status, data, error, attempts, now, code)
+        job_context = self.job_context
+        code = None if job_context is None or status is Status.TIMED_OUT else job_context.code
+        # Nothing of the job may outlive its Result (as _forget(), inline on the per-job path).
+        self.current = self.context = self.job_context = self.last_error = None
+        self.options = EMPTY_OPTIONS
+        return pool._finish(entry, status, data, error, attempts, now, code, ended_at)
 
-    async def _wait_for_turn(self, entry: JobHandle[Any], job: Job[Any]) -> None:
-        """Hold ``entry`` until its rate limiter lets it start, cancellable as a running job.
+    async def _wait_for_turn(self, entry: JobHandle[Any], job: Job[Any], start: float) -> None:
+        """Hold ``entry`` until ``start``, the start its rate limiter booked, cancellable as a running job.
 
-        The start is booked before the wait, so jobs start in queue order. A
-        job cancelled while it waits does not hand its booking on: the jobs
+        A job cancelled while it waits does not hand its booking on: the jobs
         booked after it keep their times.
         """
-        limiter = self.pool._rate_for(job)
-        assert limiter is not None
-        now = self.pool._clock.current_time()
-        start = limiter.reserve(now)
-        if start <= now:
+        if start <= self.pool._clock.current_time():
             return
         context = job.context if job.context is not None else self.pool._context
         if context is not None and context.cancelled:
@@ -319,15 +396,14 @@ class Worker:
         # expired meanwhile); nothing must then take it for the running job.
         self.current = None
 
-    def _check_live(self, job_context: JobContext, attempt: int) -> None:
-        # Each call_next() is bound to its job's run and attempt: one kept and
-        # called later must not run whatever job the worker holds by then.
-        if self.job_context is not job_context or self.live_attempt != attempt:
-            raise RuntimeError("call_next() was called after its attempt had ended")
+    # Each call_next() is bound to its job's run and attempt: one kept and
+    # called later must not run whatever job the worker holds by then. Both
+    # steps of the chain check it (inline: this is the per-attempt path).
 
     async def _through_middleware(self, job_context: JobContext, attempt: int, index: int) -> Any:
         """Run the job's middleware from ``index`` inward, and the attempt inside them."""
-        self._check_live(job_context, attempt)
+        if self.job_context is not job_context or self.live_attempt != attempt:
+            raise RuntimeError(_STALE_CALL_NEXT)
         middleware = self.middleware
         if index + 1 == len(middleware):
             call_next: Callable[[], Any] = functools.partial(self._run_attempt, job_context, attempt)
@@ -337,7 +413,8 @@ class Worker:
 
     async def _run_attempt(self, job_context: JobContext, attempt: int) -> Any:
         """The innermost ``call_next()``: one attempt of the task, within its bound."""
-        self._check_live(job_context, attempt)
+        if self.job_context is not job_context or self.live_attempt != attempt:
+            raise RuntimeError(_STALE_CALL_NEXT)
         job = job_context._job
         seconds = job_context._attempt_timeout
         if seconds is not None:
