@@ -18,6 +18,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from . import _report
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: children run from here so ``benchmarks`` is importable."""
+
+RESULTS = Path(__file__).resolve().parent
+"""Where a full run writes results.json and results.png by default, beside RESULTS.md."""
 
 CHILD_TIMEOUT = 900
 """Seconds any one measurement may take before the suite gives up on it."""
@@ -147,7 +151,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--parts", default="throughput,memory,timeouts,stores", help="which parts to run")
     parser.add_argument("--store-n", type=_count, help="tasks per durable-store run (default 20k; procrastinate 1/4)")
     parser.add_argument(
-        "--output", type=Path, default=Path(__file__).resolve().parent, help="where results.json and results.png go"
+        "--output",
+        type=Path,
+        help="where results.json and results.png go (default: benchmarks/, or a new temporary folder with --smoke)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -169,7 +175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         timeout_workers=[16, timeout_n],
         store_n=args.store_n or (200 if smoke else 20_000),
         parts=parts,
-        output=args.output,
+        # A smoke run's figures mean nothing, so by default they stay out of the committed results.
+        output=args.output or (Path(tempfile.mkdtemp(prefix="wpxt-benchmarks-smoke-")) if smoke else RESULTS),
         smoke=smoke,
         quiet=bool(args.quiet),
     )

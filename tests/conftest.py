@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import functools
 
+import coverage
+import postgres_server
 import pytest
 import trio
 import trio.testing
+
+
+def pytest_report_header() -> str:
+    """Say at the top of the run whether the PostgreSQL tests run, and why."""
+    dsn, reason = postgres_server.choose()
+    if dsn:
+        return f"PostgreSQL tests: run, as {reason}"
+    if coverage.Coverage.current() is not None:
+        reason += "; coverage leaves workerpoolxt/_postgres.py out"
+    return f"PostgreSQL tests: skipped, as {reason}"
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import runpy
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ParamSpec
 
+import postgres_server
 import pytest
 import trio
 
@@ -99,15 +99,12 @@ def run_example(name: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 # -- PostgreSQL ----------------------------------------------------------------------
 
-POSTGRES_DSN_VARIABLE = "WPXT_TEST_POSTGRES_DSN"
-POSTGRES_DSN = os.environ.get(POSTGRES_DSN_VARIABLE, "")
-"""The test server's DSN; CI sets it. Unset, the PostgreSQL tests skip; set, an unreachable server fails them."""
+POSTGRES_DSN, POSTGRES_REASON = postgres_server.choose()
+"""The test server's DSN ("" when the PostgreSQL tests skip), and why; tests/postgres_server.py chooses."""
 
 # A mark, not pytest.skip() in a fixture: pytest-trio re-raises a skip from an
 # async fixture without its reason.
-requires_postgres = pytest.mark.skipif(
-    not POSTGRES_DSN, reason=f"{POSTGRES_DSN_VARIABLE} is not set: PostgreSQL tests need a server"
-)
+requires_postgres = pytest.mark.skipif(not POSTGRES_DSN, reason=POSTGRES_REASON)
 
 
 def new_schema() -> str:

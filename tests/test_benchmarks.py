@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,25 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
     assert all(row["met"] in {True, False, None} for row in results["targets"])
     assert results["chart"] == "results.png"
     assert (tmp_path / "results.png").stat().st_size > 0
+
+
+def test_smoke_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
+    """Without --output, a smoke run writes to a new temporary folder and says which, not over benchmarks/results.*."""
+    committed = {name: (ROOT / "benchmarks" / name).read_bytes() for name in ("results.json", "results.png")}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "benchmarks", "--smoke", "--parts", "throughput", "--sizes", "100"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+    for name, content in committed.items():
+        assert (ROOT / "benchmarks" / name).read_bytes() == content, f"the smoke run overwrote benchmarks/{name}"
+    [output] = tmp_path.glob("wpxt-benchmarks-smoke-*")
+    assert f"wrote {output / 'results.json'} and {output / 'results.png'}" in done.stderr
+    assert json.loads((output / "results.json").read_text(encoding="utf-8"))["settings"]["smoke"] is True
+    assert (output / "results.png").stat().st_size > 0

@@ -7,9 +7,8 @@ stop the worker at a chosen moment.
 
 Integration tests run the worker on ``SQLiteStore`` and ``PostgresStore`` with
 the real clock, short leases and a ``trio.fail_after`` bound. The PostgreSQL run
-needs a server: set ``WPXT_TEST_POSTGRES_DSN`` (e.g.
-``postgresql://postgres@127.0.0.1:5432/test``); each test then gets a schema of
-its own, dropped afterwards.
+needs a server (tests/postgres_server.py says which, or why it skips); each test
+then gets a schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Durable workers under faults: a worker killed mid-task, and several workers contending for one store.
 
 Workers are real processes (``python -m workerpoolxt worker``), on the real
-clock, against SQLite and, when ``WPXT_TEST_POSTGRES_DSN`` is set, PostgreSQL
-(in a schema of the test's own, dropped afterwards; unset, those runs skip and
-say why; set but unreachable, they fail).
+clock, against SQLite and, when a server is there, PostgreSQL (in a schema of
+the test's own, dropped afterwards; tests/postgres_server.py says which server,
+or why those runs skip).
 
 Delivery is at least once, so what a handler does can happen twice; the
 store's final status must not. To see both, each handler records its

@@ -1,4 +1,4 @@
-"""Smoke tests for ``PostgresStore`` against a real server (set ``WPXT_TEST_POSTGRES_DSN``).
+"""Smoke tests for ``PostgresStore`` against a real server (tests/postgres_server.py chooses which).
 
 Each test gets a schema of its own, dropped afterwards, and runs on the real
 clock with every wait bounded by ``trio.fail_after``.
@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import pytest
 import trio
-from helpers import POSTGRES_DSN, drop_schema, new_schema
+from helpers import POSTGRES_DSN, POSTGRES_REASON, drop_schema, new_schema
 
 from workerpoolxt import Job, Registry
 from workerpoolxt._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
@@ -36,9 +36,9 @@ def job(number: int = 0, *, retry: int | None = None) -> Job[Any]:
 
 @pytest.fixture
 def dsn() -> str:
-    """The test server's DSN, or a skip saying how to give one."""
+    """The test server's DSN, or a skip saying how to get one."""
     if not DSN:
-        pytest.skip("WPXT_TEST_POSTGRES_DSN is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(POSTGRES_REASON)
     return DSN
 
 

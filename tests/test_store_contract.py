@@ -2,9 +2,9 @@
 
 The stores keep wall-clock times (``time.time()``) and the database stores run
 in threads, so these tests use trio's real clock with short leases, and bound
-every wait with ``trio.fail_after``. The PostgreSQL run needs a server: set
-``WPXT_TEST_POSTGRES_DSN`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``);
-each test then gets a schema of its own, dropped afterwards.
+every wait with ``trio.fail_after``. The PostgreSQL run needs a server
+(tests/postgres_server.py says which, or why it skips); each test then gets a
+schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
