@@ -263,10 +263,16 @@ def test_bad_registry_is_a_clear_error(tmp_path: Path, handlers: Path, spec: str
         pytest.param(["--args", "not json"], "--args must be a JSON object", id="not-json"),
         pytest.param(["--args", "[1, 2]"], "`args` must be a mapping", id="json-list"),
         pytest.param(["--count", "0"], "--count must be at least 1", id="count-zero"),
+        pytest.param(["--retry", "2147483647"], "`jobs[0].retry` must be at most 2,147,483,646", id="retry-too-large"),
+        pytest.param(
+            ["--priority", "9223372036854775808"],
+            "`priority` must be at most 9,223,372,036,854,775,807",
+            id="priority-too-large",
+        ),
     ],
 )
 def test_enqueue_refuses_bad_arguments(tmp_path: Path, arguments: list[str], fragment: str) -> None:
-    """--args that is not a JSON object, or a --count below 1, is exit 2 with a message, and nothing is stored."""
+    """--args that is not a JSON object, a --count below 1 or a number out of range is exit 2, and nothing is stored."""
     assert_user_error(run_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
     done = run_cli(tmp_path, "status", "--store", STORE)
     assert json.loads(done.stdout)["queued"] == 0

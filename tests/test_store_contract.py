@@ -14,6 +14,7 @@ import contextlib
 import functools
 import itertools
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -210,6 +211,47 @@ async def test_enqueue_refuses_jobs_that_are_not_a_sequence(store: Store, jobs: 
     with pytest.raises(TypeError, match="`jobs`"):
         await store.enqueue(jobs)
     assert (await store.stats()).total == 0
+
+
+INT32_MAX: Final = 2**31 - 1
+"""The largest ``max_attempts`` (``retry + 1``): PostgreSQL keeps it in an INTEGER."""
+INT64_MAX: Final = 2**63 - 1
+"""The largest ``priority``: PostgreSQL keeps it in a BIGINT."""
+
+
+@pytest.mark.parametrize(
+    ("retry", "priority", "message"),
+    [
+        pytest.param(
+            INT32_MAX, 0, "`jobs[1].retry` must be at most 2,147,483,646, got 2147483647", id="retry-too-large"
+        ),
+        pytest.param(
+            0, INT64_MAX + 1, f"`priority` must be at most {INT64_MAX:,}, got {INT64_MAX + 1}", id="priority-too-large"
+        ),
+        pytest.param(
+            0,
+            -INT64_MAX - 2,
+            f"`priority` must be at least {-INT64_MAX - 1}, got {-INT64_MAX - 2}",
+            id="priority-too-small",
+        ),
+    ],
+)
+async def test_enqueue_refuses_numbers_a_store_cannot_hold(
+    store: Store, retry: int, priority: int, message: str
+) -> None:
+    """A retry or priority beyond PostgreSQL's columns is the same ValueError in every store, and nothing is stored."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await store.enqueue([job(), job(retry=retry)], priority=priority)
+    assert (await store.stats()).total == 0
+
+
+async def test_enqueue_takes_the_largest_numbers_a_store_holds(store: Store) -> None:
+    """The edges of the ranges are stored as given: retry up to 2**31 - 2, priority from -2**63 to 2**63 - 1."""
+    largest = await enqueue_one(store, job(retry=INT32_MAX - 1), priority=INT64_MAX)
+    smallest = await enqueue_one(store, priority=-INT64_MAX - 1)
+    record = await store.get(largest)
+    assert (record.max_attempts, record.priority) == (INT32_MAX, INT64_MAX)
+    assert (await store.get(smallest)).priority == -INT64_MAX - 1
 
 
 async def test_enqueue_checks_handlers_against_the_registry(backend: Backend) -> None:

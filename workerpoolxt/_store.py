@@ -30,6 +30,7 @@ import trio
 from ._errors import WorkerPoolError
 from ._job import Job
 from ._serialize import json_copy
+from ._validation import count
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -230,13 +231,20 @@ class Store(Protocol):
 
 # -- shared by the implementations --------------------------------------------------
 
+# The ranges of PostgreSQL's columns, checked at enqueue by every store, so a
+# number that works in tests works in production: max_attempts (retry + 1) is
+# an INTEGER, priority a BIGINT.
+_MAX_ATTEMPTS: Final = 2**31 - 1
+_MIN_PRIORITY: Final = -(2**63)
+_MAX_PRIORITY: Final = 2**63 - 1
+
 
 def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tuple[str, str, int]]:
     """Check jobs can be stored and return ``(handler, job JSON, max_attempts)`` for each.
 
     Raises:
         TypeError: A job is not a Job, or holds a callable instead of a handler's name.
-        ValueError: A job has a field that is not data.
+        ValueError: A job has a field that is not data, or a ``retry`` above 2**31 - 2.
         UnknownHandlerError: ``registry`` is given and lacks a job's handler.
     """
     if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
@@ -248,7 +256,7 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tup
         data = job.to_dict()
         if registry is not None:
             registry[data["task"]]  # raises UnknownHandlerError naming it
-        retries = job.retry or 0
+        retries = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_ATTEMPTS - 1)
         text = json.dumps(data, separators=(",", ":"))
         if _JSON_NUL.search(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
@@ -309,8 +317,7 @@ def check_claim(worker_id: object, limit: object, order: object, lease: object) 
 
 
 def check_priority(priority: object) -> None:
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(f"`priority` must be an int, not {type(priority).__name__}")
+    count(priority, "priority", minimum=_MIN_PRIORITY, maximum=_MAX_PRIORITY)
 
 
 async def poll_until_final(get: Callable[[int], Awaitable[TaskRecord]], task_id: int, poll: float) -> TaskRecord:
