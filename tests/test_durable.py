@@ -596,6 +596,27 @@ async def test_result_json_cannot_hold_fails_the_task(
     assert worker.statistics() == counters(claimed=2, succeeded=1, failed=1)
 
 
+@bounded
+async def test_result_over_the_size_cap_fails_the_task(autojump_clock: trio.testing.MockClock) -> None:
+    """A result whose JSON exceeds the store's max_json_bytes fails its task with a ValueError saying so."""
+    registry = Registry()
+
+    @registry.register("big")
+    async def big(options: Options) -> str:
+        return "x" * 199
+
+    store = MemoryStore(registry=registry, clock=trio.current_time, max_json_bytes=200)
+    [task_id] = await store.enqueue([Job("big")])
+    async with DurableWorker(store, registry, poll=POLL) as worker:
+        record = await store.wait(task_id)
+    assert (record.status, record.error_type, record.result) == (TaskStatus.DEAD, "ValueError", None)
+    assert record.error_message is not None
+    assert record.error_message.startswith(
+        "`result` is 201 bytes of JSON, more than the store's `max_json_bytes` (200)"
+    )
+    assert worker.statistics() == counters(claimed=1, failed=1)
+
+
 # -- leases and heartbeats ----------------------------------------------------------------
 
 

@@ -34,12 +34,14 @@ from ._errors import WorkerPoolError
 from ._registry import Registry
 from ._sqlite import _ORDER_BY, _SORT_KEYS, record_from_row
 from ._store import (
+    MAX_JSON_BYTES,
     Order,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
     check_claim,
     check_final,
+    check_max_json_bytes,
     check_priority,
     check_run_at,
     encode_jobs,
@@ -276,6 +278,9 @@ class PostgresStore:
             ``wait_for_work()`` holds one more, for ``LISTEN``.
         connect_timeout: Seconds to wait for a connection (at least 2, a libpq
             rule); it overrides one the DSN gives.
+        max_json_bytes: The most bytes of JSON a task's job (with its args) or
+            result may take; ``enqueue()`` and ``complete()`` refuse more with a
+            ValueError. 1 MiB by default.
 
     Raises:
         ImportError: psycopg or psycopg_pool is not installed.
@@ -291,6 +296,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 4,
         connect_timeout: float = 5.0,
+        max_json_bytes: int = MAX_JSON_BYTES,
     ) -> None:
         _import_psycopg()
         from psycopg import conninfo, errors
@@ -320,6 +326,7 @@ class PostgresStore:
             raise TypeError(f"`connect_timeout` must be a number of seconds, not {type(connect_timeout).__name__}")
         if not 0 < connect_timeout < math.inf:
             raise ValueError(f"`connect_timeout` must be positive and finite, got {connect_timeout!r}")
+        self._max_json_bytes = check_max_json_bytes(max_json_bytes)
 
         self.dsn = dsn
         self.schema = schema
@@ -437,9 +444,10 @@ class PostgresStore:
         """Store named jobs as queued tasks, in one transaction, and return their ids in order.
 
         Raises:
-            ValueError: A job's arguments hold a NUL character, which PostgreSQL cannot store.
+            ValueError: A job's arguments hold a NUL character, which PostgreSQL cannot store,
+                or its JSON is larger than ``max_json_bytes``.
         """
-        encoded = encode_jobs(jobs, self._registry)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
         check_run_at(run_at)
         if not encoded:
@@ -507,10 +515,11 @@ class PostgresStore:
         """Finalise a running task as succeeded with ``result`` (JSON).
 
         Raises:
-            ValueError: ``result`` is not JSON, or holds a NUL character, which PostgreSQL cannot store.
+            ValueError: ``result`` is not JSON, holds a NUL character, which PostgreSQL cannot
+                store, or its JSON is larger than ``max_json_bytes``.
         """
         check_final(task_id, worker_id)
-        encoded = encode_result(result)
+        encoded = encode_result(result, self._max_json_bytes)
         await self._finals.submit(("complete", {"id": task_id, "result": encoded, "worker_id": worker_id}))
 
     async def fail(

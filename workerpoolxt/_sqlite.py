@@ -22,6 +22,7 @@ import trio
 
 from ._batch import GroupCommit
 from ._store import (
+    MAX_JSON_BYTES,
     Order,
     StoreStatistics,
     TaskNotFoundError,
@@ -29,6 +30,7 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_max_json_bytes,
     check_priority,
     check_run_at,
     encode_jobs,
@@ -120,14 +122,25 @@ class SQLiteStore:
         path: The database file; created if missing.
         registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
         busy_timeout: Seconds a write waits for another process's transaction.
+        max_json_bytes: The most bytes of JSON a task's job (with its args) or
+            result may take; ``enqueue()`` and ``complete()`` refuse more with a
+            ValueError. 1 MiB by default.
     """
 
-    def __init__(self, path: str | Path, *, registry: Registry | None = None, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        registry: Registry | None = None,
+        busy_timeout: float = 10.0,
+        max_json_bytes: int = MAX_JSON_BYTES,
+    ) -> None:
         if not isinstance(path, str | Path):
             raise TypeError(f"`path` must be a str or a Path, not {type(path).__name__}")
         self.path = Path(path)
         self._registry = registry
         self._busy_timeout = busy_timeout
+        self._max_json_bytes = check_max_json_bytes(max_json_bytes)
         self._connection: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
         self._finals: GroupCommit[tuple[str, tuple[Any, ...]]] = GroupCommit(self._write_finals, self._limiter)
@@ -175,7 +188,7 @@ class SQLiteStore:
                 connection.execute("INSERT INTO wpxt_schema (version) VALUES (?)", (number,))
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        encoded = encode_jobs(jobs, self._registry)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
         check_run_at(run_at)
         return await self._run(self._insert, encoded, priority, run_at)
@@ -239,7 +252,7 @@ class SQLiteStore:
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        await self._finals.submit(("complete", (task_id, encode_result(result), worker_id)))
+        await self._finals.submit(("complete", (task_id, encode_result(result, self._max_json_bytes), worker_id)))
 
     async def fail(
         self,

@@ -238,13 +238,21 @@ _MAX_ATTEMPTS: Final = 2**31 - 1
 _MIN_PRIORITY: Final = -(2**63)
 _MAX_PRIORITY: Final = 2**63 - 1
 
+MAX_JSON_BYTES: Final = 1 << 20
+"""The default ``max_json_bytes`` of every store: a task's job, or its result, as JSON, is at most 1 MiB."""
 
-def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tuple[str, str, int]]:
+
+def check_max_json_bytes(value: object) -> int:
+    return count(value, "max_json_bytes", minimum=1)
+
+
+def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int) -> list[tuple[str, str, int]]:
     """Check jobs can be stored and return ``(handler, job JSON, max_attempts)`` for each.
 
     Raises:
         TypeError: A job is not a Job, or holds a callable instead of a handler's name.
-        ValueError: A job has a field that is not data, or a ``retry`` above 2**31 - 2.
+        ValueError: A job has a field that is not data, a ``retry`` above 2**31 - 2,
+            or JSON of more than ``max_bytes``.
         UnknownHandlerError: ``registry`` is given and lacks a job's handler.
     """
     if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
@@ -258,23 +266,39 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tup
             registry[data["task"]]  # raises UnknownHandlerError naming it
         retries = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_ATTEMPTS - 1)
         text = json.dumps(data, separators=(",", ":"))
-        if _JSON_NUL.search(text):
+        check_size(text, f"jobs[{index}]", max_bytes)
+        if _holds_nul(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
         encoded.append((data["task"], text, retries + 1))
     return encoded
 
 
-def encode_result(result: Any) -> str:
-    """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible."""
+def encode_result(result: Any, max_bytes: int) -> str:
+    """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible or too large."""
     encoded = json.dumps(json_copy(result, "result"), separators=(",", ":"))
-    if _JSON_NUL.search(encoded):
+    check_size(encoded, "result", max_bytes)
+    if _holds_nul(encoded):
         raise ValueError("`result` holds a NUL character (\\u0000), which PostgreSQL cannot store")
     return encoded
+
+
+def check_size(text: str, name: str, max_bytes: int) -> None:
+    # json.dumps escapes every non-ASCII character, so its length is its size in bytes.
+    if len(text) > max_bytes:
+        raise ValueError(
+            f"`{name}` is {len(text):,} bytes of JSON, more than the store's `max_json_bytes` ({max_bytes:,}): "
+            "keep large data elsewhere and store a reference to it"
+        )
 
 
 # A NUL escape outside of an escaped backslash. PostgreSQL's jsonb refuses it,
 # so every store refuses it, and a job that works in tests works in production.
 _JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _holds_nul(text: str) -> bool:
+    # The substring test is a fast scan; the regex, some 50 times slower, decides only the rare texts it lets by.
+    return "\\u0000" in text and _JSON_NUL.search(text) is not None
 
 
 def check_run_at(run_at: object) -> None:
