@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -101,10 +102,11 @@ def enqueue_ids(cwd: Path, *arguments: str, store: str = STORE) -> list[int]:
 
 
 def assert_user_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """The command exited with 2 and a one-line ``error:`` message holding each fragment, not a traceback."""
+    """The command exited with 2 and one line, an ``error:`` message holding each fragment, not a traceback."""
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error: "), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
     for fragment in fragments:
         assert fragment in done.stderr
 
@@ -411,6 +413,66 @@ def test_unreachable_postgres_is_exit_2(tmp_path: Path, handlers: Path, command:
     done = run_cli(tmp_path, command, "--store", UNREACHABLE, *arguments, timeout=10.0)
     assert time.monotonic() - started < 10.0
     assert_user_error(done, "cannot connect to PostgreSQL at 127.0.0.1:1 ")
+
+
+# -- a store that fails ---------------------------------------------------------------------
+
+
+COMMANDS: Final = {
+    "enqueue": ["echo"],
+    "status": [],
+    "worker": ["--registry", "handlers:registry"],
+}
+"""Each command, with the arguments it needs besides --store."""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_file_that_is_not_a_database_is_exit_2(tmp_path: Path, handlers: Path, command: str) -> None:
+    """A --store file that is not SQLite is one line naming the file and SQLite's reason, and the file is untouched."""
+    garbage = "not a database, " * 100
+    (tmp_path / "notes.db").write_text(garbage)
+    done = run_cli(tmp_path, command, "--store", "sqlite:///notes.db", *COMMANDS[command])
+    assert_user_error(done, "error: SQLite store notes.db: file is not a database")
+    assert (tmp_path / "notes.db").read_text() == garbage
+
+
+@pytest.mark.parametrize("command", ["enqueue", "worker"])
+def test_a_missing_directory_is_exit_2(tmp_path: Path, handlers: Path, command: str) -> None:
+    """A --store in a directory that does not exist is one line naming the directory; nothing is created."""
+    done = run_cli(tmp_path, command, "--store", "sqlite:///no/such/dir/x.db", *COMMANDS[command])
+    assert_user_error(done, "error: SQLite store no/such/dir/x.db: its directory no/such/dir does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+async def test_a_dropped_table_is_exit_2(tmp_path: Path, store: SQLiteStore) -> None:
+    """enqueue into a store whose table was dropped is one line with SQLite's reason."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DROP TABLE wpxt_tasks")
+    done = await arun_cli(tmp_path, "enqueue", "--store", STORE, "echo")
+    assert_user_error(done, "error: SQLite store tasks.db: no such table: wpxt_tasks")
+
+
+@requires_postgres
+async def test_a_dropped_postgres_table_is_exit_2(tmp_path: Path) -> None:
+    """enqueue into a PostgreSQL store whose table was dropped is one line naming the schema and the reason."""
+    import psycopg
+    from psycopg import sql
+
+    from workerpoolxt import PostgresStore
+
+    schema = new_schema()
+    separator = "&" if "?" in DSN else "?"
+    store = PostgresStore(DSN, schema=schema)
+    try:
+        await store.init()
+        with psycopg.connect(DSN, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "wpxt_tasks")))
+        done = await arun_cli(tmp_path, "enqueue", "--store", f"{DSN}{separator}schema={schema}", "echo")
+        assert_user_error(done, f' schema {schema}: relation "{schema}.wpxt_tasks" does not exist')
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            await trio.to_thread.run_sync(drop_schema, schema)
 
 
 # -- load_registry ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ from workerpoolxt import (
     Registry,
     SQLiteStore,
     Store,
+    StoreError,
     StoreStatistics,
     TaskRecord,
     TaskStatus,
@@ -1134,6 +1135,36 @@ async def test_failed_final_write_is_logged_and_the_worker_goes_on(
     assert worker.statistics() == counters(claimed=2, succeeded=1)
     [error] = logged(caplog, "could not write a task's status")
     assert error.levelno == logging.ERROR
+
+
+@pytest.mark.parametrize(
+    ("method", "text"),
+    [
+        pytest.param("claim", "worker w1 could not claim tasks; trying again in 0.5s", id="claim"),
+        pytest.param("heartbeat", "worker w1 could not send its heartbeat", id="heartbeat"),
+        pytest.param("complete", "worker w1 could not write a task's status", id="final-write"),
+    ],
+)
+@bounded
+async def test_a_store_error_is_logged_on_one_line(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, method: str, text: str
+) -> None:
+    """A StoreError from a claim, a heartbeat or a final write is logged as one line with its message, no traceback."""
+    registry = Registry()
+
+    @registry.register("job")
+    async def job(options: Options) -> int:
+        await trio.sleep(1.5)
+        return 1
+
+    store = ScriptedStore(registry)
+    store.hooks[method] = [raising(StoreError("SQLite store tasks.db", "disk I/O error"))]
+    await store.enqueue([Job("job")])
+    async with DurableWorker(store, registry, lease=2.5, heartbeat=1, poll=0.5, worker_id="w1"):
+        await trio.sleep(3)
+    [error] = logged(caplog, "could not")
+    assert error.getMessage() == f"{text}: SQLite store tasks.db: disk I/O error"
+    assert (error.levelno, error.exc_info) == (logging.ERROR, None)
 
 
 @bounded

@@ -31,7 +31,7 @@ from ._pool import _HALTING, _STOPPING, WorkerPool, exit_with_sole
 from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
-from ._store import CancelTask, Order, Store, TaskConflictError, TaskRecord
+from ._store import CancelTask, Order, Store, StoreError, TaskConflictError, TaskRecord
 from ._validation import MAX_WORKERS, Seconds, count, to_seconds
 
 if TYPE_CHECKING:
@@ -238,8 +238,8 @@ class DurableWorker:
                     return
             try:
                 records = await self._store.claim(self.worker_id, free, order=self._order, lease=self._lease)
-            except Exception:
-                _logger.exception("worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
                 records = []
             if self._stop_requested and records:
                 self._counts["claimed"] += len(records)
@@ -256,8 +256,8 @@ class DurableWorker:
                         return
                     try:
                         await self._store.wait_for_work(self._idle_wait())
-                    except Exception:
-                        _logger.exception("worker %s could not wait for work; polling", self.worker_id)
+                    except Exception as exc:
+                        _log_failure(exc, "worker %s could not wait for work; polling", self.worker_id)
                         await trio.sleep(self._poll)
                 self._idle = None
 
@@ -278,8 +278,8 @@ class DurableWorker:
                 continue
             try:
                 held = set(await self._store.heartbeat(task_ids, worker_id=self.worker_id))
-            except Exception:
-                _logger.exception("worker %s could not send its heartbeat", self.worker_id)
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not send its heartbeat", self.worker_id)
                 continue
             for task_id in task_ids:
                 if (
@@ -385,8 +385,8 @@ class DurableWorker:
                 await write
             except TaskConflictError as exc:  # another worker took the task after our lease ran out
                 _logger.warning("worker %s: %s", self.worker_id, exc)
-            except Exception:
-                _logger.exception("worker %s could not write a task's status", self.worker_id)
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not write a task's status", self.worker_id)
         if bound.cancelled_caught:
             seconds = self._final_write_timeout
             _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
@@ -396,3 +396,11 @@ class DurableWorker:
     def statistics(self) -> DurableWorkerStatistics:
         """A frozen snapshot of the worker's counters."""
         return DurableWorkerStatistics(running=len(self._running), **self._counts)
+
+
+def _log_failure(error: Exception, message: str, *args: object) -> None:
+    """Log a failed store call: a StoreError on one line, as it says what failed; anything else with its traceback."""
+    if isinstance(error, StoreError):
+        _logger.error(message + ": %s", *args, error)
+    else:
+        _logger.error(message, *args, exc_info=error)

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from ._batch import GroupCommit
-from ._errors import WorkerPoolError
 from ._registry import Registry
 from ._sqlite import _ORDER_BY, _SORT_KEYS, record_from_row
 from ._store import (
     MAX_JSON_BYTES,
     Order,
+    StoreError,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
@@ -230,23 +230,25 @@ _QUERIES: Final = {
 }
 
 
-class PostgresConnectionError(WorkerPoolError, ConnectionError):
+class PostgresConnectionError(StoreError, ConnectionError):
     """A PostgresStore cannot reach its server, or lost its connection.
 
     Attributes:
         host: The server's host, as the DSN (or ``PGHOST``) gives it.
         port: The server's port.
-        reason: What psycopg reported.
+        store: ``PostgreSQL at <host>:<port>``.
+        reason: What psycopg reported, on one line.
     """
 
     def __init__(self, host: str, port: str, reason: str) -> None:
-        super().__init__(
-            f"cannot connect to PostgreSQL at {host}:{port} (is the server running, and are the DSN's "
-            f"host, port, database and credentials right?): {reason}"
-        )
+        super().__init__(f"PostgreSQL at {host}:{port}", reason)
         self.host = host
         self.port = port
-        self.reason = reason
+        # Unlike other StoreErrors, its message says what to check: the server may be down, or the DSN wrong.
+        self.args = (
+            f"cannot connect to {self.store} (is the server running, and are the DSN's "
+            f"host, port, database and credentials right?): {reason}",
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.host, self.port, self.reason))
@@ -281,6 +283,10 @@ class PostgresStore:
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take; ``enqueue()`` and ``complete()`` refuse more with a
             ValueError. 1 MiB by default.
+
+    Its calls raise ``PostgresConnectionError`` when the server cannot be
+    reached, and ``StoreError``, naming the server and the schema, when the
+    database fails: a table dropped, a disk full, a server shutting down.
 
     Raises:
         ImportError: psycopg or psycopg_pool is not installed.
@@ -338,6 +344,7 @@ class PostgresStore:
         self._connect_timeout = max(2, math.ceil(connect_timeout))
         self._host = str(params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost")
         self._port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+        self._name = f"PostgreSQL store {self._host}:{self._port} schema {schema}"
         self._sql = _compose(schema)
         self._lock_key = int.from_bytes(
             hashlib.blake2b(f"workerpoolxt:{schema}".encode(), digest_size=8).digest(), "big", signed=True
@@ -363,7 +370,7 @@ class PostgresStore:
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         """In a thread: run ``function(connection, *args)`` in one transaction on a pooled connection."""
-        from psycopg import OperationalError
+        import psycopg
         from psycopg_pool import PoolTimeout
 
         pool = self._open_pool()
@@ -371,10 +378,12 @@ class PostgresStore:
             with pool.connection() as connection:
                 try:
                     return function(connection, *args)
-                except OperationalError as error:
+                except psycopg.Error as error:
                     # A lost connection is the server's fault, not the query's.
                     if connection.broken:
                         raise self._unreachable(error) from error
+                    if isinstance(error, _database_failures()):
+                        raise StoreError(self._name, _reason(error)) from error
                     raise
         except PoolTimeout as error:
             raise self._unreachable(error) from error
@@ -411,7 +420,7 @@ class PostgresStore:
             return self._pool
 
     def _unreachable(self, error: Exception) -> PostgresConnectionError:
-        return PostgresConnectionError(self._host, self._port, str(error).strip() or type(error).__name__)
+        return PostgresConnectionError(self._host, self._port, _reason(error))
 
     def _notify(self, connection: Connection) -> None:
         connection.execute(self._sql["notify"], {"channel": self.channel})
@@ -694,6 +703,33 @@ class PostgresStore:
 
 
 _PAST: Final = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}
+
+
+def _database_failures() -> tuple[type[Exception], ...]:
+    """The psycopg errors that are the database's failures, not this code's: what StoreError reports.
+
+    Operational and internal errors (a server shutting down, a full disk, a
+    lock or statement timeout, corrupted data, a read-only server) and the
+    schema's objects missing or forbidden. Other errors, such as a syntax
+    error, would be bugs here, and keep their traceback.
+    """
+    from psycopg import InternalError, OperationalError, errors
+
+    return (
+        OperationalError,
+        InternalError,
+        errors.UndefinedTable,
+        errors.UndefinedColumn,
+        errors.InvalidSchemaName,
+        errors.InsufficientPrivilege,
+    )
+
+
+def _reason(error: Exception) -> str:
+    """psycopg's reason on one line: a server error's primary message, without the query excerpt under it."""
+    diag = getattr(error, "diag", None)
+    text = (diag.message_primary if diag is not None else None) or str(error)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def _format(text: str, schema: str, **names: sql.Composable) -> sql.Composed:

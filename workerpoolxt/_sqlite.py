@@ -24,6 +24,7 @@ from ._batch import GroupCommit
 from ._store import (
     MAX_JSON_BYTES,
     Order,
+    StoreError,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
@@ -125,6 +126,10 @@ class SQLiteStore:
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take; ``enqueue()`` and ``complete()`` refuse more with a
             ValueError. 1 MiB by default.
+
+    Its calls raise ``StoreError``, naming the file, when the database fails:
+    the file is not SQLite or its directory is missing, another process holds
+    the lock longer than ``busy_timeout``, a table is gone.
     """
 
     def __init__(
@@ -148,10 +153,27 @@ class SQLiteStore:
     # -- plumbing --------------------------------------------------------------------
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        with self._reported():
+            return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        """Report the database's failures (corrupt, locked, unwritable, a table missing) as StoreErrors."""
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise  # this code misused sqlite3: a bug, which keeps its traceback
+        except sqlite3.DatabaseError as error:
+            raise self._failed(str(error)) from error
+
+    def _failed(self, reason: str) -> StoreError:
+        return StoreError(f"SQLite store {self.path}", reason)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
+            # SQLite says only "unable to open database file".
+            if not self.path.parent.is_dir():
+                raise self._failed(f"its directory {self.path.parent} does not exist")
             connection = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -275,7 +297,7 @@ class SQLiteStore:
     def _write_finals(self, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[BaseException | None]:
         now = time.time()
         outcomes: list[BaseException | None] = []
-        with self._transaction() as connection:
+        with self._reported(), self._transaction() as connection:
             for action, args in batch:
                 outcomes.append(_FINALS[action](connection, now, *args))
         return outcomes

@@ -39,6 +39,7 @@ __all__ = [
     "CancelTask",
     "Order",
     "Store",
+    "StoreError",
     "StoreStatistics",
     "TaskConflictError",
     "TaskNotFoundError",
@@ -79,6 +80,27 @@ class Order(enum.StrEnum):
 
 class CancelTask(WorkerPoolError):
     """Raised by a handler to finalise its durable task as cancelled: no retry, not an error."""
+
+
+class StoreError(WorkerPoolError):
+    """A store's database failed: it is missing, corrupt, locked, full or unreachable, or lost a table.
+
+    Stores raise it for the database's own failures, with the driver's error
+    as its ``__cause__``; a caller's mistakes stay TypeError or ValueError.
+
+    Attributes:
+        store: Which store: ``SQLite store <path>``, or
+            ``PostgreSQL store <host>:<port> schema <schema>``.
+        reason: What failed, on one line, as the database reported it.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"{store}: {reason}")
+        self.store = store
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.store, self.reason))
 
 
 class TaskConflictError(WorkerPoolError, RuntimeError):
