@@ -452,6 +452,27 @@ async def test_a_dropped_table_is_exit_2(tmp_path: Path, store: SQLiteStore) -> 
     assert_user_error(done, "error: SQLite store tasks.db: no such table: wpxt_tasks")
 
 
+async def test_a_worker_whose_claims_only_fail_exits_2_after_give_up_after(
+    tmp_path: Path, handlers: Path, store: SQLiteStore
+) -> None:
+    """A worker on a store with its table dropped logs a line per failed claim, and exits 2 after --give-up-after."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DROP TABLE wpxt_tasks")
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05", "--give-up-after", "0.5") as worker:
+        started = time.monotonic()
+        assert await worker.wait_exit() == 2
+        assert time.monotonic() - started >= 0.5
+    lines = worker.log().splitlines()
+    assert "Traceback" not in worker.log()
+    assert lines[-1] == "error: SQLite store tasks.db: no such table: wpxt_tasks"
+    failures = [line for line in lines if "could not claim tasks" in line]
+    assert len(failures) >= 2
+    assert all(
+        line.endswith("trying again in 0.05s: SQLite store tasks.db: no such table: wpxt_tasks") for line in failures
+    )
+    assert [line for line in lines if "ERROR" not in line and "INFO" not in line] == [lines[-1]]
+
+
 @requires_postgres
 async def test_a_dropped_postgres_table_is_exit_2(tmp_path: Path) -> None:
     """enqueue into a PostgreSQL store whose table was dropped is one line naming the schema and the reason."""

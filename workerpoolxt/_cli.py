@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--poll", type=float, default=1.0)
     worker.add_argument("--order", choices=[order.value for order in Order], default="fifo")
     worker.add_argument("--worker-id")
+    worker.add_argument(
+        "--give-up-after",
+        type=float,
+        default=300.0,
+        help="seconds of failed claims, with none succeeding, after which the worker exits with status 2",
+    )
 
     enqueue = commands.add_parser("enqueue", help="add tasks to a store and print their ids")
     enqueue.add_argument("--store", required=True)
@@ -152,6 +158,7 @@ async def _work(store: Store, registry: Registry, arguments: argparse.Namespace)
         poll=arguments.poll,
         order=arguments.order,
         worker_id=arguments.worker_id,
+        give_up_after=arguments.give_up_after,
     )
     log = logging.getLogger("workerpoolxt")
     try:
