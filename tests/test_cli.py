@@ -10,6 +10,7 @@ ends is killed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -77,8 +78,10 @@ def handlers(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(cwd: Path, *arguments: str, timeout: float = HANG) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m workerpoolxt ARGUMENTS`` in ``cwd`` and return how it ended."""
+def run_cli(
+    cwd: Path, *arguments: str, timeout: float = HANG, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m workerpoolxt ARGUMENTS`` in ``cwd``, with ``env`` in its environment; return how it ended."""
     return subprocess.run(
         [sys.executable, "-m", "workerpoolxt", *arguments],
         cwd=cwd,
@@ -86,6 +89,7 @@ def run_cli(cwd: Path, *arguments: str, timeout: float = HANG) -> subprocess.Com
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -388,6 +392,35 @@ def test_open_store_postgres_schema_and_dsn() -> None:
     assert named.channel == "wpxt_queue_1"
 
 
+@pytest.mark.parametrize(
+    ("url", "dsn", "schema"),
+    [
+        pytest.param("postgresql:///test", "postgresql:///test", "workerpoolxt", id="local-socket"),
+        pytest.param(
+            "postgresql:///test?host=/var/run/postgresql&schema=queue_1&user=postgres",
+            "postgresql:///test?host=/var/run/postgresql&user=postgres",
+            "queue_1",
+            id="socket-directory",
+        ),
+        pytest.param("postgresql:///?host=/tmp", "postgresql:///?host=/tmp", "workerpoolxt", id="no-database"),
+        pytest.param(
+            "postgres://app@db/app?options=-c%20search_path%3Dx&schema=queue_1&sslmode=disable",
+            "postgres://app@db/app?options=-c%20search_path%3Dx&sslmode=disable",
+            "queue_1",
+            id="kept-as-given",
+        ),
+        pytest.param("postgresql://db?schema=a&schema=b", "postgresql://db", "b", id="last-schema-wins"),
+    ],
+)
+def test_open_store_keeps_the_postgres_url_as_given(url: str, dsn: str, schema: str) -> None:
+    """Every URL form libpq accepts reaches it unchanged, but for the ``schema`` parameter, which picks the schema."""
+    from workerpoolxt import PostgresStore
+
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert (store.dsn, store.schema) == (dsn, schema)
+
+
 def test_open_store_passes_the_registry_on(tmp_path: Path) -> None:
     """open_store(url, registry=...) gives a store that refuses handlers the registry lacks."""
     store = open_store(f"sqlite:///{tmp_path / 'tasks.db'}", registry=Registry())
@@ -650,6 +683,34 @@ async def test_sigint_while_idle_exits_at_once(tmp_path: Path, handlers: Path, s
 
 
 # -- PostgreSQL end to end ------------------------------------------------------------------
+
+
+@requires_postgres
+@pytest.mark.parametrize("form", ["environment", "query"])
+async def test_postgres_url_without_a_host_reaches_the_server(tmp_path: Path, form: str) -> None:
+    """postgresql:///database, the server from PGHOST and the like or from ?host=, works as libpq takes it."""
+    from psycopg import conninfo
+
+    from workerpoolxt import PostgresStore
+
+    params = conninfo.conninfo_to_dict(DSN)
+    server = {"host": str(params.get("host", "")), "port": str(params.get("port", "5432"))}
+    server["user"] = str(params.get("user", ""))
+    schema = new_schema()
+    if form == "environment":
+        url, env = f"postgresql:///{params['dbname']}?schema={schema}", {f"PG{k.upper()}": v for k, v in server.items()}
+    else:
+        query = "&".join(f"{key}={value}" for key, value in server.items())
+        url, env = f"postgresql:///{params['dbname']}?{query}&schema={schema}", {}
+    store = PostgresStore(DSN, schema=schema)
+    try:
+        done = await trio.to_thread.run_sync(lambda: run_cli(tmp_path, "enqueue", "--store", url, "echo", env=env))
+        assert (done.returncode, done.stderr, done.stdout) == (0, "", "1\n")
+        assert await store.stats() == StoreStatistics(queued=1)
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            await trio.to_thread.run_sync(drop_schema, schema)
 
 
 @requires_postgres

@@ -34,8 +34,11 @@ def open_store(url: str, *, registry: Registry | None = None) -> Store:
     """Open the store a URL names.
 
     - ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``: a ``SQLiteStore``.
-    - ``postgresql://user@host:port/db`` (or ``postgres://``), with an optional
-      ``?schema=name`` (default ``workerpoolxt``): a ``PostgresStore``.
+    - ``postgresql://user@host:port/db`` (or ``postgres://``), in any form
+      libpq accepts, such as ``postgresql:///db`` for the local socket or
+      ``postgresql:///db?host=/var/run/postgresql``, with an optional
+      ``schema=name`` parameter (default ``workerpoolxt``): a ``PostgresStore``.
+      The URL goes to libpq as given, without ``schema``.
 
     Raises:
         ValueError: The URL is malformed or names no known kind of store.
@@ -52,11 +55,17 @@ def open_store(url: str, *, registry: Registry | None = None) -> Store:
 
         return SQLiteStore(parts.path[1:], registry=registry)
     if parts.scheme in ("postgresql", "postgres"):
-        if not parts.hostname and not parts.path.strip("/"):
+        # The URL goes to libpq as given, but for `schema`, which is ours:
+        # rebuilt, postgresql:///db (libpq's local socket) would lose its "//".
+        base, _, query = url.partition("?")
+        pairs = [pair.partition("=") for pair in query.split("&") if pair]
+        names = {name for name, _, _ in pairs}
+        if not parts.hostname and not parts.path.strip("/") and not names & {"host", "hostaddr"}:
             raise ValueError(f"a PostgreSQL store URL is postgresql://user@host:port/database, got {url!r}")
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        schema = query.pop("schema", ["workerpoolxt"])[-1]
-        dsn = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, doseq=True)))
+        schemas = [urllib.parse.unquote(value) for name, _, value in pairs if name == "schema"]
+        schema = schemas[-1] if schemas else "workerpoolxt"
+        kept = "&".join("".join(pair) for pair in pairs if pair[0] != "schema")
+        dsn = f"{base}?{kept}" if kept else base
         from ._postgres import PostgresStore
 
         return PostgresStore(dsn, registry=registry, schema=schema)
