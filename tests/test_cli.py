@@ -277,11 +277,12 @@ def test_bad_registry_is_a_clear_error(tmp_path: Path, handlers: Path, spec: str
         ),
     ],
 )
-def test_enqueue_refuses_bad_arguments(tmp_path: Path, arguments: list[str], fragment: str) -> None:
+async def test_enqueue_refuses_bad_arguments(
+    tmp_path: Path, store: SQLiteStore, arguments: list[str], fragment: str
+) -> None:
     """--args that is not a JSON object, a --count below 1 or a number out of range is exit 2, and nothing is stored."""
-    assert_user_error(run_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
-    done = run_cli(tmp_path, "status", "--store", STORE)
-    assert json.loads(done.stdout)["queued"] == 0
+    assert_user_error(await arun_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
+    assert await store.stats() == StoreStatistics()
 
 
 # -- status --------------------------------------------------------------------------------
@@ -331,6 +332,51 @@ def test_status_of_an_unknown_task(tmp_path: Path) -> None:
     """status of an id no task has is exit 2 naming the id."""
     enqueue_ids(tmp_path, "echo")
     assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
+
+
+MISSING: Final = "run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only)"
+"""How a store that a reading command cannot use says to make it."""
+
+
+@pytest.mark.parametrize("task_ids", [[], ["1"]], ids=["counts", "records"])
+def test_status_of_a_missing_file_creates_nothing(tmp_path: Path, task_ids: list[str]) -> None:
+    """status of a SQLite file that does not exist is one line saying so and how to create it; no file appears."""
+    done = run_cli(tmp_path, "status", "--store", "sqlite:///typo.db", *task_ids)
+    assert_user_error(done, f"error: SQLite store typo.db: the file does not exist; {MISSING} to create it")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_of_another_database_leaves_it_untouched(tmp_path: Path) -> None:
+    """status of a SQLite file that holds no store is one line saying so; the file keeps its bytes and has no schema."""
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.close()
+    before = (tmp_path / "other.db").read_bytes()
+    done = run_cli(tmp_path, "status", "--store", "sqlite:///other.db")
+    assert_user_error(done, f"error: SQLite store other.db: there are no workerpoolxt tables; {MISSING} to create them")
+    assert (tmp_path / "other.db").read_bytes() == before
+
+
+async def test_status_of_an_old_schema_asks_for_an_upgrade(tmp_path: Path, store: SQLiteStore) -> None:
+    """status of a store whose schema is older than this workerpoolxt's is one line asking for an upgrade."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DELETE FROM wpxt_schema")
+    done = await arun_cli(tmp_path, "status", "--store", STORE)
+    assert_user_error(done, "error: SQLite store tasks.db: its tables are at schema version 0, older than this ")
+    assert done.stderr.endswith(f"; {MISSING} to upgrade them\n")
+
+
+@requires_postgres
+async def test_status_of_a_missing_postgres_schema_creates_nothing(tmp_path: Path) -> None:
+    """status of a PostgreSQL schema that does not exist is one line naming it, and the schema is not created."""
+    import psycopg
+
+    schema = new_schema()
+    separator = "&" if "?" in DSN else "?"
+    done = await arun_cli(tmp_path, "status", "--store", f"{DSN}{separator}schema={schema}")
+    assert_user_error(done, f" schema {schema}: there are no workerpoolxt tables; {MISSING} to create them")
+    with psycopg.connect(DSN) as connection:
+        assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
 
 
 # -- store URLs --------------------------------------------------------------------------

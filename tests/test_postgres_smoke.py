@@ -385,6 +385,36 @@ async def test_a_dropped_table_is_a_one_line_store_error(store: PostgresStore) -
         assert isinstance(error.__cause__, errors.UndefinedTable)
 
 
+async def test_a_read_only_store_of_a_missing_schema_creates_nothing(dsn: str) -> None:
+    """A read-only store's init() on a schema that does not exist raises a StoreError, and creates no schema."""
+    import psycopg
+
+    schema = new_schema()
+    store = PostgresStore(dsn, schema=schema, read_only=True)
+    try:
+        with trio.fail_after(HANG), pytest.raises(StoreError) as caught:
+            await store.init()
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+    assert caught.value.reason.startswith("there are no workerpoolxt tables; run `python -m workerpoolxt worker`")
+    with psycopg.connect(dsn) as connection:
+        assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
+
+
+async def test_a_read_only_store_reads_and_refuses_writes(
+    store: PostgresStore, open_store: Callable[..., PostgresStore]
+) -> None:
+    """A read-only store on an existing schema reads its tasks; a write is a StoreError and changes nothing."""
+    [task_id] = await store.enqueue([job()])
+    reader = open_store(read_only=True)
+    await reader.init()
+    assert (await reader.get(task_id)).handler == "handler"
+    with pytest.raises(StoreError, match="read-only transaction"):
+        await reader.enqueue([job()])
+    assert await reader.stats() == StoreStatistics(queued=1)
+
+
 async def test_aclose_is_prompt_and_wakes_waiters(open_store: Callable[..., PostgresStore]) -> None:
     """aclose() stops the listener and the pool within a second, and a parked waiter returns."""
     store = open_store()

@@ -68,7 +68,7 @@ async def test_a_missing_directory(tmp_path: Path) -> None:
         await store.aclose()
     assert error.store == f"SQLite store {tmp_path / 'no' / 'such' / 'tasks.db'}"
     assert error.reason == f"its directory {tmp_path / 'no' / 'such'} does not exist"
-    assert not (tmp_path / "no").exists()
+    assert not await trio.Path(tmp_path, "no").exists()
 
 
 async def test_a_dropped_table(store: SQLiteStore) -> None:
@@ -98,3 +98,39 @@ async def test_a_database_locked_past_the_busy_timeout(store: SQLiteStore) -> No
             await waiting.aclose()
             holder.execute("ROLLBACK")
     assert_one_line(error, f"SQLite store {store.path}", "database is locked")
+
+
+# -- read-only ------------------------------------------------------------------------------
+
+
+async def test_a_read_only_store_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    """A read-only store's init() and calls on a file that does not exist raise a StoreError; no file appears."""
+    store = SQLiteStore(tmp_path / "typo.db", read_only=True)
+    try:
+        for call in (store.init, store.stats):
+            error = await failure(call)
+            assert error.store == f"SQLite store {tmp_path / 'typo.db'}"
+            assert error.reason.startswith("the file does not exist; run `python -m workerpoolxt worker` or `enqueue`")
+    finally:
+        await store.aclose()
+    assert list(await trio.Path(tmp_path).iterdir()) == []
+
+
+async def test_a_read_only_store_reads_and_refuses_writes(store: SQLiteStore) -> None:
+    """A read-only store on an existing store reads its tasks; a write is a StoreError and changes nothing."""
+    [task_id] = await store.enqueue([Job("handler")])
+    reader = SQLiteStore(store.path, read_only=True)
+    try:
+        await reader.init()
+        assert (await reader.get(task_id)).handler == "handler"
+        error = await failure(lambda: reader.enqueue([Job("handler")]))
+        assert error.reason == "attempt to write a readonly database"
+        assert (await reader.stats()).queued == 1
+    finally:
+        await reader.aclose()
+
+
+def test_read_only_must_be_a_bool(tmp_path: Path) -> None:
+    """read_only that is not a bool is a TypeError naming it."""
+    with pytest.raises(TypeError, match="`read_only` must be a bool, not str"):
+        SQLiteStore(tmp_path / "tasks.db", read_only="yes")  # type: ignore[arg-type]

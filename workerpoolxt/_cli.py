@@ -30,8 +30,8 @@ from ._store import Order, Store
 __all__ = ["main", "open_store"]
 
 
-def open_store(url: str, *, registry: Registry | None = None) -> Store:
-    """Open the store a URL names.
+def open_store(url: str, *, registry: Registry | None = None, read_only: bool = False) -> Store:
+    """Open the store a URL names; ``read_only`` opens an existing one, to read only (see ``SQLiteStore``).
 
     - ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``: a ``SQLiteStore``.
     - ``postgresql://user@host:port/db`` (or ``postgres://``), in any form
@@ -53,7 +53,7 @@ def open_store(url: str, *, registry: Registry | None = None) -> Store:
             )
         from ._sqlite import SQLiteStore
 
-        return SQLiteStore(parts.path[1:], registry=registry)
+        return SQLiteStore(parts.path[1:], registry=registry, read_only=read_only)
     if parts.scheme in ("postgresql", "postgres"):
         # The URL goes to libpq as given, but for `schema`, which is ours:
         # rebuilt, postgresql:///db (libpq's local socket) would lose its "//".
@@ -68,7 +68,7 @@ def open_store(url: str, *, registry: Registry | None = None) -> Store:
         dsn = f"{base}?{kept}" if kept else base
         from ._postgres import PostgresStore
 
-        return PostgresStore(dsn, registry=registry, schema=schema)
+        return PostgresStore(dsn, registry=registry, schema=schema, read_only=read_only)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///path.db or postgresql://user@host/database")
 
 
@@ -129,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         registry = load_registry(arguments.registry) if getattr(arguments, "registry", None) else None
-        store = open_store(arguments.store, registry=registry)
+        # status only reads: a mistyped store must not be created.
+        store = open_store(arguments.store, registry=registry, read_only=arguments.command == "status")
         if arguments.command == "worker":
             assert registry is not None
             trio.run(_work, store, registry, arguments)
@@ -212,7 +213,7 @@ async def _enqueue(store: Store, arguments: argparse.Namespace) -> None:
 
 async def _status(store: Store, arguments: argparse.Namespace) -> None:
     try:
-        await store.init()
+        await store.init()  # read-only: checks that the store is there
         if not arguments.task_ids:
             print(json.dumps(attrs.asdict(await store.stats())))
             return

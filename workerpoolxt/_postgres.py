@@ -44,12 +44,14 @@ from ._store import (
     check_max_json_bytes,
     check_priority,
     check_run_at,
+    check_schema_version,
     encode_jobs,
     encode_result,
     error_fields,
     poll_until_final,
     refusal,
 )
+from ._validation import flag
 
 if TYPE_CHECKING:
     import psycopg
@@ -283,6 +285,10 @@ class PostgresStore:
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take; ``enqueue()`` and ``complete()`` refuse more with a
             ValueError. 1 MiB by default.
+        read_only: Use an existing schema and never write to it: transactions
+            are read-only, ``init()`` only checks that the schema's tables are
+            there and current, and a write raises ``StoreError``. For tools
+            that only look, so that a mistyped schema creates nothing.
 
     Its calls raise ``PostgresConnectionError`` when the server cannot be
     reached, and ``StoreError``, naming the server and the schema, when the
@@ -303,6 +309,7 @@ class PostgresStore:
         max_size: int = 4,
         connect_timeout: float = 5.0,
         max_json_bytes: int = MAX_JSON_BYTES,
+        read_only: bool = False,
     ) -> None:
         _import_psycopg()
         from psycopg import conninfo, errors
@@ -333,6 +340,7 @@ class PostgresStore:
         if not 0 < connect_timeout < math.inf:
             raise ValueError(f"`connect_timeout` must be positive and finite, got {connect_timeout!r}")
         self._max_json_bytes = check_max_json_bytes(max_json_bytes)
+        self._read_only = flag(read_only, "read_only")
 
         self.dsn = dsn
         self.schema = schema
@@ -407,6 +415,7 @@ class PostgresStore:
                     min_size=self._min_size,
                     max_size=self._max_size,
                     open=False,
+                    configure=self._configure,
                     # Time for one new connection, and one retry of it.
                     timeout=2.0 * self._connect_timeout,
                     name=f"workerpoolxt-{self.schema}",
@@ -419,6 +428,9 @@ class PostgresStore:
                 self._pool = pool
             return self._pool
 
+    def _configure(self, connection: Connection) -> None:
+        connection.read_only = self._read_only
+
     def _unreachable(self, error: Exception) -> PostgresConnectionError:
         return PostgresConnectionError(self._host, self._port, _reason(error))
 
@@ -428,8 +440,22 @@ class PostgresStore:
     # -- the Store interface -----------------------------------------------------------
 
     async def init(self) -> None:
-        """Create the schema and tables, or upgrade them; safe to call at once from several processes."""
-        await self._run(self._migrate)
+        """Create the schema and tables, or upgrade them; safe to call at once from several processes.
+
+        A read-only store creates nothing: it checks that the tables are there and current.
+        """
+        await self._run(self._check if self._read_only else self._migrate)
+
+    def _check(self, connection: Connection) -> None:
+        from psycopg import sql
+
+        versions = sql.Identifier(self.schema, "wpxt_schema")
+        row = connection.execute("SELECT to_regclass(%s)", (versions.as_string(connection),)).fetchone()
+        version = None
+        if row is not None and row[0] is not None:
+            row = connection.execute(sql.SQL("SELECT max(version) FROM {}").format(versions)).fetchone()
+            version = (row[0] if row else None) or 0
+        check_schema_version(self._name, version, len(_MIGRATIONS))
 
     def _migrate(self, connection: Connection) -> None:
         from psycopg import sql

@@ -34,12 +34,15 @@ from ._store import (
     check_max_json_bytes,
     check_priority,
     check_run_at,
+    check_schema_version,
     encode_jobs,
     encode_result,
     error_fields,
+    not_ready,
     poll_until_final,
     refusal,
 )
+from ._validation import flag
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -127,6 +130,11 @@ class SQLiteStore:
             result may take; ``enqueue()`` and ``complete()`` refuse more with a
             ValueError. 1 MiB by default.
 
+        read_only: Open an existing store and never write to it: the file is
+            opened read-only, ``init()`` only checks that the store is there
+            and current, and a write raises ``StoreError``. For tools that
+            only look, so that a mistyped path creates nothing.
+
     Its calls raise ``StoreError``, naming the file, when the database fails:
     the file is not SQLite or its directory is missing, another process holds
     the lock longer than ``busy_timeout``, a table is gone.
@@ -139,6 +147,7 @@ class SQLiteStore:
         registry: Registry | None = None,
         busy_timeout: float = 10.0,
         max_json_bytes: int = MAX_JSON_BYTES,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(path, str | Path):
             raise TypeError(f"`path` must be a str or a Path, not {type(path).__name__}")
@@ -146,6 +155,7 @@ class SQLiteStore:
         self._registry = registry
         self._busy_timeout = busy_timeout
         self._max_json_bytes = check_max_json_bytes(max_json_bytes)
+        self._read_only = flag(read_only, "read_only")
         self._connection: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
         self._finals: GroupCommit[tuple[str, tuple[Any, ...]]] = GroupCommit(self._write_finals, self._limiter)
@@ -166,11 +176,18 @@ class SQLiteStore:
         except sqlite3.DatabaseError as error:
             raise self._failed(str(error)) from error
 
+    @property
+    def _name(self) -> str:
+        return f"SQLite store {self.path}"
+
     def _failed(self, reason: str) -> StoreError:
-        return StoreError(f"SQLite store {self.path}", reason)
+        return StoreError(self._name, reason)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
+            if self._read_only:
+                self._connection = self._connect_read_only()
+                return self._connection
             # SQLite says only "unable to open database file".
             if not self.path.parent.is_dir():
                 raise self._failed(f"its directory {self.path.parent} does not exist")
@@ -181,6 +198,18 @@ class SQLiteStore:
             connection.execute("PRAGMA synchronous=NORMAL")
             self._connection = connection
         return self._connection
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        # No pragmas: setting WAL mode is a write, to what may not even be a store.
+        if not self.path.is_file():
+            raise not_ready(self._name, "the file does not exist", "create it")
+        return sqlite3.connect(
+            f"{self.path.absolute().as_uri()}?mode=ro",
+            uri=True,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -196,7 +225,14 @@ class SQLiteStore:
     # -- the Store interface -----------------------------------------------------------
 
     async def init(self) -> None:
-        await self._run(self._migrate)
+        await self._run(self._check if self._read_only else self._migrate)
+
+    def _check(self) -> None:
+        connection = self._connect()
+        version = None
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'wpxt_schema'").fetchone():
+            version = connection.execute("SELECT max(version) FROM wpxt_schema").fetchone()[0] or 0
+        check_schema_version(self._name, version, len(_MIGRATIONS))
 
     def _migrate(self) -> None:
         with self._transaction() as connection:

@@ -186,7 +186,12 @@ class Store(Protocol):
     """
 
     async def init(self) -> None:
-        """Create or upgrade the schema; safe to call any number of times."""
+        """Create or upgrade the schema; safe to call any number of times.
+
+        A store opened read-only creates nothing: its init() checks that the
+        schema is there and current, or raises ``StoreError`` saying what is
+        missing and how to create it.
+        """
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         """Store named jobs as queued tasks, in one batch, and return their ids in order."""
@@ -321,6 +326,27 @@ _JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 def _holds_nul(text: str) -> bool:
     # The substring test is a fast scan; the regex, some 50 times slower, decides only the rare texts it lets by.
     return "\\u0000" in text and _JSON_NUL.search(text) is not None
+
+
+def check_schema_version(store: str, version: int | None, latest: int) -> None:
+    """For a read-only store's init(): raise StoreError unless its tables are there, at the ``latest`` version.
+
+    ``version`` is None when the store holds no tables at all.
+    """
+    if version is None:
+        raise not_ready(store, "there are no workerpoolxt tables", "create them")
+    if version < latest:
+        older = f"its tables are at schema version {version}, older than this workerpoolxt's {latest}"
+        raise not_ready(store, older, "upgrade them")
+
+
+def not_ready(store: str, what: str, action: str) -> StoreError:
+    """A StoreError for a store that a read-only store cannot use, saying how to make it ready."""
+    return StoreError(
+        store,
+        f"{what}; run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only) "
+        f"to {action}",
+    )
 
 
 def check_run_at(run_at: object) -> None:
