@@ -129,7 +129,6 @@ class SQLiteStore:
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take; ``enqueue()`` and ``complete()`` refuse more with a
             ValueError. 1 MiB by default.
-
         read_only: Open an existing store and never write to it: the file is
             opened read-only, ``init()`` only checks that the store is there
             and current, and a write raises ``StoreError``. For tools that
@@ -152,6 +151,7 @@ class SQLiteStore:
         if not isinstance(path, str | Path):
             raise TypeError(f"`path` must be a str or a Path, not {type(path).__name__}")
         self.path = Path(path)
+        self._name = f"SQLite store {self.path}"
         self._registry = registry
         self._busy_timeout = busy_timeout
         self._max_json_bytes = check_max_json_bytes(max_json_bytes)
@@ -175,10 +175,6 @@ class SQLiteStore:
             raise  # this code misused sqlite3: a bug, which keeps its traceback
         except sqlite3.DatabaseError as error:
             raise self._failed(str(error)) from error
-
-    @property
-    def _name(self) -> str:
-        return f"SQLite store {self.path}"
 
     def _failed(self, reason: str) -> StoreError:
         return StoreError(self._name, reason)
