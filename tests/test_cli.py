@@ -10,13 +10,15 @@ ends is killed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -76,8 +78,10 @@ def handlers(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(cwd: Path, *arguments: str, timeout: float = HANG) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m workerpoolxt ARGUMENTS`` in ``cwd`` and return how it ended."""
+def run_cli(
+    cwd: Path, *arguments: str, timeout: float = HANG, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m workerpoolxt ARGUMENTS`` in ``cwd``, with ``env`` in its environment; return how it ended."""
     return subprocess.run(
         [sys.executable, "-m", "workerpoolxt", *arguments],
         cwd=cwd,
@@ -85,6 +89,7 @@ def run_cli(cwd: Path, *arguments: str, timeout: float = HANG) -> subprocess.Com
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -101,10 +106,11 @@ def enqueue_ids(cwd: Path, *arguments: str, store: str = STORE) -> list[int]:
 
 
 def assert_user_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """The command exited with 2 and a one-line ``error:`` message holding each fragment, not a traceback."""
+    """The command exited with 2 and one line, an ``error:`` message holding each fragment, not a traceback."""
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error: "), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
     for fragment in fragments:
         assert fragment in done.stderr
 
@@ -263,13 +269,20 @@ def test_bad_registry_is_a_clear_error(tmp_path: Path, handlers: Path, spec: str
         pytest.param(["--args", "not json"], "--args must be a JSON object", id="not-json"),
         pytest.param(["--args", "[1, 2]"], "`args` must be a mapping", id="json-list"),
         pytest.param(["--count", "0"], "--count must be at least 1", id="count-zero"),
+        pytest.param(["--retry", "2147483647"], "`jobs[0].retry` must be at most 2,147,483,646", id="retry-too-large"),
+        pytest.param(
+            ["--priority", "9223372036854775808"],
+            "`priority` must be at most 9,223,372,036,854,775,807",
+            id="priority-too-large",
+        ),
     ],
 )
-def test_enqueue_refuses_bad_arguments(tmp_path: Path, arguments: list[str], fragment: str) -> None:
-    """--args that is not a JSON object, or a --count below 1, is exit 2 with a message, and nothing is stored."""
-    assert_user_error(run_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
-    done = run_cli(tmp_path, "status", "--store", STORE)
-    assert json.loads(done.stdout)["queued"] == 0
+async def test_enqueue_refuses_bad_arguments(
+    tmp_path: Path, store: SQLiteStore, arguments: list[str], fragment: str
+) -> None:
+    """--args that is not a JSON object, a --count below 1 or a number out of range is exit 2, and nothing is stored."""
+    assert_user_error(await arun_cli(tmp_path, "enqueue", "--store", STORE, "echo", *arguments), fragment)
+    assert await store.stats() == StoreStatistics()
 
 
 # -- status --------------------------------------------------------------------------------
@@ -319,6 +332,51 @@ def test_status_of_an_unknown_task(tmp_path: Path) -> None:
     """status of an id no task has is exit 2 naming the id."""
     enqueue_ids(tmp_path, "echo")
     assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
+
+
+MISSING: Final = "run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only)"
+"""How a store that a reading command cannot use says to make it."""
+
+
+@pytest.mark.parametrize("task_ids", [[], ["1"]], ids=["counts", "records"])
+def test_status_of_a_missing_file_creates_nothing(tmp_path: Path, task_ids: list[str]) -> None:
+    """status of a SQLite file that does not exist is one line saying so and how to create it; no file appears."""
+    done = run_cli(tmp_path, "status", "--store", "sqlite:///typo.db", *task_ids)
+    assert_user_error(done, f"error: SQLite store typo.db: the file does not exist; {MISSING} to create it")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_of_another_database_leaves_it_untouched(tmp_path: Path) -> None:
+    """status of a SQLite file that holds no store is one line saying so; the file keeps its bytes and has no schema."""
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.close()
+    before = (tmp_path / "other.db").read_bytes()
+    done = run_cli(tmp_path, "status", "--store", "sqlite:///other.db")
+    assert_user_error(done, f"error: SQLite store other.db: there are no workerpoolxt tables; {MISSING} to create them")
+    assert (tmp_path / "other.db").read_bytes() == before
+
+
+async def test_status_of_an_old_schema_asks_for_an_upgrade(tmp_path: Path, store: SQLiteStore) -> None:
+    """status of a store whose schema is older than this workerpoolxt's is one line asking for an upgrade."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DELETE FROM wpxt_schema")
+    done = await arun_cli(tmp_path, "status", "--store", STORE)
+    assert_user_error(done, "error: SQLite store tasks.db: its tables are at schema version 0, older than this ")
+    assert done.stderr.endswith(f"; {MISSING} to upgrade them\n")
+
+
+@requires_postgres
+async def test_status_of_a_missing_postgres_schema_creates_nothing(tmp_path: Path) -> None:
+    """status of a PostgreSQL schema that does not exist is one line naming it, and the schema is not created."""
+    import psycopg
+
+    schema = new_schema()
+    separator = "&" if "?" in DSN else "?"
+    done = await arun_cli(tmp_path, "status", "--store", f"{DSN}{separator}schema={schema}")
+    assert_user_error(done, f" schema {schema}: there are no workerpoolxt tables; {MISSING} to create them")
+    with psycopg.connect(DSN) as connection:
+        assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
 
 
 # -- store URLs --------------------------------------------------------------------------
@@ -380,6 +438,35 @@ def test_open_store_postgres_schema_and_dsn() -> None:
     assert named.channel == "wpxt_queue_1"
 
 
+@pytest.mark.parametrize(
+    ("url", "dsn", "schema"),
+    [
+        pytest.param("postgresql:///test", "postgresql:///test", "workerpoolxt", id="local-socket"),
+        pytest.param(
+            "postgresql:///test?host=/var/run/postgresql&schema=queue_1&user=postgres",
+            "postgresql:///test?host=/var/run/postgresql&user=postgres",
+            "queue_1",
+            id="socket-directory",
+        ),
+        pytest.param("postgresql:///?host=/tmp", "postgresql:///?host=/tmp", "workerpoolxt", id="no-database"),
+        pytest.param(
+            "postgres://app@db/app?options=-c%20search_path%3Dx&schema=queue_1&sslmode=disable",
+            "postgres://app@db/app?options=-c%20search_path%3Dx&sslmode=disable",
+            "queue_1",
+            id="kept-as-given",
+        ),
+        pytest.param("postgresql://db?schema=a&schema=b", "postgresql://db", "b", id="last-schema-wins"),
+    ],
+)
+def test_open_store_keeps_the_postgres_url_as_given(url: str, dsn: str, schema: str) -> None:
+    """Every URL form libpq accepts reaches it unchanged, but for the ``schema`` parameter, which picks the schema."""
+    from workerpoolxt import PostgresStore
+
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert (store.dsn, store.schema) == (dsn, schema)
+
+
 def test_open_store_passes_the_registry_on(tmp_path: Path) -> None:
     """open_store(url, registry=...) gives a store that refuses handlers the registry lacks."""
     store = open_store(f"sqlite:///{tmp_path / 'tasks.db'}", registry=Registry())
@@ -405,6 +492,87 @@ def test_unreachable_postgres_is_exit_2(tmp_path: Path, handlers: Path, command:
     done = run_cli(tmp_path, command, "--store", UNREACHABLE, *arguments, timeout=10.0)
     assert time.monotonic() - started < 10.0
     assert_user_error(done, "cannot connect to PostgreSQL at 127.0.0.1:1 ")
+
+
+# -- a store that fails ---------------------------------------------------------------------
+
+
+COMMANDS: Final = {
+    "enqueue": ["echo"],
+    "status": [],
+    "worker": ["--registry", "handlers:registry"],
+}
+"""Each command, with the arguments it needs besides --store."""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_file_that_is_not_a_database_is_exit_2(tmp_path: Path, handlers: Path, command: str) -> None:
+    """A --store file that is not SQLite is one line naming the file and SQLite's reason, and the file is untouched."""
+    garbage = "not a database, " * 100
+    (tmp_path / "notes.db").write_text(garbage)
+    done = run_cli(tmp_path, command, "--store", "sqlite:///notes.db", *COMMANDS[command])
+    assert_user_error(done, "error: SQLite store notes.db: file is not a database")
+    assert (tmp_path / "notes.db").read_text() == garbage
+
+
+@pytest.mark.parametrize("command", ["enqueue", "worker"])
+def test_a_missing_directory_is_exit_2(tmp_path: Path, handlers: Path, command: str) -> None:
+    """A --store in a directory that does not exist is one line naming the directory; nothing is created."""
+    done = run_cli(tmp_path, command, "--store", "sqlite:///no/such/dir/x.db", *COMMANDS[command])
+    assert_user_error(done, "error: SQLite store no/such/dir/x.db: its directory no/such/dir does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+async def test_a_dropped_table_is_exit_2(tmp_path: Path, store: SQLiteStore) -> None:
+    """enqueue into a store whose table was dropped is one line with SQLite's reason."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DROP TABLE wpxt_tasks")
+    done = await arun_cli(tmp_path, "enqueue", "--store", STORE, "echo")
+    assert_user_error(done, "error: SQLite store tasks.db: no such table: wpxt_tasks")
+
+
+async def test_a_worker_whose_claims_only_fail_exits_2_after_give_up_after(
+    tmp_path: Path, handlers: Path, store: SQLiteStore
+) -> None:
+    """A worker on a store with its table dropped logs a line per failed claim, and exits 2 after --give-up-after."""
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("DROP TABLE wpxt_tasks")
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05", "--give-up-after", "0.5") as worker:
+        started = time.monotonic()
+        assert await worker.wait_exit() == 2
+        assert time.monotonic() - started >= 0.5
+    lines = worker.log().splitlines()
+    assert "Traceback" not in worker.log()
+    assert lines[-1] == "error: SQLite store tasks.db: no such table: wpxt_tasks"
+    failures = [line for line in lines if "could not claim tasks" in line]
+    assert len(failures) >= 2
+    assert all(
+        line.endswith("trying again in 0.05s: SQLite store tasks.db: no such table: wpxt_tasks") for line in failures
+    )
+    assert [line for line in lines if "ERROR" not in line and "INFO" not in line] == [lines[-1]]
+
+
+@requires_postgres
+async def test_a_dropped_postgres_table_is_exit_2(tmp_path: Path) -> None:
+    """enqueue into a PostgreSQL store whose table was dropped is one line naming the schema and the reason."""
+    import psycopg
+    from psycopg import sql
+
+    from workerpoolxt import PostgresStore
+
+    schema = new_schema()
+    separator = "&" if "?" in DSN else "?"
+    store = PostgresStore(DSN, schema=schema)
+    try:
+        await store.init()
+        with psycopg.connect(DSN, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "wpxt_tasks")))
+        done = await arun_cli(tmp_path, "enqueue", "--store", f"{DSN}{separator}schema={schema}", "echo")
+        assert_user_error(done, f' schema {schema}: relation "{schema}.wpxt_tasks" does not exist')
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            await trio.to_thread.run_sync(drop_schema, schema)
 
 
 # -- load_registry ----------------------------------------------------------------------
@@ -520,7 +688,10 @@ async def test_signal_stops_gracefully(
     assert record.finished_at is not None
     assert record.finished_at > signalled
     untouched = await store.get(later)
-    assert (untouched.status, untouched.attempts, untouched.worker_id) == (TaskStatus.QUEUED, 0, None)
+    # A claim in flight when the signal came may take it and hand it straight
+    # back, uncounted: on a real store that race is real.
+    assert (untouched.status, untouched.attempts, untouched.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
+    assert untouched.worker_id in (None, "w1")
     assert "Traceback" not in worker.log()
 
 
@@ -561,6 +732,34 @@ async def test_sigint_while_idle_exits_at_once(tmp_path: Path, handlers: Path, s
 
 
 # -- PostgreSQL end to end ------------------------------------------------------------------
+
+
+@requires_postgres
+@pytest.mark.parametrize("form", ["environment", "query"])
+async def test_postgres_url_without_a_host_reaches_the_server(tmp_path: Path, form: str) -> None:
+    """postgresql:///database, the server from PGHOST and the like or from ?host=, works as libpq takes it."""
+    from psycopg import conninfo
+
+    from workerpoolxt import PostgresStore
+
+    params = conninfo.conninfo_to_dict(DSN)
+    server = {"host": str(params.get("host", "")), "port": str(params.get("port", "5432"))}
+    server["user"] = str(params.get("user", ""))
+    schema = new_schema()
+    if form == "environment":
+        url, env = f"postgresql:///{params['dbname']}?schema={schema}", {f"PG{k.upper()}": v for k, v in server.items()}
+    else:
+        query = "&".join(f"{key}={value}" for key, value in server.items())
+        url, env = f"postgresql:///{params['dbname']}?{query}&schema={schema}", {}
+    store = PostgresStore(DSN, schema=schema)
+    try:
+        done = await trio.to_thread.run_sync(lambda: run_cli(tmp_path, "enqueue", "--store", url, "echo", env=env))
+        assert (done.returncode, done.stderr, done.stdout) == (0, "", "1\n")
+        assert await store.stats() == StoreStatistics(queued=1)
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            await trio.to_thread.run_sync(drop_schema, schema)
 
 
 @requires_postgres

@@ -97,7 +97,7 @@ def test_enqueue_then_status_in_process(workdir: Path, capsys: pytest.CaptureFix
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "cli_handlers", "add"], "module:attribute"),
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "cli_handlers:not_a_registry", "add"], "Registry"),
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "no_such_module_x:r", "add"], "no_such_module_x"),
-        (["status", "--store", "sqlite:///t.db", "99"], "no task with id 99"),
+        (["status", "--store", "sqlite:///t.db", "99"], "SQLite store t.db: the file does not exist"),
     ],
 )
 def test_bad_input_is_a_one_line_error(

@@ -42,6 +42,7 @@ from workerpoolxt import (
     Registry,
     SQLiteStore,
     Store,
+    StoreError,
     StoreStatistics,
     TaskRecord,
     TaskStatus,
@@ -595,6 +596,27 @@ async def test_result_json_cannot_hold_fails_the_task(
     assert worker.statistics() == counters(claimed=2, succeeded=1, failed=1)
 
 
+@bounded
+async def test_result_over_the_size_cap_fails_the_task(autojump_clock: trio.testing.MockClock) -> None:
+    """A result whose JSON exceeds the store's max_json_bytes fails its task with a ValueError saying so."""
+    registry = Registry()
+
+    @registry.register("big")
+    async def big(options: Options) -> str:
+        return "x" * 199
+
+    store = MemoryStore(registry=registry, clock=trio.current_time, max_json_bytes=200)
+    [task_id] = await store.enqueue([Job("big")])
+    async with DurableWorker(store, registry, poll=POLL) as worker:
+        record = await store.wait(task_id)
+    assert (record.status, record.error_type, record.result) == (TaskStatus.DEAD, "ValueError", None)
+    assert record.error_message is not None
+    assert record.error_message.startswith(
+        "`result` is 201 bytes of JSON, more than the store's `max_json_bytes` (200)"
+    )
+    assert worker.statistics() == counters(claimed=1, failed=1)
+
+
 # -- leases and heartbeats ----------------------------------------------------------------
 
 
@@ -1114,6 +1136,90 @@ async def test_failed_final_write_is_logged_and_the_worker_goes_on(
     assert error.levelno == logging.ERROR
 
 
+@pytest.mark.parametrize(
+    ("method", "text"),
+    [
+        pytest.param("claim", "worker w1 could not claim tasks; trying again in 0.5s", id="claim"),
+        pytest.param("heartbeat", "worker w1 could not send its heartbeat", id="heartbeat"),
+        pytest.param("complete", "worker w1 could not write a task's status", id="final-write"),
+    ],
+)
+@bounded
+async def test_a_store_error_is_logged_on_one_line(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, method: str, text: str
+) -> None:
+    """A StoreError from a claim, a heartbeat or a final write is logged as one line with its message, no traceback."""
+    registry = Registry()
+
+    @registry.register("job")
+    async def job(options: Options) -> int:
+        await trio.sleep(1.5)
+        return 1
+
+    store = ScriptedStore(registry)
+    store.hooks[method] = [raising(StoreError("SQLite store tasks.db", "disk I/O error"))]
+    await store.enqueue([Job("job")])
+    async with DurableWorker(store, registry, lease=2.5, heartbeat=1, poll=0.5, worker_id="w1"):
+        await trio.sleep(3)
+    [error] = logged(caplog, "could not")
+    assert error.getMessage() == f"{text}: SQLite store tasks.db: disk I/O error"
+    assert (error.levelno, error.exc_info) == (logging.ERROR, None)
+
+
+BROKEN: Final = StoreError("SQLite store tasks.db", "database disk image is malformed")
+
+
+@bounded
+async def test_a_worker_whose_claims_only_fail_gives_up_after_its_bound(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claims failing every poll from t=0: at t=5 (give_up_after) run() raises the last error, logged on one line."""
+    store = ScriptedStore(some_registry())
+    store.hooks["claim"] = [raising(BROKEN)] * 100
+    worker = DurableWorker(store, some_registry(), poll=1, give_up_after=5, worker_id="w1")
+    with pytest.raises(StoreError) as caught:
+        await worker.run()
+    assert caught.value is BROKEN
+    assert trio.current_time() == 5.0
+    assert len(store.claims) == 6
+    assert len(logged(caplog, "could not claim tasks")) == 5
+    [gave_up] = logged(caplog, "gives up")
+    assert gave_up.getMessage() == f"worker w1 gives up: its claims failed for 5.0s: {BROKEN}"
+    assert (gave_up.levelno, gave_up.exc_info) == (logging.ERROR, None)
+
+
+@bounded
+async def test_a_successful_claim_restarts_the_bound(autojump_clock: trio.testing.MockClock) -> None:
+    """Claims fail at t=0..3, succeed at t=4 and fail from t=5: the worker gives up at t=10, not t=5."""
+    store = ScriptedStore(some_registry())
+    store.hooks["claim"] = [raising(BROKEN)] * 4 + [None] + [raising(BROKEN)] * 100
+    worker = DurableWorker(store, some_registry(), poll=1, give_up_after=5)
+    with pytest.raises(StoreError):
+        await worker.run()
+    assert trio.current_time() == 10.0
+
+
+@bounded
+async def test_a_worker_that_gives_up_releases_its_running_tasks(autojump_clock: trio.testing.MockClock) -> None:
+    """Giving up cancels the running tasks and hands them back to the store, their attempt counted."""
+    registry = Registry()
+
+    @registry.register("slow")
+    async def slow(options: Options) -> None:
+        await trio.sleep(100)
+
+    store = ScriptedStore(registry)
+    [task_id] = await store.enqueue([Job("slow", retry=1)])
+    store.hooks["claim"] = [None] + [raising(BROKEN)] * 100
+    with pytest.raises(StoreError):
+        async with DurableWorker(store, registry, concurrency=2, poll=1, give_up_after=5) as worker:
+            await trio.sleep_forever()
+    assert trio.current_time() == 5.0
+    record = await store.get(task_id)
+    assert (record.status, record.attempts, record.worker_id) == (TaskStatus.QUEUED, 1, worker.worker_id)
+    assert worker.statistics() == counters(claimed=1, released=1)
+
+
 @bounded
 async def test_hung_final_write_is_given_up_after_its_bound(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
@@ -1158,6 +1264,8 @@ async def test_hung_final_write_is_given_up_after_its_bound(
         pytest.param({"worker_id": 7}, TypeError, ["`worker_id`"], id="worker-id-int"),
         pytest.param({"backoff": 1.0}, TypeError, ["`backoff`"], id="backoff"),
         pytest.param({"final_write_timeout": 0}, ValueError, ["`final_write_timeout`"], id="final-write-timeout"),
+        pytest.param({"give_up_after": 0}, ValueError, ["`give_up_after`"], id="give-up-after-zero"),
+        pytest.param({"give_up_after": None}, TypeError, ["`give_up_after`"], id="give-up-after-none"),
         pytest.param({"middleware": [print]}, TypeError, ["`middleware[0]`"], id="middleware-sync"),
         pytest.param({"options": ["x"]}, TypeError, ["`options`"], id="options"),
     ],

@@ -95,6 +95,31 @@ def test_job_errors_survive_pickle_and_copy(error: wpxt.WorkerPoolError) -> None
         assert vars(clone) == vars(error)
 
 
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        pytest.param(
+            wpxt.StoreError("SQLite store tasks.db", "database is locked"),
+            "SQLite store tasks.db: database is locked",
+            id="StoreError",
+        ),
+        pytest.param(
+            wpxt.PostgresConnectionError("db.example", "5432", "connection refused"),
+            "cannot connect to PostgreSQL at db.example:5432 (is the server running, and are the DSN's host, port, "
+            "database and credentials right?): connection refused",
+            id="PostgresConnectionError",
+        ),
+    ],
+)
+def test_store_errors_survive_pickle_and_copy(error: wpxt.StoreError, message: str) -> None:
+    """A store's error can be pickled and copied, keeping its one-line message and its fields."""
+    assert str(error) == message
+    for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == message
+        assert vars(clone) == vars(error)
+
+
 async def test_errors_in_results_name_their_job(autojump_clock: trio.testing.MockClock) -> None:
     """The errors a pool reports carry the job's name for every kind of ending."""
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import pytest
 import trio
 from helpers import POSTGRES_DSN, POSTGRES_REASON, drop_schema, new_schema
 
-from workerpoolxt import Job, Registry
+from workerpoolxt import Job, Registry, StoreError
 from workerpoolxt._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
 
 pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install workerpoolxt[postgres]")
@@ -356,6 +356,63 @@ async def test_unreachable_server_is_a_clear_error() -> None:
     with trio.fail_after(HANG), pytest.raises(PostgresConnectionError):
         await store.wait_for_work(1.0)
     await store.aclose()
+
+
+async def test_a_dropped_table_is_a_one_line_store_error(store: PostgresStore) -> None:
+    """Once its table is dropped, each call raises a StoreError naming the server and schema, on one line."""
+    import psycopg
+    from psycopg import conninfo, errors, sql
+
+    [task_id] = await store.enqueue([job()])
+    with psycopg.connect(DSN, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(store.schema, "wpxt_tasks")))
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: store.enqueue([job()]),
+        lambda: store.claim("w1", 1),
+        lambda: store.complete(task_id, 1, worker_id="w1"),
+        lambda: store.get(task_id),
+        store.stats,
+    ]
+    params = conninfo.conninfo_to_dict(DSN)
+    server = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"
+    for call in calls:
+        with trio.fail_after(HANG), pytest.raises(StoreError) as caught:
+            await call()
+        error = caught.value
+        assert error.store == f"PostgreSQL store {server} schema {store.schema}"
+        assert error.reason == f'relation "{store.schema}.wpxt_tasks" does not exist'
+        assert str(error) == f"{error.store}: {error.reason}"
+        assert isinstance(error.__cause__, errors.UndefinedTable)
+
+
+async def test_a_read_only_store_of_a_missing_schema_creates_nothing(dsn: str) -> None:
+    """A read-only store's init() on a schema that does not exist raises a StoreError, and creates no schema."""
+    import psycopg
+
+    schema = new_schema()
+    store = PostgresStore(dsn, schema=schema, read_only=True)
+    try:
+        with trio.fail_after(HANG), pytest.raises(StoreError) as caught:
+            await store.init()
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+    assert caught.value.reason.startswith("there are no workerpoolxt tables; run `python -m workerpoolxt worker`")
+    with psycopg.connect(dsn) as connection:
+        assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
+
+
+async def test_a_read_only_store_reads_and_refuses_writes(
+    store: PostgresStore, open_store: Callable[..., PostgresStore]
+) -> None:
+    """A read-only store on an existing schema reads its tasks; a write is a StoreError and changes nothing."""
+    [task_id] = await store.enqueue([job()])
+    reader = open_store(read_only=True)
+    await reader.init()
+    assert (await reader.get(task_id)).handler == "handler"
+    with pytest.raises(StoreError, match="read-only transaction"):
+        await reader.enqueue([job()])
+    assert await reader.stats() == StoreStatistics(queued=1)
 
 
 async def test_aclose_is_prompt_and_wakes_waiters(open_store: Callable[..., PostgresStore]) -> None:

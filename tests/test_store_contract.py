@@ -13,7 +13,9 @@ import collections
 import contextlib
 import functools
 import itertools
+import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -59,8 +61,8 @@ class Backend:
     """The kind of store a test runs against, and how to open another one on the same data."""
 
     kind: str
-    make: Callable[[Registry | None], Store]
-    """Open a further store of this kind (not initialised); the fixture closes it after the test."""
+    make: Callable[..., Store]
+    """``make(registry, **options)``: open a further store of this kind (not initialised); the fixture closes it."""
 
     @property
     def notifies(self) -> bool:
@@ -95,21 +97,21 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             schema = new_schema()
             drop = functools.partial(trio.to_thread.run_sync, drop_schema, schema)
 
-            def construct(registry: Registry | None) -> Store:
-                return PostgresStore(dsn, registry=registry, schema=schema)
+            def construct(registry: Registry | None, **options: Any) -> Store:
+                return PostgresStore(dsn, registry=registry, schema=schema, **options)
 
         elif kind == "sqlite":
 
-            def construct(registry: Registry | None) -> Store:
-                return SQLiteStore(tmp_path / "tasks.db", registry=registry)
+            def construct(registry: Registry | None, **options: Any) -> Store:
+                return SQLiteStore(tmp_path / "tasks.db", registry=registry, **options)
 
         else:
 
-            def construct(registry: Registry | None) -> Store:
-                return MemoryStore(registry=registry)
+            def construct(registry: Registry | None, **options: Any) -> Store:
+                return MemoryStore(registry=registry, **options)
 
-        def make(registry: Registry | None) -> Store:
-            opened = construct(registry)
+        def make(registry: Registry | None = None, **options: Any) -> Store:
+            opened = construct(registry, **options)
             stores.push_async_callback(opened.aclose)
             return opened
 
@@ -210,6 +212,111 @@ async def test_enqueue_refuses_jobs_that_are_not_a_sequence(store: Store, jobs: 
     with pytest.raises(TypeError, match="`jobs`"):
         await store.enqueue(jobs)
     assert (await store.stats()).total == 0
+
+
+INT32_MAX: Final = 2**31 - 1
+"""The largest ``max_attempts`` (``retry + 1``): PostgreSQL keeps it in an INTEGER."""
+INT64_MAX: Final = 2**63 - 1
+"""The largest ``priority``: PostgreSQL keeps it in a BIGINT."""
+
+
+@pytest.mark.parametrize(
+    ("retry", "priority", "message"),
+    [
+        pytest.param(
+            INT32_MAX, 0, "`jobs[1].retry` must be at most 2,147,483,646, got 2147483647", id="retry-too-large"
+        ),
+        pytest.param(
+            0, INT64_MAX + 1, f"`priority` must be at most {INT64_MAX:,}, got {INT64_MAX + 1}", id="priority-too-large"
+        ),
+        pytest.param(
+            0,
+            -INT64_MAX - 2,
+            f"`priority` must be at least {-INT64_MAX - 1}, got {-INT64_MAX - 2}",
+            id="priority-too-small",
+        ),
+    ],
+)
+async def test_enqueue_refuses_numbers_a_store_cannot_hold(
+    store: Store, retry: int, priority: int, message: str
+) -> None:
+    """A retry or priority beyond PostgreSQL's columns is the same ValueError in every store, and nothing is stored."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await store.enqueue([job(), job(retry=retry)], priority=priority)
+    assert (await store.stats()).total == 0
+
+
+async def test_enqueue_takes_the_largest_numbers_a_store_holds(store: Store) -> None:
+    """The edges of the ranges are stored as given: retry up to 2**31 - 2, priority from -2**63 to 2**63 - 1."""
+    largest = await enqueue_one(store, job(retry=INT32_MAX - 1), priority=INT64_MAX)
+    smallest = await enqueue_one(store, priority=-INT64_MAX - 1)
+    record = await store.get(largest)
+    assert (record.max_attempts, record.priority) == (INT32_MAX, INT64_MAX)
+    assert (await store.get(smallest)).priority == -INT64_MAX - 1
+
+
+MIB: Final = 1 << 20
+"""The default ``max_json_bytes`` of every store."""
+
+
+def job_of_size(size: int) -> Job[Any]:
+    """A job whose JSON, as a store encodes it (``to_dict()``, compact), is ``size`` bytes."""
+    empty = Job("handler", args={"blob": ""})
+    padding = size - len(json.dumps(empty.to_dict(), separators=(",", ":")))
+    return Job("handler", args={"blob": "x" * padding})
+
+
+async def test_enqueue_takes_a_job_of_1_mib_and_refuses_a_larger_one(store: Store) -> None:
+    """By default a job's JSON may take 1 MiB: one byte more is a ValueError naming the job and the cap."""
+    message = f"`jobs[1]` is {MIB + 1:,} bytes of JSON, more than the store's `max_json_bytes` ({MIB:,})"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await store.enqueue([job(), job_of_size(MIB + 1)])
+    assert (await store.stats()).total == 0
+    largest = job_of_size(MIB)
+    task_id = await enqueue_one(store, largest)
+    assert Job.from_dict((await store.get(task_id)).job) == largest
+
+
+async def test_max_json_bytes_caps_jobs_and_results(backend: Backend) -> None:
+    """A store's max_json_bytes refuses larger jobs at enqueue() and larger results at complete()."""
+    capped = backend.make(None, max_json_bytes=200)
+    await capped.init()
+    message = "`jobs[0]` is 201 bytes of JSON, more than the store's `max_json_bytes` (200)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await capped.enqueue([job_of_size(201)])
+    task_id = await enqueue_one(capped, job_of_size(200))
+    await claim_one(capped)
+    message = "`result` is 201 bytes of JSON, more than the store's `max_json_bytes` (200)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await capped.complete(task_id, "x" * 199, worker_id="w1")
+    assert (await capped.get(task_id)).status is TaskStatus.RUNNING
+    await capped.complete(task_id, "x" * 198, worker_id="w1")
+    assert (await capped.get(task_id)).result == "x" * 198
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(0, ValueError, id="zero"),
+        pytest.param(1.5, TypeError, id="float"),
+        pytest.param(True, TypeError, id="bool"),
+    ],
+)
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_max_json_bytes_must_be_a_positive_int(
+    kind: str, tmp_path: Path, value: object, error: type[Exception]
+) -> None:
+    """A max_json_bytes that is not a positive int is refused by every store's constructor, naming it."""
+    if kind == "postgres":
+        from workerpoolxt._postgres import PostgresStore
+
+        construct: Callable[..., Store] = functools.partial(PostgresStore, POSTGRES_DSN)
+    elif kind == "sqlite":
+        construct = functools.partial(SQLiteStore, tmp_path / "tasks.db")
+    else:
+        construct = MemoryStore
+    with pytest.raises(error, match="`max_json_bytes`"):
+        construct(max_json_bytes=value)
 
 
 async def test_enqueue_checks_handlers_against_the_registry(backend: Backend) -> None:

@@ -30,12 +30,15 @@ from ._store import Order, Store
 __all__ = ["main", "open_store"]
 
 
-def open_store(url: str, *, registry: Registry | None = None) -> Store:
-    """Open the store a URL names.
+def open_store(url: str, *, registry: Registry | None = None, read_only: bool = False) -> Store:
+    """Open the store a URL names; ``read_only`` opens an existing one, to read only (see ``SQLiteStore``).
 
     - ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``: a ``SQLiteStore``.
-    - ``postgresql://user@host:port/db`` (or ``postgres://``), with an optional
-      ``?schema=name`` (default ``workerpoolxt``): a ``PostgresStore``.
+    - ``postgresql://user@host:port/db`` (or ``postgres://``), in any form
+      libpq accepts, such as ``postgresql:///db`` for the local socket or
+      ``postgresql:///db?host=/var/run/postgresql``, with an optional
+      ``schema=name`` parameter (default ``workerpoolxt``): a ``PostgresStore``.
+      The URL goes to libpq as given, without ``schema``.
 
     Raises:
         ValueError: The URL is malformed or names no known kind of store.
@@ -50,16 +53,22 @@ def open_store(url: str, *, registry: Registry | None = None) -> Store:
             )
         from ._sqlite import SQLiteStore
 
-        return SQLiteStore(parts.path[1:], registry=registry)
+        return SQLiteStore(parts.path[1:], registry=registry, read_only=read_only)
     if parts.scheme in ("postgresql", "postgres"):
-        if not parts.hostname and not parts.path.strip("/"):
+        # The URL goes to libpq as given, but for `schema`, which is ours:
+        # rebuilt, postgresql:///db (libpq's local socket) would lose its "//".
+        base, _, query = url.partition("?")
+        pairs = [pair.partition("=") for pair in query.split("&") if pair]
+        names = {name for name, _, _ in pairs}
+        if not parts.hostname and not parts.path.strip("/") and not names & {"host", "hostaddr"}:
             raise ValueError(f"a PostgreSQL store URL is postgresql://user@host:port/database, got {url!r}")
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        schema = query.pop("schema", ["workerpoolxt"])[-1]
-        dsn = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, doseq=True)))
+        schemas = [urllib.parse.unquote(value) for name, _, value in pairs if name == "schema"]
+        schema = schemas[-1] if schemas else "workerpoolxt"
+        kept = "&".join("".join(pair) for pair in pairs if pair[0] != "schema")
+        dsn = f"{base}?{kept}" if kept else base
         from ._postgres import PostgresStore
 
-        return PostgresStore(dsn, registry=registry, schema=schema)
+        return PostgresStore(dsn, registry=registry, schema=schema, read_only=read_only)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///path.db or postgresql://user@host/database")
 
 
@@ -91,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--poll", type=float, default=1.0)
     worker.add_argument("--order", choices=[order.value for order in Order], default="fifo")
     worker.add_argument("--worker-id")
+    worker.add_argument(
+        "--give-up-after",
+        type=float,
+        default=300.0,
+        help="seconds of failed claims, with none succeeding, after which the worker exits with status 2",
+    )
 
     enqueue = commands.add_parser("enqueue", help="add tasks to a store and print their ids")
     enqueue.add_argument("--store", required=True)
@@ -114,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         registry = load_registry(arguments.registry) if getattr(arguments, "registry", None) else None
-        store = open_store(arguments.store, registry=registry)
+        # status only reads: a mistyped store must not be created.
+        store = open_store(arguments.store, registry=registry, read_only=arguments.command == "status")
         if arguments.command == "worker":
             assert registry is not None
             trio.run(_work, store, registry, arguments)
@@ -152,6 +168,7 @@ async def _work(store: Store, registry: Registry, arguments: argparse.Namespace)
         poll=arguments.poll,
         order=arguments.order,
         worker_id=arguments.worker_id,
+        give_up_after=arguments.give_up_after,
     )
     log = logging.getLogger("workerpoolxt")
     try:
@@ -196,7 +213,7 @@ async def _enqueue(store: Store, arguments: argparse.Namespace) -> None:
 
 async def _status(store: Store, arguments: argparse.Namespace) -> None:
     try:
-        await store.init()
+        await store.init()  # read-only: checks that the store is there
         if not arguments.task_ids:
             print(json.dumps(attrs.asdict(await store.stats())))
             return

@@ -31,7 +31,7 @@ from ._pool import _HALTING, _STOPPING, WorkerPool, exit_with_sole
 from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
-from ._store import CancelTask, Order, Store, TaskConflictError, TaskRecord
+from ._store import CancelTask, Order, Store, StoreError, TaskConflictError, TaskRecord
 from ._validation import MAX_WORKERS, Seconds, count, to_seconds
 
 if TYPE_CHECKING:
@@ -92,6 +92,11 @@ class DurableWorker:
         backoff: The wait before a failed task's retry, for tasks that set none.
         final_write_timeout: The bound in seconds on writing a task's final
             status, which no cancellation interrupts.
+        give_up_after: Seconds of failed claims, with none succeeding, after
+            which the worker gives up: it cancels its running tasks, hands
+            them back to the store if it can, and ``run()`` raises the last
+            claim's error, so that a process supervisor sees the exit. The
+            default, 300, outlasts a database restart or a network blip.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -112,6 +117,7 @@ class DurableWorker:
         options: Mapping[str, Any] | None = None,
         backoff: Backoff = _DEFAULT_BACKOFF,
         final_write_timeout: Seconds = 10.0,
+        give_up_after: Seconds = 300.0,
     ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"`store` must be a workerpoolxt Store, not {type(store).__name__}")
@@ -141,6 +147,7 @@ class DurableWorker:
             raise TypeError(f"`backoff` must be a Backoff, not {type(backoff).__name__}")
         self._backoff = backoff
         self._final_write_timeout = to_seconds(final_write_timeout, "final_write_timeout")
+        self._give_up_after = to_seconds(give_up_after, "give_up_after")
         # Checked now, so a mistake shows here rather than inside the run.
         self._pool = WorkerPool(self._concurrency, registry=registry, middleware=middleware, options=options)
 
@@ -153,6 +160,9 @@ class DurableWorker:
         # The earliest retry this worker scheduled, so an idle worker wakes for it.
         self._next_retry = math.inf
         self._cancel_running = False
+        # When the claims started failing, with none succeeding since; and the error that made the worker give up.
+        self._failing_since: float | None = None
+        self._gave_up: Exception | None = None
         self._started = False
         self._idle: trio.CancelScope | None = None
         self._slot_free = trio.lowlevel.ParkingLot()
@@ -204,7 +214,12 @@ class DurableWorker:
         await self._stopped.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Claim and run tasks until ``stop()``."""
+        """Claim and run tasks until ``stop()``.
+
+        Raises:
+            Exception: The store's error, such as ``StoreError``, if ``init()``
+                fails, or if every claim failed for ``give_up_after`` seconds.
+        """
         if self._started:
             raise RuntimeError("a DurableWorker runs only once; create a new one")
         self._started = True
@@ -218,6 +233,8 @@ class DurableWorker:
                     if self._stop_requested:
                         self.stop(cancel_running=self._cancel_running)
                 services.cancel_scope.cancel(reason="the DurableWorker stopped")
+            if self._gave_up is not None:
+                raise self._gave_up
         finally:
             self._stopped.set()
 
@@ -238,9 +255,13 @@ class DurableWorker:
                     return
             try:
                 records = await self._store.claim(self.worker_id, free, order=self._order, lease=self._lease)
-            except Exception:
-                _logger.exception("worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
+            except Exception as exc:
+                if self._give_up(exc):
+                    return
+                _log_failure(exc, "worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
                 records = []
+            else:
+                self._failing_since = None
             if self._stop_requested and records:
                 self._counts["claimed"] += len(records)
                 self._counts["released"] += len(records)
@@ -256,10 +277,23 @@ class DurableWorker:
                         return
                     try:
                         await self._store.wait_for_work(self._idle_wait())
-                    except Exception:
-                        _logger.exception("worker %s could not wait for work; polling", self.worker_id)
+                    except Exception as exc:
+                        _log_failure(exc, "worker %s could not wait for work; polling", self.worker_id)
                         await trio.sleep(self._poll)
                 self._idle = None
+
+    def _give_up(self, error: Exception) -> bool:
+        """Count a failed claim; once claims failed for ``give_up_after``, stop with ``error`` for run() to raise."""
+        now = trio.current_time()
+        if self._failing_since is None:
+            self._failing_since = now
+        failing = now - self._failing_since
+        if failing < self._give_up_after:
+            return False
+        _log_failure(error, "worker %s gives up: its claims failed for %.1fs", self.worker_id, failing)
+        self._gave_up = error
+        self.stop(cancel_running=True)
+        return True
 
     def _idle_wait(self) -> float:
         """How long an idle worker waits for work: a poll, or less if a retry it scheduled is due sooner."""
@@ -278,8 +312,8 @@ class DurableWorker:
                 continue
             try:
                 held = set(await self._store.heartbeat(task_ids, worker_id=self.worker_id))
-            except Exception:
-                _logger.exception("worker %s could not send its heartbeat", self.worker_id)
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not send its heartbeat", self.worker_id)
                 continue
             for task_id in task_ids:
                 if (
@@ -385,8 +419,8 @@ class DurableWorker:
                 await write
             except TaskConflictError as exc:  # another worker took the task after our lease ran out
                 _logger.warning("worker %s: %s", self.worker_id, exc)
-            except Exception:
-                _logger.exception("worker %s could not write a task's status", self.worker_id)
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not write a task's status", self.worker_id)
         if bound.cancelled_caught:
             seconds = self._final_write_timeout
             _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
@@ -396,3 +430,11 @@ class DurableWorker:
     def statistics(self) -> DurableWorkerStatistics:
         """A frozen snapshot of the worker's counters."""
         return DurableWorkerStatistics(running=len(self._running), **self._counts)
+
+
+def _log_failure(error: Exception, message: str, *args: object) -> None:
+    """Log a failed store call: a StoreError on one line, as it says what failed; anything else with its traceback."""
+    if isinstance(error, StoreError):
+        _logger.error(message + ": %s", *args, error)
+    else:
+        _logger.error(message, *args, exc_info=error)

@@ -30,24 +30,28 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from ._batch import GroupCommit
-from ._errors import WorkerPoolError
 from ._registry import Registry
 from ._sqlite import _ORDER_BY, _SORT_KEYS, record_from_row
 from ._store import (
+    MAX_JSON_BYTES,
     Order,
+    StoreError,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
     check_claim,
     check_final,
+    check_max_json_bytes,
     check_priority,
     check_run_at,
+    check_schema_version,
     encode_jobs,
     encode_result,
     error_fields,
     poll_until_final,
     refusal,
 )
+from ._validation import flag
 
 if TYPE_CHECKING:
     import psycopg
@@ -228,23 +232,25 @@ _QUERIES: Final = {
 }
 
 
-class PostgresConnectionError(WorkerPoolError, ConnectionError):
+class PostgresConnectionError(StoreError, ConnectionError):
     """A PostgresStore cannot reach its server, or lost its connection.
 
     Attributes:
         host: The server's host, as the DSN (or ``PGHOST``) gives it.
         port: The server's port.
-        reason: What psycopg reported.
+        store: ``PostgreSQL at <host>:<port>``.
+        reason: What psycopg reported, on one line.
     """
 
     def __init__(self, host: str, port: str, reason: str) -> None:
-        super().__init__(
-            f"cannot connect to PostgreSQL at {host}:{port} (is the server running, and are the DSN's "
-            f"host, port, database and credentials right?): {reason}"
-        )
+        super().__init__(f"PostgreSQL at {host}:{port}", reason)
         self.host = host
         self.port = port
-        self.reason = reason
+        # Unlike other StoreErrors, its message says what to check: the server may be down, or the DSN wrong.
+        self.args = (
+            f"cannot connect to {self.store} (is the server running, and are the DSN's "
+            f"host, port, database and credentials right?): {reason}",
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.host, self.port, self.reason))
@@ -276,6 +282,17 @@ class PostgresStore:
             ``wait_for_work()`` holds one more, for ``LISTEN``.
         connect_timeout: Seconds to wait for a connection (at least 2, a libpq
             rule); it overrides one the DSN gives.
+        max_json_bytes: The most bytes of JSON a task's job (with its args) or
+            result may take; ``enqueue()`` and ``complete()`` refuse more with a
+            ValueError. 1 MiB by default.
+        read_only: Use an existing schema and never write to it: transactions
+            are read-only, ``init()`` only checks that the schema's tables are
+            there and current, and a write raises ``StoreError``. For tools
+            that only look, so that a mistyped schema creates nothing.
+
+    Its calls raise ``PostgresConnectionError`` when the server cannot be
+    reached, and ``StoreError``, naming the server and the schema, when the
+    database fails: a table dropped, a disk full, a server shutting down.
 
     Raises:
         ImportError: psycopg or psycopg_pool is not installed.
@@ -291,6 +308,8 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 4,
         connect_timeout: float = 5.0,
+        max_json_bytes: int = MAX_JSON_BYTES,
+        read_only: bool = False,
     ) -> None:
         _import_psycopg()
         from psycopg import conninfo, errors
@@ -320,6 +339,8 @@ class PostgresStore:
             raise TypeError(f"`connect_timeout` must be a number of seconds, not {type(connect_timeout).__name__}")
         if not 0 < connect_timeout < math.inf:
             raise ValueError(f"`connect_timeout` must be positive and finite, got {connect_timeout!r}")
+        self._max_json_bytes = check_max_json_bytes(max_json_bytes)
+        self._read_only = flag(read_only, "read_only")
 
         self.dsn = dsn
         self.schema = schema
@@ -331,6 +352,7 @@ class PostgresStore:
         self._connect_timeout = max(2, math.ceil(connect_timeout))
         self._host = str(params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost")
         self._port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+        self._name = f"PostgreSQL store {self._host}:{self._port} schema {schema}"
         self._sql = _compose(schema)
         self._lock_key = int.from_bytes(
             hashlib.blake2b(f"workerpoolxt:{schema}".encode(), digest_size=8).digest(), "big", signed=True
@@ -356,7 +378,7 @@ class PostgresStore:
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         """In a thread: run ``function(connection, *args)`` in one transaction on a pooled connection."""
-        from psycopg import OperationalError
+        import psycopg
         from psycopg_pool import PoolTimeout
 
         pool = self._open_pool()
@@ -364,10 +386,12 @@ class PostgresStore:
             with pool.connection() as connection:
                 try:
                     return function(connection, *args)
-                except OperationalError as error:
+                except psycopg.Error as error:
                     # A lost connection is the server's fault, not the query's.
                     if connection.broken:
                         raise self._unreachable(error) from error
+                    if isinstance(error, _database_failures()):
+                        raise StoreError(self._name, _reason(error)) from error
                     raise
         except PoolTimeout as error:
             raise self._unreachable(error) from error
@@ -391,6 +415,7 @@ class PostgresStore:
                     min_size=self._min_size,
                     max_size=self._max_size,
                     open=False,
+                    configure=self._configure,
                     # Time for one new connection, and one retry of it.
                     timeout=2.0 * self._connect_timeout,
                     name=f"workerpoolxt-{self.schema}",
@@ -403,8 +428,11 @@ class PostgresStore:
                 self._pool = pool
             return self._pool
 
+    def _configure(self, connection: Connection) -> None:
+        connection.read_only = self._read_only
+
     def _unreachable(self, error: Exception) -> PostgresConnectionError:
-        return PostgresConnectionError(self._host, self._port, str(error).strip() or type(error).__name__)
+        return PostgresConnectionError(self._host, self._port, _reason(error))
 
     def _notify(self, connection: Connection) -> None:
         connection.execute(self._sql["notify"], {"channel": self.channel})
@@ -412,8 +440,22 @@ class PostgresStore:
     # -- the Store interface -----------------------------------------------------------
 
     async def init(self) -> None:
-        """Create the schema and tables, or upgrade them; safe to call at once from several processes."""
-        await self._run(self._migrate)
+        """Create the schema and tables, or upgrade them; safe to call at once from several processes.
+
+        A read-only store creates nothing: it checks that the tables are there and current.
+        """
+        await self._run(self._check if self._read_only else self._migrate)
+
+    def _check(self, connection: Connection) -> None:
+        from psycopg import sql
+
+        versions = sql.Identifier(self.schema, "wpxt_schema")
+        row = connection.execute("SELECT to_regclass(%s)", (versions.as_string(connection),)).fetchone()
+        version = None
+        if row is not None and row[0] is not None:
+            row = connection.execute(sql.SQL("SELECT max(version) FROM {}").format(versions)).fetchone()
+            version = (row[0] if row else None) or 0
+        check_schema_version(self._name, version, len(_MIGRATIONS))
 
     def _migrate(self, connection: Connection) -> None:
         from psycopg import sql
@@ -437,9 +479,10 @@ class PostgresStore:
         """Store named jobs as queued tasks, in one transaction, and return their ids in order.
 
         Raises:
-            ValueError: A job's arguments hold a NUL character, which PostgreSQL cannot store.
+            ValueError: A job's arguments hold a NUL character, which PostgreSQL cannot store,
+                or its JSON is larger than ``max_json_bytes``.
         """
-        encoded = encode_jobs(jobs, self._registry)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
         check_run_at(run_at)
         if not encoded:
@@ -507,10 +550,11 @@ class PostgresStore:
         """Finalise a running task as succeeded with ``result`` (JSON).
 
         Raises:
-            ValueError: ``result`` is not JSON, or holds a NUL character, which PostgreSQL cannot store.
+            ValueError: ``result`` is not JSON, holds a NUL character, which PostgreSQL cannot
+                store, or its JSON is larger than ``max_json_bytes``.
         """
         check_final(task_id, worker_id)
-        encoded = encode_result(result)
+        encoded = encode_result(result, self._max_json_bytes)
         await self._finals.submit(("complete", {"id": task_id, "result": encoded, "worker_id": worker_id}))
 
     async def fail(
@@ -685,6 +729,33 @@ class PostgresStore:
 
 
 _PAST: Final = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}
+
+
+def _database_failures() -> tuple[type[Exception], ...]:
+    """The psycopg errors that are the database's failures, not this code's: what StoreError reports.
+
+    Operational and internal errors (a server shutting down, a full disk, a
+    lock or statement timeout, corrupted data, a read-only server) and the
+    schema's objects missing or forbidden. Other errors, such as a syntax
+    error, would be bugs here, and keep their traceback.
+    """
+    from psycopg import InternalError, OperationalError, errors
+
+    return (
+        OperationalError,
+        InternalError,
+        errors.UndefinedTable,
+        errors.UndefinedColumn,
+        errors.InvalidSchemaName,
+        errors.InsufficientPrivilege,
+    )
+
+
+def _reason(error: Exception) -> str:
+    """psycopg's reason on one line: a server error's primary message, without the query excerpt under it."""
+    diag = getattr(error, "diag", None)
+    text = (diag.message_primary if diag is not None else None) or str(error)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def _format(text: str, schema: str, **names: sql.Composable) -> sql.Composed:

@@ -22,21 +22,27 @@ import trio
 
 from ._batch import GroupCommit
 from ._store import (
+    MAX_JSON_BYTES,
     Order,
+    StoreError,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
     TaskStatus,
     check_claim,
     check_final,
+    check_max_json_bytes,
     check_priority,
     check_run_at,
+    check_schema_version,
     encode_jobs,
     encode_result,
     error_fields,
+    not_ready,
     poll_until_final,
     refusal,
 )
+from ._validation import flag
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -120,14 +126,36 @@ class SQLiteStore:
         path: The database file; created if missing.
         registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
         busy_timeout: Seconds a write waits for another process's transaction.
+        max_json_bytes: The most bytes of JSON a task's job (with its args) or
+            result may take; ``enqueue()`` and ``complete()`` refuse more with a
+            ValueError. 1 MiB by default.
+        read_only: Open an existing store and never write to it: the file is
+            opened read-only, ``init()`` only checks that the store is there
+            and current, and a write raises ``StoreError``. For tools that
+            only look, so that a mistyped path creates nothing.
+
+    Its calls raise ``StoreError``, naming the file, when the database fails:
+    the file is not SQLite or its directory is missing, another process holds
+    the lock longer than ``busy_timeout``, a table is gone.
     """
 
-    def __init__(self, path: str | Path, *, registry: Registry | None = None, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        registry: Registry | None = None,
+        busy_timeout: float = 10.0,
+        max_json_bytes: int = MAX_JSON_BYTES,
+        read_only: bool = False,
+    ) -> None:
         if not isinstance(path, str | Path):
             raise TypeError(f"`path` must be a str or a Path, not {type(path).__name__}")
         self.path = Path(path)
+        self._name = f"SQLite store {self.path}"
         self._registry = registry
         self._busy_timeout = busy_timeout
+        self._max_json_bytes = check_max_json_bytes(max_json_bytes)
+        self._read_only = flag(read_only, "read_only")
         self._connection: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
         self._finals: GroupCommit[tuple[str, tuple[Any, ...]]] = GroupCommit(self._write_finals, self._limiter)
@@ -135,10 +163,30 @@ class SQLiteStore:
     # -- plumbing --------------------------------------------------------------------
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        with self._reported():
+            return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        """Report the database's failures (corrupt, locked, unwritable, a table missing) as StoreErrors."""
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise  # this code misused sqlite3: a bug, which keeps its traceback
+        except sqlite3.DatabaseError as error:
+            raise self._failed(str(error)) from error
+
+    def _failed(self, reason: str) -> StoreError:
+        return StoreError(self._name, reason)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
+            if self._read_only:
+                self._connection = self._connect_read_only()
+                return self._connection
+            # SQLite says only "unable to open database file".
+            if not self.path.parent.is_dir():
+                raise self._failed(f"its directory {self.path.parent} does not exist")
             connection = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -146,6 +194,18 @@ class SQLiteStore:
             connection.execute("PRAGMA synchronous=NORMAL")
             self._connection = connection
         return self._connection
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        # No pragmas: setting WAL mode is a write, to what may not even be a store.
+        if not self.path.is_file():
+            raise not_ready(self._name, "the file does not exist", "create it")
+        return sqlite3.connect(
+            f"{self.path.absolute().as_uri()}?mode=ro",
+            uri=True,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -161,7 +221,14 @@ class SQLiteStore:
     # -- the Store interface -----------------------------------------------------------
 
     async def init(self) -> None:
-        await self._run(self._migrate)
+        await self._run(self._check if self._read_only else self._migrate)
+
+    def _check(self) -> None:
+        connection = self._connect()
+        version = None
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'wpxt_schema'").fetchone():
+            version = connection.execute("SELECT max(version) FROM wpxt_schema").fetchone()[0] or 0
+        check_schema_version(self._name, version, len(_MIGRATIONS))
 
     def _migrate(self) -> None:
         with self._transaction() as connection:
@@ -175,7 +242,7 @@ class SQLiteStore:
                 connection.execute("INSERT INTO wpxt_schema (version) VALUES (?)", (number,))
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        encoded = encode_jobs(jobs, self._registry)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
         check_run_at(run_at)
         return await self._run(self._insert, encoded, priority, run_at)
@@ -239,7 +306,7 @@ class SQLiteStore:
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        await self._finals.submit(("complete", (task_id, encode_result(result), worker_id)))
+        await self._finals.submit(("complete", (task_id, encode_result(result, self._max_json_bytes), worker_id)))
 
     async def fail(
         self,
@@ -262,7 +329,7 @@ class SQLiteStore:
     def _write_finals(self, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[BaseException | None]:
         now = time.time()
         outcomes: list[BaseException | None] = []
-        with self._transaction() as connection:
+        with self._reported(), self._transaction() as connection:
             for action, args in batch:
                 outcomes.append(_FINALS[action](connection, now, *args))
         return outcomes

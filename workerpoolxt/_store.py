@@ -30,6 +30,7 @@ import trio
 from ._errors import WorkerPoolError
 from ._job import Job
 from ._serialize import json_copy
+from ._validation import count
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -38,6 +39,7 @@ __all__ = [
     "CancelTask",
     "Order",
     "Store",
+    "StoreError",
     "StoreStatistics",
     "TaskConflictError",
     "TaskNotFoundError",
@@ -78,6 +80,27 @@ class Order(enum.StrEnum):
 
 class CancelTask(WorkerPoolError):
     """Raised by a handler to finalise its durable task as cancelled: no retry, not an error."""
+
+
+class StoreError(WorkerPoolError):
+    """A store's database failed: it is missing, corrupt, locked, full or unreachable, or lost a table.
+
+    Stores raise it for the database's own failures, with the driver's error
+    as its ``__cause__``; a caller's mistakes stay TypeError or ValueError.
+
+    Attributes:
+        store: Which store: ``SQLite store <path>``, or
+            ``PostgreSQL store <host>:<port> schema <schema>``.
+        reason: What failed, on one line, as the database reported it.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"{store}: {reason}")
+        self.store = store
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.store, self.reason))
 
 
 class TaskConflictError(WorkerPoolError, RuntimeError):
@@ -163,7 +186,12 @@ class Store(Protocol):
     """
 
     async def init(self) -> None:
-        """Create or upgrade the schema; safe to call any number of times."""
+        """Create or upgrade the schema; safe to call any number of times.
+
+        A store opened read-only creates nothing: its init() checks that the
+        schema is there and current, or raises ``StoreError`` saying what is
+        missing and how to create it.
+        """
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         """Store named jobs as queued tasks, in one batch, and return their ids in order."""
@@ -230,13 +258,28 @@ class Store(Protocol):
 
 # -- shared by the implementations --------------------------------------------------
 
+# The ranges of PostgreSQL's columns, checked at enqueue by every store, so a
+# number that works in tests works in production: max_attempts (retry + 1) is
+# an INTEGER, priority a BIGINT.
+_MAX_ATTEMPTS: Final = 2**31 - 1
+_MIN_PRIORITY: Final = -(2**63)
+_MAX_PRIORITY: Final = 2**63 - 1
 
-def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tuple[str, str, int]]:
+MAX_JSON_BYTES: Final = 1 << 20
+"""The default ``max_json_bytes`` of every store: a task's job, or its result, as JSON, is at most 1 MiB."""
+
+
+def check_max_json_bytes(value: object) -> int:
+    return count(value, "max_json_bytes", minimum=1)
+
+
+def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int) -> list[tuple[str, str, int]]:
     """Check jobs can be stored and return ``(handler, job JSON, max_attempts)`` for each.
 
     Raises:
         TypeError: A job is not a Job, or holds a callable instead of a handler's name.
-        ValueError: A job has a field that is not data.
+        ValueError: A job has a field that is not data, a ``retry`` above 2**31 - 2,
+            or JSON of more than ``max_bytes``.
         UnknownHandlerError: ``registry`` is given and lacks a job's handler.
     """
     if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
@@ -248,25 +291,62 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None) -> list[tup
         data = job.to_dict()
         if registry is not None:
             registry[data["task"]]  # raises UnknownHandlerError naming it
-        retries = job.retry or 0
+        retries = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_ATTEMPTS - 1)
         text = json.dumps(data, separators=(",", ":"))
-        if _JSON_NUL.search(text):
+        check_size(text, f"jobs[{index}]", max_bytes)
+        if _holds_nul(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
         encoded.append((data["task"], text, retries + 1))
     return encoded
 
 
-def encode_result(result: Any) -> str:
-    """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible."""
+def encode_result(result: Any, max_bytes: int) -> str:
+    """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible or too large."""
     encoded = json.dumps(json_copy(result, "result"), separators=(",", ":"))
-    if _JSON_NUL.search(encoded):
+    check_size(encoded, "result", max_bytes)
+    if _holds_nul(encoded):
         raise ValueError("`result` holds a NUL character (\\u0000), which PostgreSQL cannot store")
     return encoded
+
+
+def check_size(text: str, name: str, max_bytes: int) -> None:
+    # json.dumps escapes every non-ASCII character, so its length is its size in bytes.
+    if len(text) > max_bytes:
+        raise ValueError(
+            f"`{name}` is {len(text):,} bytes of JSON, more than the store's `max_json_bytes` ({max_bytes:,}): "
+            "keep large data elsewhere and store a reference to it"
+        )
 
 
 # A NUL escape outside of an escaped backslash. PostgreSQL's jsonb refuses it,
 # so every store refuses it, and a job that works in tests works in production.
 _JSON_NUL: Final = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _holds_nul(text: str) -> bool:
+    # The substring test is a fast scan; the regex, some 50 times slower, decides only the rare texts it lets by.
+    return "\\u0000" in text and _JSON_NUL.search(text) is not None
+
+
+def check_schema_version(store: str, version: int | None, latest: int) -> None:
+    """For a read-only store's init(): raise StoreError unless its tables are there, at the ``latest`` version.
+
+    ``version`` is None when the store holds no tables at all.
+    """
+    if version is None:
+        raise not_ready(store, "there are no workerpoolxt tables", "create them")
+    if version < latest:
+        older = f"its tables are at schema version {version}, older than this workerpoolxt's {latest}"
+        raise not_ready(store, older, "upgrade them")
+
+
+def not_ready(store: str, what: str, action: str) -> StoreError:
+    """A StoreError for a store that a read-only store cannot use, saying how to make it ready."""
+    return StoreError(
+        store,
+        f"{what}; run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only) "
+        f"to {action}",
+    )
 
 
 def check_run_at(run_at: object) -> None:
@@ -309,8 +389,7 @@ def check_claim(worker_id: object, limit: object, order: object, lease: object) 
 
 
 def check_priority(priority: object) -> None:
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(f"`priority` must be an int, not {type(priority).__name__}")
+    count(priority, "priority", minimum=_MIN_PRIORITY, maximum=_MAX_PRIORITY)
 
 
 async def poll_until_final(get: Callable[[int], Awaitable[TaskRecord]], task_id: int, poll: float) -> TaskRecord:

@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from ._store import (
+    MAX_JSON_BYTES,
     Order,
     StoreStatistics,
     TaskConflictError,
@@ -25,6 +26,7 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_max_json_bytes,
     check_priority,
     check_run_at,
     encode_jobs,
@@ -45,11 +47,20 @@ class MemoryStore:
     Args:
         registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
         clock: Wall-clock seconds by default; ``trio.current_time`` for virtual time.
+        max_json_bytes: The most bytes of JSON a task's job (with its args) or
+            result may take, as in the database stores. 1 MiB by default.
     """
 
-    def __init__(self, *, registry: Registry | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        registry: Registry | None = None,
+        clock: Callable[[], float] = time.time,
+        max_json_bytes: int = MAX_JSON_BYTES,
+    ) -> None:
         self._registry = registry
         self.clock = clock
+        self._max_json_bytes = check_max_json_bytes(max_json_bytes)
         self._tasks: dict[int, TaskRecord] = {}
         self._ids = itertools.count(1)
         self._changed = trio.lowlevel.ParkingLot()
@@ -58,7 +69,7 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        encoded = encode_jobs(jobs, self._registry)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
         check_run_at(run_at)
         now = self.clock()
@@ -145,7 +156,7 @@ class MemoryStore:
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        encoded = encode_result(result)
+        encoded = encode_result(result, self._max_json_bytes)
         task = self._running(task_id, worker_id, "completed")
         self._finish(task, status=TaskStatus.SUCCEEDED, result=json.loads(encoded))
         await trio.lowlevel.checkpoint()
