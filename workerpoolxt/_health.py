@@ -91,8 +91,7 @@ class HealthTracker:
         self._times: collections.deque[float] = collections.deque()
 
     def record(self, status: Status, code: int, now: float) -> None:
-        # The codes first: on the common path (200) the status is never looked up.
-        self._errors.append(status in _ERRORS or ((code >= 500 or code == 408) and status is Status.SUCCEEDED))
+        self._errors.append(status in _ERRORS or (status is Status.SUCCEEDED and (code >= 500 or code == 408)))
         if self.policy.window is not None:
             self._times.append(now)
             self._forget_before(now)  # so memory stays bounded even if no one asks

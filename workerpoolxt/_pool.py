@@ -357,7 +357,9 @@ class WorkerPool:
     def submit(self, job: Job[T]) -> JobHandle[T]:
         """Queue ``job`` and return its handle. Never blocks.
 
-        A plain task may call it from its worker thread.
+        If a worker is idle and nothing is queued, the worker takes the job at
+        once: it is running, not queued, from this call on. A plain task may
+        call it from its worker thread.
 
         Raises:
             TypeError: ``job`` is not a Job.
@@ -909,7 +911,10 @@ class WorkerPool:
         """Iterate over every Result in completion order, from the pool's first job.
 
         The iterator ends once the pool has stopped and every result has been
-        yielded. It has a single consumer: a second call raises RuntimeError.
+        yielded, or once it is closed with ``aclose()``. It has a single
+        consumer: a second call raises RuntimeError. With
+        ``keep_results=False``, once it is being iterated, ``max_unread``
+        unread results hold the workers back until the reader catches up.
 
         Raises:
             RuntimeError: The pool was never entered, or ``results()`` was already called.
