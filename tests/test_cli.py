@@ -434,7 +434,7 @@ def test_load_registry_imports_from_the_working_directory(module_dir: tuple[Path
     (directory / f"{name}.py").write_text(HANDLERS)
     registry = load_registry(f"{name}:registry")
     assert isinstance(registry, Registry)
-    assert sorted(registry) == ["echo", "sleep"]
+    assert sorted(registry) == ["echo", "exit", "sleep"]
 
 
 @pytest.mark.parametrize(
