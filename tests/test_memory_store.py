@@ -124,3 +124,21 @@ async def test_enqueue_checks_priority(priority: Any) -> None:
     with pytest.raises(TypeError, match="`priority`"):
         await store.enqueue([Job("handler")], priority=priority)
     assert await store.stats() == StoreStatistics()
+
+
+async def test_wait_for_cancellations_returns_at_the_cancel(autojump_clock: trio.testing.MockClock) -> None:
+    """wait_for_cancellations() returns exactly when a running task is cancelled by another than its worker."""
+    store = virtual_store()
+    running, own, queued = await store.enqueue([Job("handler"), Job("handler"), Job("handler")])
+    await store.claim("w1", 2)
+
+    async def cancel_at(when: float, task_id: int, worker_id: str | None = None) -> None:
+        await trio.sleep_until(when)
+        await store.cancel(task_id, worker_id=worker_id)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_at, 0.5, own, "w1")  # by its own worker: nothing to tell
+        nursery.start_soon(cancel_at, 0.75, queued)  # not running: no worker to tell
+        nursery.start_soon(cancel_at, 1.25, running)
+        assert await store.wait_for_cancellations() == [running]
+        assert trio.current_time() == 1.25

@@ -316,24 +316,6 @@ async def test_expired_lease_is_reclaimed(store: PostgresStore) -> None:
         await store.complete(task_id, "late", worker_id="w1")
 
 
-async def test_expired_lease_past_max_lost_leases_is_dead(store: PostgresStore) -> None:
-    """A lease expiring once more than max_lost_leases allows makes the task dead (LeaseExpired), not claimed."""
-    task_id = await claim_one_new(store, job(retry=0), worker_id="w1")
-    await trio.sleep(EXPIRE)
-    assert await store.claim("w2", 10, lease=LEASE, max_lost_leases=0) == []
-    record = await store.get(task_id)
-    assert (record.status, record.error_type, record.attempts, record.lost_leases) == (
-        TaskStatus.DEAD,
-        "LeaseExpired",
-        1,
-        1,
-    )
-    assert record.error_message == (
-        "worker w1 stopped heartbeating: the task lost its lease 1 times, more than max_lost_leases (0)"
-    )
-    assert record.finished_at is not None
-
-
 async def test_concurrent_claims_from_two_stores(open_store: Callable[..., PostgresStore]) -> None:
     """Two stores claiming at once from 200 tasks take each exactly once."""
     first, second = open_store(max_size=2), open_store(max_size=2)
