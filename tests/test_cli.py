@@ -64,6 +64,11 @@ async def echo(options):
 async def sleep(options):
     await trio.sleep(wpxt.current_job().args["seconds"])
     return "slept"
+
+
+@registry.register("exit")
+async def exit_(options):
+    raise SystemExit(wpxt.current_job().args["code"])
 '''
 
 
@@ -325,6 +330,7 @@ def test_status_prints_counts_and_records(tmp_path: Path) -> None:
         "result",
         "error_type",
         "error_message",
+        "lost_leases",
     }
 
 
@@ -596,7 +602,7 @@ def test_load_registry_imports_from_the_working_directory(module_dir: tuple[Path
     (directory / f"{name}.py").write_text(HANDLERS)
     registry = load_registry(f"{name}:registry")
     assert isinstance(registry, Registry)
-    assert sorted(registry) == ["echo", "sleep"]
+    assert sorted(registry) == ["echo", "exit", "sleep"]
 
 
 @pytest.mark.parametrize(
@@ -713,12 +719,31 @@ async def test_second_sigint_cancels_and_releases_running_tasks(
         assert time.monotonic() - started < 5.0
     for task_id in ids:
         record = await store.get(task_id)
-        # The cancelled run counts as an attempt; the task is queued for any worker.
-        assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+        # The cancelled run does not count as an attempt; the task is queued for any worker.
+        assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
         assert record.finished_at is None
     log = worker.log()
     assert "got SIGINT: cancelling running tasks" in log
     assert "Traceback" not in log
+
+
+async def test_a_handler_raising_system_exit_exits_the_worker_with_its_status(
+    tmp_path: Path, handlers: Path, store: SQLiteStore
+) -> None:
+    """A handler's SystemExit(3) ends the worker process with status 3, no traceback, its attempt recorded as failed."""
+    [task_id] = await store.enqueue([Job("exit", args={"code": 3}, retry=1)])
+    with WorkerProcess(tmp_path, STORE, "w1", "--poll", "0.05") as worker:
+        assert await worker.wait_exit() == 3
+    record = await store.get(task_id)
+    assert (record.status, record.attempts, record.error_type, record.error_message) == (
+        TaskStatus.QUEUED,
+        1,
+        "SystemExit",
+        "3",
+    )
+    log = worker.log()
+    assert "Traceback" not in log
+    assert "ExceptionGroup" not in log
 
 
 async def test_sigint_while_idle_exits_at_once(tmp_path: Path, handlers: Path, store: SQLiteStore) -> None:

@@ -164,4 +164,4 @@ async def test_worker_runs_tasks_and_stops_on_sigint_then_cancels_on_a_second(wo
             os.kill(os.getpid(), signal.SIGTERM)
     assert (await store.stats()).succeeded == 1
     record = await store.get(slow)
-    assert (record.status, record.attempts) == (wpxt.TaskStatus.QUEUED, 1)
+    assert (record.status, record.attempts) == (wpxt.TaskStatus.QUEUED, 0)

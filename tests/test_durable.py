@@ -110,12 +110,12 @@ class ScriptedStore(MemoryStore):
                 await hook()
 
     async def claim(
-        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0, max_lost_leases: int = 3
     ) -> list[TaskRecord]:
         held = sum(task.status is TaskStatus.RUNNING and task.worker_id == worker_id for task in self._tasks.values())
         self.claims.append((limit, held))
         await self._hook("claim")
-        records = await super().claim(worker_id, limit, order=order, lease=lease)
+        records = await super().claim(worker_id, limit, order=order, lease=lease, max_lost_leases=max_lost_leases)
         await self._hook("claimed")
         return records
 
@@ -726,9 +726,12 @@ async def test_final_write_after_losing_the_lease_is_refused(
     assert "w1" in warning.getMessage()
 
 
+@pytest.mark.parametrize("retry", [None, 1])
 @bounded
-async def test_task_of_a_dead_worker_is_reclaimed_after_its_lease(autojump_clock: trio.testing.MockClock) -> None:
-    """A task whose worker died at t=0 is reclaimed at the first poll after its 5 s lease, as attempt 2."""
+async def test_task_of_a_dead_worker_runs_again_after_its_lease(
+    autojump_clock: trio.testing.MockClock, retry: int | None
+) -> None:
+    """A task whose worker died at t=0 reruns at the first poll after its 5 s lease, as the same attempt, any retry."""
     registry = Registry()
     runs: list[tuple[float, int, int]] = []
     store = virtual_store(registry)
@@ -740,46 +743,130 @@ async def test_task_of_a_dead_worker_is_reclaimed_after_its_lease(autojump_clock
         runs.append((trio.current_time(), wpxt.current_job().attempt, (await store.get(task_id)).attempts))
         await trio.sleep(1)
 
-    [task_id] = await store.enqueue([Job("resume", retry=1)])
+    [task_id] = await store.enqueue([Job("resume", retry=retry)])
     [orphan] = await store.claim("dead", 1, lease=5)
-    assert orphan.attempts == 1
+    assert (orphan.attempts, orphan.lost_leases) == (1, 0)
     async with DurableWorker(store, registry, lease=5, heartbeat=1, poll=POLL, worker_id="w1") as worker:
         record = await store.wait(task_id)
-    assert runs == [(5.25, 2, 2)]
-    assert (record.status, record.attempts, record.worker_id, record.started_at, record.finished_at) == (
-        TaskStatus.SUCCEEDED,
-        2,
-        "w1",
-        5.25,
-        6.25,
-    )
+    assert runs == [(5.25, 1, 1)]
+    assert (record.status, record.attempts, record.lost_leases, record.worker_id) == (TaskStatus.SUCCEEDED, 1, 1, "w1")
+    assert (record.started_at, record.finished_at) == (5.25, 6.25)
     assert worker.statistics() == counters(claimed=1, succeeded=1)
 
 
 @bounded
-async def test_task_of_a_dead_worker_on_its_last_attempt_is_dead(autojump_clock: trio.testing.MockClock) -> None:
-    """A task whose worker died during its only attempt is never rerun: it is DEAD once its lease expires."""
+async def test_task_whose_workers_keep_dying_is_dead_past_max_lost_leases(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With max_lost_leases=1, a task whose second worker dies too is DEAD (LeaseExpired) once that lease expires."""
     registry = Registry()
     calls = 0
 
-    @registry.register("once")
-    async def once(options: Options) -> None:
+    @registry.register("deadly")
+    async def deadly(options: Options) -> None:
         nonlocal calls
         calls += 1
 
     store = virtual_store(registry)
-    [task_id] = await store.enqueue([Job("once")])
-    await store.claim("dead", 1, lease=5)
-    async with DurableWorker(store, registry, lease=5, heartbeat=1, poll=POLL) as worker:
+    [task_id] = await store.enqueue([Job("deadly", retry=5)])
+    await store.claim("first", 1, lease=5)
+    await trio.sleep(5.5)
+    [again] = await store.claim("second", 1, lease=5, max_lost_leases=1)
+    assert (again.attempts, again.lost_leases) == (1, 1)
+    async with DurableWorker(store, registry, lease=5, heartbeat=1, poll=POLL, max_lost_leases=1) as worker:
         record = await store.wait(task_id)
     assert calls == 0
-    assert (record.status, record.error_type, record.attempts, record.finished_at) == (
+    assert (record.status, record.error_type, record.attempts, record.lost_leases, record.finished_at) == (
         TaskStatus.DEAD,
         "LeaseExpired",
         1,
-        5.25,
+        2,
+        10.75,
+    )
+    assert record.error_message == (
+        "worker second stopped heartbeating: the task lost its lease 2 times, more than max_lost_leases (1)"
     )
     assert worker.statistics() == counters()
+
+
+# -- cancelling a running task ------------------------------------------------------------
+
+
+class SilentStore(MemoryStore):
+    """A virtual-time MemoryStore that announces no cancellation, as SQLite cannot: the heartbeat must find it."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+
+    async def wait_for_cancellations(self) -> list[int]:
+        await trio.sleep_forever()
+
+
+@pytest.mark.parametrize(
+    ("store_class", "cancelled_at"),
+    [(functools.partial(MemoryStore, clock=trio.current_time), [2.5, 3.5]), (SilentStore, [3.0, 4.0])],
+    ids=["announced", "at-the-heartbeat"],
+)
+@bounded
+async def test_cancelling_a_running_task_in_the_store_cancels_its_handler(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    store_class: Callable[..., MemoryStore],
+    cancelled_at: list[float],
+) -> None:
+    """store.cancel() at t=2.5, then 3.5, cancels the running handler: at once if announced, else at a heartbeat."""
+    registry = Registry()
+    seen: list[float] = []
+
+    @registry.register("long")
+    async def long(options: Options) -> str:
+        try:
+            await trio.sleep(20)
+        except trio.Cancelled:
+            seen.append(trio.current_time())
+            raise
+        return "done"
+
+    store = store_class(registry=registry)
+    [task_id, later] = await store.enqueue([Job("long", retry=3), Job("long")])
+    async with DurableWorker(store, registry, concurrency=1, lease=5, heartbeat=1) as worker:
+        await trio.sleep(2.5)
+        await store.cancel(task_id)
+        await trio.sleep(1)
+        assert seen == cancelled_at[:1]
+        assert worker.statistics() == counters(claimed=2, cancelled=1, running=1)  # the next task took its slot
+        record = await store.get(task_id)
+        await store.cancel(later)
+    assert (record.status, record.attempts, record.finished_at) == (TaskStatus.CANCELLED, 1, 2.5)
+    assert seen == cancelled_at
+    assert worker.statistics() == counters(claimed=2, cancelled=2)
+    assert [entry.getMessage() for entry in caplog.records if entry.levelno >= logging.WARNING] == []
+
+
+@bounded
+async def test_task_cancelled_as_it_ends_counts_as_cancelled(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task cancelled in the store just before its worker writes its end stays cancelled, counted so, unwarned."""
+    registry = Registry()
+
+    @registry.register("quick")
+    async def quick(options: Options) -> str:
+        await trio.sleep(1)
+        return "done"
+
+    store = ScriptedStore(registry)
+    [task_id] = await store.enqueue([Job("quick")])
+
+    async def cancel_first() -> None:
+        await store.cancel(task_id)
+
+    store.hooks["complete"] = [cancel_first]
+    async with DurableWorker(store, registry) as worker:
+        record = await store.wait(task_id)
+    assert (record.status, record.result, record.finished_at) == (TaskStatus.CANCELLED, None, 1.0)
+    assert worker.statistics() == counters(claimed=1, cancelled=1)
+    assert [entry.getMessage() for entry in caplog.records if entry.levelno >= logging.WARNING] == []
 
 
 # -- stopping ---------------------------------------------------------------------------
@@ -835,7 +922,7 @@ async def test_stop_stops_claiming(autojump_clock: trio.testing.MockClock) -> No
 
 @bounded
 async def test_stop_cancel_running_releases_the_task(autojump_clock: trio.testing.MockClock) -> None:
-    """stop(cancel_running=True) at t=1 cancels the running task and releases it, counting its attempt."""
+    """stop(cancel_running=True) at t=1 cancels the running task and releases it, its attempt not counted."""
     registry = Registry()
     cancelled_at: list[float] = []
 
@@ -860,13 +947,13 @@ async def test_stop_cancel_running_releases_the_task(autojump_clock: trio.testin
     record = await store.get(task_id)
     assert (record.status, record.attempts, record.heartbeat_at, record.finished_at) == (
         TaskStatus.QUEUED,
-        1,
+        0,
         None,
         None,
     )
     assert worker.statistics() == counters(claimed=1, released=1)
     [again] = await store.claim("w2", 1)  # no worker holds it: anyone may claim it now
-    assert (again.id, again.attempts) == (task_id, 2)
+    assert (again.id, again.attempts) == (task_id, 1)
 
 
 @bounded
@@ -981,7 +1068,7 @@ async def test_outer_cancellation_of_run_releases_the_running_task(autojump_cloc
         await worker.run()
     assert scope.cancelled_caught
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
     assert worker.statistics().released == 1
 
 
@@ -1004,7 +1091,7 @@ async def test_outer_cancellation_of_the_block_releases_the_running_task(
     assert scope.cancelled_caught
     assert trio.current_time() == 3.0
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
     assert worker.statistics().released == 1
 
 
@@ -1026,7 +1113,7 @@ async def test_error_in_the_block_releases_the_running_task(autojump_clock: trio
             raise boom
     assert raised.value is boom
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
 
 
 @bounded
@@ -1048,13 +1135,91 @@ async def test_interrupt_in_the_claim_loop_releases_the_running_task(autojump_cl
     store.hooks["claim"] = [None, None, raising(KeyboardInterrupt())]
     [task_id] = await store.enqueue([Job("long", retry=2)])
     worker = DurableWorker(store, registry, poll=1)
-    with pytest.RaisesGroup(KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True):
+    with pytest.raises(KeyboardInterrupt):
         await worker.run()
     assert trio.current_time() == 1.0
     assert cancelled_at == [1.0]
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
     assert worker.statistics() == counters(claimed=1, released=1)
+
+
+# -- a handler's BaseException ------------------------------------------------------------
+
+
+class Interrupt(BaseException):
+    """A BaseException of the user's own."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SystemExit(3), KeyboardInterrupt(), Interrupt("stop")],
+    ids=["SystemExit", "KeyboardInterrupt", "user"],
+)
+@bounded
+async def test_base_exception_in_a_handler_fails_its_attempt_and_frees_the_others(
+    autojump_clock: trio.testing.MockClock, error: BaseException
+) -> None:
+    """A handler's BaseException leaves each worker bare, failing only its own attempt; the others run in the end."""
+    registry = Registry()
+    runs: list[tuple[float, int]] = []
+
+    @registry.register("poison")
+    async def poison(options: Options) -> None:
+        await trio.sleep(1)
+        raise error
+
+    @registry.register("slow")
+    async def slow(options: Options) -> str:
+        runs.append((trio.current_time(), wpxt.current_job().attempt))
+        await trio.sleep(5)
+        return "done"
+
+    store = virtual_store(registry)
+    poison_id, *innocent = await store.enqueue([Job("poison", retry=1, backoff=NO_JITTER)] + [Job("slow")] * 3)
+
+    # t=1: the poison fails its first attempt (retried at t=2); the three tasks running beside it go back uncounted.
+    with pytest.raises(type(error)) as raised:
+        async with DurableWorker(store, registry, concurrency=4, poll=POLL, worker_id="w1") as first:
+            await trio.sleep_forever()
+    assert raised.value is error
+    assert trio.current_time() == 1.0
+    record = await store.get(poison_id)
+    assert (record.status, record.attempts, record.run_at, record.error_type) == (
+        TaskStatus.QUEUED,
+        1,
+        2.0,
+        type(error).__qualname__,
+    )
+    for task_id in innocent:
+        record = await store.get(task_id)
+        assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
+    assert first.statistics() == counters(claimed=4, retried=1, released=3)
+
+    # t=2: a new worker, running the three since t=1, claims the poison again; at t=3 it is dead, its attempts used.
+    with pytest.raises(type(error)) as raised:
+        async with DurableWorker(store, registry, concurrency=4, poll=POLL, worker_id="w2") as second:
+            await trio.sleep_forever()
+    assert raised.value is error
+    assert trio.current_time() == 3.0
+    dead = await store.get(poison_id)
+    assert (dead.status, dead.attempts, dead.finished_at, dead.error_type) == (
+        TaskStatus.DEAD,
+        2,
+        3.0,
+        type(error).__qualname__,
+    )
+    assert second.statistics() == counters(claimed=4, failed=1, released=3)
+
+    # A third worker runs the three to their end, each as its first attempt: no interruption cost them one.
+    async with DurableWorker(store, registry, concurrency=4, poll=POLL, worker_id="w3") as third:
+        records = [await store.wait(task_id) for task_id in innocent]
+    assert [(record.status, record.attempts, record.finished_at) for record in records] == [
+        (TaskStatus.SUCCEEDED, 1, 8.0)
+    ] * 3
+    assert runs == [(0.0, 1)] * 3 + [(1.0, 1)] * 3 + [(3.0, 1)] * 3
+    assert third.statistics() == counters(claimed=3, succeeded=3)
+    assert await store.get(poison_id) == dead
 
 
 # -- a misbehaving store -----------------------------------------------------------------
@@ -1201,7 +1366,7 @@ async def test_a_successful_claim_restarts_the_bound(autojump_clock: trio.testin
 
 @bounded
 async def test_a_worker_that_gives_up_releases_its_running_tasks(autojump_clock: trio.testing.MockClock) -> None:
-    """Giving up cancels the running tasks and hands them back to the store, their attempt counted."""
+    """Giving up cancels the running tasks and hands them back to the store, their attempt given back."""
     registry = Registry()
 
     @registry.register("slow")
@@ -1216,7 +1381,7 @@ async def test_a_worker_that_gives_up_releases_its_running_tasks(autojump_clock:
             await trio.sleep_forever()
     assert trio.current_time() == 5.0
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.worker_id) == (TaskStatus.QUEUED, 1, worker.worker_id)
+    assert (record.status, record.attempts, record.worker_id) == (TaskStatus.QUEUED, 0, worker.worker_id)
     assert worker.statistics() == counters(claimed=1, released=1)
 
 
@@ -1256,6 +1421,8 @@ async def test_hung_final_write_is_given_up_after_its_bound(
         pytest.param({"concurrency": 1.5}, TypeError, ["`concurrency`"], id="concurrency-float"),
         pytest.param({"lease": 0}, ValueError, ["`lease`"], id="lease-zero"),
         pytest.param({"heartbeat": "1"}, TypeError, ["`heartbeat`"], id="heartbeat-str"),
+        pytest.param({"max_lost_leases": -1}, ValueError, ["`max_lost_leases`"], id="max-lost-leases-negative"),
+        pytest.param({"max_lost_leases": True}, TypeError, ["`max_lost_leases`"], id="max-lost-leases-bool"),
         pytest.param({"lease": 5, "heartbeat": 5}, ValueError, ["`heartbeat`", "`lease`"], id="heartbeat-equal"),
         pytest.param({"lease": 2, "heartbeat": 3}, ValueError, ["`heartbeat`", "`lease`"], id="heartbeat-longer"),
         pytest.param({"poll": -1}, ValueError, ["`poll`"], id="poll-negative"),
@@ -1452,7 +1619,7 @@ async def test_two_workers_complete_each_task_once(real: RealStores) -> None:
 
 
 async def test_real_store_reclaims_the_task_of_a_dead_worker(real: RealStores) -> None:
-    """A task whose worker died mid-run is reclaimed by a live worker once its 1 s lease has expired, as attempt 2."""
+    """A task whose worker died mid-run reruns on a live worker once its 1 s lease expired, as the same attempt 1."""
     registry = Registry()
     runs: list[tuple[float, int]] = []
 
@@ -1464,21 +1631,26 @@ async def test_real_store_reclaims_the_task_of_a_dead_worker(real: RealStores) -
         return "resumed"
 
     with trio.fail_after(HANG):
-        [task_id] = await real.store.enqueue([Job("resume", retry=1)])
+        [task_id] = await real.store.enqueue([Job("resume")])
         [orphan] = await real.store.claim("dead", 1, lease=LEASE)
         async with real_worker(real.store, registry) as worker:
             record = await real.store.wait(task_id, poll=REAL_POLL)
     assert orphan.heartbeat_at is not None
     [(started, attempt)] = runs
-    assert attempt == 2
+    assert attempt == 1
     assert started >= orphan.heartbeat_at + LEASE
-    assert (record.status, record.result, record.attempts) == (TaskStatus.SUCCEEDED, "resumed", 2)
+    assert (record.status, record.result, record.attempts, record.lost_leases) == (
+        TaskStatus.SUCCEEDED,
+        "resumed",
+        1,
+        1,
+    )
     assert record.worker_id == worker.worker_id
     assert worker.statistics() == counters(claimed=1, succeeded=1)
 
 
 async def test_real_store_stop_cancel_running_releases(real: RealStores) -> None:
-    """stop(cancel_running=True) releases the running task to the store, with its attempt counted."""
+    """stop(cancel_running=True) releases the running task to the store, its attempt not counted."""
     registry = Registry()
     started = trio.Event()
 
@@ -1495,13 +1667,56 @@ async def test_real_store_stop_cancel_running_releases(real: RealStores) -> None
             await started.wait()
             worker.stop(cancel_running=True)
         record = await real.store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 1, None)
+    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
     # A claim in flight when the stop came may take the released task once more
     # and hand it straight back, counted both ways: on a real store that race is real.
     statistics = worker.statistics()
     assert statistics.claimed == statistics.released >= 1
     assert statistics == counters(claimed=statistics.claimed, released=statistics.released)
     assert await real.store.stats() == StoreStatistics(queued=1)
+
+
+async def test_real_store_cancelling_a_running_task_stops_its_handler(
+    real: RealStores, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelling a running task elsewhere stops its handler: at once on PostgreSQL, at a heartbeat on SQLite."""
+    registry = Registry()
+    started, stopped = trio.Event(), trio.Event()
+
+    @registry.register("long")
+    async def long(options: Options) -> None:
+        started.set()
+        try:
+            await trio.sleep(HANG)
+        finally:
+            stopped.set()
+
+    # PostgreSQL's heartbeat comes far too late to explain a prompt stop: only its notification can.
+    heartbeat, bound = (HEARTBEAT, HEARTBEAT + 0.5) if real.kind == "sqlite" else (10.0, 1.0)
+    operator = real.make()
+    with trio.fail_after(HANG):
+        [task_id] = await real.store.enqueue([Job("long", retry=2)])
+        async with DurableWorker(
+            real.store, registry, lease=3 * heartbeat, heartbeat=heartbeat, poll=REAL_POLL
+        ) as worker:
+            await started.wait()
+            if isinstance(real.store, wpxt.PostgresStore):
+                await listening(real.store)
+            cancelled_at = time.monotonic()
+            await operator.cancel(task_id)
+            await stopped.wait()
+            elapsed = time.monotonic() - cancelled_at
+    assert elapsed < bound
+    record = await real.store.get(task_id)
+    assert (record.status, record.attempts, record.worker_id) == (TaskStatus.CANCELLED, 1, worker.worker_id)
+    assert worker.statistics() == counters(claimed=1, cancelled=1)
+    assert [entry.getMessage() for entry in caplog.records if entry.levelno >= logging.WARNING] == []
+
+
+async def listening(store: wpxt.PostgresStore) -> None:
+    """Wait until the store's listener runs: a notification sent before then would go unheard."""
+    while store._listener is None or not store._listener.running:  # noqa: ASYNC110 - a thread's state to poll
+        await trio.sleep(REAL_POLL)
 
 
 @bounded

@@ -1,4 +1,4 @@
-"""Durable workers under faults: a worker killed mid-task, and several workers contending for one store.
+"""Durable workers under faults: workers killed mid-task, a handler that raises SystemExit, and contention.
 
 Workers are real processes (``python -m workerpoolxt worker``), on the real
 clock, against SQLite and, when a server is there, PostgreSQL (in a schema of
@@ -15,6 +15,7 @@ twice ran its body to the end twice.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import re
@@ -33,7 +34,17 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
-from workerpoolxt import DurableWorker, Job, Registry, SQLiteStore, Store, StoreStatistics, TaskRecord, TaskStatus
+from workerpoolxt import (
+    Backoff,
+    DurableWorker,
+    Job,
+    Registry,
+    SQLiteStore,
+    Store,
+    StoreStatistics,
+    TaskRecord,
+    TaskStatus,
+)
 
 HANG: Final = 20.0
 """Real seconds after which a wait counts as hung."""
@@ -120,6 +131,12 @@ async def slow(options):
     await trio.sleep(wpxt.current_job().args["seconds"])
     # The last step: a run killed while it sleeps has recorded nothing.
     return await record_completion()
+
+
+@registry.register("exit")
+async def exit_(options):
+    await trio.sleep(wpxt.current_job().args["after"])
+    raise SystemExit(wpxt.current_job().args["code"])
 '''
 
 
@@ -366,83 +383,141 @@ async def records(store: Store, task_ids: list[int]) -> list[TaskRecord]:
     return [await store.get(task_id) for task_id in task_ids]
 
 
-# -- a worker killed mid-task ------------------------------------------------------------
+# -- workers killed mid-task -----------------------------------------------------------------
 
 
-async def test_killed_worker_task_is_finished_by_the_survivor(backend: Backend, tmp_path: Path) -> None:
-    """SIGKILL a worker mid-task: the other reruns the task once the lease expires; every task succeeds once."""
+@pytest.mark.parametrize("retry", [None, 2], ids=["default-retry", "retry-2"])
+async def test_tasks_of_killed_workers_run_again_until_one_finishes_them(
+    backend: Backend, tmp_path: Path, retry: int | None
+) -> None:
+    """SIGKILL a worker mid-task, then the one that took its tasks over: a third runs them; each succeeds once."""
     store = backend.store
+    options = ("--lease", str(LEASE), "--heartbeat", str(HEARTBEAT), "--poll", str(POLL))
     started = time.monotonic()
     with WorkerProcesses(tmp_path, backend) as workers:
-        for worker_id in ("w1", "w2"):
-            workers.start(worker_id, "--lease", str(LEASE), "--heartbeat", str(HEARTBEAT), "--poll", str(POLL))
-        await workers.wait_started()
+        first = workers.start("w1", *options)
+        await first.wait_started()
 
-        # 30 tasks, every tenth one slow; the slow ones may run twice (retry=1), as a crash takes an attempt.
+        # 30 tasks, every tenth one slow, all on w1, the only worker yet.
         slow_positions = {4, 14, 24}
         jobs = [
-            Job("slow", args={"seconds": SLOW}, retry=1) if position in slow_positions else Job("quick")
+            Job("slow", args={"seconds": SLOW}, retry=retry)
+            if position in slow_positions
+            else Job("quick", retry=retry)
             for position in range(30)
         ]
         ids = await store.enqueue(jobs)
         slow_ids = [ids[position] for position in sorted(slow_positions)]
         quick_ids = [task_id for task_id in ids if task_id not in slow_ids]
 
-        # Kill only once every quick task is done, so the killed worker is in the middle of a slow one, and
+        # Kill only once every quick task is done, so each killed worker is in the middle of slow tasks and
         # nothing else: a quick task killed between its completion row and its store write would, rightly,
         # run twice.
-        async def slow_ones_running() -> bool:
+        async def slow_ones_run_on(worker_id: str, lost_leases: int) -> bool:
             quick_done = all(record.status is TaskStatus.SUCCEEDED for record in await records(store, quick_ids))
-            return quick_done and all(record.status is TaskStatus.RUNNING for record in await records(store, slow_ids))
+            return quick_done and all(
+                (record.status, record.worker_id, record.lost_leases) == (TaskStatus.RUNNING, worker_id, lost_leases)
+                for record in await records(store, slow_ids)
+            )
 
-        await wait_until(slow_ones_running, lambda: f"the quick tasks finish and the slow ones run\n{workers.logs()}")
-        victim_id = (await store.get(slow_ids[0])).worker_id
-        assert victim_id is not None
-        [survivor_id] = {"w1", "w2"} - {victim_id}
-        victim, survivor = workers.workers[victim_id], workers.workers[survivor_id]
-        victim.process.kill()
-        assert await victim.wait_exit() == -signal.SIGKILL
-        killed_at = time.time()
+        await wait_until(functools.partial(slow_ones_run_on, "w1", 0), lambda: f"w1 runs them\n{workers.logs()}")
+        second = workers.start("w2", *options)
+        await second.wait_started()  # idle: w1 holds every task
+        first.process.kill()
+        assert await first.wait_exit() == -signal.SIGKILL
+        orphans = await records(store, slow_ids)
 
-        # What the dead worker held is frozen now: its slow tasks, still running, with its last heartbeat.
-        orphans = [record for record in await records(store, slow_ids) if record.worker_id == victim_id]
-        assert slow_ids[0] in [record.id for record in orphans]
-        for orphan in orphans:
-            assert (orphan.status, orphan.attempts) == (TaskStatus.RUNNING, 1)
-            assert orphan.heartbeat_at is not None
-            assert orphan.heartbeat_at <= killed_at
+        # w2 takes them over once w1's lease expired, and is killed at once, long before it could finish one.
+        await wait_until(functools.partial(slow_ones_run_on, "w2", 1), lambda: f"w2 takes them over\n{workers.logs()}")
+        second.process.kill()
+        assert await second.wait_exit() == -signal.SIGKILL
+        retaken = await records(store, slow_ids)
+        third = workers.start("w3", *options)
 
         async def all_final() -> bool:
             statistics = await store.stats()
             return statistics.queued == statistics.running == 0
 
         await wait_until(all_final, lambda: f"every task is final\n{workers.logs()}", seconds=LEASE + SLOW + HANG)
-        survivor.send_signal(signal.SIGINT)
-        assert await survivor.wait_exit() == 0
+        third.send_signal(signal.SIGINT)
+        assert await third.wait_exit() == 0
     elapsed = time.monotonic() - started
 
+    # No task lost, none dead: each orphan ran again, as the same attempt, whatever its retry.
     assert await store.stats() == StoreStatistics(succeeded=30)
-    orphan_ids = {orphan.id for orphan in orphans}
     final = {record.id: record for record in await records(store, ids)}
     for task_id, record in final.items():
-        assert record.status is TaskStatus.SUCCEEDED
         # The handler returns the id of the worker that ran it to the end: the one the store credits.
         assert record.result == record.worker_id
-        assert record.attempts == (2 if task_id in orphan_ids else 1), record
-    for orphan in orphans:
-        rerun = final[orphan.id]
-        assert rerun.worker_id == survivor_id
-        # Retaken only after the dead worker's lease ran out.
-        assert rerun.started_at is not None
+        assert (record.attempts, record.lost_leases) == ((1, 2) if task_id in slow_ids else (1, 0)), record
+    for orphan, rerun, finished in zip(orphans, retaken, (final[task_id] for task_id in slow_ids), strict=True):
+        assert finished.worker_id == "w3"
+        # Each taken over only after the dead worker's lease ran out.
         assert orphan.heartbeat_at is not None
+        assert rerun.started_at is not None
+        assert rerun.heartbeat_at is not None
+        assert finished.started_at is not None
         assert rerun.started_at >= orphan.heartbeat_at + LEASE
+        assert finished.started_at >= rerun.heartbeat_at + LEASE
 
-    # Every task ran its body to the end exactly once: the killed runs recorded nothing.
+    # Every task ran its body to the end exactly once: the killed runs recorded nothing, and none finished twice.
     completions = await trio.to_thread.run_sync(backend.completions)
     assert collections.Counter(task_id for task_id, _ in completions) == dict.fromkeys(ids, 1)
     assert dict(completions) == {task_id: record.worker_id for task_id, record in final.items()}
-    assert_no_errors_logged(survivor)
-    print(f"\n{backend.kind}: killed {victim_id} holding {len(orphans)} task(s); all 30 done in {elapsed:.2f}s")
+    assert_no_errors_logged(third)
+    assert "cannot be" not in third.log()  # no finalisation refused
+    print(f"\n{backend.kind}, retry={retry}: killed w1 then w2 holding 3 tasks; all 30 done in {elapsed:.2f}s")
+
+
+# -- a handler that raises SystemExit --------------------------------------------------------
+
+
+async def test_a_handler_raising_system_exit_does_not_block_the_queue(backend: Backend, tmp_path: Path) -> None:
+    """A handler's SystemExit(3) ends each worker with status 3 until its attempts are used; the rest all succeed."""
+    store = backend.store
+    options = ("--lease", "5", "--heartbeat", "1", "--poll", str(POLL))
+    poison_id, *innocent = await store.enqueue(
+        [Job("exit", args={"code": 3, "after": 0.2}, retry=2, backoff=Backoff.none())]
+        + [Job("slow", args={"seconds": 1.0}) for _ in range(7)]
+    )
+    exits: list[int] = []
+    with WorkerProcesses(tmp_path, backend) as workers:
+        while not (await store.get(poison_id)).final:
+            worker = workers.start(f"w{len(exits) + 1}", *options)
+            exits.append(await worker.wait_exit())
+            if len(exits) == 1:
+                # All eight were claimed together; the seven beside the poison went back unharmed.
+                for record in await records(store, innocent):
+                    assert (record.status, record.attempts, record.worker_id) == (TaskStatus.QUEUED, 0, "w1")
+                    assert record.started_at is not None
+            assert len(exits) <= 3, workers.logs()
+        last = workers.start("w4", *options)
+        await last.wait_started()
+
+        async def all_final() -> bool:
+            statistics = await store.stats()
+            return statistics.queued == statistics.running == 0
+
+        await wait_until(all_final, lambda: f"every task is final\n{workers.logs()}")
+        last.send_signal(signal.SIGINT)
+        assert await last.wait_exit() == 0
+
+    assert exits == [3, 3, 3], workers.logs()
+    for worker in workers.workers.values():
+        assert_no_errors_logged(worker)
+        assert "ExceptionGroup" not in worker.log()
+    poison = await store.get(poison_id)
+    assert (poison.status, poison.attempts, poison.error_type, poison.error_message) == (
+        TaskStatus.DEAD,
+        3,
+        "SystemExit",
+        "3",
+    )
+    assert await store.stats() == StoreStatistics(succeeded=7, dead=1)
+    for record in await records(store, innocent):
+        assert (record.status, record.attempts, record.lost_leases) == (TaskStatus.SUCCEEDED, 1, 0)
+    completions = await trio.to_thread.run_sync(backend.completions)
+    assert collections.Counter(task_id for task_id, _ in completions) == dict.fromkeys(innocent, 1)
 
 
 # -- contention ------------------------------------------------------------------------------

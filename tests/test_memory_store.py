@@ -26,24 +26,29 @@ async def test_lease_expires_at_exact_virtual_times(autojump_clock: trio.testing
     """A heartbeat exactly ``lease`` old still holds; a moment later another worker reclaims, then it is dead."""
     store = virtual_store()
     [task_id] = await store.enqueue([Job("handler", retry=1)])
-    [first] = await store.claim("w1", 1, lease=2.0)
+    [first] = await store.claim("w1", 1, lease=2.0, max_lost_leases=1)
     assert (first.started_at, first.heartbeat_at) == (0.0, 0.0)
     await trio.sleep(2.0)
-    assert await store.claim("w2", 1, lease=2.0) == []
+    assert await store.claim("w2", 1, lease=2.0, max_lost_leases=1) == []
     await trio.sleep(0.5)
-    [second] = await store.claim("w2", 1, lease=2.0)
-    assert (second.id, second.attempts, second.worker_id) == (task_id, 2, "w2")
+    [second] = await store.claim("w2", 1, lease=2.0, max_lost_leases=1)
+    assert (second.id, second.attempts, second.lost_leases, second.worker_id) == (task_id, 1, 1, "w2")
     assert (second.started_at, second.heartbeat_at) == (2.5, 2.5)
     await trio.sleep(1.5)
     assert await store.heartbeat([task_id], worker_id="w2") == [task_id]
     assert (await store.get(task_id)).heartbeat_at == 4.0
     await trio.sleep(2.0)
-    assert await store.claim("w3", 1, lease=2.0) == []
+    assert await store.claim("w3", 1, lease=2.0, max_lost_leases=1) == []
     assert (await store.get(task_id)).status is TaskStatus.RUNNING
     await trio.sleep(0.25)
-    assert await store.claim("w3", 1, lease=2.0) == []
+    assert await store.claim("w3", 1, lease=2.0, max_lost_leases=1) == []
     dead = await store.get(task_id)
-    assert (dead.status, dead.error_type, dead.finished_at) == (TaskStatus.DEAD, "LeaseExpired", 6.25)
+    assert (dead.status, dead.error_type, dead.lost_leases, dead.finished_at) == (
+        TaskStatus.DEAD,
+        "LeaseExpired",
+        2,
+        6.25,
+    )
     assert trio.current_time() == 6.25
 
 
@@ -97,6 +102,9 @@ async def test_wait_for_work_times_out_exactly(autojump_clock: trio.testing.Mock
         pytest.param({"order": 1}, TypeError, "`order`", id="order-int"),
         pytest.param({"worker_id": ""}, TypeError, "`worker_id`", id="worker-id-empty"),
         pytest.param({"worker_id": None}, TypeError, "`worker_id`", id="worker-id-none"),
+        pytest.param({"max_lost_leases": -1}, ValueError, "`max_lost_leases`", id="max-lost-leases-negative"),
+        pytest.param({"max_lost_leases": 2**31}, ValueError, "`max_lost_leases`", id="max-lost-leases-huge"),
+        pytest.param({"max_lost_leases": 1.0}, TypeError, "`max_lost_leases`", id="max-lost-leases-float"),
     ],
 )
 async def test_claim_checks_arguments(arguments: dict[str, Any], error: type[Exception], message: str) -> None:
@@ -116,3 +124,21 @@ async def test_enqueue_checks_priority(priority: Any) -> None:
     with pytest.raises(TypeError, match="`priority`"):
         await store.enqueue([Job("handler")], priority=priority)
     assert await store.stats() == StoreStatistics()
+
+
+async def test_wait_for_cancellations_returns_at_the_cancel(autojump_clock: trio.testing.MockClock) -> None:
+    """wait_for_cancellations() returns exactly when a running task is cancelled by another than its worker."""
+    store = virtual_store()
+    running, own, queued = await store.enqueue([Job("handler"), Job("handler"), Job("handler")])
+    await store.claim("w1", 2)
+
+    async def cancel_at(when: float, task_id: int, worker_id: str | None = None) -> None:
+        await trio.sleep_until(when)
+        await store.cancel(task_id, worker_id=worker_id)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_at, 0.5, own, "w1")  # by its own worker: nothing to tell
+        nursery.start_soon(cancel_at, 0.75, queued)  # not running: no worker to tell
+        nursery.start_soon(cancel_at, 1.25, running)
+        assert await store.wait_for_cancellations() == [running]
+        assert trio.current_time() == 1.25

@@ -16,6 +16,7 @@ import itertools
 import json
 import random
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -63,6 +64,8 @@ class Backend:
     kind: str
     make: Callable[..., Store]
     """``make(registry, **options)``: open a further store of this kind (not initialised); the fixture closes it."""
+    force: Callable[..., Awaitable[None]]
+    """``force(task_id, **columns)`` writes a task's row directly, as an older version or a program could leave it."""
 
     @property
     def notifies(self) -> bool:
@@ -115,13 +118,52 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             stores.push_async_callback(opened.aclose)
             return opened
 
-        request.node.stash[BACKEND] = Backend(kind, make)
         main = make(None)
+        request.node.stash[BACKEND] = Backend(kind, make, functools.partial(force_columns, kind, main, tmp_path))
         await main.init()
         if drop is not None:
             # Once init() made it: an unreachable server fails the test with its own error alone.
             cleanup.push_async_callback(drop)
         yield main
+
+
+async def force_columns(kind: str, store: Store, directory: Path, task_id: int, **columns: Any) -> None:
+    """Write ``columns`` of a task's row behind the store's back."""
+    if isinstance(store, MemoryStore):
+        store._tasks[task_id] = attrs.evolve(store._tasks[task_id], **columns)
+        return
+    names = list(columns)
+    if kind == "sqlite":
+        assignments = ", ".join(f"{name} = ?" for name in names)
+
+        def write() -> None:
+            connection = sqlite3.connect(directory / "tasks.db")
+            try:
+                with connection:
+                    connection.execute(
+                        f"UPDATE wpxt_tasks SET {assignments} WHERE id = ?",
+                        (*columns.values(), task_id),
+                    )
+            finally:
+                connection.close()
+
+    else:
+        import psycopg
+        from psycopg import sql
+
+        from workerpoolxt._postgres import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        query = sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+            sql.Identifier(store.schema, "wpxt_tasks"),
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in names),
+        )
+
+        def write() -> None:
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
+                connection.execute(query, (*columns.values(), task_id))
+
+    await trio.to_thread.run_sync(write)
 
 
 @pytest.fixture
@@ -593,28 +635,47 @@ async def test_cancel_final_conflicts(store: Store) -> None:
     assert await statuses(store, [succeeded, cancelled]) == [TaskStatus.SUCCEEDED, TaskStatus.CANCELLED]
 
 
+async def test_wait_for_cancellations_announces_a_running_task_cancelled_by_another(
+    store: Store, backend: Backend
+) -> None:
+    """wait_for_cancellations() returns a running task cancelled without worker_id, not one its holder cancelled."""
+    running, own, queued = await store.enqueue([job(0), job(1), job(2)])
+    await store.claim("w1", 2)
+    announced: list[int] = []
+    with trio.fail_after(HANG):
+        # A first wait starts PostgreSQL's listener; nothing is announced yet.
+        with trio.move_on_after(EPSILON):
+            announced += await store.wait_for_cancellations()
+
+        async def listen() -> None:
+            announced.extend(await store.wait_for_cancellations())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+            await trio.sleep(EPSILON)
+            await store.cancel(own, worker_id="w1")
+            await store.cancel(queued)
+            await store.cancel(running)
+            if not backend.notifies:  # SQLite never announces: its workers find out at their heartbeat
+                await trio.sleep(EXPIRE)
+                nursery.cancel_scope.cancel()
+    assert announced == ([running] if backend.notifies else [])
+    assert await statuses(store, [running, own, queued]) == [TaskStatus.CANCELLED] * 3
+
+
 # -- release ----------------------------------------------------------------------------
 
 
-async def test_release_not_attempted_uncounts_the_claim(store: Store) -> None:
-    """release() queues a running task again, and takes back the attempt its claim counted."""
+async def test_release_gives_the_attempt_back(store: Store) -> None:
+    """release() queues a running task again, and takes back the attempt its claim counted, even its last."""
     task_id = await enqueue_one(store)
-    await claim_one(store, "w1")
-    await store.release([task_id], worker_id="w1")
-    record = await store.get(task_id)
-    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
-    again = await claim_one(store, "w2")
-    assert (again.id, again.attempts, again.worker_id) == (task_id, 1, "w2")
-
-
-async def test_release_attempted_keeps_the_attempt(store: Store) -> None:
-    """release(attempted=True) queues the task again and keeps the attempt counted."""
-    task_id = await enqueue_one(store, job(retry=1))
-    await claim_one(store, "w1")
-    await store.release([task_id], worker_id="w1", attempted=True)
-    record = await store.get(task_id)
-    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 1)
-    assert (await claim_one(store, "w2")).attempts == 2
+    for worker_id in ("w1", "w2"):
+        await claim_one(store, worker_id)
+        await store.release([task_id], worker_id=worker_id)
+        record = await store.get(task_id)
+        assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
+    again = await claim_one(store, "w3")
+    assert (again.id, again.attempts, again.worker_id) == (task_id, 1, "w3")
 
 
 async def test_release_by_another_worker_changes_nothing(store: Store) -> None:
@@ -622,7 +683,6 @@ async def test_release_by_another_worker_changes_nothing(store: Store) -> None:
     task_id = await enqueue_one(store)
     claimed = await claim_one(store, "w1")
     await store.release([task_id], worker_id="w2")
-    await store.release([task_id], worker_id="w2", attempted=True)
     assert await store.get(task_id) == claimed
 
 
@@ -647,15 +707,16 @@ async def test_heartbeat_returns_held_ids_only(store: Store) -> None:
     assert await store.heartbeat([], worker_id="w1") == []
 
 
-async def test_expired_lease_is_reclaimed(store: Store) -> None:
-    """A task whose heartbeat is older than the lease is claimed by another worker, counting an attempt."""
-    task_id = await enqueue_one(store, job(retry=1))
+@pytest.mark.parametrize("retry", [None, 1])
+async def test_expired_lease_is_reclaimed(store: Store, retry: int | None) -> None:
+    """A task whose heartbeat is older than the lease is claimed by another worker: a lost lease, not an attempt."""
+    task_id = await enqueue_one(store, job(retry=retry))
     await claim_one(store, "w1")
     assert await store.claim("w2", 10, lease=LEASE) == []
     with trio.fail_after(HANG):
         await trio.sleep(EXPIRE)
     reclaimed = await claim_one(store, "w2", lease=LEASE)
-    assert (reclaimed.id, reclaimed.attempts, reclaimed.worker_id) == (task_id, 2, "w2")
+    assert (reclaimed.id, reclaimed.attempts, reclaimed.lost_leases, reclaimed.worker_id) == (task_id, 1, 1, "w2")
     assert reclaimed.status is TaskStatus.RUNNING
     assert await store.heartbeat([task_id], worker_id="w1") == []
     with pytest.raises(TaskConflictError):
@@ -676,19 +737,66 @@ async def test_heartbeat_keeps_the_lease(store: Store) -> None:
     assert (await store.get(task_id)).worker_id == "w1"
 
 
-async def test_expired_lease_on_last_attempt_is_dead(store: Store) -> None:
-    """A task whose worker died during its last attempt becomes dead (LeaseExpired), not claimed again."""
-    task_id = await enqueue_one(store, job(retry=0))
+async def test_expired_lease_past_max_lost_leases_is_dead(store: Store) -> None:
+    """A task that lost its lease more than max_lost_leases times is dead (LeaseExpired) rather than claimed."""
+    task_id, other = await store.enqueue([job(0, retry=2), job(1)])
     await claim_one(store, "w1")
     with trio.fail_after(HANG):
         await trio.sleep(EXPIRE)
-    assert await store.claim("w2", 10, lease=LEASE) == []
+    await claim_one(store, "w2", lease=LEASE, max_lost_leases=1)
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+    # The buried task leaves room in the limit for the next one.
+    [claimed] = await store.claim("w3", 1, lease=LEASE, max_lost_leases=1)
+    assert claimed.id == other
     record = await store.get(task_id)
-    assert record.status is TaskStatus.DEAD
-    assert record.error_type == "LeaseExpired"
+    assert (record.status, record.error_type, record.attempts, record.lost_leases) == (
+        TaskStatus.DEAD,
+        "LeaseExpired",
+        1,
+        2,
+    )
+    assert record.error_message == (
+        "worker w2 stopped heartbeating: the task lost its lease 2 times, more than max_lost_leases (1)"
+    )
+    assert (record.worker_id, record.heartbeat_at) == ("w2", None)
     assert record.finished_at is not None
-    assert record.attempts == 1
-    assert await store.stats() == StoreStatistics(dead=1)
+    assert abs(record.finished_at - time.time()) < CLOCK_SLACK
+    assert await store.stats() == StoreStatistics(running=1, dead=1)
+
+
+async def test_expired_lease_with_no_lost_lease_allowed_is_dead(store: Store) -> None:
+    """With max_lost_leases=0, a task whose worker died once is dead (LeaseExpired) at a claim after its lease."""
+    task_id = await enqueue_one(store, job(retry=3))
+    await claim_one(store, "w1")
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+    assert await store.claim("w2", 10, lease=LEASE, max_lost_leases=0) == []
+    record = await store.get(task_id)
+    assert (record.status, record.error_type, record.attempts, record.lost_leases) == (
+        TaskStatus.DEAD,
+        "LeaseExpired",
+        1,
+        1,
+    )
+
+
+async def test_claim_buries_a_queued_task_whose_attempts_are_used_up(store: Store, backend: Backend) -> None:
+    """A queued task whose attempts are used up (as an older version could leave it) is dead, not claimed."""
+    spent, fresh = await store.enqueue([job(0, retry=1), job(1)])
+    await backend.force(spent, attempts=2, error_type="SystemExit", error_message="3")
+    [claimed] = await store.claim("w1", 1)
+    assert claimed.id == fresh
+    record = await store.get(spent)
+    assert (record.status, record.error_type, record.attempts, record.worker_id) == (
+        TaskStatus.DEAD,
+        "AttemptsExhausted",
+        2,
+        None,
+    )
+    assert record.error_message == "all 2 of its 2 attempts were used before this claim (last error SystemExit: 3)"
+    assert record.finished_at is not None
+    assert await store.stats() == StoreStatistics(running=1, dead=1)
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -814,7 +922,7 @@ async def test_random_operations_lose_no_task(store: Store, seed: int) -> None:
             elif operation == "cancel":
                 await store.cancel(task_id, worker_id=worker_id)
             elif operation == "release":
-                await store.release([task_id], worker_id=worker_id, attempted=rng.random() < 0.5)
+                await store.release([task_id], worker_id=worker_id)
             else:
                 await store.heartbeat([task_id], worker_id=worker_id)
     stats = await store.stats()

@@ -25,7 +25,7 @@ from ._durable import DurableWorker
 from ._errors import WorkerPoolError
 from ._job import Job
 from ._registry import Registry
-from ._store import Order, Store
+from ._store import DEFAULT_MAX_LOST_LEASES, Order, Store
 
 __all__ = ["main", "open_store"]
 
@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=8)
     worker.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's tasks are retaken")
     worker.add_argument("--heartbeat", type=float, default=10.0)
+    worker.add_argument(
+        "--max-lost-leases",
+        type=int,
+        default=DEFAULT_MAX_LOST_LEASES,
+        help="times a task's worker may die with the task still run again",
+    )
     worker.add_argument("--poll", type=float, default=1.0)
     worker.add_argument("--order", choices=[order.value for order in Order], default="fifo")
     worker.add_argument("--worker-id")
@@ -141,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:
         error = _sole(exc)
         if not isinstance(error, _USER_ERRORS):
-            raise
+            # Bare, not in trio's group: a handler's SystemExit(3) exits with 3, and no group traceback.
+            raise error from None
         parser.exit(2, f"error: {error}\n")
     return 0
 
@@ -165,6 +172,7 @@ async def _work(store: Store, registry: Registry, arguments: argparse.Namespace)
         concurrency=arguments.concurrency,
         lease=arguments.lease,
         heartbeat=arguments.heartbeat,
+        max_lost_leases=arguments.max_lost_leases,
         poll=arguments.poll,
         order=arguments.order,
         worker_id=arguments.worker_id,

@@ -7,9 +7,15 @@ live in the store, retries are scheduled there (so any worker may run the
 next attempt), and a heartbeat keeps each running task's lease, so that a
 worker that dies loses its tasks to the others once the lease expires.
 
-Delivery is at least once: a task whose worker died mid-run runs again. Its
-final status is written exactly once: finalising writes check that the task
-is still running and still held by this worker.
+Delivery is at least once: a task whose worker died mid-run runs again, up
+to ``max_lost_leases`` times, whatever its ``retry``. Its final status is
+written exactly once: finalising writes check that the task is still running
+and still held by this worker.
+
+A handler that raises a BaseException (``SystemExit``, ``KeyboardInterrupt``)
+fails its own attempt, which the store records before the exception leaves
+the worker; the tasks that were running or claimed beside it go back to the
+queue, their attempts not counted.
 """
 
 from __future__ import annotations
@@ -31,7 +37,17 @@ from ._pool import _HALTING, _STOPPING, WorkerPool, exit_with_sole
 from ._registry import Registry
 from ._result import Status
 from ._retry import Backoff
-from ._store import CancelTask, Order, Store, StoreError, TaskConflictError, TaskRecord
+from ._store import (
+    DEFAULT_MAX_LOST_LEASES,
+    MAX_COUNT,
+    CancelTask,
+    Order,
+    Store,
+    StoreError,
+    TaskConflictError,
+    TaskRecord,
+    TaskStatus,
+)
 from ._validation import MAX_WORKERS, Seconds, count, to_seconds
 
 if TYPE_CHECKING:
@@ -61,9 +77,9 @@ class DurableWorkerStatistics:
     retried: int
     """Failed attempts queued in the store for another try."""
     cancelled: int
-    """Tasks finalised as cancelled by their handler (``CancelTask``)."""
+    """Tasks finalised as cancelled by their handler (``CancelTask``), or cancelled in the store while they ran."""
     released: int
-    """Tasks handed back to the store by a stop."""
+    """Tasks handed back to the store by a stop, or by another task's BaseException."""
     lost: int
     """Tasks whose lease this worker lost to another worker while running them."""
     running: int
@@ -82,7 +98,13 @@ class DurableWorker:
         concurrency: How many tasks run at once; the worker claims no more.
         lease: Seconds after its last heartbeat that a running task may be
             claimed by another worker, as its worker is presumed dead.
-        heartbeat: Seconds between heartbeats, well below ``lease``.
+        heartbeat: Seconds between heartbeats, well below ``lease``. A task
+            cancelled in the store while it runs is cancelled here at the next
+            heartbeat at the latest (at once on PostgreSQL and MemoryStore).
+        max_lost_leases: How many times a task's worker may die (its lease
+            expire) with the task still run again; the next time, the claim
+            finds it dead (``LeaseExpired``). It does not count against the
+            task's ``retry``.
         poll: Seconds between claims while the store has no work and does not
             notify (SQLite); PostgreSQL and MemoryStore wake the worker at once.
         order: Which queued tasks to claim first.
@@ -110,6 +132,7 @@ class DurableWorker:
         concurrency: int = 8,
         lease: Seconds = 30.0,
         heartbeat: Seconds = 10.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
         poll: Seconds = 1.0,
         order: Order | str = Order.FIFO,
         worker_id: str | None = None,
@@ -133,6 +156,7 @@ class DurableWorker:
         self._heartbeat = to_seconds(heartbeat, "heartbeat")
         if self._heartbeat >= self._lease:
             raise ValueError(f"`heartbeat` ({self._heartbeat}) must be shorter than `lease` ({self._lease})")
+        self._max_lost_leases = count(max_lost_leases, "max_lost_leases", minimum=0, maximum=MAX_COUNT)
         self._poll = to_seconds(poll, "poll")
         try:
             self._order = Order(order)
@@ -152,7 +176,9 @@ class DurableWorker:
         self._pool = WorkerPool(self._concurrency, registry=registry, middleware=middleware, options=options)
 
         self._running: dict[int, JobHandle[Any] | None] = {}
-        self._lost: set[int] = set()
+        # Running tasks this worker no longer holds (another took the lease, or
+        # someone cancelled them): their handlers are cancelled, their ends unwritten.
+        self._dropped: set[int] = set()
         # Tasks whose final status this worker is writing: no longer "running" in the store, yet not lost.
         self._settling: set[int] = set()
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
@@ -198,7 +224,7 @@ class DurableWorker:
 
         Claimed tasks that have not started are released to the store. Running
         ones finish and are finalised, unless ``cancel_running`` is true: then
-        they are cancelled and released, and count the attempt they made.
+        they are cancelled and released, and the attempt cut short does not count.
         """
         self._stop_requested = True
         self._cancel_running = self._cancel_running or cancel_running
@@ -227,6 +253,7 @@ class DurableWorker:
             await self._store.init()
             async with self._pool, trio.open_nursery() as services:
                 services.start_soon(self._beat)
+                services.start_soon(self._watch_cancellations)
                 task_status.started()
                 async with trio.open_nursery() as runners:
                     await self._claim_loop(runners)
@@ -254,7 +281,9 @@ class DurableWorker:
                 if self._stop_requested:
                     return
             try:
-                records = await self._store.claim(self.worker_id, free, order=self._order, lease=self._lease)
+                records = await self._store.claim(
+                    self.worker_id, free, order=self._order, lease=self._lease, max_lost_leases=self._max_lost_leases
+                )
             except Exception as exc:
                 if self._give_up(exc):
                     return
@@ -304,7 +333,7 @@ class DurableWorker:
         return self._poll
 
     async def _beat(self) -> None:
-        """Refresh the leases of the running tasks; cancel those another worker took."""
+        """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled."""
         while True:
             await trio.sleep(self._heartbeat)
             task_ids = list(self._running)
@@ -316,18 +345,48 @@ class DurableWorker:
                 _log_failure(exc, "worker %s could not send its heartbeat", self.worker_id)
                 continue
             for task_id in task_ids:
-                if (
-                    task_id not in held
-                    and task_id in self._running
-                    and task_id not in self._lost
-                    and task_id not in self._settling  # our own final write took it out of "running"
-                ):
-                    self._lost.add(task_id)
-                    self._counts["lost"] += 1
-                    handle = self._running[task_id]
-                    if handle is not None:
-                        handle.cancel()
-                    _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
+                if task_id in held or not self._holds(task_id):
+                    continue
+                # Rare, so worth a look at the store: cancelled there, or lost to another worker?
+                try:
+                    status = (await self._store.get(task_id)).status
+                except Exception:  # not knowing why, it is lost all the same
+                    status = None
+                if self._holds(task_id):
+                    self._drop(task_id, cancelled=status is TaskStatus.CANCELLED)
+
+    async def _watch_cancellations(self) -> None:
+        """Cancel at once the handlers of running tasks someone cancelled in the store, as it announces them."""
+        while True:
+            try:
+                task_ids = await self._store.wait_for_cancellations()
+            except Exception as exc:
+                _log_failure(exc, "worker %s could not watch for cancelled tasks", self.worker_id)
+                await trio.sleep(self._heartbeat)  # and the heartbeat finds them meanwhile
+                continue
+            for task_id in task_ids:
+                if self._holds(task_id):
+                    self._drop(task_id, cancelled=True)
+
+    def _holds(self, task_id: int) -> bool:
+        """Whether a task runs here, and its end is this worker's to write."""
+        return (
+            task_id in self._running
+            and task_id not in self._dropped
+            and task_id not in self._settling  # our own final write took it out of "running"
+        )
+
+    def _drop(self, task_id: int, *, cancelled: bool) -> None:
+        """Cancel the handler of a task this worker no longer holds, and write nothing more for it."""
+        self._dropped.add(task_id)
+        handle = self._running[task_id]
+        if handle is not None:
+            handle.cancel()
+        if cancelled:
+            self._counts["cancelled"] += 1
+        else:
+            self._counts["lost"] += 1
+            _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
 
     # -- one task ----------------------------------------------------------------------
 
@@ -361,6 +420,8 @@ class DurableWorker:
                 await self._settle(store.release([record.id], worker_id=worker_id))
                 return
             self._running[record.id] = handle
+            if record.id in self._dropped:  # before its handle existed
+                handle.cancel()
             try:
                 result = await handle.wait()
                 self._settling.add(record.id)
@@ -371,46 +432,58 @@ class DurableWorker:
                 self._settling.add(record.id)
                 with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout):
                     result = await handle.wait()
-                    if record.id not in self._lost:
+                    if record.id not in self._dropped:
                         await self._settle(self._finalize(record, job, result))
                 raise
-            if record.id not in self._lost:
+            if record.id not in self._dropped:
                 await self._settle(self._finalize(record, job, result))
         finally:
             self._running.pop(record.id, None)
-            self._lost.discard(record.id)
+            self._dropped.discard(record.id)
             self._settling.discard(record.id)
             self._slot_free.unpark()
 
     async def _finalize(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:
+        """Write how the task's run ended, and count it once written."""
+        try:
+            outcome = await self._write_end(record, job, result)
+        except TaskConflictError as exc:
+            if exc.status != TaskStatus.CANCELLED:
+                raise
+            # Cancelled in the store as it ended here, before a heartbeat told
+            # us: cancelled is its end, as if we had been told in time.
+            outcome = "cancelled"
+        self._counts[outcome] += 1
+
+    async def _write_end(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> str:
+        """Write how the task's run ended; return the counter it adds to."""
         store, worker_id, task_id = self._store, self.worker_id, record.id
         status = result.status
         if status is Status.SUCCEEDED:
             try:
                 await store.complete(task_id, result.data, worker_id=worker_id)
             except (TypeError, ValueError) as exc:  # the handler returned something JSON cannot hold
-                self._counts["failed"] += 1
                 await store.fail(task_id, exc, None, worker_id=worker_id)
-            else:
-                self._counts["succeeded"] += 1
-        elif status is Status.ABANDONED or status is Status.CANCELLED:
-            self._counts["released"] += 1
-            await store.release([task_id], worker_id=worker_id, attempted=status is Status.CANCELLED)
-        elif isinstance(result.error, CancelTask):
-            self._counts["cancelled"] += 1
+                return "failed"
+            return "succeeded"
+        if status is Status.ABANDONED or status is Status.CANCELLED:
+            # A stop, or another task's BaseException, cut it short: no fault of the task's.
+            await store.release([task_id], worker_id=worker_id)
+            return "released"
+        if isinstance(result.error, CancelTask):
             await store.cancel(task_id, worker_id=worker_id)
-        else:
-            error = result.error
-            assert error is not None
-            if record.attempts < record.max_attempts:
-                backoff = job.backoff if job.backoff is not None else self._backoff
-                self._counts["retried"] += 1
-                retry_at = self._clock() + backoff.delay(record.attempts)
-                self._next_retry = min(self._next_retry, retry_at)
-                await store.fail(task_id, error, retry_at, worker_id=worker_id)
-            else:
-                self._counts["failed"] += 1
-                await store.fail(task_id, error, None, worker_id=worker_id)
+            return "cancelled"
+        # A failed attempt, whatever the handler raised: a BaseException too.
+        error = result.error
+        assert error is not None
+        if record.attempts < record.max_attempts:
+            backoff = job.backoff if job.backoff is not None else self._backoff
+            retry_at = self._clock() + backoff.delay(record.attempts)
+            self._next_retry = min(self._next_retry, retry_at)
+            await store.fail(task_id, error, retry_at, worker_id=worker_id)
+            return "retried"
+        await store.fail(task_id, error, None, worker_id=worker_id)
+        return "failed"
 
     async def _settle(self, write: Awaitable[None]) -> None:
         """Await a write to the store that no cancellation may lose, within its bound."""

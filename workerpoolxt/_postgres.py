@@ -11,9 +11,13 @@ wait for one another. Finalising writes from many tasks share one transaction
 (group commit), as in ``SQLiteStore``.
 
 Enqueueing, releasing and requeueing a failed task ``NOTIFY`` the channel
-``wpxt_<schema>``. One thread per store, started by the first
-``wait_for_work()``, ``LISTEN``s on its own connection and wakes the trio
-tasks parked there.
+``wpxt_<schema>``; cancelling a task (not by its own worker) notifies
+``cancel <id>`` there. One thread per store, started by the first
+``wait_for_work()`` or ``wait_for_cancellations()``, ``LISTEN``s on its own
+connection and wakes the trio tasks parked there.
+
+"Now" is the database's clock (``statement_timestamp()``), never a worker's:
+workers whose clocks disagree still agree on whose lease has expired.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import math
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -31,14 +34,17 @@ import trio
 
 from ._batch import GroupCommit
 from ._registry import Registry
-from ._sqlite import _ORDER_BY, _SORT_KEYS, record_from_row
+from ._sqlite import _ORDER_BY, _SORT_KEYS, claim_set, record_from_row
 from ._store import (
+    DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
+    Cancellations,
     Order,
     StoreError,
     StoreStatistics,
     TaskNotFoundError,
     TaskRecord,
+    TaskStatus,
     check_claim,
     check_final,
     check_max_json_bytes,
@@ -115,6 +121,8 @@ _MIGRATIONS: Final = (
         "CREATE INDEX wpxt_tasks_active ON {tasks} (id) WHERE status IN ('queued', 'running')",
         "CREATE INDEX wpxt_tasks_active_priority ON {tasks} (priority DESC, id) WHERE status IN ('queued', 'running')",
     ),
+    # 2: lost leases are counted apart from attempts. A constant default adds the column without rewriting the table.
+    ("ALTER TABLE {tasks} ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",),
 )
 
 # SQLiteStore's columns, in the order record_from_row() reads them. The JSON
@@ -122,42 +130,32 @@ _MIGRATIONS: Final = (
 # JSON string is indistinguishable from undecoded text.
 _COLUMNS: Final = (
     "id, handler, job::text, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
-    "finished_at, worker_id, heartbeat_at, result::text, error_type, error_message"
+    "finished_at, worker_id, heartbeat_at, result::text, error_type, error_message, lost_leases"
 )
+
+_NOW: Final = "extract(epoch FROM statement_timestamp())::float8"
+"""The database's time, the same throughout a statement: the one clock every worker shares."""
 
 _QUERIES: Final = {
     "insert": """
         INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at)
-        SELECT handler, job::jsonb, 'queued', max_attempts, %(priority)s, %(now)s, %(run_at)s
+        SELECT handler, job::jsonb, 'queued', max_attempts, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now})
         FROM unnest(%(handlers)s::text[], %(jobs)s::text[], %(max_attempts)s::int[])
             WITH ORDINALITY AS input (handler, job, max_attempts, position)
         ORDER BY position
         RETURNING id
     """,
     "notify": "SELECT pg_notify(%(channel)s, '')",
+    "notify_cancelled": "SELECT pg_notify(%(channel)s, 'cancel ' || id) FROM unnest(%(ids)s::bigint[]) AS id",
     # ARRAY(...) makes each subquery an InitPlan, run (and locking) exactly
     # once; `id IN (subquery)` would leave the planner free to rescan it.
-    "bury": """
-        UPDATE {tasks}
-        SET status = 'dead', finished_at = %(now)s, error_type = 'LeaseExpired',
-            error_message = 'worker ' || coalesce(worker_id, '?') || ' stopped heartbeating during the last attempt'
-        WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks}
-            WHERE status = 'running' AND heartbeat_at < %(stale)s AND attempts >= max_attempts
-            FOR UPDATE SKIP LOCKED
-        ))
-    """,
-    # `attempts < max_attempts` on the running side: an expired lease that
-    # "bury" skipped (locked by another transaction) and that became free
-    # since is never claimed past its attempts; the next claim buries it.
     "claim": """
         UPDATE {tasks}
-        SET status = 'running', attempts = attempts + 1, worker_id = %(worker_id)s,
-            started_at = %(now)s, heartbeat_at = %(now)s
+        SET {claim_set}
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks}
-            WHERE (status = 'queued' AND run_at <= %(now)s)
-                OR (status = 'running' AND heartbeat_at < %(stale)s AND attempts < max_attempts)
+            WHERE (status = 'queued' AND run_at <= {now})
+                OR (status = 'running' AND heartbeat_at < {now} - %(lease)s)
             ORDER BY {order}
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -168,7 +166,7 @@ _QUERIES: Final = {
     # transactions over the same tasks queue up instead of deadlocking.
     # A null worker_id matches every worker.
     "heartbeat": """
-        UPDATE {tasks} SET heartbeat_at = %(now)s
+        UPDATE {tasks} SET heartbeat_at = {now}
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks}
             WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
@@ -179,7 +177,7 @@ _QUERIES: Final = {
         RETURNING id
     """,
     "release": """
-        UPDATE {tasks} SET status = 'queued', heartbeat_at = NULL, attempts = attempts - %(uncount)s
+        UPDATE {tasks} SET status = 'queued', heartbeat_at = NULL, attempts = attempts - 1
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks}
             WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
@@ -193,7 +191,7 @@ _QUERIES: Final = {
     # its RETURNING are conflicts. Rows lock in id order, as elsewhere.
     "complete_many": """
         UPDATE {tasks} AS task
-        SET status = 'succeeded', result = input.result::jsonb, finished_at = %(now)s, heartbeat_at = NULL
+        SET status = 'succeeded', result = input.result::jsonb, finished_at = {now}, heartbeat_at = NULL
         FROM unnest(%(ids)s::bigint[], %(results)s::text[], %(worker_ids)s::text[]) AS input (id, result, worker_id)
         WHERE task.id = input.id AND task.id = ANY(ARRAY(
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running' ORDER BY id FOR UPDATE
@@ -201,7 +199,7 @@ _QUERIES: Final = {
         RETURNING task.id
     """,
     "complete": """
-        UPDATE {tasks} SET status = 'succeeded', result = %(result)s::jsonb, finished_at = %(now)s, heartbeat_at = NULL
+        UPDATE {tasks} SET status = 'succeeded', result = %(result)s::jsonb, finished_at = {now}, heartbeat_at = NULL
         WHERE id = %(id)s AND status = 'running' AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
         RETURNING status
     """,
@@ -215,16 +213,22 @@ _QUERIES: Final = {
                 WHEN attempts >= max_attempts THEN 'dead'
                 ELSE 'failed' END,
             run_at = CASE WHEN %(requeue)s AND attempts < max_attempts THEN %(retry_at)s::float8 ELSE run_at END,
-            finished_at = CASE WHEN %(requeue)s AND attempts < max_attempts THEN NULL ELSE %(now)s END,
+            finished_at = CASE WHEN %(requeue)s AND attempts < max_attempts THEN NULL ELSE {now} END,
             heartbeat_at = NULL
         WHERE id = %(id)s AND status = 'running' AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
         RETURNING status
     """,
+    # Returns the status the task had: a running task's worker is told.
     "cancel": """
-        UPDATE {tasks} SET status = 'cancelled', finished_at = %(now)s, heartbeat_at = NULL
-        WHERE id = %(id)s AND status IN ('queued', 'running')
-            AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-        RETURNING status
+        WITH old AS (
+            SELECT id, status FROM {tasks}
+            WHERE id = %(id)s AND status IN ('queued', 'running')
+                AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
+            FOR UPDATE
+        )
+        UPDATE {tasks} AS task SET status = 'cancelled', finished_at = {now}, heartbeat_at = NULL
+        FROM old WHERE task.id = old.id
+        RETURNING old.status
     """,
     "status": "SELECT status FROM {tasks} WHERE id = %(id)s",
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
@@ -362,11 +366,10 @@ class PostgresStore:
         self._pool_lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(max_size)
         self._finals: GroupCommit[tuple[str, dict[str, Any]]] = GroupCommit(self._write_finals, self._limiter)
-        # When a claim last marked dead the tasks whose last attempt lost its worker.
-        self._buried_at = -math.inf
         self._listener: _Listener | None = None
         self._listener_lock = trio.Lock()
         self._work = trio.lowlevel.ParkingLot()
+        self._cancellations = Cancellations()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self._host}:{self._port} schema={self.schema!r}>"
@@ -493,7 +496,6 @@ class PostgresStore:
     def _insert(
         self, connection: Connection, encoded: list[tuple[str, str, int]], priority: int, run_at: float | None
     ) -> list[int]:
-        now = time.time()
         handlers, jobs, max_attempts = zip(*encoded, strict=True)
         rows = connection.execute(
             self._sql["insert"],
@@ -502,8 +504,7 @@ class PostgresStore:
                 "jobs": list(jobs),
                 "max_attempts": list(max_attempts),
                 "priority": priority,
-                "now": now,
-                "run_at": now if run_at is None else run_at,
+                "run_at": run_at,
             },
         ).fetchall()
         self._notify(connection)
@@ -512,26 +513,31 @@ class PostgresStore:
         return sorted(row[0] for row in rows)
 
     async def claim(
-        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
     ) -> list[TaskRecord]:
-        order = check_claim(worker_id, limit, order, lease)
-        return await self._run(self._claim, worker_id, limit, order, lease)
+        order = check_claim(worker_id, limit, order, lease, max_lost_leases)
+        return await self._run(self._claim, worker_id, limit, order, lease, max_lost_leases)
 
     def _claim(
-        self, connection: Connection, worker_id: str, limit: int, order: Order, lease: float
+        self, connection: Connection, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int
     ) -> list[TaskRecord]:
-        now = time.time()
-        stale = now - lease
-        # Burying is a scan of its own; the claim never takes a task past its
-        # attempts anyway, so a few times a lease is often enough.
-        if now - self._buried_at >= lease / 4:
-            self._buried_at = now
-            connection.execute(self._sql["bury"], {"now": now, "stale": stale})
-        rows = connection.execute(
-            self._sql[f"claim_{order.value}"],
-            {"worker_id": worker_id, "now": now, "stale": stale, "limit": limit},
-        ).fetchall()
-        return sorted(map(record_from_row, rows), key=_SORT_KEYS[order])
+        params = {"worker_id": worker_id, "lease": lease, "max_lost_leases": max_lost_leases}
+        claimed: list[TaskRecord] = []
+        # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
+        while True:
+            wanted = limit - len(claimed)
+            rows = connection.execute(self._sql[f"claim_{order.value}"], {**params, "limit": wanted}).fetchall()
+            running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
+            claimed += running
+            if len(running) == len(rows) or len(rows) < wanted:
+                break
+        return sorted(claimed, key=_SORT_KEYS[order])
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -541,9 +547,7 @@ class PostgresStore:
         return await self._run(self._heartbeat, ids, worker_id)
 
     def _heartbeat(self, connection: Connection, task_ids: list[int], worker_id: str | None) -> list[int]:
-        rows = connection.execute(
-            self._sql["heartbeat"], {"now": time.time(), "ids": task_ids, "worker_id": worker_id}
-        ).fetchall()
+        rows = connection.execute(self._sql["heartbeat"], {"ids": task_ids, "worker_id": worker_id}).fetchall()
         return sorted(row[0] for row in rows)
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
@@ -599,9 +603,9 @@ class PostgresStore:
     def _finalise(
         self, connection: Connection, batch: Sequence[tuple[str, dict[str, Any]]]
     ) -> list[BaseException | None]:
-        now = time.time()
         outcomes: list[BaseException | None] = [None] * len(batch)
         requeued = False
+        cancelled: list[int] = []
         completions = {index: params for index, (action, params) in enumerate(batch) if action == "complete"}
         # A task completed twice in one batch keeps the first: the second is a conflict.
         first_of = {params["id"]: index for index, params in reversed(completions.items())}
@@ -612,7 +616,6 @@ class PostgresStore:
                 for row in connection.execute(
                     self._sql["complete_many"],
                     {
-                        "now": now,
                         "ids": [params["id"] for params in firsts],
                         "results": [params["result"] for params in firsts],
                         "worker_ids": [params["worker_id"] for params in firsts],
@@ -627,29 +630,33 @@ class PostgresStore:
         others = [index for index in range(len(batch)) if index not in completions]
         for index in sorted(others, key=lambda index: batch[index][1]["id"]):
             action, params = batch[index]
-            row = connection.execute(self._sql[action], {**params, "now": now}).fetchone()
+            row = connection.execute(self._sql[action], params).fetchone()
             if row is None:
                 outcomes[index] = self._conflict(connection, params["id"], _PAST[action])
+            elif action == "cancel":
+                if row[0] == "running" and params["worker_id"] is None:
+                    cancelled.append(params["id"])
             elif row[0] == "queued":
                 requeued = True
         if requeued:
             self._notify(connection)
+        if cancelled:
+            # Delivered at commit, to the worker running each task, if any.
+            connection.execute(self._sql["notify_cancelled"], {"channel": self.channel, "ids": cancelled})
         return outcomes
 
     def _conflict(self, connection: Connection, task_id: int, action: str) -> BaseException:
         return refusal(task_id, connection.execute(self._sql["status"], {"id": task_id}).fetchone(), action)
 
-    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         ids = list(task_ids)
         if ids:
-            await self._run(self._release, ids, worker_id, attempted)
+            await self._run(self._release, ids, worker_id)
         else:
             await trio.lowlevel.checkpoint()
 
-    def _release(self, connection: Connection, task_ids: list[int], worker_id: str | None, attempted: bool) -> None:
-        rows = connection.execute(
-            self._sql["release"], {"ids": task_ids, "worker_id": worker_id, "uncount": 0 if attempted else 1}
-        ).fetchall()
+    def _release(self, connection: Connection, task_ids: list[int], worker_id: str | None) -> None:
+        rows = connection.execute(self._sql["release"], {"ids": task_ids, "worker_id": worker_id}).fetchall()
         if rows:
             self._notify(connection)
 
@@ -677,6 +684,16 @@ class PostgresStore:
             await self._listen()
             await self._work.park()
 
+    async def wait_for_cancellations(self) -> list[int]:
+        """Return the ids of running tasks cancelled by another than their worker, as the notifications come.
+
+        The first call opens the store's listening connection, as ``wait_for_work()`` does.
+
+        Raises:
+            PostgresConnectionError: The listening connection cannot be opened.
+        """
+        return await self._cancellations.wait(self._listen)
+
     async def _listen(self) -> None:
         """Start the listener thread unless it runs; return once it is listening."""
         async with self._listener_lock:
@@ -684,7 +701,9 @@ class PostgresStore:
                 return
             # Not cancellable: the connection it opens is always handed on.
             connection = await trio.to_thread.run_sync(self._listening_connection)
-            self._listener = _Listener(connection, trio.lowlevel.current_trio_token(), self._wake_waiters)
+            self._listener = _Listener(
+                connection, trio.lowlevel.current_trio_token(), self._wake_waiters, self._cancellations.publish
+            )
 
     def _listening_connection(self) -> Connection:
         import psycopg
@@ -703,6 +722,8 @@ class PostgresStore:
 
     def _wake_waiters(self) -> None:
         self._work.unpark_all()
+        # Without news: waiters for cancellations call _listen() again, which restarts a listener that stopped.
+        self._cancellations.wake()
 
     async def stats(self) -> StoreStatistics:
         return await self._run(self._stats)
@@ -729,6 +750,9 @@ class PostgresStore:
 
 
 _PAST: Final = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}
+
+_CANCEL: Final = "cancel "
+"""The payload of a notification that a task was cancelled is this, then its id."""
 
 
 def _database_failures() -> tuple[type[Exception], ...]:
@@ -770,26 +794,38 @@ def _compose(schema: str) -> dict[str, sql.Composed]:
     from psycopg import sql
 
     columns = sql.SQL(_COLUMNS)
-    queries = {name: _format(text, schema, columns=columns) for name, text in _QUERIES.items() if name != "claim"}
+    now = sql.SQL(_NOW)
+    queries = {
+        name: _format(text, schema, columns=columns, now=now) for name, text in _QUERIES.items() if name != "claim"
+    }
+    claimed = sql.SQL(claim_set(now=_NOW, worker_id="%(worker_id)s::text", max_lost_leases="%(max_lost_leases)s::int"))
     for order in Order:
         queries[f"claim_{order.value}"] = _format(
-            _QUERIES["claim"], schema, columns=columns, order=sql.SQL(_ORDER_BY[order])
+            _QUERIES["claim"], schema, columns=columns, now=now, claim_set=claimed, order=sql.SQL(_ORDER_BY[order])
         )
     return queries
 
 
 class _Listener:
-    """A thread that LISTENs on its own connection and calls ``wake`` in trio for each notification.
+    """A thread that LISTENs on its own connection and hands each notification to trio.
 
-    It checks every ``_LISTEN_POLL`` seconds whether to stop, and stops by
-    itself when its connection fails or trio's run is over; ``running`` is
-    then false, and the next ``wait_for_work()`` starts another.
+    It calls ``cancelled([id])`` for a task cancelled, ``wake()`` for anything
+    else (new work). It checks every ``_LISTEN_POLL`` seconds whether to stop,
+    and stops by itself when its connection fails or trio's run is over;
+    ``running`` is then false, and the next wait starts another.
     """
 
-    def __init__(self, connection: Connection, token: trio.lowlevel.TrioToken, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        token: trio.lowlevel.TrioToken,
+        wake: Callable[[], None],
+        cancelled: Callable[[list[int]], None],
+    ) -> None:
         self._connection = connection
         self._token = token
         self._wake = wake
+        self._cancelled = cancelled
         self._stop = threading.Event()
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._loop, name="workerpoolxt-listener", daemon=True)
@@ -808,8 +844,11 @@ class _Listener:
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
-                for _ in self._connection.notifies(timeout=_LISTEN_POLL):
-                    self._signal()
+                for notification in self._connection.notifies(timeout=_LISTEN_POLL):
+                    if notification.payload.startswith(_CANCEL):
+                        self._hand_over(self._cancelled, [int(notification.payload[len(_CANCEL) :])])
+                    else:
+                        self._signal()
                     if self._stop.is_set():
                         break
         except Exception as error:  # the connection failed: waiters poll, and the next wait restarts us
@@ -820,8 +859,12 @@ class _Listener:
             self._signal()
 
     def _signal(self) -> None:
+        # idempotent: a burst of notifications queues one wake-up.
+        self._hand_over(self._wake, idempotent=True)
+
+    def _hand_over(self, function: Callable[..., None], *args: Any, idempotent: bool = False) -> None:
+        """Call ``function(*args)`` in trio."""
         try:
-            # idempotent: a burst of notifications queues one wake-up.
-            self._token.run_sync_soon(self._wake, idempotent=True)
+            self._token.run_sync_soon(function, *args, idempotent=idempotent)
         except trio.RunFinishedError:
             self._stop.set()

@@ -11,6 +11,7 @@ file. Finalising writes from many tasks share one transaction (group commit).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ import trio
 
 from ._batch import GroupCommit
 from ._store import (
+    DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     Order,
     StoreError,
@@ -52,6 +54,8 @@ __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
+_logger: Final = logging.getLogger("workerpoolxt")
+
 # Each entry upgrades the schema by one version; init() applies the missing ones.
 _MIGRATIONS: Final = (
     """
@@ -76,11 +80,13 @@ _MIGRATIONS: Final = (
     CREATE INDEX wpxt_tasks_queued ON wpxt_tasks (status, run_at, priority, id);
     CREATE INDEX wpxt_tasks_running ON wpxt_tasks (status, heartbeat_at);
     """,
+    # 2: lost leases are counted apart from attempts.
+    "ALTER TABLE wpxt_tasks ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",
 )
 
 _COLUMNS: Final = (
     "id, handler, job, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
-    "finished_at, worker_id, heartbeat_at, result, error_type, error_message"
+    "finished_at, worker_id, heartbeat_at, result, error_type, error_message, lost_leases"
 )
 
 _ORDER_BY: Final = {
@@ -93,6 +99,51 @@ _SORT_KEYS: Final[dict[Order, Callable[[TaskRecord], Any]]] = {
     Order.FIFO: lambda task: task.id,
     Order.LIFO: lambda task: -task.id,
     Order.PRIORITY: lambda task: (-task.priority, task.id),
+}
+
+
+def claim_set(*, now: str, worker_id: str, max_lost_leases: str) -> str:
+    """The SET clause of a claim, in the dialect SQLite and PostgreSQL share, with the store's placeholders.
+
+    A row the claim must not run is buried instead, and RETURNING tells it
+    apart by its status, 'dead': a queued task whose attempts are used up, or
+    an orphan (running, its lease expired) that lost its lease more than
+    ``max_lost_leases`` times. Reclaiming an orphan counts a lost lease, not an
+    attempt: the rerun repeats the attempt its dead worker interrupted. Every
+    expression reads the row as it was before the update. The messages are
+    worded as MemoryStore's (``exhausted_message``, ``lease_expired_message``).
+    """
+    doomed = (
+        "((status = 'queued' AND attempts >= max_attempts) "
+        f"OR (status = 'running' AND lost_leases >= {max_lost_leases}))"
+    )
+    return f"""
+        status = CASE WHEN {doomed} THEN 'dead' ELSE 'running' END,
+        attempts = attempts + CASE WHEN status = 'queued' AND NOT {doomed} THEN 1 ELSE 0 END,
+        lost_leases = lost_leases + CASE WHEN status = 'running' THEN 1 ELSE 0 END,
+        worker_id = CASE WHEN {doomed} THEN worker_id ELSE {worker_id} END,
+        started_at = CASE WHEN {doomed} THEN started_at ELSE {now} END,
+        heartbeat_at = CASE WHEN {doomed} THEN NULL ELSE {now} END,
+        finished_at = CASE WHEN {doomed} THEN {now} END,
+        error_type = CASE WHEN NOT {doomed} THEN error_type
+            WHEN status = 'queued' THEN 'AttemptsExhausted' ELSE 'LeaseExpired' END,
+        error_message = CASE WHEN NOT {doomed} THEN error_message
+            WHEN status = 'queued' THEN 'all ' || attempts || ' of its ' || max_attempts
+                || ' attempts were used before this claim'
+                || coalesce(' (last error ' || error_type || ': ' || error_message || ')', '')
+            ELSE 'worker ' || coalesce(worker_id, '?') || ' stopped heartbeating: the task lost its lease '
+                || (lost_leases + 1) || ' times, more than max_lost_leases (' || {max_lost_leases} || ')' END
+    """
+
+
+# Runnable rows in claim order: queued and due, or running with an expired lease.
+_CLAIMS: Final = {
+    order: (
+        f"UPDATE wpxt_tasks SET {claim_set(now=':now', worker_id=':worker_id', max_lost_leases=':max_lost_leases')} "  # noqa: S608 - fixed text
+        f"WHERE id IN (SELECT id FROM wpxt_tasks WHERE (status = 'queued' AND run_at <= :now) "
+        f"OR (status = 'running' AND heartbeat_at < :stale) ORDER BY {by} LIMIT :limit) RETURNING {_COLUMNS}"
+    )
+    for order, by in _ORDER_BY.items()
 }
 
 
@@ -116,6 +167,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         result=json.loads(result) if isinstance(result, str) else result,
         error_type=row[14],
         error_message=row[15],
+        lost_leases=row[16],
     )
 
 
@@ -261,31 +313,39 @@ class SQLiteStore:
         return [task_id for task_id in ids if task_id is not None]
 
     async def claim(
-        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
     ) -> list[TaskRecord]:
-        order = check_claim(worker_id, limit, order, lease)
-        return await self._run(self._claim, worker_id, limit, order, lease)
+        order = check_claim(worker_id, limit, order, lease, max_lost_leases)
+        return await self._run(self._claim, worker_id, limit, order, lease, max_lost_leases)
 
-    def _claim(self, worker_id: str, limit: int, order: Order, lease: float) -> list[TaskRecord]:
+    def _claim(self, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int) -> list[TaskRecord]:
         now = time.time()
-        stale = now - lease
+        params = {"worker_id": worker_id, "now": now, "stale": now - lease, "max_lost_leases": max_lost_leases}
+        claimed: list[TaskRecord] = []
         with self._transaction() as connection:
-            connection.execute(
-                "UPDATE wpxt_tasks SET status = 'dead', finished_at = ?, error_type = 'LeaseExpired', "
-                "error_message = 'worker ' || coalesce(worker_id, '?') || "
-                "' stopped heartbeating during the last attempt' "
-                "WHERE status = 'running' AND heartbeat_at < ? AND attempts >= max_attempts",
-                (now, stale),
-            )
-            rows = connection.execute(
-                f"UPDATE wpxt_tasks SET status = 'running', attempts = attempts + 1, worker_id = ?, "  # noqa: S608 - fixed text
-                f"started_at = ?, heartbeat_at = ? WHERE id IN ("
-                f"SELECT id FROM wpxt_tasks WHERE (status = 'queued' AND run_at <= ?) "
-                f"OR (status = 'running' AND heartbeat_at < ?) ORDER BY {_ORDER_BY[order]} LIMIT ?"
-                f") RETURNING {_COLUMNS}",
-                (worker_id, now, now, now, stale, limit),
-            ).fetchall()
-        return sorted(map(record_from_row, rows), key=_SORT_KEYS[order])
+            # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
+            while True:
+                wanted = limit - len(claimed)
+                rows = connection.execute(_CLAIMS[order], {**params, "limit": wanted}).fetchall()
+                buried = 0
+                for row in rows:
+                    if row[3] == TaskStatus.DEAD:
+                        buried += 1
+                    else:
+                        try:
+                            claimed.append(record_from_row(row))
+                        except Exception as exc:  # any row that cannot be read is buried alone
+                            _bury_unreadable(connection, now, row[0], exc)
+                            buried += 1
+                if not buried or len(rows) < wanted:
+                    break
+        return sorted(claimed, key=_SORT_KEYS[order])
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -334,21 +394,21 @@ class SQLiteStore:
                 outcomes.append(_FINALS[action](connection, now, *args))
         return outcomes
 
-    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         ids = list(task_ids)
         if ids:
-            await self._run(self._release, ids, worker_id, attempted)
+            await self._run(self._release, ids, worker_id)
         else:
             await trio.lowlevel.checkpoint()
 
-    def _release(self, task_ids: list[int], worker_id: str | None, attempted: bool) -> None:
+    def _release(self, task_ids: list[int], worker_id: str | None) -> None:
         marks = ",".join("?" * len(task_ids))
         with self._transaction() as connection:
             connection.execute(
                 f"UPDATE wpxt_tasks SET status = 'queued', heartbeat_at = NULL, "  # noqa: S608 - fixed text
-                f"attempts = attempts - ? WHERE id IN ({marks}) AND status = 'running' "
+                f"attempts = attempts - 1 WHERE id IN ({marks}) AND status = 'running' "
                 "AND (? IS NULL OR worker_id = ?)",
-                (0 if attempted else 1, *task_ids, worker_id, worker_id),
+                (*task_ids, worker_id, worker_id),
             )
 
     async def get(self, task_id: int) -> TaskRecord:
@@ -367,6 +427,10 @@ class SQLiteStore:
         """SQLite cannot notify: a worker with nothing to do polls after ``timeout``."""
         await trio.sleep(timeout)
 
+    async def wait_for_cancellations(self) -> list[int]:
+        """SQLite cannot notify: this never returns, and a worker finds a cancelled task at its next heartbeat."""
+        await trio.sleep_forever()
+
     async def stats(self) -> StoreStatistics:
         return await self._run(self._stats)
 
@@ -384,6 +448,17 @@ class SQLiteStore:
 
 
 # -- finalising writes, one per action; each returns the caller's error or None -------------
+
+
+def _bury_unreadable(connection: sqlite3.Connection, now: float, task_id: int, error: Exception) -> None:
+    """A claimed row whose stored data cannot be read is dead on its own; the rest of its claim runs."""
+    message = f"its stored data cannot be read: {error}"
+    _logger.error("task %d is dead: %s: %s", task_id, type(error).__name__, message)
+    connection.execute(
+        "UPDATE wpxt_tasks SET status = 'dead', finished_at = ?, heartbeat_at = NULL, error_type = ?, "
+        "error_message = ? WHERE id = ?",
+        (now, type(error).__qualname__, message, task_id),
+    )
 
 
 def _conflict(connection: sqlite3.Connection, task_id: int, action: str) -> BaseException:

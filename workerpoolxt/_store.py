@@ -7,12 +7,18 @@ record moves through these statuses::
     queued -> running -> succeeded
                       -> queued      (failed, to be retried at retry_at; or released)
                       -> failed      (an error not worth retrying)
-                      -> dead        (failed on its last attempt)
+                      -> dead        (failed on its last attempt, or its worker died once too often)
                       -> cancelled   (the handler raised CancelTask, or someone cancelled it)
+
+A claim never hands out a task it must not run: a queued task whose attempts
+are used up, or a task whose worker died more than ``max_lost_leases`` times,
+is dead instead, with the reason as its error.
 
 Times in a store are wall-clock seconds (``time.time()``), because several
 processes and machines must agree on them; a worker's lease and heartbeat are
-measured on that clock too.
+measured on that clock too. ``PostgresStore`` takes "now" from the database's
+clock, so workers whose clocks disagree still agree on leases; the times a
+caller passes (``run_at``, ``retry_at``) are on the caller's clock.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
 ]
+
+DEFAULT_MAX_LOST_LEASES: Final = 3
+"""How many times a task's worker may die (its lease expire) before the task is dead rather than run again."""
+
+MAX_COUNT: Final = 2**31 - 2
+"""The largest ``max_lost_leases``: the stores count lost leases in a 32-bit column, up to one past it."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -138,7 +150,11 @@ class TaskRecord:
     """The job as ``Job.to_dict()`` gave it; ``Job.from_dict(record.job)`` rebuilds it."""
     status: TaskStatus
     attempts: int
-    """Attempts started so far, including one a crashed worker never finished."""
+    """Attempts charged to the task: claims, less those released by a stop or whose worker died.
+
+    A rerun after a lost lease repeats the attempt it interrupted, so
+    ``attempts`` never exceeds ``max_attempts``.
+    """
     max_attempts: int
     priority: int
     created_at: float
@@ -154,6 +170,8 @@ class TaskRecord:
     """The handler's return value (JSON), once it succeeded."""
     error_type: str | None
     error_message: str | None
+    lost_leases: int
+    """How many times the task's worker died (stopped heartbeating) while it ran it, and another took it over."""
 
     @property
     def final(self) -> bool:
@@ -197,13 +215,24 @@ class Store(Protocol):
         """Store named jobs as queued tasks, in one batch, and return their ids in order."""
 
     async def claim(
-        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
     ) -> list[TaskRecord]:
         """Atomically take up to ``limit`` runnable tasks for ``worker_id`` and mark them running.
 
         Runnable: queued with ``run_at`` passed, or running with a heartbeat
-        older than ``lease`` (its worker is presumed dead). Each claim counts
-        an attempt; a reclaimed task that has used its attempts is dead instead.
+        older than ``lease`` (its worker is presumed dead: its lease is lost).
+        Claiming a queued task counts an attempt. Reclaiming a lost lease
+        counts it in ``lost_leases`` instead, and reruns the attempt the dead
+        worker interrupted. Tasks the claim must not run are dead instead,
+        and do not count towards ``limit``: a queued task whose attempts are
+        used up (``AttemptsExhausted``), and one that lost its lease more than
+        ``max_lost_leases`` times (``LeaseExpired``).
         """
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
@@ -229,15 +258,18 @@ class Store(Protocol):
         """
 
     async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
-        """Finalise a queued or running task as cancelled."""
+        """Finalise a queued or running task as cancelled.
 
-    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
-        """Put running tasks back in the queue for any worker; unless ``attempted``, their claim is not counted.
+        Cancelled without ``worker_id`` (by someone other than its worker), a
+        running task is announced to ``wait_for_cancellations()``, so its
+        worker can stop the handler.
+        """
 
-        A released task runs again even if an interrupted attempt used its
-        last one: a stop that cut the attempt short is no failure of the
-        task, so ``attempts`` may then exceed ``max_attempts`` by the attempts
-        stops interrupted.
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
+        """Put running tasks back in the queue for any worker, their claim not counted as an attempt.
+
+        A stop, or another task's crash, that cuts an attempt short is no
+        failure of the task: it must not cost the task one of its attempts.
         """
 
     async def get(self, task_id: int) -> TaskRecord:
@@ -248,6 +280,14 @@ class Store(Protocol):
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
         """Return when new work may be ready (a notification), or after ``timeout`` seconds."""
+
+    async def wait_for_cancellations(self) -> list[int]:
+        """Return the ids of tasks ``cancel()`` finalised while running, as they are cancelled.
+
+        A caller sees the cancellations made while it waits. A store that
+        cannot notify (SQLite) never returns; its workers notice a cancelled
+        task at their next heartbeat instead.
+        """
 
     async def stats(self) -> StoreStatistics:
         """Count the tasks in each status."""
@@ -349,6 +389,51 @@ def not_ready(store: str, what: str, action: str) -> StoreError:
     )
 
 
+def exhausted_message(task: TaskRecord) -> str:
+    """Why a claim buried a queued task whose attempts are used up (the SQL stores word it the same)."""
+    last = f" (last error {task.error_type}: {task.error_message})" if task.error_type is not None else ""
+    return f"all {task.attempts} of its {task.max_attempts} attempts were used before this claim{last}"
+
+
+def lease_expired_message(worker_id: str | None, lost_leases: int, max_lost_leases: int) -> str:
+    """Why a claim buried a task whose worker died once too often (the SQL stores word it the same)."""
+    return (
+        f"worker {worker_id or '?'} stopped heartbeating: the task lost its lease {lost_leases} times, "
+        f"more than max_lost_leases ({max_lost_leases})"
+    )
+
+
+class Cancellations:
+    """Hands the ids of cancelled tasks to every ``wait()`` under way when they are published; trio only."""
+
+    def __init__(self) -> None:
+        self._inboxes: dict[object, list[int]] = {}
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def publish(self, task_ids: Sequence[int]) -> None:
+        for inbox in self._inboxes.values():
+            inbox.extend(task_ids)
+        self._lot.unpark_all()
+
+    def wake(self) -> None:
+        """Wake the waiters with nothing new, so each calls its ``ready`` again."""
+        self._lot.unpark_all()
+
+    async def wait(self, ready: Callable[[], Awaitable[None]]) -> list[int]:
+        """Await ``ready()`` (a store starts listening there), then wait until ids are published."""
+        key = object()
+        inbox: list[int] = []
+        self._inboxes[key] = inbox
+        try:
+            while not inbox:
+                await ready()
+                if not inbox:
+                    await self._lot.park()
+        finally:
+            del self._inboxes[key]
+        return inbox
+
+
 def check_run_at(run_at: object) -> None:
     if run_at is None:
         return
@@ -373,13 +458,14 @@ def error_fields(error: BaseException) -> tuple[str, str]:
     return type(error).__qualname__, str(error)
 
 
-def check_claim(worker_id: object, limit: object, order: object, lease: object) -> Order:
+def check_claim(worker_id: object, limit: object, order: object, lease: object, max_lost_leases: object) -> Order:
     if not isinstance(worker_id, str) or not worker_id:
         raise TypeError("`worker_id` must be a non-empty str")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValueError(f"`limit` must be an int of at least 1, got {limit!r}")
     if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < math.inf:
         raise ValueError(f"`lease` must be a positive number of seconds, got {lease!r}")
+    count(max_lost_leases, "max_lost_leases", minimum=0, maximum=MAX_COUNT)
     if not isinstance(order, str):
         raise TypeError(f"`order` must be an Order, not {type(order).__name__}")
     try:

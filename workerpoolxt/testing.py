@@ -17,7 +17,9 @@ import attrs
 import trio
 
 from ._store import (
+    DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
+    Cancellations,
     Order,
     StoreStatistics,
     TaskConflictError,
@@ -32,6 +34,8 @@ from ._store import (
     encode_jobs,
     encode_result,
     error_fields,
+    exhausted_message,
+    lease_expired_message,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ class MemoryStore:
         self._tasks: dict[int, TaskRecord] = {}
         self._ids = itertools.count(1)
         self._changed = trio.lowlevel.ParkingLot()
+        self._cancellations = Cancellations()
 
     async def init(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -93,6 +98,7 @@ class MemoryStore:
                 result=None,
                 error_type=None,
                 error_message=None,
+                lost_leases=0,
             )
             ids.append(task_id)
         self._changed.unpark_all()
@@ -100,9 +106,15 @@ class MemoryStore:
         return ids
 
     async def claim(
-        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
     ) -> list[TaskRecord]:
-        order = check_claim(worker_id, limit, order, lease)
+        order = check_claim(worker_id, limit, order, lease, max_lost_leases)
         now = self.clock()
         stale = now - lease
         runnable = [
@@ -119,22 +131,36 @@ class MemoryStore:
             runnable.sort(key=lambda task: (-task.priority, task.id))
         claimed: list[TaskRecord] = []
         for task in runnable:
-            if task.status is TaskStatus.RUNNING and task.attempts >= task.max_attempts:
-                # Its last attempt's worker died: there is no attempt left to give it.
-                self._finish(
-                    task,
-                    status=TaskStatus.DEAD,
-                    error_type="LeaseExpired",
-                    error_message=f"worker {task.worker_id} stopped heartbeating during the last attempt",
-                )
-                continue
             if len(claimed) == limit:
-                continue
+                break
+            if task.status is TaskStatus.QUEUED:
+                if task.attempts >= task.max_attempts:
+                    self._finish(
+                        task,
+                        status=TaskStatus.DEAD,
+                        error_type="AttemptsExhausted",
+                        error_message=exhausted_message(task),
+                    )
+                    continue
+                attempts, lost_leases = task.attempts + 1, task.lost_leases
+            else:
+                # An orphan: its worker died. The rerun repeats the attempt it interrupted.
+                attempts, lost_leases = task.attempts, task.lost_leases + 1
+                if lost_leases > max_lost_leases:
+                    self._finish(
+                        task,
+                        status=TaskStatus.DEAD,
+                        lost_leases=lost_leases,
+                        error_type="LeaseExpired",
+                        error_message=lease_expired_message(task.worker_id, lost_leases, max_lost_leases),
+                    )
+                    continue
             claimed.append(
                 self._put(
                     task,
                     status=TaskStatus.RUNNING,
-                    attempts=task.attempts + 1,
+                    attempts=attempts,
+                    lost_leases=lost_leases,
                     worker_id=worker_id,
                     started_at=now,
                     heartbeat_at=now,
@@ -197,14 +223,15 @@ class MemoryStore:
         if task.final or (worker_id is not None and not _owned(task, worker_id)):
             raise TaskConflictError(task_id, task.status, "cancelled")
         self._finish(task, status=TaskStatus.CANCELLED)
+        if task.status is TaskStatus.RUNNING and worker_id is None:
+            self._cancellations.publish([task_id])
         await trio.lowlevel.checkpoint()
 
-    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None, attempted: bool = False) -> None:
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         for task_id in task_ids:
             task = self._tasks.get(task_id)
             if task is not None and task.status is TaskStatus.RUNNING and _owned(task, worker_id):
-                attempts = task.attempts if attempted else task.attempts - 1
-                self._put(task, status=TaskStatus.QUEUED, attempts=attempts, heartbeat_at=None)
+                self._put(task, status=TaskStatus.QUEUED, attempts=task.attempts - 1, heartbeat_at=None)
         self._changed.unpark_all()
         await trio.lowlevel.checkpoint()
 
@@ -224,6 +251,10 @@ class MemoryStore:
         """Return when tasks are enqueued or released, or after ``timeout`` seconds."""
         with trio.move_on_after(timeout):
             await self._changed.park()
+
+    async def wait_for_cancellations(self) -> list[int]:
+        """Return the ids of running tasks ``cancel()`` finalised, the moment it does."""
+        return await self._cancellations.wait(trio.lowlevel.checkpoint)
 
     async def stats(self) -> StoreStatistics:
         counts = dict.fromkeys(TaskStatus, 0)
