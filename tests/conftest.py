@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import coverage
 import postgres_server
 import pytest
 import trio
 import trio.testing
+
+from workerpoolxt import SQLiteStore
 
 
 def pytest_report_header() -> str:
@@ -25,3 +29,14 @@ def pytest_report_header() -> str:
 def virtual_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the examples' own ``trio.run`` use an autojump clock, so they finish at once."""
     monkeypatch.setattr(trio, "run", functools.partial(trio.run, clock=trio.testing.MockClock(autojump_threshold=0)))
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An initialised SQLiteStore on ``tmp_path / "tasks.db"``, closed afterwards."""
+    opened = SQLiteStore(tmp_path / "tasks.db")
+    try:
+        await opened.init()
+        yield opened
+    finally:
+        await opened.aclose()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -199,14 +199,9 @@ class WorkerProcess:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
     """The test's own connection to ``tasks.db``, initialised, which the commands share."""
-    opened = SQLiteStore(tmp_path / "tasks.db")
-    try:
-        await opened.init()
-        yield opened
-    finally:
-        await opened.aclose()
+    return sqlite_store
 
 
 async def statuses(store: Any, task_ids: list[int]) -> list[TaskStatus]:

@@ -1349,45 +1349,38 @@ TINY = 2**-16
 """An interval of about 15 microseconds, exact in binary, so tick times are exact too."""
 
 
+@pytest.mark.parametrize(
+    ("pool_fields", "overlap", "starts_at", "counts"),
+    [
+        # Runs of 1 s start at 0, 1 and 2; the 65,535 ticks while each runs are skipped.
+        pytest.param({}, False, [0.0, 1.0, 2.0], (3, 2 * 65_535), id="previous-run"),
+        # Runs queue at 0, 2**-16, 1 and 2 (the last starts at 3, as leaving the block drains it);
+        # the ticks that find the queue full between are skipped.
+        pytest.param({"max_queue": 1}, True, [0.0, 1.0, 2.0, 3.0], (4, 65_534 + 65_535), id="full-queue"),
+    ],
+)
 @bounded
-async def test_submit_every_with_a_tiny_interval_counts_the_ticks_a_run_blocks(
+async def test_submit_every_with_a_tiny_interval_counts_the_ticks_it_skips(
+    pool_fields: dict[str, Any],
+    overlap: bool,
+    starts_at: list[float],
+    counts: tuple[int, int],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Runs of 1 s every 2**-16 s with overlap=False start at 0, 1 and 2: 2 x 65,535 ticks skipped, not woken for."""
+    """Runs of 1 s every 2**-16 s: ticks blocked by the previous run or a full queue are counted, not woken for."""
     steps = SeriesSteps()
     starts = Starts()
     trio.lowlevel.add_instrument(steps)
     try:
-        async with WorkerPool(1) as pool:
-            series = pool.submit_every(Job(starts.task("run", 1)), TINY)
+        async with WorkerPool(1, **pool_fields) as pool:
+            series = pool.submit_every(Job(starts.task("run", 1)), TINY, overlap=overlap)
             await trio.sleep_until(2.5)
             series.stop()
     finally:
         trio.lowlevel.remove_instrument(steps)
-    assert starts.times() == [0.0, 1.0, 2.0]
-    assert (series.submitted, series.skipped) == (3, 2 * 65_535)
+    assert starts.times() == starts_at
+    assert (series.submitted, series.skipped) == counts
     assert steps.steps < 20  # a wake-up per run and a few more; not one per tick
-
-
-@bounded
-async def test_submit_every_with_a_tiny_interval_counts_the_ticks_a_full_queue_blocks(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """With max_queue=1 and overlap=True, runs queue at 0, 2**-16, 1 and 2; the ticks between are skipped by count."""
-    steps = SeriesSteps()
-    starts = Starts()
-    trio.lowlevel.add_instrument(steps)
-    try:
-        async with WorkerPool(1, max_queue=1) as pool:
-            series = pool.submit_every(Job(starts.task("run", 1)), TINY, overlap=True)
-            await trio.sleep_until(2.5)
-            series.stop()
-    finally:
-        trio.lowlevel.remove_instrument(steps)
-    # The run queued at 2 starts when the one started at 2 ends; leaving the block drains it.
-    assert starts.times() == [0.0, 1.0, 2.0, 3.0]
-    assert (series.submitted, series.skipped) == (4, 65_534 + 65_535)
-    assert steps.steps < 20
 
 
 @bounded

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,14 +34,9 @@ HANG: Final = 10.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
     """An initialised store on ``tasks.db``, closed afterwards."""
-    opened = SQLiteStore(tmp_path / "tasks.db")
-    try:
-        await opened.init()
-        yield opened
-    finally:
-        await opened.aclose()
+    return sqlite_store
 
 
 async def failure(call: Callable[[], Awaitable[Any]]) -> StoreError:
