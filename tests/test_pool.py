@@ -1639,3 +1639,23 @@ async def test_a_finished_job_leaves_nothing_but_its_result(autojump_clock: trio
         await send.aclose()
     assert (result.status, result.data, result.attempts) == (Status.SUCCEEDED, "done", 2)
     assert series.submitted == 1
+
+
+@bounded
+async def test_closing_the_stream_ends_a_read_under_way(autojump_clock: trio.testing.MockClock) -> None:
+    """aclose() from another task ends the reader's wait for the next result at once."""
+    ended: list[float] = []
+    async with WorkerPool(1, keep_results=False) as pool:
+        stream = pool.results()
+
+        async def read() -> None:
+            async for _ in stream:
+                pass
+            ended.append(trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            pool.submit(Job(sleeper(5)))
+            await trio.sleep(1)
+            await stream.aclose()
+    assert ended == [1.0]

@@ -904,7 +904,7 @@ class WorkerPool:
             timed_out=counts[Status.TIMED_OUT],
             cancelled=counts[Status.CANCELLED],
             abandoned=counts[Status.ABANDONED],
-            unread=len(self._unread) if self._stream is None else self._stream.unread(),
+            unread=len(self._unread) if self._stream is None else self._stream._unread(),
         )
 
     def results(self) -> ResultStream:
@@ -957,7 +957,7 @@ class ResultStream:
                 # Shielded, so a cancellation here cannot drop a result already taken.
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return result
-            if pool._closed:
+            if pool._closed or self._closed:
                 raise StopAsyncIteration
             await pool._results_ready.park()
 
@@ -970,6 +970,7 @@ class ResultStream:
         self._closed = True
         pool = self._pool
         pool._reading = False
+        pool._results_ready.unpark_all()  # a read under way ends too
         if pool._backlogged:
             pool._backlogged = False
             pool._update_start_limit()
@@ -991,7 +992,7 @@ class ResultStream:
             pool._update_start_limit()
         return result
 
-    def unread(self) -> int:
+    def _unread(self) -> int:
         """Results not yielded yet."""
         pool = self._pool
         return len(pool._results) - self._next_index if pool._keep_results else len(pool._unread)
