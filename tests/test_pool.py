@@ -1573,8 +1573,8 @@ async def test_closing_the_stream_lets_the_workers_go_on(autojump_clock: trio.te
 
 
 @bounded
-async def test_results_not_being_read_hold_nothing_back(autojump_clock: trio.testing.MockClock) -> None:
-    """Before results() is first iterated, and with keep_results=True, no bound applies."""
+async def test_a_stream_not_yet_iterated_holds_nothing_back(autojump_clock: trio.testing.MockClock) -> None:
+    """Before results() is first iterated, no bound applies: 20 jobs on 4 workers end at 5, all unread."""
     async with WorkerPool(4, keep_results=False, max_unread=2) as pool:
         stream = pool.results()  # created, never iterated
         for _ in range(20):
@@ -1582,6 +1582,27 @@ async def test_results_not_being_read_hold_nothing_back(autojump_clock: trio.tes
     assert trio.current_time() == 5.0
     assert pool.statistics().unread == 20
     assert len([result async for result in stream]) == 20
+
+
+@bounded
+async def test_a_slow_reader_of_kept_results_holds_nothing_back(autojump_clock: trio.testing.MockClock) -> None:
+    """With keep_results=True the pool keeps every result anyway, so a slow reader does not hold the workers."""
+    read: list[float] = []
+    async with WorkerPool(4, max_unread=2) as pool, trio.open_nursery() as nursery:
+
+        async def read_slowly() -> None:
+            async for _ in pool.results():
+                read.append(trio.current_time())
+                await trio.sleep(10)
+
+        nursery.start_soon(read_slowly)
+        for _ in range(20):
+            pool.submit(Job(sleeper(1)))
+        await trio.sleep(5)
+        assert pool.statistics().succeeded == 20
+        assert pool.statistics().unread == 19  # the reader has taken one
+        await pool.stop()
+    assert len(read) == 20
 
 
 def test_max_unread_must_be_a_positive_int() -> None:
