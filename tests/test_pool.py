@@ -1599,6 +1599,7 @@ async def test_a_slow_reader_of_kept_results_holds_nothing_back(autojump_clock: 
         for _ in range(20):
             pool.submit(Job(sleeper(1)))
         await trio.sleep(5)
+        await wait_all_tasks_blocked()  # the last four, which end at 5 too
         assert pool.statistics().succeeded == 20
         assert pool.statistics().unread == 19  # the reader has taken one
         await pool.stop()
