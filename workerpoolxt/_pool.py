@@ -816,8 +816,7 @@ class WorkerPool:
                     observe(entry)
                 except Exception:  # metrics or tracing must never take a worker or the pool down
                     _logger.exception("an observer of job %r (job_id %d) failed as it ended", job.name, entry.job_id)
-        if entry._meta is not None:
-            entry._meta = None  # a channel item, say: the handle keeps only the Result
+        entry._meta = None  # a channel item, say: the handle keeps only the Result
         if self._keep_results:
             self._results.append(result)
         else:
