@@ -40,7 +40,7 @@ async def _drain(store: Any, n: int) -> dict[str, Any]:
     for first in range(0, n, ENQUEUE_BATCH):
         await store.enqueue([wpxt.Job("noop")] * min(ENQUEUE_BATCH, n - first))
     enqueued = time.perf_counter()
-    async with wpxt.DurableWorker(store, registry, concurrency=CONCURRENCY, poll=0.01):
+    async with wpxt.durable.DurableWorker(store, registry, concurrency=CONCURRENCY, poll=0.01):
         while (await store.stats()).succeeded < n:  # noqa: ASYNC110 - polling the database is the point
             await trio.sleep(0.01)
     done = time.perf_counter()
@@ -58,7 +58,7 @@ def sqlite(n: int) -> dict[str, Any]:
     import workerpoolxt as wpxt
 
     with tempfile.TemporaryDirectory() as directory:
-        return trio.run(_drain, wpxt.SQLiteStore(Path(directory) / "bench.db"), n)
+        return trio.run(_drain, wpxt.durable.SQLiteStore(Path(directory) / "bench.db"), n)
 
 
 def postgres(n: int) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def postgres(n: int) -> dict[str, Any]:
 
     schema = f"wpxt_bench_{uuid.uuid4().hex[:12]}"
     try:
-        return trio.run(_drain, wpxt.PostgresStore(DSN, schema=schema), n)
+        return trio.run(_drain, wpxt.durable.PostgresStore(DSN, schema=schema), n)
     finally:
         with psycopg.connect(DSN, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,7 +1,7 @@
 """Durable tasks: enqueue named jobs in a SQLite file and run them with a DurableWorker.
 
 Run it with ``python examples/durable.py``. The same code runs on PostgreSQL
-with ``wpxt.PostgresStore("postgresql://user@host/db")``, and many workers, in
+with ``wpxt.durable.PostgresStore("postgresql://user@host/db")``, and many workers, in
 many processes on many machines, can share the store.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 import workerpoolxt as wpxt
+import workerpoolxt.durable
 
 registry = wpxt.Registry()
 
@@ -20,7 +21,7 @@ async def resize(options):
     args = wpxt.current_job().args
     if args["width"] <= 0:
         # Nothing a retry could fix: finalise the task as cancelled.
-        raise wpxt.CancelTask(f"bad width {args['width']}")
+        raise wpxt.durable.CancelTask(f"bad width {args['width']}")
     await trio.sleep(0.01)
     return {"image": args["image"], "width": args["width"]}
 
@@ -35,7 +36,7 @@ async def flaky_upload(options):
 
 async def main():
     with tempfile.TemporaryDirectory() as directory:
-        store = wpxt.SQLiteStore(Path(directory) / "tasks.db", registry=registry)
+        store = wpxt.durable.SQLiteStore(Path(directory) / "tasks.db", registry=registry)
         await store.init()
         ids = await store.enqueue(
             [
@@ -45,7 +46,7 @@ async def main():
             ]
         )
         # Leaving the block stops the worker gracefully: running tasks finish.
-        async with wpxt.DurableWorker(store, registry, concurrency=4, poll=0.02):
+        async with wpxt.durable.DurableWorker(store, registry, concurrency=4, poll=0.02):
             records = [await store.wait(task_id, poll=0.02) for task_id in ids]
         for record in records:
             print(record.id, record.handler, record.status, f"attempts={record.attempts}", record.result)

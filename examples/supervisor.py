@@ -6,6 +6,7 @@ Run it with ``python examples/supervisor.py``.
 import trio
 
 import workerpoolxt as wpxt
+import workerpoolxt.supervise
 
 
 class QueueConsumer:
@@ -18,7 +19,7 @@ class QueueConsumer:
 
     async def run(self):
         self.connects += 1
-        me = wpxt.current_worker()
+        me = wpxt.supervise.current_worker()
         print(f"{trio.current_time():.1f} {me.name}: attempt {me.attempt}/{me.max_attempts}")
         await trio.sleep(0.5)
         if self.connects < 3:
@@ -32,7 +33,7 @@ async def warm_cache():
 
 
 async def main():
-    supervisor = wpxt.Supervisor(max_attempts=5, backoff=wpxt.Backoff(initial=1, multiplier=2, jitter=0))
+    supervisor = wpxt.supervise.Supervisor(max_attempts=5, backoff=wpxt.Backoff(initial=1, multiplier=2, jitter=0))
     supervisor.add(QueueConsumer())
     supervisor.add(warm_cache, defer=2)
     async with supervisor:

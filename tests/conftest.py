@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from workerpoolxt import SQLiteStore
+from workerpoolxt.durable import SQLiteStore
 
 
 def pytest_report_header() -> str:
@@ -21,7 +21,7 @@ def pytest_report_header() -> str:
     if dsn:
         return f"PostgreSQL tests: run, as {reason}"
     if coverage.Coverage.current() is not None:
-        reason += "; coverage leaves workerpoolxt/_postgres.py out"
+        reason += "; coverage leaves workerpoolxt/durable/_postgres.py out"
     return f"PostgreSQL tests: skipped, as {reason}"
 
 

@@ -4,7 +4,7 @@ With ``$WPXT_TEST_POSTGRES_DSN`` set, the PostgreSQL tests use that server; with
 ``$CI`` set, the default one. Either way they must run: an unreachable server
 fails them. Otherwise they use the default server if it answers a quick probe,
 and skip, saying how to get one, if it does not. When they skip, coverage leaves
-``workerpoolxt/_postgres.py`` out, so the floor applies to what ran.
+``workerpoolxt/durable/_postgres.py`` out, so the floor applies to what ran.
 
 Coverage loads this module before it starts measuring, so it imports neither
 pytest nor workerpoolxt.
@@ -55,14 +55,14 @@ def choose() -> tuple[str, str]:
 
 
 class OmitPostgresWithoutServer(coverage.CoveragePlugin):
-    """Leaves ``workerpoolxt/_postgres.py`` unmeasured when the PostgreSQL tests skip."""
+    """Leaves ``workerpoolxt/durable/_postgres.py`` unmeasured when the PostgreSQL tests skip."""
 
     def configure(self, config: coverage.types.TConfigurable) -> None:
         dsn, _ = choose()
         if not dsn:
             omit = config.get_option("run:omit") or []
             assert isinstance(omit, list)
-            config.set_option("run:omit", [*omit, "*/workerpoolxt/_postgres.py"])
+            config.set_option("run:omit", [*omit, "*/workerpoolxt/durable/_postgres.py"])
 
 
 def coverage_init(reg: Any, options: dict[str, Any]) -> None:

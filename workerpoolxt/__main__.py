@@ -1,7 +1,7 @@
-"""``python -m workerpoolxt``: see ``workerpoolxt._cli``."""
+"""``python -m workerpoolxt``: the durable worker's command line, ``workerpoolxt.durable._cli``."""
 
 import sys
 
-from ._cli import main
+from .durable._cli import main
 
 sys.exit(main())

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 __all__ = [
+    "CancelTask",
     "HandlerExistsError",
     "JobAbandonedError",
     "JobCancelledError",
     "JobTimeoutError",
     "PoolClosedError",
+    "PostgresConnectionError",
     "QueueFullError",
     "StepFailedError",
+    "StoreError",
+    "TaskConflictError",
+    "TaskNotFoundError",
     "UnknownHandlerError",
+    "WorkerExistsError",
+    "WorkerNotFoundError",
     "WorkerPoolError",
 ]
 
@@ -115,3 +124,149 @@ class StepFailedError(_JobError):
         self.step = step
         self.index = index
         self.attempts = attempts
+
+
+# -- durable stores ---------------------------------------------------------------
+
+
+class CancelTask(WorkerPoolError):
+    """Raised by a handler to finalise its durable task as cancelled: no retry, not an error."""
+
+
+class StoreError(WorkerPoolError):
+    """A store's database failed: it is missing, corrupt, locked, full or unreachable, or lost a table.
+
+    Stores raise it for the database's own failures, with the driver's error
+    as its ``__cause__``; a caller's mistakes stay TypeError or ValueError.
+
+    Attributes:
+        store: Which store: ``SQLite store <path>``, or
+            ``PostgreSQL store <host>:<port> schema <schema>``.
+        reason: What failed, on one line, as the database reported it.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"{store}: {reason}")
+        self.store = store
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.store, self.reason))
+
+
+class TaskConflictError(WorkerPoolError, RuntimeError):
+    """A task was finalised twice, or by a worker that no longer holds it."""
+
+    def __init__(self, task_id: int, status: str, action: str) -> None:
+        super().__init__(f"task {task_id} cannot be {action}: it is {status}")
+        self.task_id = task_id
+        self.status = status
+        self.action = action
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.status, self.action))
+
+
+class TaskNotFoundError(WorkerPoolError, LookupError):
+    """No task has this id in the store."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task with id {task_id}")
+        self.task_id = task_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id,))
+
+
+class PostgresConnectionError(StoreError, ConnectionError):
+    """A PostgresStore cannot reach its server, or lost its connection.
+
+    Attributes:
+        host: The server's host, as the DSN (or ``PGHOST``) gives it.
+        port: The server's port.
+        store: ``PostgreSQL at <host>:<port>``.
+        reason: What psycopg reported, on one line.
+    """
+
+    def __init__(self, host: str, port: str, reason: str) -> None:
+        super().__init__(f"PostgreSQL at {host}:{port}", reason)
+        self.host = host
+        self.port = port
+        # Unlike other StoreErrors, its message says what to check: the server may be down, or the DSN wrong.
+        self.args = (
+            f"cannot connect to {self.store} (is the server running, and are the DSN's "
+            f"host, port, database and credentials right?): {reason}",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.host, self.port, self.reason))
+
+
+# -- supervised services ---------------------------------------------------------
+
+
+class WorkerExistsError(WorkerPoolError, ValueError):
+    """A Supervisor already has a worker under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a worker named {name!r} is already registered; pass another with add(worker, name=...)")
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+
+class WorkerNotFoundError(WorkerPoolError, LookupError):
+    """A Supervisor has no worker under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no worker named {name!r} is registered")
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+
+# -- exception groups ---------------------------------------------------------------
+
+
+def exit_with_sole(
+    group: BaseExceptionGroup[BaseException], exc: BaseException | None, *, prefer: BaseException | None = None
+) -> bool:
+    """For ``__aexit__``: raise the one exception in ``group`` bare, or return False if it is ``exc``.
+
+    trio wraps even a lone exception in a group. A user who raised ValueError
+    in the block, or pressed Ctrl-C, should get exactly that. Several real
+    errors stay grouped.
+    """
+    sole = sole_exception(group, prefer=exc if prefer is None else prefer)
+    if sole is None:
+        raise group
+    if sole is exc:
+        return False
+    raise sole from None
+
+
+def sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:
+    """The one exception worth raising from ``group``, or None if there are several.
+
+    Cancelled exceptions alongside another exception are noise from the other
+    tasks being cancelled because of it.
+    """
+    leaves = list(_leaves(group))
+    others = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    if len(others) == 1:
+        return others[0]
+    if others:
+        return None
+    return prefer if prefer in leaves else leaves[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        else:
+            leaves.append(exc)
+    return leaves

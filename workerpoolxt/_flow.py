@@ -17,10 +17,11 @@ import trio
 
 from ._current import running_pool
 from ._errors import JobTimeoutError, StepFailedError
-from ._job import Job, Options, is_async_callable, retry_on_classes, task_name
+from ._job import Job, Options, retry_on_classes
 from ._pool import WorkerPool
 from ._result import Result
 from ._retry import Backoff
+from ._util import is_async_callable, task_name
 from ._validation import Seconds, count, optional_seconds
 
 __all__ = ["Step", "chain", "fan_out"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
@@ -14,6 +12,7 @@ from ._context import Context
 from ._middleware import NO_MIDDLEWARE, Middleware, freeze_middleware
 from ._retry import Backoff
 from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
+from ._util import is_async_callable, task_name
 from ._validation import Seconds, count, rate, to_seconds
 
 __all__ = ["Job", "Options"]
@@ -49,21 +48,6 @@ def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             raise TypeError(f"`retry_on` must be an Exception subclass or a tuple of them, got {cls!r}")
     return classes
-
-
-def task_name(task: object) -> str:
-    """The name a task goes by: its ``__name__``, looking inside partials."""
-    while isinstance(task, functools.partial):
-        task = task.func
-    return getattr(task, "__name__", None) or type(task).__name__
-
-
-def is_async_callable(task: object) -> bool:
-    if type(task) is types.FunctionType:  # the common case, without inspect's unwrapping
-        return bool(task.__code__.co_flags & inspect.CO_COROUTINE)
-    while isinstance(task, functools.partial):
-        task = task.func
-    return inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))  # noqa: B004
 
 
 @attrs.frozen(init=False)

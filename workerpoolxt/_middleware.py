@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ._errors import JobTimeoutError
+from ._util import is_async_callable
 from ._validation import Seconds, to_seconds
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ def freeze_middleware(middleware: Iterable[Middleware] | None, name: str) -> tup
     if callable(middleware) or isinstance(middleware, str | bytes) or not isinstance(middleware, Iterable):
         raise TypeError(f"`{name}` must be a list of middleware, not a single {type(middleware).__name__}")
     frozen = tuple(middleware)
-    from ._job import is_async_callable
-
     for index, item in enumerate(frozen):
         if not callable(item):
             raise TypeError(f"`{name}[{index}]` must be an async callable, not {type(item).__name__}")

@@ -13,7 +13,14 @@ import trio
 
 from ._context import Context
 from ._current import DEFAULT_CODES, running_pool
-from ._errors import JobAbandonedError, JobCancelledError, PoolClosedError, QueueFullError, UnknownHandlerError
+from ._errors import (
+    JobAbandonedError,
+    JobCancelledError,
+    PoolClosedError,
+    QueueFullError,
+    UnknownHandlerError,
+    exit_with_sole,
+)
 from ._handle import JobHandle
 from ._health import Health, HealthPolicy, HealthTracker
 from ._job import EMPTY_OPTIONS, Job, freeze_options
@@ -995,45 +1002,3 @@ class ResultStream:
         """Results not yielded yet."""
         pool = self._pool
         return len(pool._results) - self._next_index if pool._keep_results else len(pool._unread)
-
-
-def exit_with_sole(
-    group: BaseExceptionGroup[BaseException], exc: BaseException | None, *, prefer: BaseException | None = None
-) -> bool:
-    """For ``__aexit__``: raise the one exception in ``group`` bare, or return False if it is ``exc``.
-
-    trio wraps even a lone exception in a group. A user who raised ValueError
-    in the block, or pressed Ctrl-C, should get exactly that. Several real
-    errors stay grouped.
-    """
-    sole = sole_exception(group, prefer=exc if prefer is None else prefer)
-    if sole is None:
-        raise group
-    if sole is exc:
-        return False
-    raise sole from None
-
-
-def sole_exception(group: BaseExceptionGroup[BaseException], *, prefer: BaseException | None) -> BaseException | None:
-    """The one exception worth raising from ``group``, or None if there are several.
-
-    Cancelled exceptions alongside another exception are noise from the other
-    tasks being cancelled because of it.
-    """
-    leaves = list(_leaves(group))
-    others = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
-    if len(others) == 1:
-        return others[0]
-    if others:
-        return None
-    return prefer if prefer in leaves else leaves[0]
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        else:
-            leaves.append(exc)
-    return leaves

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ._job import is_async_callable
 from ._trio_thread import in_trio_thread
+from ._util import is_async_callable
 from ._validation import Seconds, count, finite_seconds, number
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .._handle import JobHandle
     from .._middleware import CallNext
     from .._pool import WorkerPool
-    from .._supervisor import Supervisor, WorkerContext
+    from ..supervise import Supervisor, WorkerContext
 
 __all__ = ["OpenTelemetryTracing"]
 
@@ -65,7 +65,7 @@ class OpenTelemetryTracing:
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
         """Trace a pool's jobs (outside all its middleware), or a supervisor's worker executions; return it."""
         from .._pool import WorkerPool
-        from .._supervisor import Supervisor
+        from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
             if self._worker_event not in pool._execution_observers:

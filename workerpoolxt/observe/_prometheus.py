@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .._handle import JobHandle
     from .._pool import WorkerPool
     from .._result import Status
-    from .._supervisor import Supervisor
+    from ..supervise import Supervisor
 
 __all__ = ["PrometheusMetrics"]
 
@@ -90,7 +90,7 @@ class PrometheusMetrics:
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
         """Count the jobs of a pool, or the executions of a supervisor's workers, from now on; return it."""
         from .._pool import WorkerPool
-        from .._supervisor import Supervisor
+        from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
             if self.worker_execution not in pool._execution_observers:

@@ -34,17 +34,8 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
-from workerpoolxt import (
-    Backoff,
-    DurableWorker,
-    Job,
-    Registry,
-    SQLiteStore,
-    Store,
-    StoreStatistics,
-    TaskRecord,
-    TaskStatus,
-)
+from workerpoolxt import Backoff, Job, Registry
+from workerpoolxt.durable import DurableWorker, SQLiteStore, Store, StoreStatistics, TaskRecord, TaskStatus
 
 HANG: Final = 20.0
 """Real seconds after which a wait counts as hung."""
@@ -197,7 +188,7 @@ def sqlite_backend(directory: Path) -> Backend:
 def postgres_backend(dsn: str, schema: str) -> Backend:
     from psycopg import sql
 
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     def completions() -> list[tuple[int, str]]:
         return read_postgres(

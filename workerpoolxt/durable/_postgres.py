@@ -32,17 +32,17 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
+from .._errors import PostgresConnectionError, StoreError, TaskNotFoundError
+from .._registry import Registry
+from .._validation import flag
 from ._batch import GroupCommit
-from ._registry import Registry
 from ._sqlite import _ORDER_BY, _SORT_KEYS, claim_set, record_from_row
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     Cancellations,
     Order,
-    StoreError,
     StoreStatistics,
-    TaskNotFoundError,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -57,18 +57,17 @@ from ._store import (
     poll_until_final,
     refusal,
 )
-from ._validation import flag
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
-    from ._job import Job
+    from .._job import Job
 
     Connection = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["PostgresConnectionError", "PostgresStore"]
+__all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
@@ -234,30 +233,6 @@ _QUERIES: Final = {
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
     "stats": "SELECT status, count(*) FROM {tasks} GROUP BY status",
 }
-
-
-class PostgresConnectionError(StoreError, ConnectionError):
-    """A PostgresStore cannot reach its server, or lost its connection.
-
-    Attributes:
-        host: The server's host, as the DSN (or ``PGHOST``) gives it.
-        port: The server's port.
-        store: ``PostgreSQL at <host>:<port>``.
-        reason: What psycopg reported, on one line.
-    """
-
-    def __init__(self, host: str, port: str, reason: str) -> None:
-        super().__init__(f"PostgreSQL at {host}:{port}", reason)
-        self.host = host
-        self.port = port
-        # Unlike other StoreErrors, its message says what to check: the server may be down, or the DSN wrong.
-        self.args = (
-            f"cannot connect to {self.store} (is the server running, and are the DSN's "
-            f"host, port, database and credentials right?): {reason}",
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.host, self.port, self.reason))
 
 
 def _import_psycopg() -> None:

@@ -13,8 +13,9 @@ import pytest
 import trio
 
 import workerpoolxt as wpxt
-from workerpoolxt import _cli
-from workerpoolxt.testing import MemoryStore
+import workerpoolxt.durable
+from workerpoolxt.durable import _cli
+from workerpoolxt.durable.testing import MemoryStore
 
 HANDLERS = """
 import trio
@@ -121,13 +122,13 @@ def test_unreachable_postgres_names_the_host(workdir: Path, capsys: pytest.Captu
 def test_open_store_kinds(tmp_path: Path) -> None:
     """sqlite:/// URLs open a SQLiteStore at the path; postgresql:// ones a PostgresStore with the URL's schema."""
     relative = _cli.open_store("sqlite:///tasks.db")
-    assert isinstance(relative, wpxt.SQLiteStore)
+    assert isinstance(relative, wpxt.durable.SQLiteStore)
     assert relative.path == Path("tasks.db")
     absolute = _cli.open_store(f"sqlite:///{tmp_path}/tasks.db")
-    assert isinstance(absolute, wpxt.SQLiteStore)
+    assert isinstance(absolute, wpxt.durable.SQLiteStore)
     assert absolute.path == tmp_path / "tasks.db"
     postgres = _cli.open_store("postgres://app@db/app?schema=queue_a&sslmode=disable")
-    assert isinstance(postgres, wpxt.PostgresStore)
+    assert isinstance(postgres, wpxt.durable.PostgresStore)
     with pytest.raises(TypeError, match="`url`"):
         _cli.open_store(5)  # type: ignore[arg-type]
 
@@ -155,13 +156,13 @@ async def test_worker_runs_tasks_and_stops_on_sigint_then_cancels_on_a_second(wo
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cli._work, store, registry, arguments)
-            while (await store.get(slow)).status is not wpxt.TaskStatus.RUNNING:  # noqa: ASYNC110 - a store to poll
+            while (await store.get(slow)).status is not wpxt.durable.TaskStatus.RUNNING:  # noqa: ASYNC110 - a store to poll
                 await trio.sleep(0.01)
             os.kill(os.getpid(), signal.SIGINT)
             await trio.sleep(0.1)
             # Still running: a first signal lets it finish.
-            assert (await store.get(slow)).status is wpxt.TaskStatus.RUNNING
+            assert (await store.get(slow)).status is wpxt.durable.TaskStatus.RUNNING
             os.kill(os.getpid(), signal.SIGTERM)
     assert (await store.stats()).succeeded == 1
     record = await store.get(slow)
-    assert (record.status, record.attempts) == (wpxt.TaskStatus.QUEUED, 0)
+    assert (record.status, record.attempts) == (wpxt.durable.TaskStatus.QUEUED, 0)

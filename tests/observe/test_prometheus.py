@@ -8,6 +8,7 @@ import trio.testing
 from helpers import Task, noop, sleeper
 
 import workerpoolxt as wpxt
+import workerpoolxt.supervise
 from workerpoolxt import Backoff, Job, WorkerPool
 
 prometheus_client = pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
@@ -130,9 +131,9 @@ async def test_supervised_worker_executions_after_two_failing_attempts(autojump_
         await trio.sleep(1)
 
     metrics = PrometheusMetrics()
-    async with metrics.attach(wpxt.Supervisor(broken, once, max_attempts=2)) as supervisor:
+    async with metrics.attach(wpxt.supervise.Supervisor(broken, once, max_attempts=2)) as supervisor:
         await trio.sleep(5)
-        assert supervisor.execution("broken").status is wpxt.WorkerStatus.ERROR
+        assert supervisor.execution("broken").status is wpxt.supervise.WorkerStatus.ERROR
     sample = metrics.registry.get_sample_value
     counts = {
         (worker, status): sample("workerpoolxt_worker_executions_total", {"worker": worker, "status": status})

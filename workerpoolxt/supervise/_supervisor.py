@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import attrs
 import trio
 
-from ._errors import PoolClosedError, WorkerPoolError
-from ._health import Health
-from ._pool import exit_with_sole
-from ._retry import Backoff
-from ._validation import Seconds, count, non_negative_seconds
+from .._errors import PoolClosedError, WorkerExistsError, WorkerNotFoundError, exit_with_sole
+from .._health import Health
+from .._retry import Backoff
+from .._validation import Seconds, count, non_negative_seconds
 
 if TYPE_CHECKING:
     import contextlib
@@ -39,8 +38,6 @@ __all__ = [
     "WorkerContext",
     "WorkerEvent",
     "WorkerExecution",
-    "WorkerExistsError",
-    "WorkerNotFoundError",
     "WorkerStatus",
     "current_worker",
 ]
@@ -86,28 +83,6 @@ class WorkerStatus(enum.StrEnum):
     another worker raised ``KeyboardInterrupt``); ``"stopping: KeyboardInterrupt"``
     and the like when the worker itself raised a BaseException.
     """
-
-
-class WorkerExistsError(WorkerPoolError, ValueError):
-    """A Supervisor already has a worker under this name."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"a worker named {name!r} is already registered; pass another with add(worker, name=...)")
-        self.name = name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name,))
-
-
-class WorkerNotFoundError(WorkerPoolError, LookupError):
-    """A Supervisor has no worker under this name."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no worker named {name!r} is registered")
-        self.name = name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name,))
 
 
 @attrs.frozen

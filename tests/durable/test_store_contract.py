@@ -28,8 +28,8 @@ import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, UnknownHandlerError
-from workerpoolxt._sqlite import SQLiteStore
-from workerpoolxt._store import (
+from workerpoolxt.durable._sqlite import SQLiteStore
+from workerpoolxt.durable._store import (
     Order,
     Store,
     StoreStatistics,
@@ -38,7 +38,7 @@ from workerpoolxt._store import (
     TaskRecord,
     TaskStatus,
 )
-from workerpoolxt.testing import MemoryStore
+from workerpoolxt.durable.testing import MemoryStore
 
 HANG: Final = 10.0
 """Real seconds after which a wait counts as hung."""
@@ -94,7 +94,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     async with contextlib.AsyncExitStack() as cleanup, contextlib.AsyncExitStack() as stores:
         drop: Callable[[], Awaitable[None]] | None = None
         if kind == "postgres":
-            from workerpoolxt._postgres import PostgresStore
+            from workerpoolxt.durable._postgres import PostgresStore
 
             dsn = POSTGRES_DSN
             schema = new_schema()
@@ -151,7 +151,7 @@ async def force_columns(kind: str, store: Store, directory: Path, task_id: int, 
         import psycopg
         from psycopg import sql
 
-        from workerpoolxt._postgres import PostgresStore
+        from workerpoolxt.durable._postgres import PostgresStore
 
         assert isinstance(store, PostgresStore)
         query = sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
@@ -350,7 +350,7 @@ def test_max_json_bytes_must_be_a_positive_int(
 ) -> None:
     """A max_json_bytes that is not a positive int is refused by every store's constructor, naming it."""
     if kind == "postgres":
-        from workerpoolxt._postgres import PostgresStore
+        from workerpoolxt.durable._postgres import PostgresStore
 
         construct: Callable[..., Store] = functools.partial(PostgresStore, POSTGRES_DSN)
     elif kind == "sqlite":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import EXAMPLES, run_example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_blocks(language: str) -> list[str]:
@@ -96,6 +96,6 @@ def test_handlers(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_every_example_has_a_test() -> None:
     """A new example cannot land without a test that runs it."""
-    sources = "".join(path.read_text() for path in (ROOT / "tests").glob("test_examples*.py"))
+    sources = "".join(path.read_text() for path in (ROOT / "tests" / "examples").glob("test_examples*.py"))
     tested = set(re.findall(r"run_example\(\s*\"(\w+\.py)\"", sources))
     assert {path.name for path in EXAMPLES.glob("*.py")} <= tested

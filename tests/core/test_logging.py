@@ -10,6 +10,7 @@ import trio.testing
 from helpers import noop, sleeper
 
 import workerpoolxt as wpxt
+import workerpoolxt.supervise
 from workerpoolxt import Job, WorkerPool
 from workerpoolxt.middleware import summary_log
 
@@ -63,13 +64,13 @@ async def test_user_code_logs_with_the_same_ids(
         log.info("working", extra={"job_name": job.name, "job_id": job.job_id, "attempt": job.attempt})
 
     async def poller() -> None:
-        me = wpxt.current_worker()
+        me = wpxt.supervise.current_worker()
         log.info("polling", extra={"worker_name": me.name, "execution_id": me.execution_id})
         await trio.sleep_forever()
 
     async with WorkerPool(1) as pool:
         await pool.submit_wait(Job(task, name="report"))
-    async with wpxt.Supervisor(poller) as supervisor:
+    async with wpxt.supervise.Supervisor(poller) as supervisor:
         await trio.sleep(1)
         execution_id = supervisor.execution("poller").execution_id
     working, polling = caplog.records

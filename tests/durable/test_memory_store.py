@@ -14,8 +14,8 @@ import trio
 import trio.testing
 
 from workerpoolxt import Job
-from workerpoolxt._store import StoreStatistics, TaskStatus
-from workerpoolxt.testing import MemoryStore
+from workerpoolxt.durable._store import StoreStatistics, TaskStatus
+from workerpoolxt.durable.testing import MemoryStore
 
 
 def virtual_store() -> MemoryStore:

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
+from .._errors import StoreError, TaskNotFoundError
+from .._validation import flag
 from ._batch import GroupCommit
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     Order,
-    StoreError,
     StoreStatistics,
-    TaskNotFoundError,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -44,11 +44,10 @@ from ._store import (
     poll_until_final,
     refusal,
 )
-from ._validation import flag
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._registry import Registry
+    from .._job import Job
+    from .._registry import Registry
 
 __all__ = ["SQLiteStore"]
 

@@ -27,8 +27,9 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
-from workerpoolxt import Job, Registry, SQLiteStore, StoreStatistics, TaskRecord, TaskStatus, UnknownHandlerError
-from workerpoolxt._cli import load_registry, open_store
+from workerpoolxt import Job, Registry, UnknownHandlerError
+from workerpoolxt.durable import SQLiteStore, StoreStatistics, TaskRecord, TaskStatus
+from workerpoolxt.durable._cli import load_registry, open_store
 
 DSN: Final = POSTGRES_DSN
 
@@ -428,7 +429,7 @@ def test_open_store_sqlite_paths() -> None:
 
 def test_open_store_postgres_schema_and_dsn() -> None:
     """A PostgreSQL URL's ?schema= picks the schema (default workerpoolxt) and is not passed on to libpq."""
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     default = open_store("postgresql://postgres@127.0.0.1:5432/test")
     named = open_store("postgres://postgres@db.example:6543/jobs?schema=queue_1&connect_timeout=3")
@@ -461,7 +462,7 @@ def test_open_store_postgres_schema_and_dsn() -> None:
 )
 def test_open_store_keeps_the_postgres_url_as_given(url: str, dsn: str, schema: str) -> None:
     """Every URL form libpq accepts reaches it unchanged, but for the ``schema`` parameter, which picks the schema."""
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     store = open_store(url)
     assert isinstance(store, PostgresStore)
@@ -559,7 +560,7 @@ async def test_a_dropped_postgres_table_is_exit_2(tmp_path: Path) -> None:
     import psycopg
     from psycopg import sql
 
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     schema = new_schema()
     separator = "&" if "?" in DSN else "?"
@@ -760,7 +761,7 @@ async def test_postgres_url_without_a_host_reaches_the_server(tmp_path: Path, fo
     """postgresql:///database, the server from PGHOST and the like or from ?host=, works as libpq takes it."""
     from psycopg import conninfo
 
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     params = conninfo.conninfo_to_dict(DSN)
     server = {"host": str(params.get("host", "")), "port": str(params.get("port", "5432"))}
@@ -785,7 +786,7 @@ async def test_postgres_url_without_a_host_reaches_the_server(tmp_path: Path, fo
 @requires_postgres
 async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
     """With a postgresql:// URL and ?schema=, enqueue, worker and status use that schema end to end."""
-    from workerpoolxt import PostgresStore
+    from workerpoolxt.durable import PostgresStore
 
     schema = new_schema()
     separator = "&" if "?" in DSN else "?"

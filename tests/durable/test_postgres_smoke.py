@@ -15,12 +15,13 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, POSTGRES_REASON, drop_schema, new_schema
 
-from workerpoolxt import Job, Registry, StoreError
-from workerpoolxt._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
+from workerpoolxt import Job, Registry
+from workerpoolxt.durable import StoreError
+from workerpoolxt.durable._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
 
 pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install workerpoolxt[postgres]")
 
-from workerpoolxt._postgres import PostgresConnectionError, PostgresStore
+from workerpoolxt.durable._postgres import PostgresConnectionError, PostgresStore
 
 DSN: Final = POSTGRES_DSN
 
@@ -91,7 +92,7 @@ async def test_init_upgrades_a_schema_of_version_1(
     open_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """init() adds the lost-lease count to a schema an older version made, keeping its tasks."""
-    from workerpoolxt import _postgres
+    from workerpoolxt.durable import _postgres
 
     old = open_store()
     monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:1])

@@ -16,18 +16,8 @@ from typing import Any, Final
 import pytest
 import trio
 
-from workerpoolxt import (
-    DurableWorker,
-    Job,
-    Options,
-    Registry,
-    SQLiteStore,
-    StoreError,
-    StoreStatistics,
-    TaskStatus,
-    WorkerPoolError,
-    _sqlite,
-)
+from workerpoolxt import Job, Options, Registry, WorkerPoolError
+from workerpoolxt.durable import DurableWorker, SQLiteStore, StoreError, StoreStatistics, TaskStatus, _sqlite
 
 HANG: Final = 10.0
 """Real seconds after which a call counts as hung."""

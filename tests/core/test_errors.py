@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 import workerpoolxt as wpxt
+import workerpoolxt.durable
 
 ALL_ERRORS = [
     wpxt.PoolClosedError,
@@ -99,19 +100,19 @@ def test_job_errors_survive_pickle_and_copy(error: wpxt.WorkerPoolError) -> None
     ("error", "message"),
     [
         pytest.param(
-            wpxt.StoreError("SQLite store tasks.db", "database is locked"),
+            wpxt.durable.StoreError("SQLite store tasks.db", "database is locked"),
             "SQLite store tasks.db: database is locked",
             id="StoreError",
         ),
         pytest.param(
-            wpxt.PostgresConnectionError("db.example", "5432", "connection refused"),
+            wpxt.durable.PostgresConnectionError("db.example", "5432", "connection refused"),
             "cannot connect to PostgreSQL at db.example:5432 (is the server running, and are the DSN's host, port, "
             "database and credentials right?): connection refused",
             id="PostgresConnectionError",
         ),
     ],
 )
-def test_store_errors_survive_pickle_and_copy(error: wpxt.StoreError, message: str) -> None:
+def test_store_errors_survive_pickle_and_copy(error: wpxt.durable.StoreError, message: str) -> None:
     """A store's error can be pickled and copied, keeping its one-line message and its fields."""
     assert str(error) == message
     for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):

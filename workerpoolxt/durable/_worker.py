@@ -31,31 +31,28 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from ._errors import PoolClosedError
-from ._job import Job
-from ._pool import _HALTING, _STOPPING, WorkerPool, exit_with_sole
-from ._registry import Registry
-from ._result import Status
-from ._retry import Backoff
+from .._errors import CancelTask, PoolClosedError, StoreError, TaskConflictError, exit_with_sole
+from .._job import Job
+from .._pool import _HALTING, _STOPPING, WorkerPool
+from .._registry import Registry
+from .._result import Status
+from .._retry import Backoff
+from .._validation import MAX_WORKERS, Seconds, count, to_seconds
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
-    CancelTask,
     Order,
     Store,
-    StoreError,
-    TaskConflictError,
     TaskRecord,
     TaskStatus,
 )
-from ._validation import MAX_WORKERS, Seconds, count, to_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-    from ._handle import JobHandle
-    from ._middleware import Middleware
-    from ._result import Result
+    from .._handle import JobHandle
+    from .._middleware import Middleware
+    from .._result import Result
 
 __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 

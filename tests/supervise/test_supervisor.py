@@ -15,7 +15,7 @@ import trio.testing
 
 from workerpoolxt import Backoff, PoolClosedError, WorkerPoolError
 from workerpoolxt._health import Health
-from workerpoolxt._supervisor import (
+from workerpoolxt.supervise._supervisor import (
     MAX_EVENTS,
     Supervisor,
     WorkerContext,

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from .._errors import TaskConflictError, TaskNotFoundError
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     Cancellations,
     Order,
     StoreStatistics,
-    TaskConflictError,
-    TaskNotFoundError,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -39,8 +38,8 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._registry import Registry
+    from .._job import Job
+    from .._registry import Registry
 
 __all__ = ["MemoryStore"]
 

@@ -33,25 +33,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 import attrs
 import trio
 
-from ._errors import WorkerPoolError
-from ._job import Job
-from ._serialize import json_copy
-from ._validation import count
+from .._errors import StoreError, TaskConflictError, TaskNotFoundError
+from .._job import Job
+from .._serialize import json_copy
+from .._validation import count
 
 if TYPE_CHECKING:
-    from ._registry import Registry
+    from .._registry import Registry
 
-__all__ = [
-    "CancelTask",
-    "Order",
-    "Store",
-    "StoreError",
-    "StoreStatistics",
-    "TaskConflictError",
-    "TaskNotFoundError",
-    "TaskRecord",
-    "TaskStatus",
-]
+__all__ = ["Order", "Store", "StoreStatistics", "TaskRecord", "TaskStatus"]
 
 DEFAULT_MAX_LOST_LEASES: Final = 3
 """How many times a task's worker may die (its lease expire) before the task is dead rather than run again."""
@@ -88,55 +78,6 @@ class Order(enum.StrEnum):
     """Newest first."""
     PRIORITY = "priority"
     """Highest ``priority`` first, oldest first among equals."""
-
-
-class CancelTask(WorkerPoolError):
-    """Raised by a handler to finalise its durable task as cancelled: no retry, not an error."""
-
-
-class StoreError(WorkerPoolError):
-    """A store's database failed: it is missing, corrupt, locked, full or unreachable, or lost a table.
-
-    Stores raise it for the database's own failures, with the driver's error
-    as its ``__cause__``; a caller's mistakes stay TypeError or ValueError.
-
-    Attributes:
-        store: Which store: ``SQLite store <path>``, or
-            ``PostgreSQL store <host>:<port> schema <schema>``.
-        reason: What failed, on one line, as the database reported it.
-    """
-
-    def __init__(self, store: str, reason: str) -> None:
-        super().__init__(f"{store}: {reason}")
-        self.store = store
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.store, self.reason))
-
-
-class TaskConflictError(WorkerPoolError, RuntimeError):
-    """A task was finalised twice, or by a worker that no longer holds it."""
-
-    def __init__(self, task_id: int, status: str, action: str) -> None:
-        super().__init__(f"task {task_id} cannot be {action}: it is {status}")
-        self.task_id = task_id
-        self.status = status
-        self.action = action
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task_id, self.status, self.action))
-
-
-class TaskNotFoundError(WorkerPoolError, LookupError):
-    """No task has this id in the store."""
-
-    def __init__(self, task_id: int) -> None:
-        super().__init__(f"no task with id {task_id}")
-        self.task_id = task_id
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task_id,))
 
 
 @attrs.frozen

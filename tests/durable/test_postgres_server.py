@@ -75,11 +75,11 @@ def test_the_probe_is_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert postgres_server.choose() is first
 
 
-@pytest.mark.parametrize(("ci", "omitted"), [("true", []), ("", ["*/workerpoolxt/_postgres.py"])])
+@pytest.mark.parametrize(("ci", "omitted"), [("true", []), ("", ["*/workerpoolxt/durable/_postgres.py"])])
 def test_coverage_leaves_the_postgres_store_out_only_when_its_tests_skip(
     monkeypatch: pytest.MonkeyPatch, ci: str, omitted: list[str]
 ) -> None:
-    """The coverage plugin adds workerpoolxt/_postgres.py to run:omit when, and only when, the tests skip."""
+    """The coverage plugin adds workerpoolxt/durable/_postgres.py to run:omit when, and only when, the tests skip."""
     monkeypatch.setattr(postgres_server, "DEFAULT_DSN", UNREACHABLE)
     monkeypatch.setenv("CI", ci)
     config = coverage.Coverage(config_file=False, omit=["*/elsewhere/*"])

@@ -31,15 +31,13 @@ import trio.testing
 from helpers import POSTGRES_DSN, bounded, drop_schema, new_schema, requires_postgres
 
 import workerpoolxt as wpxt
-from workerpoolxt import (
-    Backoff,
+import workerpoolxt.durable
+from workerpoolxt import Backoff, Job, Options, Registry
+from workerpoolxt.durable import (
     CancelTask,
     DurableWorker,
     DurableWorkerStatistics,
-    Job,
-    Options,
     Order,
-    Registry,
     SQLiteStore,
     Store,
     StoreError,
@@ -47,7 +45,7 @@ from workerpoolxt import (
     TaskRecord,
     TaskStatus,
 )
-from workerpoolxt.testing import MemoryStore
+from workerpoolxt.durable.testing import MemoryStore
 
 NO_JITTER: Final = Backoff(initial=1.0, multiplier=1.0, jitter=0.0)
 """Exactly one second between attempts."""
@@ -1507,7 +1505,7 @@ async def real(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         construct: Callable[[], Store]
         drop: Callable[[], Awaitable[None]] | None = None
         if kind == "postgres":
-            from workerpoolxt import PostgresStore
+            from workerpoolxt.durable import PostgresStore
 
             dsn = POSTGRES_DSN
             schema = new_schema()
@@ -1700,7 +1698,7 @@ async def test_real_store_cancelling_a_running_task_stops_its_handler(
             real.store, registry, lease=3 * heartbeat, heartbeat=heartbeat, poll=REAL_POLL
         ) as worker:
             await started.wait()
-            if isinstance(real.store, wpxt.PostgresStore):
+            if isinstance(real.store, wpxt.durable.PostgresStore):
                 await listening(real.store)
             cancelled_at = time.monotonic()
             await operator.cancel(task_id)
@@ -1713,7 +1711,7 @@ async def test_real_store_cancelling_a_running_task_stops_its_handler(
     assert [entry.getMessage() for entry in caplog.records if entry.levelno >= logging.WARNING] == []
 
 
-async def listening(store: wpxt.PostgresStore) -> None:
+async def listening(store: wpxt.durable.PostgresStore) -> None:
     """Wait until the store's listener runs: a notification sent before then would go unheard."""
     while store._listener is None or not store._listener.running:  # noqa: ASYNC110 - a thread's state to poll
         await trio.sleep(REAL_POLL)

@@ -21,11 +21,11 @@ from typing import Any
 import attrs
 import trio
 
-from ._durable import DurableWorker
-from ._errors import WorkerPoolError
-from ._job import Job
-from ._registry import Registry
+from .._errors import WorkerPoolError
+from .._job import Job
+from .._registry import Registry
 from ._store import DEFAULT_MAX_LOST_LEASES, Order, Store
+from ._worker import DurableWorker
 
 __all__ = ["main", "open_store"]
 

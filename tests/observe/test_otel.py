@@ -11,6 +11,7 @@ import trio.testing
 from helpers import noop, result_of, sleeper
 
 import workerpoolxt as wpxt
+import workerpoolxt.supervise
 from workerpoolxt import Backoff, Job, WorkerPool
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra and the OpenTelemetry SDK are not installed")
@@ -149,7 +150,7 @@ def test_attach_is_idempotent_and_checks_its_argument() -> None:
     pool = WorkerPool(1)
     assert tracing.attach(tracing.attach(pool)) is pool
     assert (len(pool._observers), len(pool._submit_observers), len(pool._middleware)) == (1, 1, 1)
-    supervisor = wpxt.Supervisor()
+    supervisor = wpxt.supervise.Supervisor()
     assert tracing.attach(tracing.attach(supervisor)) is supervisor
     assert (len(supervisor._execution_observers), len(supervisor._execution_middleware)) == (1, 1)
     with pytest.raises(TypeError, match="`pool`"):
@@ -163,12 +164,12 @@ async def test_supervised_worker_executions_get_one_span_each(
     calls: list[str] = []
 
     async def flaky() -> None:
-        calls.append(wpxt.current_worker().execution_id)
+        calls.append(wpxt.supervise.current_worker().execution_id)
         if len(calls) == 1:
             raise ValueError("first")
         await trio.sleep_forever()
 
-    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.Supervisor(flaky, max_attempts=2)):
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.supervise.Supervisor(flaky, max_attempts=2)):
         await trio.sleep(5)
     spans = [span for span in exporter.get_finished_spans() if span.name == "worker flaky"]
     attributes = [dict(span.attributes or {}) for span in spans]
@@ -187,7 +188,7 @@ async def test_two_supervisors_with_the_same_worker_name_keep_their_own_spans(
         await trio.sleep_forever()
 
     tracing = OpenTelemetryTracing(tracer_provider=provider)
-    async with tracing.attach(wpxt.Supervisor(poller)), tracing.attach(wpxt.Supervisor(poller)):
+    async with tracing.attach(wpxt.supervise.Supervisor(poller)), tracing.attach(wpxt.supervise.Supervisor(poller)):
         await trio.sleep(1)
     spans = [span for span in exporter.get_finished_spans() if span.name == "worker poller"]
     assert len(spans) == 2
@@ -249,15 +250,15 @@ async def test_spans_a_supervised_worker_starts_nest_under_its_execution_span(
             await trio.sleep(1)
 
     async def poller() -> None:
-        ids.append(wpxt.current_worker().execution_id)
+        ids.append(wpxt.supervise.current_worker().execution_id)
         with tracer.start_as_current_span("poll"):
             await trio.sleep(1)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(child)
 
-    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.Supervisor(poller)) as supervisor:
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.supervise.Supervisor(poller)) as supervisor:
         await trio.sleep(5)
-        assert supervisor.execution("poller").status is wpxt.WorkerStatus.SUCCESS
+        assert supervisor.execution("poller").status is wpxt.supervise.WorkerStatus.SUCCESS
     spans = by_name(exporter.get_finished_spans())
     worker = spans["worker poller"]
     assert dict(worker.attributes or {}) == {
@@ -286,11 +287,11 @@ async def test_a_span_processor_that_raises_harms_no_supervised_worker(
             raise ValueError("first")
         await trio.sleep_forever()
 
-    supervisor = wpxt.Supervisor(flaky, max_attempts=2)
+    supervisor = wpxt.supervise.Supervisor(flaky, max_attempts=2)
     async with OpenTelemetryTracing(tracer_provider=provider).attach(supervisor):
         await trio.sleep(5)
     assert starts == [0.0, 1.0]
-    assert supervisor.execution("flaky").status is wpxt.WorkerStatus.STOPPED
+    assert supervisor.execution("flaky").status is wpxt.supervise.WorkerStatus.STOPPED
     assert [record.getMessage() for record in logged_errors(caplog)] == [
         "an observer of worker 'flaky' failed",
         "an observer of worker 'flaky' failed",

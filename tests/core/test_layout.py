@@ -1,0 +1,36 @@
+"""The house: the core loads alone, and the layering contracts cover every core module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import workerpoolxt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_importing_the_package_loads_the_core_only() -> None:
+    """`import workerpoolxt` loads no wing, no sqlite3 and no psycopg."""
+    probe = (
+        "import sys, workerpoolxt; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlite3', '_sqlite3', 'psycopg', 'psycopg_pool') "
+        "or m.startswith(('workerpoolxt.durable', 'workerpoolxt.supervise', 'workerpoolxt.observe'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_the_core_contract_names_every_core_module() -> None:
+    """A new top-level module is core, so the contract that keeps the core off the wings must list it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    core = next(contract for contract in contracts if contract["name"].startswith("The core imports no wing"))
+    modules = {
+        f"workerpoolxt.{path.stem}"
+        for path in Path(workerpoolxt.__file__).parent.glob("*.py")
+        if path.stem not in ("__init__", "__main__")
+    }
+    assert set(core["source_modules"]) == modules

@@ -1,0 +1,33 @@
+"""Durable tasks: stores that keep them, and the worker that runs them from a store.
+
+A task is a named ``Job`` kept in a ``Store``, so any worker process on any
+machine that reaches the store can run it. ``SQLiteStore`` keeps tasks in one
+file for one machine; ``PostgresStore`` shares them between machines (it needs
+``pip install workerpoolxt[postgres]``); ``workerpoolxt.durable.testing.MemoryStore``
+is an in-memory fake for tests. ``DurableWorker`` claims tasks from a store and
+runs them on an ordinary ``WorkerPool``. ``python -m workerpoolxt`` is its
+command line.
+"""
+
+from .._errors import CancelTask, PostgresConnectionError, StoreError, TaskConflictError, TaskNotFoundError
+from ._postgres import PostgresStore
+from ._sqlite import SQLiteStore
+from ._store import Order, Store, StoreStatistics, TaskRecord, TaskStatus
+from ._worker import DurableWorker, DurableWorkerStatistics
+
+__all__ = [
+    "CancelTask",
+    "DurableWorker",
+    "DurableWorkerStatistics",
+    "Order",
+    "PostgresConnectionError",
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoreStatistics",
+    "TaskConflictError",
+    "TaskNotFoundError",
+    "TaskRecord",
+    "TaskStatus",
+]
