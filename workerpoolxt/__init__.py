@@ -1,8 +1,8 @@
 """A trio worker pool: bounded concurrency, per-job deadlines and retries, every result collected."""
 
-from . import middleware
+from . import hooks, middleware
 from ._context import Context
-from ._current import Code, JobContext, current_job
+from ._current import Code, RunInfo, RunningJob, current_job
 from ._errors import (
     HandlerExistsError,
     JobAbandonedError,
@@ -34,7 +34,6 @@ __all__ = [
     "Job",
     "JobAbandonedError",
     "JobCancelledError",
-    "JobContext",
     "JobHandle",
     "JobTimeoutError",
     "Options",
@@ -44,6 +43,8 @@ __all__ = [
     "Registry",
     "Result",
     "ResultStream",
+    "RunInfo",
+    "RunningJob",
     "Series",
     "Status",
     "Step",
@@ -54,5 +55,6 @@ __all__ = [
     "chain",
     "current_job",
     "fan_out",
+    "hooks",
     "middleware",
 ]

@@ -7,16 +7,57 @@ import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from ._result import Status
-from ._validation import to_seconds
+from ._validation import count, to_seconds
 
 if TYPE_CHECKING:
-    from ._handle import JobHandle
+    from ._handle import Entry
     from ._job import Job
     from ._pool import WorkerPool
     from ._worker import Worker
 
-__all__ = ["Code", "JobContext", "current_job"]
+__all__ = ["Code", "RunInfo", "RunningJob", "current_job"]
+
+
+class _NoItem:
+    def __repr__(self) -> str:
+        return "NO_ITEM"
+
+
+NO_ITEM: Final[Any] = _NoItem()
+
+
+def _first_attempt(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    count(value, attribute.name, minimum=1)
+
+
+@attrs.frozen
+class RunInfo:
+    """What a job's run carries besides its Job, for its task to read through ``current_job()``.
+
+    The pool's scheduling methods give their runs one (``submit_each()`` an
+    item, ``submit_batches()`` a tick and index), and a ``DurableWorker`` its
+    task's id and attempt; ``WorkerPool.submit(job, info=...)`` takes one.
+
+    Args:
+        item: The channel item the run handles; read as ``current_job().item``.
+        tick: The batch the run belongs to, from 0.
+        index: The run's position within its batch, from 0.
+        task_id: The durable task the run is an attempt of.
+        first_attempt: The number of the run's first attempt, from 1: a durable
+            task's attempt in its store, counted across workers.
+    """
+
+    item: Any = attrs.field(default=NO_ITEM, eq=False)
+    tick: int | None = None
+    index: int | None = None
+    task_id: int | None = None
+    first_attempt: int = attrs.field(default=1, validator=_first_attempt)
+
+
+NO_INFO: Final = RunInfo()
 
 # The worker whose task is running. Each worker task sets it once, so every job
 # it runs, the tasks those jobs start and the threads of plain tasks (which get
@@ -28,9 +69,7 @@ running_worker: contextvars.ContextVar[Worker | None] = contextvars.ContextVar(
 
 # The job whose task is running: set per job, so a task a job started that
 # outlives it (in an outer nursery) cannot mistake the next job for its own.
-running_entry: contextvars.ContextVar[JobHandle[Any] | None] = contextvars.ContextVar(
-    "workerpoolxt_running_entry", default=None
-)
+running_entry: contextvars.ContextVar[Entry | None] = contextvars.ContextVar("workerpoolxt_running_entry", default=None)
 
 
 def running_pool() -> WorkerPool | None:
@@ -69,19 +108,31 @@ DEFAULT_CODES: Final[Mapping[Status, Code]] = {
 }
 
 
-class JobContext:
-    """The running job, as its task sees it through ``current_job()``.
+class RunningJob:
+    """The running job, as its task sees it through ``current_job()``, and as middleware receives it.
 
     It lives for one run of one job, across its attempts. Tasks started by the
     job and the thread of a plain task see the same object.
     """
 
-    __slots__ = ("_attempt_timeout", "_code", "_entry", "_job", "_worker", "deadline", "options", "values")
+    __slots__ = (
+        "_attempt_timeout",
+        "_code",
+        "_code_attempt",
+        "_entry",
+        "_info",
+        "_job",
+        "_worker",
+        "deadline",
+        "options",
+        "values",
+    )
 
-    def __init__(self, worker: Worker, entry: JobHandle[Any], job: Job[Any]) -> None:
+    def __init__(self, worker: Worker, entry: Entry, job: Job[Any]) -> None:
         self._worker = worker
         self._entry = entry
         self._job = job
+        self._info = NO_INFO if entry.info is None else entry.info
         self.deadline: float = worker.deadline
         """The job's effective deadline on the trio clock (``math.inf`` if none)."""
         self.options: Mapping[str, Any] = worker.options
@@ -89,16 +140,17 @@ class JobContext:
         self.values: dict[str, Any] = {}
         """A key/value store for this run, shared by the task and anything it calls."""
         self._code: int | None = None
+        self._code_attempt = 0  # the attempt that set the code: each attempt starts with none
         self._attempt_timeout: float | None = job.attempt_timeout
 
     @property
     def code(self) -> int | None:
         """The status code the task chose for this attempt, or None to let the outcome decide.
 
-        It is reset before each attempt, and applies when the task returns or
+        Each attempt starts with none, and it applies when the task returns or
         raises; a timeout, cancellation or abandonment sets its own code.
         """
-        return self._code
+        return self._code if self._code_attempt == self._worker.engine.attempt else None
 
     @code.setter
     def code(self, value: int | None) -> None:
@@ -108,6 +160,7 @@ class JobContext:
             if not 100 <= value <= 599:
                 raise ValueError(f"`code` must be between 100 and 599, got {value}")
         self._code = value
+        self._code_attempt = self._worker.engine.attempt
 
     @property
     def name(self) -> str:
@@ -118,16 +171,18 @@ class JobContext:
         return self._entry.job_id
 
     @property
-    def attempt(self) -> int:
-        """The attempt running now, from 1 (read it while the job runs).
+    def info(self) -> RunInfo:
+        """What the run carries besides its Job: see ``RunInfo``."""
+        return self._info
 
-        For a durable task it counts the task's attempts in its store, across
-        workers and processes.
+    @property
+    def attempt(self) -> int:
+        """The attempt running now (read it while the job runs), counted from ``info.first_attempt``.
+
+        That is from 1, except for a durable task, whose attempts its store
+        counts across workers and processes.
         """
-        meta = self._entry._meta
-        if meta is not None and "task_attempt" in meta:
-            return int(meta["task_attempt"])
-        return self._worker.attempts
+        return self._info.first_attempt - 1 + self._worker.engine.attempt
 
     @property
     def args(self) -> Mapping[str, Any]:
@@ -154,28 +209,25 @@ class JobContext:
         Raises:
             LookupError: ``submit_each()`` did not start this job.
         """
-        meta = self._entry._meta
-        if meta is None or "item" not in meta:
+        item = self._info.item
+        if item is NO_ITEM:
             raise LookupError(f"job {self.name!r} has no item: only submit_each() gives jobs one")
-        return meta["item"]
+        return item
 
     @property
     def tick(self) -> int | None:
         """The batch this run belongs to, from 0, for a job that ``submit_batches()`` started."""
-        meta = self._entry._meta
-        return None if meta is None else meta.get("tick")
+        return self._info.tick
 
     @property
     def index(self) -> int | None:
         """This run's position within its batch, from 0, for a job that ``submit_batches()`` started."""
-        meta = self._entry._meta
-        return None if meta is None else meta.get("index")
+        return self._info.index
 
     @property
     def task_id(self) -> int | None:
         """The durable task's id in its store, for a job that a ``DurableWorker`` runs."""
-        meta = self._entry._meta
-        return None if meta is None else meta.get("task_id")
+        return self._info.task_id
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""
@@ -186,10 +238,10 @@ class JobContext:
         self.values[key] = value
 
     def __repr__(self) -> str:
-        return f"<JobContext {self.job_id} {self.name!r} attempt {self.attempt}>"
+        return f"<RunningJob {self.job_id} {self.name!r} attempt {self.attempt}>"
 
 
-def current_job() -> JobContext:
+def current_job() -> RunningJob:
     """Return the running job's context, from inside its task.
 
     It works in the job's task, in tasks the job starts, and in the thread of a
@@ -202,9 +254,9 @@ def current_job() -> JobContext:
     entry = running_entry.get()
     if worker is None or entry is None or worker.current is not entry:
         raise RuntimeError("current_job() must be called from inside a running workerpoolxt job")
-    context = worker.job_context
-    if context is None:
-        job = entry._job
+    running = worker.running_job
+    if running is None:
+        job = entry.job
         assert job is not None
-        context = worker.job_context = JobContext(worker, entry, job)
-    return context
+        running = worker.running_job = RunningJob(worker, entry, job)
+    return running

@@ -1,4 +1,4 @@
-"""The caller's view of one submitted job."""
+"""A submitted job: the caller's handle, and the pool's queue entry behind it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ._result import Result
 from ._trio_thread import in_trio_thread
 
 if TYPE_CHECKING:
+    from ._current import RunInfo
     from ._job import Job
     from ._pool import WorkerPool
 
@@ -18,76 +19,104 @@ __all__ = ["JobHandle"]
 T = TypeVar("T")
 
 
-class JobHandle(Generic[T]):
-    """A submitted job: wait for its Result, or cancel it.
+class Entry:
+    """The pool's record of one submitted job, from its queueing to its Result.
 
-    ``submit()`` returns one. The handle is also the pool's queue entry, so a job
-    costs one object until it finishes, after which the handle keeps only the
-    Result (not the Job and its options).
+    The pool's queue, timers and workers hold entries; the caller holds the
+    ``JobHandle`` that reads one. Once the job has its Result, the entry keeps
+    only that: not the Job and its options, not the handle.
     """
 
     __slots__ = (
-        "_cancel_reason",
-        "_done_event",
-        "_job",
-        "_meta",
-        "_pool",
-        "_result",
-        "_scheduled",
-        "_scope",
+        "cancel_reason",
+        "done_event",
+        "handle",
+        "info",
+        "job",
         "job_id",
         "queued_at",
+        "result",
+        "scheduled",
+        "scope",
     )
 
-    def __init__(self, pool: WorkerPool, job: Job[T], job_id: int, queued_at: float) -> None:
+    def __init__(self, job: Job[Any], job_id: int, queued_at: float, info: RunInfo | None) -> None:
+        self.job: Job[Any] | None = job
         self.job_id = job_id
-        """The job's position in submission order, from 0."""
         self.queued_at = queued_at
-        self._pool = pool
-        self._job: Job[T] | None = job
-        self._result: Result[T] | None = None
-        self._done_event: trio.Event | None = None
+        self.info = info
+        self.result: Result[Any] | None = None
+        self.done_event: trio.Event | None = None
         # The running worker's cancel scope, set only while the job runs.
-        self._scope: trio.CancelScope | None = None
+        self.scope: trio.CancelScope | None = None
         # Why the pool or the caller cancelled it; None if they did not.
-        self._cancel_reason: str | None = None
-        # What a scheduling method gives the run: its channel item, tick and index.
-        self._meta: dict[str, Any] | None = None
+        self.cancel_reason: str | None = None
         # True while the job waits for its start time, outside the queue.
-        self._scheduled = False
+        self.scheduled = False
+        # The caller's handle, for the observers' events; dropped with the job.
+        self.handle: JobHandle[Any] | None = None
+
+    @property
+    def name(self) -> str:
+        # Not stored: the job is released once the result, which has it, exists.
+        if self.result is not None:
+            return self.result.name
+        assert self.job is not None
+        return self.job.name
+
+
+class JobHandle(Generic[T]):
+    """A submitted job: wait for its Result, or cancel it.
+
+    ``submit()`` returns one. Once the job is done, the handle keeps only the
+    Result, not the Job and its options.
+    """
+
+    __slots__ = ("_entry", "_pool")
+
+    def __init__(self, pool: WorkerPool, entry: Entry) -> None:
+        self._pool = pool
+        self._entry = entry
+
+    @property
+    def job_id(self) -> int:
+        """The job's position in submission order, from 0."""
+        return self._entry.job_id
+
+    @property
+    def queued_at(self) -> float:
+        """When the job was submitted, on the trio clock."""
+        return self._entry.queued_at
 
     @property
     def name(self) -> str:
         """The job's name."""
-        # Not stored: the job is released once the result, which has it, exists.
-        if self._result is not None:
-            return self._result.name
-        assert self._job is not None
-        return self._job.name
+        return self._entry.name
 
     @property
     def done(self) -> bool:
         """True once the job has its Result."""
-        return self._result is not None
+        return self._entry.result is not None
 
     @property
     def result(self) -> Result[T] | None:
         """The job's Result, or None until it is done."""
-        return self._result
+        return self._entry.result
 
     async def wait(self) -> Result[T]:
         """Wait until the job is done and return its Result.
 
         Cancelling the wait leaves the job alone; use ``cancel()`` for that.
         """
-        if self._result is None:
-            if self._done_event is None:
-                self._done_event = trio.Event()
-            await self._done_event.wait()
+        entry = self._entry
+        if entry.result is None:
+            if entry.done_event is None:
+                entry.done_event = trio.Event()
+            await entry.done_event.wait()
         else:
             await trio.lowlevel.checkpoint()
-        assert self._result is not None
-        return self._result
+        assert entry.result is not None
+        return entry.result
 
     def cancel(self) -> None:
         """Cancel the job.
@@ -98,9 +127,12 @@ class JobHandle(Generic[T]):
         though its thread keeps its worker until it returns. A finished job is
         left as it is. It may be called from a plain task's worker thread too.
         """
-        if self._result is None:
-            in_trio_thread(lambda: self._pool._cancel_entry(self, "its JobHandle was cancelled"), "handle.cancel()")
+        if self._entry.result is None:
+            in_trio_thread(
+                lambda: self._pool._cancel_entry(self._entry, "its JobHandle was cancelled"), "handle.cancel()"
+            )
 
     def __repr__(self) -> str:
-        state = self._result.status.value if self._result is not None else "pending"
+        result = self._entry.result
+        state = result.status.value if result is not None else "pending"
         return f"<JobHandle {self.job_id} {self.name!r} {state}>"

@@ -1,7 +1,7 @@
 """Middleware: code that wraps every attempt of a job, in the manner of ASGI.
 
 A middleware is ``async def mw(job, call_next)``. ``job`` is the running job's
-``JobContext`` (what ``current_job()`` returns) and ``await call_next()`` runs
+``RunningJob`` (what ``current_job()`` returns) and ``await call_next()`` runs
 the rest of the chain and then the task, returning the task's value. Whatever
 the outermost middleware returns is the attempt's value; whatever it raises is
 the attempt's error, retried and reported like a task's own.
@@ -23,15 +23,15 @@ from ._util import is_async_callable
 from ._validation import Seconds, to_seconds
 
 if TYPE_CHECKING:
-    from ._current import JobContext
+    from ._current import RunningJob
 
 __all__ = ["CallNext", "Middleware", "attempt_timeout", "summary_log"]
 
 CallNext = Callable[[], Awaitable[Any]]
 """What a middleware awaits to run the rest of the chain and the task."""
 
-Middleware = Callable[["JobContext", CallNext], Awaitable[Any]]
-"""``async def mw(job: JobContext, call_next: CallNext) -> Any``."""
+Middleware = Callable[["RunningJob", CallNext], Awaitable[Any]]
+"""``async def mw(job: RunningJob, call_next: CallNext) -> Any``."""
 
 NO_MIDDLEWARE: Final[tuple[Middleware, ...]] = ()
 
@@ -81,7 +81,7 @@ def summary_log(
             raise TypeError(f"`{flag}` must be a bool, not {type(value).__name__}")
     log = _logger if logger is None else logger
 
-    async def summary_log(job: JobContext, call_next: CallNext) -> Any:
+    async def summary_log(job: RunningJob, call_next: CallNext) -> Any:
         started = trio.current_time()
         try:
             value = await call_next()
@@ -101,7 +101,7 @@ def _is_success(code: int) -> bool:
     return 200 <= code < 300 or code == 444
 
 
-def _failure_code(job: JobContext, exc: BaseException) -> int:
+def _failure_code(job: RunningJob, exc: BaseException) -> int:
     # A timeout or a cancellation overrides any code the task set, as in the Result.
     if isinstance(exc, JobTimeoutError):
         return 408
@@ -122,7 +122,7 @@ def _attempt_status(code: int, error: BaseException | None) -> str:
     return "failed"
 
 
-def _write(log: logging.Logger, job: JobContext, code: int, duration: float, error: BaseException | None) -> None:
+def _write(log: logging.Logger, job: RunningJob, code: int, duration: float, error: BaseException | None) -> None:
     level = logging.INFO if _is_success(code) else logging.WARNING
     if not log.isEnabledFor(level):
         return
@@ -147,12 +147,12 @@ def _write(log: logging.Logger, job: JobContext, code: int, duration: float, err
     )
 
 
-def attempt_timeout(seconds: Seconds | Callable[[JobContext], Seconds | None]) -> Middleware:
+def attempt_timeout(seconds: Seconds | Callable[[RunningJob], Seconds | None]) -> Middleware:
     """Return a middleware that sets the bound on each attempt it wraps.
 
     It replaces the job's own ``attempt_timeout`` (longer or shorter) for the
     attempts it wraps. ``seconds`` may be a callable that picks the bound per
-    attempt from the ``JobContext``, for example a longer one for later
+    attempt from the ``RunningJob``, for example a longer one for later
     attempts; returning None lifts the bound. An attempt that outlives the
     bound fails with ``JobTimeoutError`` and is retried like any error. The
     job's overall ``timeout`` and Context still apply.
@@ -162,10 +162,10 @@ def attempt_timeout(seconds: Seconds | Callable[[JobContext], Seconds | None]) -
     else:
         fixed = to_seconds(seconds, "seconds")
 
-        def choose(job: JobContext) -> Seconds | None:
+        def choose(job: RunningJob) -> Seconds | None:
             return fixed
 
-    async def attempt_timeout(job: JobContext, call_next: CallNext) -> Any:
+    async def attempt_timeout(job: RunningJob, call_next: CallNext) -> Any:
         chosen = choose(job)
         job.attempt_timeout = None if chosen is None else to_seconds(chosen, "attempt_timeout")
         return await call_next()

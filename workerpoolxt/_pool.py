@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 import trio
 
+from ._attempts import EVERYTHING, RetryPolicy
 from ._context import Context
-from ._current import DEFAULT_CODES, running_pool
+from ._current import DEFAULT_CODES, RunInfo, running_pool
 from ._errors import (
     JobAbandonedError,
     JobCancelledError,
@@ -21,10 +22,11 @@ from ._errors import (
     UnknownHandlerError,
     exit_with_sole,
 )
-from ._handle import JobHandle
+from ._handle import Entry, JobHandle
 from ._health import Health, HealthPolicy, HealthTracker
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._middleware import Middleware, freeze_middleware
+from ._observer import JobFinished, JobQueued, Observer, Observers, notify
 from ._rate import Gcra
 from ._registry import Registry
 from ._result import Result, Status
@@ -151,6 +153,7 @@ class WorkerPool:
         "_observers",
         "_options",
         "_pause_depth",
+        "_policy",
         "_queue",
         "_ramp_up",
         "_rate",
@@ -166,7 +169,6 @@ class WorkerPool:
         "_start_limit",
         "_stop_level",
         "_stream",
-        "_submit_observers",
         "_timeout",
         "_timers",
         "_unread",
@@ -225,17 +227,17 @@ class WorkerPool:
         if health is not None and not isinstance(health, HealthPolicy):
             raise TypeError(f"`health` must be a HealthPolicy or None, not {type(health).__name__}")
         self._health = None if health is None else HealthTracker(health)
-        # Called with each job's handle as its Result is recorded (metrics,
-        # traces), and as it is queued (traces); empty, each costs one check.
-        self._observers: tuple[Callable[[JobHandle[Any]], object], ...] = ()
-        self._submit_observers: tuple[Callable[[JobHandle[Any]], object], ...] = ()
+        # Metrics, traces: an event nobody observes costs one check.
+        self._observers = Observers()
+        # How the jobs that set no retry policy of their own retry.
+        self._policy = RetryPolicy(self._retry, self._backoff)
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
         # The same, and 0 while paused or while results() has max_unread
         # results to read: the one number a worker checks before it starts a job.
         self._start_limit = self._max_workers
 
-        self._queue: collections.deque[JobHandle[Any]] = collections.deque()
+        self._queue: collections.deque[Entry] = collections.deque()
         self._waiting = 0
         self._running = 0
         self._next_id = 0
@@ -345,14 +347,14 @@ class WorkerPool:
         except BaseExceptionGroup as group:
             return exit_with_sole(group, exc, prefer=pending)
         finally:
-            self._finalize()
+            self._end_after_exit()
         if swallowed:  # the exception was a cancellation of the pool's own nursery
             return True
         if pending is not None and pending is not exc:
             raise pending
         return None
 
-    def _finalize(self) -> None:
+    def _end_after_exit(self) -> None:
         """Abandon whatever is still queued once the workers are gone, and close."""
         self._stop_level = _HALTING
         self._end_timers(_STOPPING)
@@ -361,7 +363,7 @@ class WorkerPool:
 
     # -- submitting --------------------------------------------------------
 
-    def submit(self, job: Job[T]) -> JobHandle[T]:
+    def submit(self, job: Job[T], *, info: RunInfo | None = None) -> JobHandle[T]:
         """Queue ``job`` and return its handle. Never blocks.
 
         If a worker is idle and nothing is queued, the worker takes the job at
@@ -373,16 +375,23 @@ class WorkerPool:
             PoolClosedError: The pool is not running, or a stop was called.
                 While ``stop_wait()`` drains, the pool's own jobs may still submit.
             QueueFullError: ``max_queue`` jobs are already waiting.
+
+        Args:
+            job: The job to run.
+            info: What the run carries besides the job, for its task to read
+                through ``current_job().info``.
         """
         if type(job) is not Job or self._stop_level or not self._entered or type(job.task) is str:
             job = self._check_accepts(job)
+        if info is not None and not isinstance(info, RunInfo):
+            raise TypeError(f"`info` must be a RunInfo or None, not {type(info).__name__}")
         if not trio.lowlevel.in_trio_run():  # a plain task, from its worker thread
-            return in_trio_thread(lambda: self.submit(job), "pool.submit()")
+            return in_trio_thread(lambda: self.submit(job, info=info), "pool.submit()")
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
             )
-        return self._enqueue(job)
+        return self._enqueue(job, info)
 
     async def asubmit(self, job: Job[T]) -> JobHandle[T]:
         """Queue ``job``, waiting for room if ``max_queue`` jobs are already waiting.
@@ -426,37 +435,32 @@ class WorkerPool:
             job = job._with_task(self._registry[job.task])
         return job
 
-    def _enqueue(self, job: Job[T], meta: dict[str, Any] | None = None) -> JobHandle[T]:
-        handle = self._new_handle(job, meta)
-        self._enqueue_handle(handle)
+    def _enqueue(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:
+        handle = self._new_handle(job, info)
+        self._enqueue_entry(handle._entry)
         return handle
 
-    def _new_handle(self, job: Job[T], meta: dict[str, Any] | None = None) -> JobHandle[T]:
-        """Number a job and make its handle, for the queue or for a timer."""
-        handle = JobHandle(self, job, self._next_id, self._clock.current_time())
+    def _new_handle(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:
+        """Number a job and make its entry and handle, for the queue or for a timer."""
+        now = self._clock.current_time()
+        entry = Entry(job, self._next_id, now, info)
+        handle: JobHandle[T] = JobHandle(self, entry)
+        entry.handle = handle
         self._next_id += 1
-        if meta is not None:
-            handle._meta = meta
-        if self._submit_observers:
-            for observe in self._submit_observers:
-                try:
-                    observe(handle)
-                except Exception:  # metrics or tracing must never refuse a job
-                    _logger.exception(
-                        "an observer of job %r (job_id %d) failed as it was queued", job.name, handle.job_id
-                    )
+        if self._observers.job_queued:
+            notify(self._observers.job_queued, JobQueued(handle, now), "as it was queued")
         return handle
 
-    def _enqueue_handle(self, handle: JobHandle[Any]) -> None:
+    def _enqueue_entry(self, entry: Entry) -> None:
         # An idle worker takes the job now, as a trio channel hands a value to a
         # waiting receiver: it is running, not queued, so a stop that abandons
         # queued jobs lets it run (Go's workerpool does the same). Only when
         # nothing is queued ahead of it, so jobs still start in order.
         if self._idle_workers and not self._waiting and self._running < self._start_limit:
             self._running += 1
-            self._idle_workers.pop().hand_over(handle)
+            self._idle_workers.pop().hand_over(entry)
             return
-        self._queue.append(handle)
+        self._queue.append(entry)
         self._waiting += 1
 
     async def _wait_for_room(self) -> None:
@@ -510,9 +514,9 @@ class WorkerPool:
             return self.submit(job)
         handle = self._new_handle(job)
         if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
-            self._finish(handle, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
+            self._record_result(handle._entry, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
         else:
-            self._timers.add(handle, when)
+            self._timers.add(handle._entry, when)
         return handle
 
     def submit_every(
@@ -648,6 +652,16 @@ class WorkerPool:
         self._escalate(_HALTING if cancel_running else _STOPPING, "its pool was stopped with cancel_running=True")
         return await self._wait_closed()
 
+    def request_stop(self, *, cancel_running: bool = False) -> None:
+        """Begin a stop without waiting for it, from a plain function: ``stop()`` is this, then the wait.
+
+        Queued jobs are abandoned and running ones finish, or are cancelled
+        with ``cancel_running``. A pool that has not been entered is left alone.
+        """
+        flag(cancel_running, "cancel_running")
+        if self._entered:
+            self._escalate(_HALTING if cancel_running else _STOPPING, "its pool was stopped with cancel_running=True")
+
     def _check_waitable(self, method: str) -> None:
         if not self._entered:
             raise RuntimeError(f"{method}() needs a running pool: call it inside `async with WorkerPool(...)`")
@@ -679,23 +693,17 @@ class WorkerPool:
     def _end_timers(self, level: int, reason: str = "") -> None:
         """End the jobs still waiting for their time: no stop waits for a time to come."""
         if level == _HALTING:
-            reason = f"{reason} before its time came"
-            self._timers.end_all(
-                lambda entry: self._finish(
-                    entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None
-                )
-            )
+            why = f"{reason} before its time came"
+            self._timers.end_all(lambda entry: self._cancel_unstarted(entry, why))
         else:
-            self._timers.end_all(
-                lambda entry: self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry.name), 0, None)
-            )
+            self._timers.end_all(self._abandon)
 
     def _abandon_queued(self) -> None:
         queue = self._queue
         while queue:
             entry = queue.popleft()
-            if entry._result is None:
-                self._finish(entry, Status.ABANDONED, None, JobAbandonedError(name=entry.name), 0, None)
+            if entry.result is None:
+                self._abandon(entry)
         self._waiting = 0
 
     def _maybe_close(self) -> None:
@@ -740,14 +748,14 @@ class WorkerPool:
 
     # -- the workers' side ---------------------------------------------------
 
-    def _take(self) -> JobHandle[Any] | None:
+    def _take(self) -> Entry | None:
         """Pop the next queued job for a worker, or None if none may start now."""
         if self._running >= self._start_limit:
             return None
         queue = self._queue
         while queue:
             entry = queue.popleft()
-            if entry._result is None:  # not cancelled while it waited
+            if entry.result is None:  # not cancelled while it waited
                 self._waiting -= 1
                 self._running += 1
                 if self._max_queue is not None and self._room:
@@ -771,28 +779,30 @@ class WorkerPool:
                 self._idle.unpark_all()
             self._maybe_close()
 
-    def _cancel_entry(self, entry: JobHandle[Any], reason: str) -> None:
-        if entry._result is not None:
+    def _cancel_entry(self, entry: Entry, reason: str) -> None:
+        if entry.result is not None:
             return
-        if entry._scheduled:  # waiting for its time, outside the queue
-            entry._scheduled = False
+        if entry.scheduled:  # waiting for its time, outside the queue
+            entry.scheduled = False
             self._timers.forget()
-            self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
+            self._record_result(
+                entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None
+            )
             return
-        if entry._scope is not None:
-            entry._cancel_reason = reason
-            entry._scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
+        if entry.scope is not None:
+            entry.cancel_reason = reason
+            entry.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
             return
         # Still queued: it ends now, and its worker will skip it.
         self._waiting -= 1
         if self._room:
             self._room.unpark()
-        self._finish(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
+        self._cancel_unstarted(entry, reason)
         self._maybe_close()
 
-    def _finish(
+    def _record_result(
         self,
-        entry: JobHandle[Any],
+        entry: Entry,
         status: Status,
         data: Any,
         error: BaseException | None,
@@ -804,7 +814,7 @@ class WorkerPool:
         """Record ``entry``'s one Result and return the time it finished (``now``, if the caller read the clock)."""
         if now is None:
             now = self._clock.current_time()
-        job = entry._job
+        job = entry.job
         assert job is not None
         duration = 0.0 if started_at is None else now - started_at
         if code is None:
@@ -812,18 +822,16 @@ class WorkerPool:
         result = Result(
             entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
         )
-        entry._result = result
-        entry._job = None
+        entry.result = result
+        entry.job = None
         self._counts[status] += 1
         if self._health is not None:
             self._health.record(status, code, now)
-        if self._observers:
-            for observe in self._observers:
-                try:
-                    observe(entry)
-                except Exception:  # metrics or tracing must never take a worker or the pool down
-                    _logger.exception("an observer of job %r (job_id %d) failed as it ended", job.name, entry.job_id)
-        entry._meta = None  # a channel item, say: the handle keeps only the Result
+        if self._observers.job_finished:
+            assert entry.handle is not None
+            notify(self._observers.job_finished, JobFinished(entry.handle, result), "as it ended")
+        # The entry keeps only the Result: not its run's info (a channel item, say), nor the handle.
+        entry.info = entry.handle = None
         if self._keep_results:
             self._results.append(result)
         else:
@@ -832,11 +840,28 @@ class WorkerPool:
             if self._reading and len(unread) >= self._max_unread and not self._backlogged:
                 self._backlogged = True
                 self._update_start_limit()
-        if entry._done_event is not None:
-            entry._done_event.set()
+        if entry.done_event is not None:
+            entry.done_event.set()
         if self._stream is not None and self._results_ready:
             self._results_ready.unpark_all()
         return now
+
+    def _abandon(self, entry: Entry) -> None:
+        """End a job that never started because the pool stopped."""
+        self._record_result(entry, Status.ABANDONED, None, JobAbandonedError(name=entry.name), 0, None)
+
+    def _cancel_unstarted(self, entry: Entry, reason: str) -> None:
+        """End a job cancelled before it started."""
+        self._record_result(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
+
+    def _policy_for(self, job: Job[Any]) -> RetryPolicy:
+        """The retry policy of a job that sets some of its own, the pool's filling in the rest."""
+        return RetryPolicy(
+            self._retry if job.retry is None else job.retry,
+            self._backoff if job.backoff is None else job.backoff,
+            EVERYTHING if job.retry_on is None else job.retry_on,
+            job.attempt_timeout,
+        )
 
     def _rate_for(self, job: Job[Any]) -> Gcra | None:
         """The limiter that paces ``job``'s starts, if any."""
@@ -867,6 +892,17 @@ class WorkerPool:
         self._job_rates_sweep_at = max(_MIN_RATE_SWEEP, 2 * len(rates))
 
     # -- observing -----------------------------------------------------------
+
+    def add_observer(self, observer: Observer) -> None:
+        """Have ``observer`` see this pool's jobs from now on: see ``workerpoolxt.hooks``.
+
+        Adding the same observer again changes nothing. An observer's errors
+        are logged, never passed on to a job or the pool.
+
+        Raises:
+            TypeError: ``observer`` is not a ``workerpoolxt.hooks.Observer``.
+        """
+        self._observers.add(observer)
 
     @property
     def max_workers(self) -> int:

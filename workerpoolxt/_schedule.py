@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from ._current import RunInfo
 from ._trio_thread import in_trio_thread
 from ._util import is_async_callable
 from ._validation import Seconds, count, finite_seconds, number
 
 if TYPE_CHECKING:
-    from ._handle import JobHandle
+    from ._handle import Entry, JobHandle
     from ._job import Job
     from ._pool import WorkerPool
     from ._result import Result
@@ -61,16 +62,16 @@ class Timers:
 
     def __init__(self, pool: WorkerPool) -> None:
         self._pool = pool
-        self._heap: list[tuple[float, int, JobHandle[Any]]] = []
+        self._heap: list[tuple[float, int, Entry]] = []
         self._counter = 0  # keeps equal times in submission order
         self._cancelled = 0  # entries whose job was cancelled while it waited
         self._sleep: trio.CancelScope | None = None
         self._running = False
 
-    def add(self, handle: JobHandle[Any], when: float) -> None:
-        heapq.heappush(self._heap, (when, self._counter, handle))
+    def add(self, entry: Entry, when: float) -> None:
+        heapq.heappush(self._heap, (when, self._counter, entry))
         self._counter += 1
-        handle._scheduled = True
+        entry.scheduled = True
         if not self._running:
             self._running = True
             self._pool._start_service(self._run, name="workerpoolxt timers")
@@ -81,17 +82,17 @@ class Timers:
         """Note that a waiting job was cancelled; drop such entries once they are most of the heap."""
         self._cancelled += 1
         if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
-            self._heap[:] = [entry for entry in self._heap if entry[2]._scheduled]
+            self._heap[:] = [timer for timer in self._heap if timer[2].scheduled]
             heapq.heapify(self._heap)
             self._cancelled = 0
 
-    def end_all(self, finish: Callable[[JobHandle[Any]], object]) -> None:
+    def end_all(self, finish: Callable[[Entry], object]) -> None:
         """End every job still waiting for its time with ``finish``."""
         heap, self._heap = self._heap, []
-        for _, _, handle in sorted(heap):
-            if handle._scheduled:
-                handle._scheduled = False
-                finish(handle)
+        for _, _, entry in sorted(heap, key=lambda timer: timer[:2]):
+            if entry.scheduled:
+                entry.scheduled = False
+                finish(entry)
         if self._sleep is not None:
             self._sleep.cancel()
 
@@ -101,11 +102,11 @@ class Timers:
             now = trio.current_time()
             heap = self._heap  # end_all() swaps in a new list
             while heap and heap[0][0] <= now:
-                _, _, handle = heapq.heappop(heap)
-                if handle._scheduled:  # not cancelled meanwhile
-                    handle._scheduled = False
-                    handle.queued_at = now
-                    pool._enqueue_handle(handle)
+                _, _, entry = heapq.heappop(heap)
+                if entry.scheduled:  # not cancelled meanwhile
+                    entry.scheduled = False
+                    entry.queued_at = now
+                    pool._enqueue_entry(entry)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
                 await trio.sleep_forever()
             self._sleep = None
@@ -170,16 +171,16 @@ class Series:
         if self._scope is not None:
             self._scope.cancel(reason=f"workerpoolxt series {self.name!r} was stopped")
 
-    def _submit(self, job: Job[Any], meta: dict[str, Any] | None) -> JobHandle[Any] | None:
+    def _submit(self, job: Job[Any], info: RunInfo | None) -> JobHandle[Any] | None:
         """Submit one run, or return None (and stop) if the pool no longer takes runs."""
         if self._stopped or self._pool._stop_level:
             self._stop()
             return None
-        handle = self._pool._enqueue(job, meta)
+        handle = self._pool._enqueue(job, info)
         self.submitted += 1
         pending = self._pending
         if len(pending) >= 64:
-            pending[:] = [run for run in pending if run._result is None]
+            pending[:] = [run for run in pending if not run.done]
         pending.append(handle)
         return handle
 
@@ -224,7 +225,7 @@ async def run_every(
         # the queue full), wait for what blocks it, then count the ticks that
         # passed meanwhile as skipped: a tiny interval costs no more than a
         # long one.
-        if not overlap and previous is not None and previous._result is None:
+        if not overlap and previous is not None and not previous.done:
             await previous.wait()
         elif pool._max_queue is not None and pool._waiting >= pool._max_queue:
             await pool._wait_for_room()
@@ -266,14 +267,14 @@ async def run_each(series: Series, job: Job[Any], channel: trio.abc.ReceiveChann
                 if series._stopped or pool._stop_level:
                     return
                 # No local keeps the item: once its run has a Result, nothing holds it.
-                series._submit(job, {"item": await channel.receive()})
+                series._submit(job, RunInfo(item=await channel.receive()))
 
 
 def submit_batch(series: Series, job: Job[Any], tick: int, runs: int) -> list[JobHandle[Any]] | None:
     """Submit one tick's batch, or return None if the series or the pool has stopped."""
     batch = []
     for index in range(runs):
-        handle = series._submit(job, {"tick": tick, "index": index})
+        handle = series._submit(job, RunInfo(tick=tick, index=index))
         if handle is None:
             return None
         batch.append(handle)
@@ -329,7 +330,7 @@ async def _watch_tick(name: str, index: int, batch: list[JobHandle[Any]], slot_e
         for handle in batch:
             await handle.wait()
         return
-    unfinished = sum(handle._result is None for handle in batch)
+    unfinished = sum(not handle.done for handle in batch)
     if not unfinished:  # the last run ended at the very end of the slot
         return
     _logger.warning(

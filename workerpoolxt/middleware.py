@@ -1,6 +1,6 @@
 """Middleware that ships with workerpoolxt, and the types to write your own.
 
-A middleware is ``async def mw(job: JobContext, call_next: CallNext) -> Any``;
+A middleware is ``async def mw(job: RunningJob, call_next: CallNext) -> Any``;
 pass a list of them as ``WorkerPool(middleware=[...])`` or ``Job(middleware=[...])``.
 """
 

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 import workerpoolxt as wpxt
-from workerpoolxt import Backoff, Code, Context, Job, JobContext, Result, Status, WorkerPool
+from workerpoolxt import Backoff, Code, Context, Job, Result, RunningJob, Status, WorkerPool
 
 SAFETY = 5.0
 """Seconds before a test running plain tasks on the real clock fails rather than hangs."""
@@ -228,7 +228,7 @@ async def test_deadline_does_not_change_across_attempts(autojump_clock: trio.tes
 
 
 async def test_works_in_a_child_task(autojump_clock: trio.testing.MockClock) -> None:
-    """A task the job starts in its own nursery sees the same JobContext, args and values."""
+    """A task the job starts in its own nursery sees the same RunningJob, args and values."""
     seen: list[tuple[bool, str, int, Any]] = []
 
     async def parent(options: wpxt.Options) -> None:
@@ -256,8 +256,8 @@ async def test_works_in_a_child_task(autojump_clock: trio.testing.MockClock) -> 
 
 
 async def test_same_object_on_repeated_calls(autojump_clock: trio.testing.MockClock) -> None:
-    """Repeated current_job() calls within a job, across attempts and awaits, return the same JobContext."""
-    seen: list[JobContext] = []
+    """Repeated current_job() calls within a job, across attempts and awaits, return the same RunningJob."""
+    seen: list[RunningJob] = []
 
     async def flaky(options: wpxt.Options) -> None:
         seen.append(wpxt.current_job())
@@ -273,7 +273,7 @@ async def test_same_object_on_repeated_calls(autojump_clock: trio.testing.MockCl
     assert all(context is seen[0] for context in seen[:4])
     assert seen[4] is seen[5]
     assert seen[4] is not seen[0]
-    assert isinstance(seen[0], JobContext)
+    assert isinstance(seen[0], RunningJob)
 
 
 async def test_repr(autojump_clock: trio.testing.MockClock) -> None:
@@ -285,7 +285,7 @@ async def test_repr(autojump_clock: trio.testing.MockClock) -> None:
 
     async with WorkerPool(1) as pool:
         await pool.submit_wait(Job(look, name="show me"))
-    assert seen == ["<JobContext 0 'show me' attempt 1>"]
+    assert seen == ["<RunningJob 0 'show me' attempt 1>"]
 
 
 # -- plain tasks, in their threads -----------------------------------------------------

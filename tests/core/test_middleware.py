@@ -23,10 +23,10 @@ from workerpoolxt import (
     Code,
     Job,
     JobCancelledError,
-    JobContext,
     JobTimeoutError,
     Registry,
     Result,
+    RunningJob,
     Status,
     WorkerPool,
 )
@@ -70,7 +70,7 @@ def raiser(error: BaseException, after: float = 0) -> Task:
 def recorder(name: str, events: list[str]) -> Middleware:
     """A middleware that records entering and leaving, and wraps the value it passes on in ``name(...)``."""
 
-    async def record(job: JobContext, call_next: CallNext) -> Any:
+    async def record(job: RunningJob, call_next: CallNext) -> Any:
         events.append(f"enter {name}")
         value = await call_next()
         events.append(f"exit {name}")
@@ -79,7 +79,7 @@ def recorder(name: str, events: list[str]) -> Middleware:
     return record
 
 
-async def swallow_errors(job: JobContext, call_next: CallNext) -> Any:
+async def swallow_errors(job: RunningJob, call_next: CallNext) -> Any:
     """A middleware that turns any Exception from inside into the value "swallowed"."""
     try:
         return await call_next()
@@ -87,12 +87,12 @@ async def swallow_errors(job: JobContext, call_next: CallNext) -> Any:
         return "swallowed"
 
 
-async def passthrough(job: JobContext, call_next: CallNext) -> Any:
+async def passthrough(job: RunningJob, call_next: CallNext) -> Any:
     """A middleware that changes nothing."""
     return await call_next()
 
 
-def not_async(job: JobContext, call_next: CallNext) -> Any:
+def not_async(job: RunningJob, call_next: CallNext) -> Any:
     """A plain function, which cannot be middleware."""
     return None
 
@@ -103,12 +103,12 @@ class AsyncCallable:
     def __init__(self, events: list[str]) -> None:
         self.events = events
 
-    async def __call__(self, job: JobContext, call_next: CallNext) -> Any:
+    async def __call__(self, job: RunningJob, call_next: CallNext) -> Any:
         self.events.append("instance")
         return await call_next()
 
 
-async def tagged(tag: str, events: list[str], job: JobContext, call_next: CallNext) -> Any:
+async def tagged(tag: str, events: list[str], job: RunningJob, call_next: CallNext) -> Any:
     """A middleware once ``tag`` and ``events`` are bound with functools.partial."""
     events.append(tag)
     return await call_next()
@@ -169,7 +169,7 @@ async def test_middleware_receives_the_tasks_value(autojump_clock: trio.testing.
     seen: list[object] = []
     value = {"payload": [1, 2]}
 
-    async def look(job: JobContext, call_next: CallNext) -> Any:
+    async def look(job: RunningJob, call_next: CallNext) -> Any:
         got = await call_next()
         seen.append(got)
         return got
@@ -184,10 +184,10 @@ async def test_middleware_receives_the_tasks_value(autojump_clock: trio.testing.
 async def test_middleware_replaces_the_value(autojump_clock: trio.testing.MockClock) -> None:
     """What the outermost middleware returns is Result.data, not what the task returned."""
 
-    async def double(job: JobContext, call_next: CallNext) -> Any:
+    async def double(job: RunningJob, call_next: CallNext) -> Any:
         return 2 * await call_next()
 
-    async def replace(job: JobContext, call_next: CallNext) -> Any:
+    async def replace(job: RunningJob, call_next: CallNext) -> Any:
         await call_next()
         return "replaced"
 
@@ -207,7 +207,7 @@ async def test_short_circuit_never_runs_the_task(autojump_clock: trio.testing.Mo
         ran.append("task")
         return "fresh"
 
-    async def cached(job: JobContext, call_next: CallNext) -> Any:
+    async def cached(job: RunningJob, call_next: CallNext) -> Any:
         return "cached"
 
     async with WorkerPool(1, middleware=[recorder("outer", events), cached]) as pool:
@@ -238,20 +238,20 @@ async def test_exception_turned_into_a_value(autojump_clock: trio.testing.MockCl
 
 
 async def test_middleware_sees_the_job(autojump_clock: trio.testing.MockClock) -> None:
-    """The JobContext a middleware gets is current_job()'s, with the job's name, job_id, args, options and attempt."""
+    """The RunningJob a middleware gets is current_job()'s, with the job's name, job_id, args, options and attempt."""
     seen: list[tuple[str, int, dict[str, Any], dict[str, Any], int]] = []
     same: list[bool] = []
 
-    async def look(job: JobContext, call_next: CallNext) -> Any:
+    async def look(job: RunningJob, call_next: CallNext) -> Any:
         seen.append((job.name, job.job_id, dict(job.args), dict(job.options), job.attempt))
         return await call_next()
 
-    ctx: list[JobContext] = []
+    ctx: list[RunningJob] = []
 
     async def task(options: wpxt.Options) -> None:
         same.append(wpxt.current_job() is ctx[-1])
 
-    async def keep(job: JobContext, call_next: CallNext) -> Any:
+    async def keep(job: RunningJob, call_next: CallNext) -> Any:
         ctx.append(job)
         return await call_next()
 
@@ -266,7 +266,7 @@ async def test_values_from_middleware_reach_the_task_and_back(autojump_clock: tr
     """Values a middleware sets are visible to the task via current_job(), and the task's values to the middleware."""
     seen: list[Any] = []
 
-    async def set_user(job: JobContext, call_next: CallNext) -> Any:
+    async def set_user(job: RunningJob, call_next: CallNext) -> Any:
         job.set("user", "ada")
         value = await call_next()
         seen.append(job.get("reply"))
@@ -288,7 +288,7 @@ async def test_each_concurrent_job_gets_its_own_context(autojump_clock: trio.tes
     """Jobs running side by side each see the values their own middleware run stored."""
     seen: list[tuple[str, Any]] = []
 
-    async def stamp(job: JobContext, call_next: CallNext) -> Any:
+    async def stamp(job: RunningJob, call_next: CallNext) -> Any:
         job.set("who", job.name)
         return await call_next()
 
@@ -350,7 +350,7 @@ async def test_named_job_keeps_its_middleware(autojump_clock: trio.testing.MockC
 async def test_middleware_sets_nothing_to_do(autojump_clock: trio.testing.MockClock) -> None:
     """A middleware setting Code.NOTHING_TO_DO and short-circuiting ends SUCCEEDED with code 444."""
 
-    async def nothing(job: JobContext, call_next: CallNext) -> Any:
+    async def nothing(job: RunningJob, call_next: CallNext) -> Any:
         job.code = Code.NOTHING_TO_DO
         return None
 
@@ -369,7 +369,7 @@ async def test_middleware_sets_code_after_the_task(autojump_clock: trio.testing.
         wpxt.current_job().code = 201
         return []
 
-    async def empty_is_nothing(job: JobContext, call_next: CallNext) -> Any:
+    async def empty_is_nothing(job: RunningJob, call_next: CallNext) -> Any:
         value = await call_next()
         seen.append(job.code)
         if not value:
@@ -387,7 +387,7 @@ async def test_middleware_code_on_error(autojump_clock: trio.testing.MockClock) 
     """A middleware that sets 400 and re-raises the task's error ends FAILED with code 400 and that error."""
     error = ValueError("bad input")
 
-    async def classify(job: JobContext, call_next: CallNext) -> Any:
+    async def classify(job: RunningJob, call_next: CallNext) -> Any:
         try:
             return await call_next()
         except ValueError:
@@ -404,7 +404,7 @@ async def test_code_from_a_failed_attempt_does_not_carry_over(autojump_clock: tr
     """Each attempt starts with no code: a 444 set by middleware on failed attempt 1 is gone on attempt 2."""
     seen: list[int | None] = []
 
-    async def mark(job: JobContext, call_next: CallNext) -> Any:
+    async def mark(job: RunningJob, call_next: CallNext) -> Any:
         seen.append(job.code)
         if job.attempt == 1:
             job.code = 444
@@ -425,7 +425,7 @@ async def test_middleware_error_fails_the_job_not_the_pool(autojump_clock: trio.
     error = RuntimeError("middleware broke")
     ran: list[str] = []
 
-    async def broken(job: JobContext, call_next: CallNext) -> Any:
+    async def broken(job: RunningJob, call_next: CallNext) -> Any:
         raise error
 
     async def task(options: wpxt.Options) -> str:
@@ -452,7 +452,7 @@ async def test_middleware_error_fails_the_job_not_the_pool(autojump_clock: trio.
 async def test_pool_middleware_error_after_the_task(autojump_clock: trio.testing.MockClock) -> None:
     """A pool middleware raising after the task returned fails every job, and the pool still drains and stops."""
 
-    async def sour(job: JobContext, call_next: CallNext) -> Any:
+    async def sour(job: RunningJob, call_next: CallNext) -> Any:
         await call_next()
         raise LookupError(job.name)
 
@@ -474,7 +474,7 @@ async def test_middleware_error_is_retried(autojump_clock: trio.testing.MockCloc
     """A middleware error is retried per the job's retry: failing twice then passing takes 3 attempts."""
     calls: list[tuple[int, float]] = []
 
-    async def flaky(job: JobContext, call_next: CallNext) -> Any:
+    async def flaky(job: RunningJob, call_next: CallNext) -> Any:
         calls.append((job.attempt, trio.current_time()))
         if job.attempt < 3:
             raise ConnectionError(job.attempt)
@@ -491,7 +491,7 @@ async def test_middleware_error_exhausts_retries(autojump_clock: trio.testing.Mo
     """A middleware that always raises uses every attempt, and the last attempt's error is the Result's."""
     errors: list[ValueError] = []
 
-    async def always(job: JobContext, call_next: CallNext) -> Any:
+    async def always(job: RunningJob, call_next: CallNext) -> Any:
         errors.append(ValueError(job.attempt))
         raise errors[-1]
 
@@ -505,7 +505,7 @@ async def test_middleware_error_exhausts_retries(autojump_clock: trio.testing.Mo
 async def test_middleware_error_not_in_retry_on_stops_at_once(autojump_clock: trio.testing.MockClock) -> None:
     """A middleware error the job's retry_on does not name ends the job on its first attempt."""
 
-    async def broken(job: JobContext, call_next: CallNext) -> Any:
+    async def broken(job: RunningJob, call_next: CallNext) -> Any:
         raise KeyError("not retryable")
 
     async with WorkerPool(1) as pool:
@@ -522,7 +522,7 @@ async def test_middleware_runs_once_per_attempt(autojump_clock: trio.testing.Moc
     seen: list[tuple[str, int]] = []
 
     def counting(name: str) -> Middleware:
-        async def count(job: JobContext, call_next: CallNext) -> Any:
+        async def count(job: RunningJob, call_next: CallNext) -> Any:
             seen.append((name, job.attempt))
             return await call_next()
 
@@ -538,10 +538,10 @@ async def test_middleware_runs_once_per_attempt(autojump_clock: trio.testing.Moc
 
 
 async def test_same_context_across_attempts(autojump_clock: trio.testing.MockClock) -> None:
-    """Every attempt's middleware gets the same JobContext, so values it stored earlier are there later."""
-    contexts: list[JobContext] = []
+    """Every attempt's middleware gets the same RunningJob, so values it stored earlier are there later."""
+    contexts: list[RunningJob] = []
 
-    async def count(job: JobContext, call_next: CallNext) -> Any:
+    async def count(job: RunningJob, call_next: CallNext) -> Any:
         contexts.append(job)
         job.set("runs", job.get("runs", 0) + 1)
         if job.get("runs") < 3:
@@ -562,7 +562,7 @@ async def test_timing_an_attempt(autojump_clock: trio.testing.MockClock) -> None
     """A middleware timing call_next() measures each attempt exactly, and Result.duration spans both and the wait."""
     timings: list[tuple[int, float, float]] = []
 
-    async def timed(job: JobContext, call_next: CallNext) -> Any:
+    async def timed(job: RunningJob, call_next: CallNext) -> Any:
         started = trio.current_time()
         try:
             return await call_next()
@@ -591,7 +591,7 @@ async def test_timing_an_attempt(autojump_clock: trio.testing.MockClock) -> None
 async def test_middleware_time_counts_in_duration(autojump_clock: trio.testing.MockClock) -> None:
     """Time a middleware spends around the task is part of the attempt: Result.duration includes it."""
 
-    async def slow_setup(job: JobContext, call_next: CallNext) -> Any:
+    async def slow_setup(job: RunningJob, call_next: CallNext) -> Any:
         await trio.sleep(0.5)
         value = await call_next()
         await trio.sleep(0.25)
@@ -606,7 +606,7 @@ async def test_job_timeout_covers_middleware(autojump_clock: trio.testing.MockCl
     """The job's timeout includes middleware time: one that sleeps past it ends the job TIMED_OUT at the deadline."""
     ran: list[str] = []
 
-    async def stall(job: JobContext, call_next: CallNext) -> Any:
+    async def stall(job: RunningJob, call_next: CallNext) -> Any:
         await trio.sleep(3)
         return await call_next()
 
@@ -900,7 +900,7 @@ async def test_summary_log_as_job_middleware(
     """summary_log in a job's list times what is inside it: the pool's middleware time is not counted."""
     caplog.set_level(logging.INFO, logger="workerpoolxt")
 
-    async def slow_outer(job: JobContext, call_next: CallNext) -> Any:
+    async def slow_outer(job: RunningJob, call_next: CallNext) -> Any:
         await trio.sleep(1)
         return await call_next()
 
@@ -933,7 +933,7 @@ async def test_attempt_timeout_fixed_bound(autojump_clock: trio.testing.MockCloc
     """A fixed bound fails each slow attempt with JobTimeoutError at exactly 1.5 s, retried until TIMED_OUT."""
     failures: list[tuple[int, float, float]] = []
 
-    async def watch(job: JobContext, call_next: CallNext) -> Any:
+    async def watch(job: RunningJob, call_next: CallNext) -> Any:
         try:
             return await call_next()
         except JobTimeoutError as error:
@@ -968,7 +968,7 @@ async def test_attempt_timeout_callable_longer_on_retry(autojump_clock: trio.tes
     """A callable bound of 1 s on attempt 1 and 3 s after lets the 2 s task succeed on attempt 2, at t=3."""
     asked: list[int] = []
 
-    def per_attempt(job: JobContext) -> float:
+    def per_attempt(job: RunningJob) -> float:
         asked.append(job.attempt)
         return 1 if job.attempt == 1 else 3
 
@@ -1005,7 +1005,7 @@ async def test_attempt_timeout_starts_from_the_jobs_each_attempt(autojump_clock:
     """Each attempt's middleware first sees the job's own attempt_timeout, whatever an earlier attempt set."""
     seen: list[tuple[int, float | None]] = []
 
-    def look_then_choose(job: JobContext) -> float:
+    def look_then_choose(job: RunningJob) -> float:
         seen.append((job.attempt, job.attempt_timeout))
         return 0.5
 
@@ -1109,7 +1109,7 @@ async def test_thread_task_goes_through_middleware() -> None:
     """A plain task runs in its thread inside the pool's and the job's middleware, and sees their values."""
     events: list[str] = []
 
-    async def stamp(job: JobContext, call_next: CallNext) -> Any:
+    async def stamp(job: RunningJob, call_next: CallNext) -> Any:
         job.set("stamp", "from middleware")
         return await call_next()
 
@@ -1137,7 +1137,7 @@ async def test_a_kept_call_next_raises_once_its_attempt_is_over(
     runs: list[tuple[str, float]] = []
     errors: list[BaseException] = []
 
-    async def keep(job: JobContext, call_next: CallNext) -> Any:
+    async def keep(job: RunningJob, call_next: CallNext) -> Any:
         if not kept:
             kept.append(call_next)
         return await call_next()

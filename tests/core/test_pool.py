@@ -1418,29 +1418,6 @@ async def test_an_attempt_returning_after_attempt_timeout_is_retried(autojump_cl
     assert attempts == [0.0, 0.3]
 
 
-async def test_an_observer_that_raises_is_logged_and_harms_nothing(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Observers raising as a job is queued and as it ends are logged, naming the job; the job and the pool go on."""
-
-    def broken(handle: JobHandle[Any]) -> None:
-        raise RuntimeError("observer down")
-
-    pool = WorkerPool(1)
-    pool._submit_observers = (broken,)
-    pool._observers = (broken,)
-    async with pool:
-        handle = pool.submit(Job(sleeper(1, "done"), name="work"))
-    assert trio.current_time() == 1.0
-    result = result_of(handle)
-    assert (result.status, result.data) == (Status.SUCCEEDED, "done")
-    records = [record for record in caplog.records if record.name == "workerpoolxt"]
-    assert [(record.getMessage(), str(record.exc_info and record.exc_info[1])) for record in records] == [
-        ("an observer of job 'work' (job_id 0) failed as it was queued", "observer down"),
-        ("an observer of job 'work' (job_id 0) failed as it ended", "observer down"),
-    ]
-
-
 # -- an idle worker takes a job at submit() -----------------------------------------------
 
 

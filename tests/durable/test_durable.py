@@ -284,7 +284,7 @@ async def test_middleware_and_options_apply_to_tasks(autojump_clock: trio.testin
     registry = Registry()
     events: list[tuple[str, str, int | None]] = []
 
-    async def record(job: wpxt.JobContext, call_next: wpxt.middleware.CallNext) -> Any:
+    async def record(job: wpxt.RunningJob, call_next: wpxt.middleware.CallNext) -> Any:
         events.append(("before", job.name, job.task_id))
         value = await call_next()
         events.append(("after", job.name, job.task_id))

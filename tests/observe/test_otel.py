@@ -144,12 +144,20 @@ async def test_spans_the_task_starts_nest_under_its_attempt(
     assert inner.parent.span_id == spans["attempt 1"].context.span_id
 
 
+async def test_a_pool_attached_twice_traces_each_job_once(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """Attaching a pool twice changes nothing: a job still gets one span, and its attempt one."""
+    tracing = OpenTelemetryTracing(tracer_provider=provider)
+    async with WorkerPool(1) as pool:
+        assert tracing.attach(tracing.attach(pool)) is pool
+        pool.submit(Job(sleeper(1), name="once"))
+    assert sorted(span.name for span in exporter.get_finished_spans()) == ["attempt 1", "job once"]
+
+
 def test_attach_is_idempotent_and_checks_its_argument() -> None:
     """Attaching a pool or a supervisor twice adds the hooks once; attaching something else is a TypeError."""
     tracing = OpenTelemetryTracing()
-    pool = WorkerPool(1)
-    assert tracing.attach(tracing.attach(pool)) is pool
-    assert (len(pool._observers), len(pool._submit_observers), len(pool._middleware)) == (1, 1, 1)
     supervisor = wpxt.supervise.Supervisor()
     assert tracing.attach(tracing.attach(supervisor)) is supervisor
     assert (len(supervisor._execution_observers), len(supervisor._execution_middleware)) == (1, 1)

@@ -91,12 +91,23 @@ def test_global_registry_is_left_alone_unless_asked() -> None:
     assert prometheus_client.REGISTRY.get_sample_value("workerpoolxt_jobs_total", labels) is None
 
 
-def test_attach_twice_counts_once_and_worker_executions() -> None:
-    """Attaching a pool twice adds one observer; worker executions count by worker and status."""
+async def test_a_pool_attached_twice_counts_each_job_once(autojump_clock: trio.testing.MockClock) -> None:
+    """Attaching a pool twice changes nothing: one job counts once, and the gauges count the pool once."""
     metrics = PrometheusMetrics()
-    pool = WorkerPool(1)
-    assert metrics.attach(metrics.attach(pool)) is pool
-    assert len(pool._observers) == 1
+    async with WorkerPool(1) as pool:
+        assert metrics.attach(metrics.attach(pool)) is pool
+        pool.submit(Job(sleeper(2), name="x"))
+        pool.submit(Job(sleeper(2), name="x"))
+        await trio.sleep(1)
+        assert metrics.registry.get_sample_value("workerpoolxt_queue_size") == 1.0
+        assert metrics.registry.get_sample_value("workerpoolxt_running_workers") == 1.0
+    labels = {"name": "x", "status": "succeeded", "code": "200"}
+    assert metrics.registry.get_sample_value("workerpoolxt_jobs_total", labels) == 2.0
+
+
+def test_attach_twice_counts_once_and_worker_executions() -> None:
+    """Worker executions count by worker and status."""
+    metrics = PrometheusMetrics()
     metrics.worker_execution("poller", "started")
     metrics.worker_execution("poller", "started")
     metrics.worker_execution("poller", "error")

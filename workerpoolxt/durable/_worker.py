@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from .._attempts import RetryPolicy
+from .._current import RunInfo
 from .._errors import CancelTask, PoolClosedError, StoreError, TaskConflictError, exit_with_sole
 from .._job import Job
-from .._pool import _HALTING, _STOPPING, WorkerPool
+from .._pool import WorkerPool
 from .._registry import Registry
 from .._result import Status
 from .._retry import Backoff
@@ -58,6 +60,8 @@ __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 _DEFAULT_BACKOFF: Final = Backoff()
+# A durable task's failed attempt is retried whatever its handler raised: the store keeps the count.
+_ANY_FAILURE: Final = (BaseException,)
 # Seconds a worker with few free slots waits for more before it claims.
 _GATHER: Final = 0.005
 
@@ -228,9 +232,8 @@ class DurableWorker:
         if self._idle is not None:
             self._idle.cancel()
         self._slot_free.unpark_all()
-        if self._started and self._pool._entered:
-            # stop() on the pool is async; its escalation is what a stop means here.
-            self._pool._escalate(_HALTING if self._cancel_running else _STOPPING, "its DurableWorker was stopped")
+        if self._started:
+            self._pool.request_stop(cancel_running=self._cancel_running)
 
     async def wait_stopped(self) -> None:
         """Wait until ``run()`` has returned."""
@@ -291,7 +294,9 @@ class DurableWorker:
             if self._stop_requested and records:
                 self._counts["claimed"] += len(records)
                 self._counts["released"] += len(records)
-                await self._settle(self._store.release([record.id for record in records], worker_id=self.worker_id))
+                await self._write_shielded(
+                    self._store.release([record.id for record in records], worker_id=self.worker_id)
+                )
                 return
             self._counts["claimed"] += len(records)
             for record in records:
@@ -405,16 +410,14 @@ class DurableWorker:
                 )
                 self._counts["failed"] += 1
                 self._settling.add(record.id)
-                await self._settle(store.fail(record.id, exc, None, worker_id=worker_id, dead=True))
+                await self._write_shielded(store.fail(record.id, exc, None, worker_id=worker_id, dead=True))
                 return
             try:
-                handle = self._pool._enqueue(
-                    self._pool._check_accepts(job), {"task_id": record.id, "task_attempt": record.attempts}
-                )
+                handle = self._pool.submit(job, info=RunInfo(task_id=record.id, first_attempt=record.attempts))
             except PoolClosedError:  # stopped between the claim and here
                 self._counts["released"] += 1
                 self._settling.add(record.id)
-                await self._settle(store.release([record.id], worker_id=worker_id))
+                await self._write_shielded(store.release([record.id], worker_id=worker_id))
                 return
             self._running[record.id] = handle
             if record.id in self._dropped:  # before its handle existed
@@ -430,17 +433,17 @@ class DurableWorker:
                 with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout):
                     result = await handle.wait()
                     if record.id not in self._dropped:
-                        await self._settle(self._finalize(record, job, result))
+                        await self._write_shielded(self._write_outcome(record, job, result))
                 raise
             if record.id not in self._dropped:
-                await self._settle(self._finalize(record, job, result))
+                await self._write_shielded(self._write_outcome(record, job, result))
         finally:
             self._running.pop(record.id, None)
             self._dropped.discard(record.id)
             self._settling.discard(record.id)
             self._slot_free.unpark()
 
-    async def _finalize(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:
+    async def _write_outcome(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:
         """Write how the task's run ended, and count it once written."""
         try:
             outcome = await self._write_end(record, job, result)
@@ -473,16 +476,18 @@ class DurableWorker:
         # A failed attempt, whatever the handler raised: a BaseException too.
         error = result.error
         assert error is not None
-        if record.attempts < record.max_attempts:
-            backoff = job.backoff if job.backoff is not None else self._backoff
-            retry_at = self._clock() + backoff.delay(record.attempts)
+        # The attempt engine's policy decides, as for any job; the wait is spent in the store.
+        policy = RetryPolicy(record.max_attempts - 1, job.backoff or self._backoff, _ANY_FAILURE)
+        delay = policy.delay_after(record.attempts, error)
+        if delay is not None:
+            retry_at = self._clock() + delay
             self._next_retry = min(self._next_retry, retry_at)
             await store.fail(task_id, error, retry_at, worker_id=worker_id)
             return "retried"
         await store.fail(task_id, error, None, worker_id=worker_id)
         return "failed"
 
-    async def _settle(self, write: Awaitable[None]) -> None:
+    async def _write_shielded(self, write: Awaitable[None]) -> None:
         """Await a write to the store that no cancellation may lose, within its bound."""
         with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout) as bound:
             try:

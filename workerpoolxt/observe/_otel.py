@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final, overload
 
+from ..hooks import AttemptEnded, AttemptStarted, JobFinished, JobQueued, Observer
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .._current import JobContext
-    from .._handle import JobHandle
-    from .._middleware import CallNext
-    from .._pool import WorkerPool
+    from .. import JobHandle, WorkerPool
     from ..supervise import Supervisor, WorkerContext
 
 __all__ = ["OpenTelemetryTracing"]
@@ -32,7 +31,7 @@ __all__ = ["OpenTelemetryTracing"]
 _logger: Final = logging.getLogger("workerpoolxt")
 
 
-class OpenTelemetryTracing:
+class OpenTelemetryTracing(Observer):
     """Trace the jobs of the pools it is attached to.
 
     Args:
@@ -51,8 +50,11 @@ class OpenTelemetryTracing:
         self._trace = trace
         self._context = context
         self._tracer = trace.get_tracer("workerpoolxt", tracer_provider=tracer_provider)
-        # The open job span of each job that started, until its Result.
+        # Per job until its Result: the context it was submitted in, and its span once it started.
+        self._parents: dict[JobHandle[Any], Any] = {}
         self._job_spans: dict[JobHandle[Any], Any] = {}
+        # Per job while an attempt runs: the attempt's span, and the token that made it current.
+        self._attempts: dict[JobHandle[Any], tuple[Any, Any]] = {}
         # The open span of each supervised worker execution, by execution id.
         self._worker_spans: dict[str | None, Any] = {}
 
@@ -64,7 +66,7 @@ class OpenTelemetryTracing:
 
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
         """Trace a pool's jobs (outside all its middleware), or a supervisor's worker executions; return it."""
-        from .._pool import WorkerPool
+        from .. import WorkerPool
         from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
@@ -74,10 +76,7 @@ class OpenTelemetryTracing:
             return pool
         if not isinstance(pool, WorkerPool):
             raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
-        if self._job_ended not in pool._observers:
-            pool._submit_observers = (*pool._submit_observers, self._job_submitted)
-            pool._middleware = (self._attempt, *pool._middleware)
-            pool._observers = (*pool._observers, self._job_ended)
+        pool.add_observer(self)
         return pool
 
     def _worker_event(self, worker: str, status: str, execution_id: str | None) -> None:
@@ -114,55 +113,53 @@ class OpenTelemetryTracing:
         finally:
             context.detach(token)
 
-    def _job_submitted(self, entry: JobHandle[Any]) -> None:
-        from opentelemetry import context
+    def job_queued(self, event: JobQueued) -> None:
+        """Remember the context the job was submitted in: its span's parent (called by the pool)."""
+        self._parents[event.handle] = self._context.get_current()
 
-        meta = entry._meta if entry._meta is not None else {}
-        meta["otel_context"] = context.get_current()
-        entry._meta = meta
-
-    def _job_span(self, entry: JobHandle[Any]) -> Any:
-        span = self._job_spans.get(entry)
+    def _job_span(self, handle: JobHandle[Any]) -> Any:
+        span = self._job_spans.get(handle)
         if span is None:
-            parent = entry._meta.get("otel_context") if entry._meta is not None else None
-            span = self._job_spans[entry] = self._tracer.start_span(
-                f"job {entry.name}",
-                context=parent,
-                attributes={"workerpoolxt.job.name": entry.name, "workerpoolxt.job.id": entry.job_id},
+            span = self._job_spans[handle] = self._tracer.start_span(
+                f"job {handle.name}",
+                context=self._parents.get(handle),
+                attributes={"workerpoolxt.job.name": handle.name, "workerpoolxt.job.id": handle.job_id},
             )
         return span
 
-    async def _attempt(self, job: JobContext, call_next: CallNext) -> Any:
+    def attempt_started(self, event: AttemptStarted) -> None:
+        """Start the attempt's span and make it current in the job's task (called by the pool)."""
         # Not `start_as_current_span`: ending the span there can raise (a
         # processor's error) in place of what the task returned or raised.
         # Here every call into OpenTelemetry is guarded, and the attempt's own
         # outcome, a Cancelled included, always comes out as it was.
-        trace, context = self._trace, self._context
+        trace, handle = self._trace, event.handle
         try:
             span = self._tracer.start_span(
-                f"attempt {job.attempt}",
-                context=trace.set_span_in_context(self._job_span(job._entry)),
+                f"attempt {event.attempt}",
+                context=trace.set_span_in_context(self._job_span(handle)),
                 attributes={
-                    "workerpoolxt.job.name": job.name,
-                    "workerpoolxt.job.id": job.job_id,
-                    "workerpoolxt.attempt": job.attempt,
+                    "workerpoolxt.job.name": handle.name,
+                    "workerpoolxt.job.id": handle.job_id,
+                    "workerpoolxt.attempt": event.attempt,
                 },
             )
-            token = context.attach(trace.set_span_in_context(span))
+            token = self._context.attach(trace.set_span_in_context(span))
         except Exception:
-            _logger.exception("tracing attempt %d of job %r (job_id %d) failed", job.attempt, job.name, job.job_id)
-            return await call_next()
-        try:
-            value = await call_next()
-        except BaseException as error:
-            context.detach(token)
-            self._end_attempt(span, job, error)
-            raise
-        context.detach(token)
-        self._end_attempt(span, job, None)
-        return value
+            _logger.exception(
+                "tracing attempt %d of job %r (job_id %d) failed", event.attempt, handle.name, handle.job_id
+            )
+            return
+        self._attempts[handle] = (span, token)
 
-    def _end_attempt(self, span: Any, job: JobContext, error: BaseException | None) -> None:
+    def attempt_ended(self, event: AttemptEnded) -> None:
+        """End the attempt's span, recording its error, and restore the job task's context (called by the pool)."""
+        started = self._attempts.pop(event.handle, None)
+        if started is None:  # its start could not be traced: the error is logged
+            return
+        span, token = started
+        self._context.detach(token)
+        error = event.error
         try:
             # As `use_span` does: a BaseException (a Cancelled) is not an error of the attempt's.
             if isinstance(error, Exception):
@@ -172,15 +169,19 @@ class OpenTelemetryTracing:
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             span.end()
         except Exception:
-            _logger.exception("tracing attempt %d of job %r (job_id %d) failed", job.attempt, job.name, job.job_id)
+            handle = event.handle
+            _logger.exception(
+                "tracing attempt %d of job %r (job_id %d) failed", event.attempt, handle.name, handle.job_id
+            )
 
-    def _job_ended(self, entry: JobHandle[Any]) -> None:
+    def job_finished(self, event: JobFinished) -> None:
+        """End the job's span with its outcome (called by the pool)."""
         from opentelemetry.trace import Status, StatusCode
 
-        result = entry._result
-        assert result is not None
-        span = self._job_span(entry)
-        del self._job_spans[entry]
+        handle, result = event.handle, event.result
+        span = self._job_span(handle)
+        del self._job_spans[handle]
+        self._parents.pop(handle, None)
         span.set_attribute("workerpoolxt.job.status", result.status.value)
         span.set_attribute("workerpoolxt.job.code", int(result.code))
         span.set_attribute("workerpoolxt.job.attempts", result.attempts)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, overload
 
+from ..hooks import JobFinished, Observer
+
 if TYPE_CHECKING:
-    from .._handle import JobHandle
-    from .._pool import WorkerPool
-    from .._result import Status
+    from .. import Status, WorkerPool
     from ..supervise import Supervisor
 
 __all__ = ["PrometheusMetrics"]
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(Observer):
     """Counters, a histogram and gauges for the pools it is attached to.
 
     Exports, under ``namespace`` and ``subsystem``:
@@ -89,7 +89,7 @@ class PrometheusMetrics:
 
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
         """Count the jobs of a pool, or the executions of a supervisor's workers, from now on; return it."""
-        from .._pool import WorkerPool
+        from .. import WorkerPool
         from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
@@ -100,12 +100,12 @@ class PrometheusMetrics:
             raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
         if pool not in self._pools:
             self._pools.append(pool)
-            pool._observers = (*pool._observers, self._job_ended)
+            pool.add_observer(self)
         return pool
 
-    def _job_ended(self, entry: JobHandle[Any]) -> None:
-        result = entry._result
-        assert result is not None
+    def job_finished(self, event: JobFinished) -> None:
+        """Count a job that ended (the pool calls it, as an ``Observer``)."""
+        result = event.result
         key = (result.name, result.status, result.code)
         children = self._children.get(key)
         if children is None:
