@@ -1,4 +1,4 @@
-"""Supervised long-running workers: deferred starts, restarts with backoff, reports and health.
+"""Supervised services: deferred starts, restarts with backoff, reports and health.
 
 Run it with ``python examples/supervisor.py``.
 """
@@ -19,8 +19,8 @@ class QueueConsumer:
 
     async def run(self):
         self.connects += 1
-        me = wpxt.supervise.current_worker()
-        print(f"{trio.current_time():.1f} {me.name}: attempt {me.attempt}/{me.max_attempts}")
+        me = wpxt.supervise.current_service()
+        print(f"{trio.current_time():.1f} {me.name}: attempt {me.attempt}/{me.retry + 1}")
         await trio.sleep(0.5)
         if self.connects < 3:
             raise ConnectionError("broker went away")
@@ -28,12 +28,12 @@ class QueueConsumer:
 
 
 async def warm_cache():
-    # A one-off worker: returning means it is done and will not be restarted.
+    # A one-off service: returning means it is done and will not be restarted.
     await trio.sleep(1)
 
 
 async def main():
-    supervisor = wpxt.supervise.Supervisor(max_attempts=5, backoff=wpxt.Backoff(initial=1, multiplier=2, jitter=0))
+    supervisor = wpxt.supervise.Supervisor(retry=4, backoff=wpxt.Backoff(initial=1, multiplier=2, jitter=0))
     supervisor.add(QueueConsumer())
     supervisor.add(warm_cache, defer=2)
     async with supervisor:
@@ -43,7 +43,7 @@ async def main():
         print(f"10.0 health: {supervisor.health()}")
     # Leaving the block stopped the consumer.
     for name, report in supervisor.executions().items():
-        print(f"{name}: {report.status} at attempt {report.attempt}/{report.max_attempts}")
+        print(f"{name}: {report.status} at attempt {report.attempt}/{report.retry + 1}")
         for event in report.events:
             print(f"  {event.time:4.1f} {event.message}")
 

@@ -15,13 +15,14 @@ __all__ = [
     "PoolClosedError",
     "PostgresConnectionError",
     "QueueFullError",
+    "ServiceExistsError",
+    "ServiceNotFoundError",
     "StepFailedError",
     "StoreError",
+    "SupervisorClosedError",
     "TaskConflictError",
     "TaskNotFoundError",
     "UnknownHandlerError",
-    "WorkerExistsError",
-    "WorkerNotFoundError",
     "WorkerPoolError",
 ]
 
@@ -205,26 +206,30 @@ class PostgresConnectionError(StoreError, ConnectionError):
 # -- supervised services ---------------------------------------------------------
 
 
-class WorkerExistsError(WorkerPoolError, ValueError):
-    """A Supervisor already has a worker under this name."""
+class ServiceExistsError(WorkerPoolError, ValueError):
+    """A Supervisor already has a service under this name."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"a worker named {name!r} is already registered; pass another with add(worker, name=...)")
+        super().__init__(f"a service named {name!r} is already registered; pass another with add(service, name=...)")
         self.name = name
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.name,))
 
 
-class WorkerNotFoundError(WorkerPoolError, LookupError):
-    """A Supervisor has no worker under this name."""
+class ServiceNotFoundError(WorkerPoolError, LookupError):
+    """A Supervisor has no service under this name."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"no worker named {name!r} is registered")
+        super().__init__(f"no service named {name!r} is registered")
         self.name = name
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.name,))
+
+
+class SupervisorClosedError(WorkerPoolError, RuntimeError):
+    """A service was added to a Supervisor that is stopping or stopped."""
 
 
 # -- exception groups ---------------------------------------------------------------

@@ -12,6 +12,7 @@ import trio.testing
 
 import workerpoolxt as wpxt
 import workerpoolxt.durable
+import workerpoolxt.supervise
 
 ALL_ERRORS = [
     wpxt.PoolClosedError,
@@ -114,6 +115,40 @@ def test_job_errors_survive_pickle_and_copy(error: wpxt.WorkerPoolError) -> None
 )
 def test_store_errors_survive_pickle_and_copy(error: wpxt.durable.StoreError, message: str) -> None:
     """A store's error can be pickled and copied, keeping its one-line message and its fields."""
+    assert str(error) == message
+    for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == message
+        assert vars(clone) == vars(error)
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin", "message"),
+    [
+        pytest.param(
+            wpxt.supervise.ServiceExistsError("feed"),
+            ValueError,
+            "a service named 'feed' is already registered; pass another with add(service, name=...)",
+            id="ServiceExistsError",
+        ),
+        pytest.param(
+            wpxt.supervise.ServiceNotFoundError("feed"),
+            LookupError,
+            "no service named 'feed' is registered",
+            id="ServiceNotFoundError",
+        ),
+        pytest.param(
+            wpxt.supervise.SupervisorClosedError("cannot add service 'feed': the supervisor is stopping or stopped"),
+            RuntimeError,
+            "cannot add service 'feed': the supervisor is stopping or stopped",
+            id="SupervisorClosedError",
+        ),
+    ],
+)
+def test_supervisor_errors(error: wpxt.WorkerPoolError, builtin: type[Exception], message: str) -> None:
+    """A supervisor's errors are WorkerPoolErrors and the builtin they mean, and survive pickle and copy."""
+    assert isinstance(error, wpxt.WorkerPoolError)
+    assert isinstance(error, builtin)
     assert str(error) == message
     for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
         assert type(clone) is type(error)

@@ -55,7 +55,7 @@ async def test_summary_lines_carry_structured_fields(
 async def test_user_code_logs_with_the_same_ids(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A task and a supervised worker can put the pool's and supervisor's ids on their own records."""
+    """A task and a supervised service can put the pool's and supervisor's ids on their own records."""
     caplog.set_level(logging.INFO, logger="app")
     log = logging.getLogger("app")
 
@@ -64,8 +64,8 @@ async def test_user_code_logs_with_the_same_ids(
         log.info("working", extra={"job_name": job.name, "job_id": job.job_id, "attempt": job.attempt})
 
     async def poller() -> None:
-        me = wpxt.supervise.current_worker()
-        log.info("polling", extra={"worker_name": me.name, "execution_id": me.execution_id})
+        me = wpxt.supervise.current_service()
+        log.info("polling", extra={"service_name": me.name, "execution_id": me.execution_id})
         await trio.sleep_forever()
 
     async with WorkerPool(1) as pool:
@@ -75,4 +75,4 @@ async def test_user_code_logs_with_the_same_ids(
         execution_id = supervisor.execution("poller").execution_id
     working, polling = caplog.records
     assert (working.job_name, working.job_id, working.attempt) == ("report", 0, 1)  # type: ignore[attr-defined]
-    assert (polling.worker_name, polling.execution_id) == ("poller", execution_id)  # type: ignore[attr-defined]
+    assert (polling.service_name, polling.execution_id) == ("poller", execution_id)  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ def test_supervisor(capsys: pytest.CaptureFixture[str]) -> None:
     """The consumer restarts at 1.5 and 4 and holds until the block ends; the deferred one-off succeeds."""
     assert run_example("supervisor.py", capsys) == [
         "0.0 consumer: attempt 1/5",
-        "1.0 health: Health(healthy=False, reasons=(\"worker 'consumer' failed: ConnectionError: broker went away\",))",
+        "1.0 health: Health(healthy=False, reasons="
+        "(\"service 'consumer' failed: ConnectionError: broker went away\",))",
         "1.5 consumer: attempt 2/5",
         "4.0 consumer: attempt 3/5",
         "10.0 health: Health(healthy=True, reasons=())",

@@ -16,6 +16,7 @@ from workerpoolxt import Backoff, Job, WorkerPool
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra and the OpenTelemetry SDK are not installed")
 
+from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -155,42 +156,57 @@ async def test_a_pool_attached_twice_traces_each_job_once(
     assert sorted(span.name for span in exporter.get_finished_spans()) == ["attempt 1", "job once"]
 
 
-def test_attach_is_idempotent_and_checks_its_argument() -> None:
-    """Attaching a pool or a supervisor twice adds the hooks once; attaching something else is a TypeError."""
+def test_attach_checks_its_argument() -> None:
+    """Attaching something other than a pool or a supervisor is a TypeError naming the parameter."""
     tracing = OpenTelemetryTracing()
-    supervisor = wpxt.supervise.Supervisor()
-    assert tracing.attach(tracing.attach(supervisor)) is supervisor
-    assert (len(supervisor._execution_observers), len(supervisor._execution_middleware)) == (1, 1)
     with pytest.raises(TypeError, match="`pool`"):
         tracing.attach(object())  # type: ignore[call-overload]
 
 
-async def test_supervised_worker_executions_get_one_span_each(
+async def test_each_execution_of_a_service_gets_one_span(
     autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
-    """A worker failing once then running until stopped gives two spans: error, then stopped, with their ids."""
+    """A service failing once then running until stopped gives two spans: error (exception recorded), then stopped."""
     calls: list[str] = []
 
     async def flaky() -> None:
-        calls.append(wpxt.supervise.current_worker().execution_id)
+        calls.append(wpxt.supervise.current_service().execution_id)
         if len(calls) == 1:
             raise ValueError("first")
         await trio.sleep_forever()
 
-    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.supervise.Supervisor(flaky, max_attempts=2)):
+    async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.supervise.Supervisor(flaky, retry=1)):
         await trio.sleep(5)
-    spans = [span for span in exporter.get_finished_spans() if span.name == "worker flaky"]
+    spans = [span for span in exporter.get_finished_spans() if span.name == "service flaky"]
     attributes = [dict(span.attributes or {}) for span in spans]
-    assert [a["workerpoolxt.worker.execution_id"] for a in attributes] == calls
-    assert [a["workerpoolxt.worker.status"] for a in attributes] == ["error", "stopped"]
+    assert [a["workerpoolxt.service.execution_id"] for a in attributes] == calls
+    assert [a["workerpoolxt.service.status"] for a in attributes] == ["error", "stopped"]
     assert [span.status.status_code for span in spans] == [StatusCode.ERROR, StatusCode.UNSET]
+    assert spans[0].status.description == "ValueError: first"
+    assert [[event.name for event in span.events] for span in spans] == [["exception"], []]
     assert len(set(calls)) == 2
 
 
-async def test_two_supervisors_with_the_same_worker_name_keep_their_own_spans(
+async def test_attaching_a_supervisor_twice_traces_once(
     autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
-    """Spans are per execution: two workers named alike, in two supervisors, each end their own span."""
+    """The same tracing attached twice to a supervisor gives each execution one span."""
+    tracing = OpenTelemetryTracing(tracer_provider=provider)
+    supervisor = wpxt.supervise.Supervisor(noop_service)
+    assert tracing.attach(tracing.attach(supervisor)) is supervisor
+    async with supervisor:
+        await trio.sleep(1)
+    assert [span.name for span in exporter.get_finished_spans()] == ["service noop_service"]
+
+
+async def noop_service() -> None:
+    """A service that returns at once."""
+
+
+async def test_two_supervisors_with_the_same_service_name_keep_their_own_spans(
+    autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """Spans are per execution: two services named alike, in two supervisors, each end their own span."""
 
     async def poller() -> None:
         await trio.sleep_forever()
@@ -198,10 +214,10 @@ async def test_two_supervisors_with_the_same_worker_name_keep_their_own_spans(
     tracing = OpenTelemetryTracing(tracer_provider=provider)
     async with tracing.attach(wpxt.supervise.Supervisor(poller)), tracing.attach(wpxt.supervise.Supervisor(poller)):
         await trio.sleep(1)
-    spans = [span for span in exporter.get_finished_spans() if span.name == "worker poller"]
+    spans = [span for span in exporter.get_finished_spans() if span.name == "service poller"]
     assert len(spans) == 2
-    assert len({dict(span.attributes or {})["workerpoolxt.worker.execution_id"] for span in spans}) == 2
-    assert tracing._worker_spans == {}
+    assert len({dict(span.attributes or {})["workerpoolxt.service.execution_id"] for span in spans}) == 2
+    assert tracing._services._open == {}
 
 
 async def test_a_span_processor_that_raises_harms_no_job(
@@ -246,10 +262,10 @@ async def test_a_span_processor_that_raises_harms_no_job(
         assert sum(repr(name) in record.getMessage() for record in logged_errors(caplog)) == 2, name
 
 
-async def test_spans_a_supervised_worker_starts_nest_under_its_execution_span(
+async def test_spans_a_service_starts_nest_under_its_execution_span(
     autojump_clock: trio.testing.MockClock, exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
-    """An execution's span, naming the worker and execution, is current in its task and the tasks it starts."""
+    """An execution's span, naming the service and execution, is current in its task and the tasks it starts."""
     tracer = provider.get_tracer("test")
     ids: list[str] = []
 
@@ -258,7 +274,7 @@ async def test_spans_a_supervised_worker_starts_nest_under_its_execution_span(
             await trio.sleep(1)
 
     async def poller() -> None:
-        ids.append(wpxt.supervise.current_worker().execution_id)
+        ids.append(wpxt.supervise.current_service().execution_id)
         with tracer.start_as_current_span("poll"):
             await trio.sleep(1)
         async with trio.open_nursery() as nursery:
@@ -266,41 +282,46 @@ async def test_spans_a_supervised_worker_starts_nest_under_its_execution_span(
 
     async with OpenTelemetryTracing(tracer_provider=provider).attach(wpxt.supervise.Supervisor(poller)) as supervisor:
         await trio.sleep(5)
-        assert supervisor.execution("poller").status is wpxt.supervise.WorkerStatus.SUCCESS
+        assert supervisor.execution("poller").status is wpxt.supervise.ServiceStatus.SUCCESS
     spans = by_name(exporter.get_finished_spans())
-    worker = spans["worker poller"]
-    assert dict(worker.attributes or {}) == {
-        "workerpoolxt.worker.name": "poller",
-        "workerpoolxt.worker.execution_id": ids[0],
-        "workerpoolxt.worker.status": "success",
+    service = spans["service poller"]
+    assert dict(service.attributes or {}) == {
+        "workerpoolxt.service.name": "poller",
+        "workerpoolxt.service.execution_id": ids[0],
+        "workerpoolxt.service.status": "success",
     }
     for name in ("poll", "child"):
         parent = spans[name].parent
         assert parent is not None
-        assert parent.span_id == worker.context.span_id, name
+        assert parent.span_id == service.context.span_id, name
 
 
-async def test_a_span_processor_that_raises_harms_no_supervised_worker(
+async def test_a_span_processor_that_raises_harms_no_service(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With on_end raising, a failing worker still restarts, runs until stopped, and each error is logged."""
+    """With on_end raising, a failing service still restarts, runs until stopped, and each error is logged."""
     provider = TracerProvider()
     provider.add_span_processor(FailingProcessor())
     starts: list[float] = []
+    current: list[Any] = []
 
     async def flaky() -> None:
         starts.append(trio.current_time())
+        current.append(otel_trace.get_current_span())
         await trio.sleep(1)
         if len(starts) == 1:
             raise ValueError("first")
         await trio.sleep_forever()
 
-    supervisor = wpxt.supervise.Supervisor(flaky, max_attempts=2)
+    supervisor = wpxt.supervise.Supervisor(flaky, retry=1)
     async with OpenTelemetryTracing(tracer_provider=provider).attach(supervisor):
         await trio.sleep(5)
     assert starts == [0.0, 1.0]
-    assert supervisor.execution("flaky").status is wpxt.supervise.WorkerStatus.STOPPED
+    assert supervisor.execution("flaky").status is wpxt.supervise.ServiceStatus.STOPPED
     assert [record.getMessage() for record in logged_errors(caplog)] == [
-        "an observer of worker 'flaky' failed",
-        "an observer of worker 'flaky' failed",
+        "observer _ServiceSpans.execution_ended failed for service 'flaky'",
+        "observer _ServiceSpans.execution_ended failed for service 'flaky'",
     ]
+    # Ending the first span failed, yet it was no longer current when the second started: not its parent.
+    assert [span.name for span in current] == ["service flaky", "service flaky"]
+    assert current[1].parent is None

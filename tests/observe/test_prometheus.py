@@ -105,15 +105,20 @@ async def test_a_pool_attached_twice_counts_each_job_once(autojump_clock: trio.t
     assert metrics.registry.get_sample_value("workerpoolxt_jobs_total", labels) == 2.0
 
 
-def test_attach_twice_counts_once_and_worker_executions() -> None:
-    """Worker executions count by worker and status."""
+async def test_attaching_a_supervisor_twice_counts_once(autojump_clock: trio.testing.MockClock) -> None:
+    """The same metrics attached twice to a supervisor count each execution once."""
+
+    async def once() -> None:
+        await trio.sleep(1)
+
     metrics = PrometheusMetrics()
-    metrics.worker_execution("poller", "started")
-    metrics.worker_execution("poller", "started")
-    metrics.worker_execution("poller", "error")
+    supervisor = wpxt.supervise.Supervisor(once)
+    assert metrics.attach(metrics.attach(supervisor)) is supervisor
+    async with supervisor:
+        await trio.sleep(2)
     sample = metrics.registry.get_sample_value
-    assert sample("workerpoolxt_worker_executions_total", {"worker": "poller", "status": "started"}) == 2.0
-    assert sample("workerpoolxt_worker_executions_total", {"worker": "poller", "status": "error"}) == 1.0
+    assert sample("workerpoolxt_service_executions_total", {"service": "once", "status": "started"}) == 1.0
+    assert sample("workerpoolxt_service_executions_total", {"service": "once", "status": "success"}) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -132,8 +137,8 @@ def test_attach_refuses_what_is_not_a_pool() -> None:
         PrometheusMetrics().attach(object())  # type: ignore[call-overload]
 
 
-async def test_supervised_worker_executions_after_two_failing_attempts(autojump_clock: trio.testing.MockClock) -> None:
-    """A worker failing both of its 2 attempts gives started 2, restarted 1, error 2; another succeeds once."""
+async def test_service_executions_by_how_they_ended(autojump_clock: trio.testing.MockClock) -> None:
+    """Failing both attempts gives started 2, restarted 1, error 2; others count one success and one stop."""
 
     async def broken() -> None:
         raise ValueError("down")
@@ -141,23 +146,33 @@ async def test_supervised_worker_executions_after_two_failing_attempts(autojump_
     async def once() -> None:
         await trio.sleep(1)
 
+    async def forever() -> None:
+        await trio.sleep_forever()
+
+    async def deferred() -> None:
+        await trio.sleep_forever()
+
     metrics = PrometheusMetrics()
-    async with metrics.attach(wpxt.supervise.Supervisor(broken, once, max_attempts=2)) as supervisor:
+    supervisor = wpxt.supervise.Supervisor(broken, once, forever, retry=1)
+    supervisor.add(deferred, defer=10)
+    async with metrics.attach(supervisor):
         await trio.sleep(5)
-        assert supervisor.execution("broken").status is wpxt.supervise.WorkerStatus.ERROR
+        assert supervisor.execution("broken").status is wpxt.supervise.ServiceStatus.ERROR
     sample = metrics.registry.get_sample_value
+    statuses = ("started", "restarted", "success", "error", "stopped")
     counts = {
-        (worker, status): sample("workerpoolxt_worker_executions_total", {"worker": worker, "status": status})
-        for worker in ("broken", "once")
-        for status in ("started", "restarted", "success", "error")
+        (service, status): sample("workerpoolxt_service_executions_total", {"service": service, "status": status})
+        for service in ("broken", "once", "forever", "deferred")
+        for status in statuses
+    }
+    expected: dict[str, tuple[float | None, ...]] = {
+        "broken": (2.0, 1.0, None, 2.0, None),
+        "once": (1.0, None, 1.0, None, None),
+        "forever": (1.0, None, None, None, 1.0),
+        "deferred": (None, None, None, None, None),  # stopped before its first attempt: it never ran
     }
     assert counts == {
-        ("broken", "started"): 2.0,
-        ("broken", "restarted"): 1.0,
-        ("broken", "success"): None,
-        ("broken", "error"): 2.0,
-        ("once", "started"): 1.0,
-        ("once", "restarted"): None,
-        ("once", "success"): 1.0,
-        ("once", "error"): None,
+        (service, status): value
+        for service, values in expected.items()
+        for status, value in zip(statuses, values, strict=True)
     }

@@ -4,11 +4,11 @@ Each job gets a span, ``job <name>``, whose parent is the span current where
 the job was submitted, so a trace follows work across ``submit()``. Each
 attempt gets a child span, ``attempt <n>``, current while the task runs, so
 spans the task starts nest under it. Exceptions are recorded on the span they
-ended. Attached to a Supervisor, each worker execution gets a span,
-``worker <name>``, current in the worker's task and the tasks it starts. The
+ended. Attached to a Supervisor, each execution of a service gets a span,
+``service <name>``, current in the service's task and the tasks it starts. The
 SDK (exporters, processors) is the application's choice.
 
-Tracing never changes what a job or a worker does: an error from
+Tracing never changes what a job or a service does: an error from
 OpenTelemetry, or from the SDK's processors and exporters behind it, is logged
 on the ``workerpoolxt`` logger and the work goes on as if untraced.
 """
@@ -19,12 +19,11 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from ..hooks import AttemptEnded, AttemptStarted, JobFinished, JobQueued, Observer
+from ..supervise import ServiceStatus, SupervisorObserver
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from .. import JobHandle, WorkerPool
-    from ..supervise import Supervisor, WorkerContext
+    from ..supervise import ExecutionEnded, ExecutionStarted, Supervisor
 
 __all__ = ["OpenTelemetryTracing"]
 
@@ -55,8 +54,7 @@ class OpenTelemetryTracing(Observer):
         self._job_spans: dict[JobHandle[Any], Any] = {}
         # Per job while an attempt runs: the attempt's span, and the token that made it current.
         self._attempts: dict[JobHandle[Any], tuple[Any, Any]] = {}
-        # The open span of each supervised worker execution, by execution id.
-        self._worker_spans: dict[str | None, Any] = {}
+        self._services = _ServiceSpans(self._tracer, trace, context)
 
     @overload
     def attach(self, pool: WorkerPool) -> WorkerPool: ...
@@ -65,53 +63,17 @@ class OpenTelemetryTracing(Observer):
     def attach(self, pool: Supervisor) -> Supervisor: ...
 
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
-        """Trace a pool's jobs (outside all its middleware), or a supervisor's worker executions; return it."""
+        """Trace a pool's jobs (outside all its middleware), or the executions of a supervisor's services; return it."""
         from .. import WorkerPool
         from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
-            if self._worker_event not in pool._execution_observers:
-                pool._execution_observers.append(self._worker_event)
-                pool._execution_middleware.append(self._worker_run)
+            pool.add_observer(self._services)
             return pool
         if not isinstance(pool, WorkerPool):
             raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
         pool.add_observer(self)
         return pool
-
-    def _worker_event(self, worker: str, status: str, execution_id: str | None) -> None:
-        """One span per execution of a supervised worker, from its start to its end."""
-        from opentelemetry.trace import Status, StatusCode
-
-        if status == "started":
-            self._worker_spans[execution_id] = self._tracer.start_span(
-                f"worker {worker}",
-                attributes={"workerpoolxt.worker.name": worker, "workerpoolxt.worker.execution_id": execution_id or ""},
-            )
-            return
-        span = self._worker_spans.pop(execution_id, None)
-        if span is None:  # "restarted" follows the "error" that ended the span
-            return
-        span.set_attribute("workerpoolxt.worker.status", status)
-        if status == "error":
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
-
-    async def _worker_run(self, worker: WorkerContext, call_next: Callable[[], Awaitable[object]]) -> object:
-        """Make the execution's span current in the worker's task, so the spans it and its tasks start nest under it."""
-        span = self._worker_spans.get(worker.execution_id)
-        if span is None:  # it could not start: the error is logged
-            return await call_next()
-        context = self._context
-        try:
-            token = context.attach(self._trace.set_span_in_context(span))
-        except Exception:
-            _logger.exception("tracing worker %r (execution_id %s) failed", worker.name, worker.execution_id)
-            return await call_next()
-        try:
-            return await call_next()
-        finally:
-            context.detach(token)
 
     def job_queued(self, event: JobQueued) -> None:
         """Remember the context the job was submitted in: its span's parent (called by the pool)."""
@@ -188,4 +150,52 @@ class OpenTelemetryTracing(Observer):
         if result.error is not None:
             span.record_exception(result.error)
             span.set_status(Status(StatusCode.ERROR, str(result.error)))
+        span.end()
+
+
+class _ServiceSpans(SupervisorObserver):
+    """Gives each execution of a service a span, current in the service's task while it runs.
+
+    Both methods run in the service's task (the observer protocol promises
+    it), so the context attached in ``execution_started`` is the one the run
+    and its tasks see, and detaching it in ``execution_ended`` restores the
+    task's own. The Supervisor logs what an OpenTelemetry call raises here.
+    """
+
+    __slots__ = ("_context", "_open", "_trace", "_tracer")
+
+    def __init__(self, tracer: Any, trace: Any, context: Any) -> None:
+        self._tracer = tracer
+        self._trace = trace
+        self._context = context
+        # The span of each execution under way, by its id (unique, even across
+        # supervisors), and the token that made it current, if that worked.
+        self._open: dict[str, tuple[Any, Any]] = {}
+
+    def execution_started(self, event: ExecutionStarted) -> None:
+        span = self._tracer.start_span(
+            f"service {event.name}",
+            attributes={
+                "workerpoolxt.service.name": event.name,
+                "workerpoolxt.service.execution_id": event.execution_id,
+            },
+        )
+        # Kept before it is made current, so that the span still ends if that fails.
+        self._open[event.execution_id] = (span, None)
+        self._open[event.execution_id] = (span, self._context.attach(self._trace.set_span_in_context(span)))
+
+    def execution_ended(self, event: ExecutionEnded) -> None:
+        opened = self._open.pop(event.execution_id, None)
+        if opened is None:  # its span could not start: that error was logged
+            return
+        span, token = opened
+        # First of all, so that a failure below cannot leave the span current in the task.
+        if token is not None:
+            self._context.detach(token)
+        span.set_attribute("workerpoolxt.service.status", event.status.value)
+        if event.status is ServiceStatus.ERROR and event.error is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            span.record_exception(event.error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(event.error).__name__}: {event.error}"))
         span.end()

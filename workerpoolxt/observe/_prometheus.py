@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, overload
 
 from ..hooks import JobFinished, Observer
+from ..supervise import SupervisorObserver
 
 if TYPE_CHECKING:
     from .. import Status, WorkerPool
-    from ..supervise import Supervisor
+    from ..supervise import ExecutionEnded, ExecutionStarted, Supervisor
 
 __all__ = ["PrometheusMetrics"]
 
@@ -28,8 +29,10 @@ class PrometheusMetrics(Observer):
     - ``job_duration_seconds{name}``: a histogram of their durations;
     - ``job_attempts_total{name}``: attempts they made;
     - ``queue_size`` and ``running_workers``: gauges, summed over attached pools;
-    - ``worker_executions_total{worker,status}``: supervised worker executions
-      (``started``, ``restarted``, ``success``, ``error``, and ``stopped`` by a stop).
+    - ``service_executions_total{service,status}``: executions of supervised
+      services, counted under ``started`` as each starts, then under how it
+      ended (``success``, ``error`` or ``stopped``), and under ``restarted``
+      when a restart follows.
 
     Args:
         registry: A ``prometheus_client.CollectorRegistry``; by default a new
@@ -72,8 +75,9 @@ class PrometheusMetrics(Observer):
         )
         self.attempts = prometheus_client.Counter("job_attempts", "Attempts jobs made.", ["name"], **names)
         self.executions = prometheus_client.Counter(
-            "worker_executions", "Supervised worker executions.", ["worker", "status"], **names
+            "service_executions", "Executions of supervised services.", ["service", "status"], **names
         )
+        self._services = _ServiceCounts(self.executions)
         self._pools: list[WorkerPool] = []
         self._children: dict[tuple[str, Status, int], tuple[Any, Any, Any]] = {}
         queue = prometheus_client.Gauge("queue_size", "Jobs queued, not yet started.", **names)
@@ -88,13 +92,12 @@ class PrometheusMetrics(Observer):
     def attach(self, pool: Supervisor) -> Supervisor: ...
 
     def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
-        """Count the jobs of a pool, or the executions of a supervisor's workers, from now on; return it."""
+        """Count the jobs of a pool, or the executions of a supervisor's services, from now on; return it."""
         from .. import WorkerPool
         from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
-            if self.worker_execution not in pool._execution_observers:
-                pool._execution_observers.append(self.worker_execution)
+            pool.add_observer(self._services)
             return pool
         if not isinstance(pool, WorkerPool):
             raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
@@ -122,6 +125,19 @@ class PrometheusMetrics(Observer):
         if result.attempts:
             attempts.inc(result.attempts)
 
-    def worker_execution(self, worker: str, status: str, execution_id: str | None = None) -> None:
-        """Count one supervised worker event: ``started``, ``restarted``, ``success``, ``error`` or ``stopped``."""
-        self.executions.labels(worker, status).inc()
+
+class _ServiceCounts(SupervisorObserver):
+    """Counts the executions of the services of the supervisors a PrometheusMetrics is attached to."""
+
+    __slots__ = ("_executions",)
+
+    def __init__(self, executions: Any) -> None:
+        self._executions = executions
+
+    def execution_started(self, event: ExecutionStarted) -> None:
+        self._executions.labels(event.name, "started").inc()
+
+    def execution_ended(self, event: ExecutionEnded) -> None:
+        self._executions.labels(event.name, event.status.value).inc()
+        if event.restart_in is not None:
+            self._executions.labels(event.name, "restarted").inc()

@@ -1,24 +1,29 @@
-"""Supervised long-running workers: start them, restart the ones that fail, stop them all, report on each."""
+"""Supervised services: start them, restart the ones that fail, stop them all, report on each, and observe them."""
 
-from .._errors import WorkerExistsError, WorkerNotFoundError
+from .._errors import ServiceExistsError, ServiceNotFoundError, SupervisorClosedError
+from ._observer import ExecutionEnded, ExecutionStarted, SupervisorObserver
 from ._supervisor import (
-    SupervisedWorker,
+    RunningService,
+    Service,
+    ServiceEvent,
+    ServiceExecution,
+    ServiceStatus,
     Supervisor,
-    WorkerContext,
-    WorkerEvent,
-    WorkerExecution,
-    WorkerStatus,
-    current_worker,
+    current_service,
 )
 
 __all__ = [
-    "SupervisedWorker",
+    "ExecutionEnded",
+    "ExecutionStarted",
+    "RunningService",
+    "Service",
+    "ServiceEvent",
+    "ServiceExecution",
+    "ServiceExistsError",
+    "ServiceNotFoundError",
+    "ServiceStatus",
     "Supervisor",
-    "WorkerContext",
-    "WorkerEvent",
-    "WorkerExecution",
-    "WorkerExistsError",
-    "WorkerNotFoundError",
-    "WorkerStatus",
-    "current_worker",
+    "SupervisorClosedError",
+    "SupervisorObserver",
+    "current_service",
 ]

@@ -1,10 +1,13 @@
-"""Supervised long-running workers: start them, restart the ones that fail, stop them all, report on each.
+"""Supervised services: start them, restart the ones that fail, stop them all, report on each.
 
-A job is a unit of work that a pool runs and collects a Result for; a
-supervised worker is a service that is meant to run until it is stopped (a
-queue consumer, a cache refresher). The supervisor starts each one, possibly
-after a delay, runs it again when it raises, up to its attempt limit, and keeps
-a report per worker: its status, its attempt, and a timeline of what happened.
+A job is a unit of work that a pool runs and collects a Result for; a service
+is meant to run until it is stopped (a queue consumer, a cache refresher). The
+supervisor starts each one, possibly after a delay, runs it again when it
+raises, as long as it has retries left, and keeps a report per service: its
+status, its attempt, and a timeline of what happened.
+
+"Service" is this wing's word for what it supervises: the package also has a
+pool's worker tasks, durable workers and worker threads.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import collections
 import contextvars
 import enum
-import functools
 import inspect
 import logging
 import math
@@ -22,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import attrs
 import trio
 
-from .._errors import PoolClosedError, WorkerExistsError, WorkerNotFoundError, exit_with_sole
+from .._errors import ServiceExistsError, ServiceNotFoundError, SupervisorClosedError, exit_with_sole
 from .._health import Health
 from .._retry import Backoff
 from .._validation import Seconds, count, non_negative_seconds
+from ._observer import ExecutionEnded, ExecutionStarted, SupervisorObserver, _Hooks, notify
 
 if TYPE_CHECKING:
     import contextlib
@@ -33,27 +36,27 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = [
-    "SupervisedWorker",
+    "RunningService",
+    "Service",
+    "ServiceEvent",
+    "ServiceExecution",
+    "ServiceStatus",
     "Supervisor",
-    "WorkerContext",
-    "WorkerEvent",
-    "WorkerExecution",
-    "WorkerStatus",
-    "current_worker",
+    "current_service",
 ]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 
 MAX_EVENTS: Final = 100
-"""How many events a worker's report keeps: the latest, so a worker restarted for days stays bounded."""
+"""How many events a service's report keeps: the latest, so a service restarted for days stays bounded."""
 
 
-class SupervisedWorker(Protocol):
+class Service(Protocol):
     """What ``Supervisor`` runs, besides plain async functions: a named object with ``async def run(self)``.
 
     ``run()`` is meant to run until the supervisor cancels it. Returning ends
-    the worker for good (status ``success``); raising an ``Exception`` ends the
-    attempt and may restart it.
+    the service for good (status ``success``); raising an ``Exception`` ends
+    the attempt and may restart it.
     """
 
     @property
@@ -62,8 +65,8 @@ class SupervisedWorker(Protocol):
     async def run(self) -> object: ...
 
 
-class WorkerStatus(enum.StrEnum):
-    """Where a supervised worker stands. Members are strings (``WorkerStatus.ERROR == "error"``)."""
+class ServiceStatus(enum.StrEnum):
+    """Where a service stands. Members are strings (``ServiceStatus.ERROR == "error"``)."""
 
     UNKNOWN = "unknown"
     """Registered, but its supervisor has not started it yet."""
@@ -71,125 +74,127 @@ class WorkerStatus(enum.StrEnum):
     """Waiting out ``defer`` before its first attempt."""
     RUNNING = "running"
     SUCCESS = "success"
-    """``run()`` returned: the worker is finished and is not restarted."""
+    """``run()`` returned: the service is finished and is not restarted."""
     ERROR = "error"
-    """Its last attempt raised. It stays ``error`` while it waits to restart, and after its last attempt."""
+    """Its last attempt raised. It stays ``error`` while it waits to restart, and once it has no retries left."""
     STOPPED = "stopped"
     """It was cancelled before it finished.
 
     The last event says how: ``"stopping on request"`` after ``stop()`` or
     leaving the block normally; ``"stopping: Cancelled"`` when the supervisor
     itself was torn down (the block raised, an outer scope was cancelled,
-    another worker raised ``KeyboardInterrupt``); ``"stopping: KeyboardInterrupt"``
-    and the like when the worker itself raised a BaseException.
+    another service raised ``KeyboardInterrupt``); ``"stopping: KeyboardInterrupt"``
+    and the like when the service itself raised a BaseException.
     """
 
 
 @attrs.frozen
-class WorkerEvent:
-    """One step in a worker's timeline, such as ``"starting attempt 2/3"``."""
+class ServiceEvent:
+    """One step in a service's timeline, such as ``"starting attempt 2/3"``."""
 
     time: float
     """When it happened, on the trio clock."""
     execution_id: str | None
-    """The attempt it belongs to; None for a worker stopped before its first."""
+    """The attempt it belongs to; None for a service stopped before its first."""
     message: str
 
 
 @attrs.frozen
-class WorkerExecution:
-    """A snapshot of one supervised worker, from ``Supervisor.execution()``."""
+class ServiceExecution:
+    """A snapshot of one service, from ``Supervisor.execution()``."""
 
     name: str
-    status: WorkerStatus
+    status: ServiceStatus
     attempt: int
     """The current or last attempt, from 1; 0 before the first."""
-    max_attempts: int
+    retry: int
+    """How many restarts after a failure it may have: up to ``retry + 1`` attempts."""
     execution_id: str | None
     """A fresh id for each attempt (a uuid4 hex); None before the first."""
-    events: tuple[WorkerEvent, ...]
+    events: tuple[ServiceEvent, ...]
     """The latest ``MAX_EVENTS`` events, oldest first."""
 
 
 @attrs.frozen
-class WorkerContext:
-    """The running supervised worker, as its task sees it through ``current_worker()``."""
+class RunningService:
+    """The service whose task is running, as ``current_service()`` gives it."""
 
     name: str
     execution_id: str
     attempt: int
-    max_attempts: int
+    """This attempt, from 1."""
+    retry: int
+    """How many restarts after a failure it may have: up to ``retry + 1`` attempts."""
 
 
-_running: contextvars.ContextVar[WorkerContext | None] = contextvars.ContextVar(
-    "workerpoolxt_supervised_worker", default=None
+_running: contextvars.ContextVar[RunningService | None] = contextvars.ContextVar(
+    "workerpoolxt_running_service", default=None
 )
 
 
-def current_worker() -> WorkerContext:
-    """Return the supervised worker whose task (or a task it started) is running.
+def current_service() -> RunningService:
+    """Return the service whose task (or a task it started) is running.
 
     Raises:
-        RuntimeError: The caller is not inside a supervised worker.
+        RuntimeError: The caller is not inside a supervised service.
     """
-    worker = _running.get()
-    if worker is None:
-        raise RuntimeError("current_worker() was called outside a supervised worker")
-    return worker
+    service = _running.get()
+    if service is None:
+        raise RuntimeError("current_service() was called outside a supervised service")
+    return service
 
 
 @attrs.define(eq=False)
 class _Entry:
-    """A registered worker, its options and its live state."""
+    """A registered service, its options and its live state."""
 
     name: str
     run: Callable[[], Awaitable[object]]
     defer: float
-    max_attempts: int
+    retry: int
     backoff: Backoff | None
-    status: WorkerStatus = attrs.field(init=False, default=WorkerStatus.UNKNOWN)
+    status: ServiceStatus = attrs.field(init=False, default=ServiceStatus.UNKNOWN)
     attempt: int = attrs.field(init=False, default=0)
     execution_id: str | None = attrs.field(init=False, default=None)
     error: str | None = attrs.field(init=False, default=None)
-    events: collections.deque[WorkerEvent] = attrs.field(
+    events: collections.deque[ServiceEvent] = attrs.field(
         init=False, factory=lambda: collections.deque(maxlen=MAX_EVENTS)
     )
     scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     done: bool = attrs.field(init=False, default=False)
-    """True once the worker has reached its final status."""
+    """True once the service has reached its final status."""
 
-    def report(self) -> WorkerExecution:
-        return WorkerExecution(
-            self.name, self.status, self.attempt, self.max_attempts, self.execution_id, tuple(self.events)
-        )
+    def report(self) -> ServiceExecution:
+        return ServiceExecution(self.name, self.status, self.attempt, self.retry, self.execution_id, tuple(self.events))
 
 
 class Supervisor:
-    """Runs long-lived workers, restarts the ones that fail, and reports on each.
+    """Runs long-lived services, restarts the ones that fail, and reports on each.
 
     Use it as an async context manager; it owns a nursery and starts every
-    registered worker on entering, each in its own task. Leaving the block
-    calls ``stop()``, as a service supervisor would: workers are services, so
-    the supervisor does not wait for them to return on their own. Leaving it
-    with an exception stops the workers too, and re-raises that exception as
-    it was.
+    registered service on entering, each in its own task. Leaving the block
+    calls ``stop()``: services run until stopped, so the supervisor does not
+    wait for them to return on their own. Leaving it with an exception stops
+    the services too, and re-raises that exception as it was.
 
-    A worker that returns is finished (``success``). One that raises an
+    A service that returns is finished (``success``). One that raises an
     ``Exception`` runs again, after ``backoff.delay(n)`` seconds before retry
-    ``n``, until it has made ``max_attempts`` attempts. Other exceptions
-    (``KeyboardInterrupt``, an outer cancellation) are never caught: they stop
-    every worker and come out of the block.
+    ``n``, up to ``retry`` times. Other exceptions (``KeyboardInterrupt``, an
+    outer cancellation) are never caught: they stop every service and come
+    out of the block. Observers (``add_observer()``) are told of each
+    execution's start and end, in the service's own task.
 
     Args:
-        *workers: Workers to register, as by ``add()`` with no options.
-        defer: Seconds (or a timedelta) to wait before each worker's first
+        *services: Services to register, as by ``add()`` with no options.
+        defer: Seconds (or a timedelta) to wait before each service's first
             attempt; restarts are not deferred.
-        max_attempts: How many times a failing worker runs in all, at least 1.
+        retry: How many times a failing service is restarted, so up to
+            ``retry + 1`` attempts; 0 runs it once.
         backoff: The wait between attempts; None restarts at once.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
-        WorkerExistsError: Two workers have the same name.
+        ServiceExistsError: Two services have the same name.
     """
 
     __slots__ = (
@@ -197,88 +202,91 @@ class Supervisor:
         "_defer",
         "_entered",
         "_entries",
-        "_execution_middleware",
-        "_execution_observers",
+        "_hooks",
         "_live",
-        "_max_attempts",
         "_nursery",
         "_nursery_manager",
+        "_retry",
         "_stopped",
         "_stopping",
     )
 
     def __init__(
         self,
-        *workers: SupervisedWorker | Callable[[], Awaitable[object]],
+        *services: Service | Callable[[], Awaitable[object]],
         defer: Seconds = 0.0,
-        max_attempts: int = 1,
+        retry: int = 0,
         backoff: Backoff | None = None,
     ) -> None:
         self._defer = non_negative_seconds(defer, "defer")
-        self._max_attempts = count(max_attempts, "max_attempts", minimum=1)
+        self._retry = count(retry, "retry", minimum=0)
         self._backoff = _backoff(backoff)
         self._entries: dict[str, _Entry] = {}
-        # Called with (worker name, "started" | "restarted" | "success" | "error" | "stopped",
-        # execution id), for metrics and traces.
-        self._execution_observers: list[Callable[[str, str, str | None], object]] = []
-        # Wrap each execution in the worker's own task, the first outermost, as
-        # middleware wraps a job's attempt (traces make their span current).
-        self._execution_middleware: list[
-            Callable[[WorkerContext, Callable[[], Awaitable[object]]], Awaitable[object]]
-        ] = []
+        self._hooks = _Hooks()
         self._entered = False
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
-        self._live = 0  # worker tasks not yet ended
-        self._stopped = trio.Event()  # set once stopping and no worker task is left
-        for worker in workers:
-            self.add(worker)
+        self._live = 0  # service tasks not yet ended
+        self._stopped = trio.Event()  # set once stopping and no service task is left
+        for service in services:
+            self.add(service)
 
     def add(
         self,
-        worker: SupervisedWorker | Callable[[], Awaitable[object]],
+        service: Service | Callable[[], Awaitable[object]],
         *,
         name: str | None = None,
         defer: Seconds | None = None,
-        max_attempts: int | None = None,
+        retry: int | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        """Register ``worker``; if the supervisor is running, start it now.
+        """Register ``service``; if the supervisor is running, start it now.
 
-        A worker added before entering starts on entering, in the order added.
+        A service added before entering starts on entering, in the order added.
         The options left as None take the supervisor's.
 
         Args:
-            worker: An async function taking no arguments, named by its
+            service: An async function taking no arguments, named by its
                 ``__name__``, or an object with a ``name`` and ``async def run(self)``.
             name: The name to register it under instead.
             defer: Seconds to wait before its first attempt.
-            max_attempts: How many times it runs in all if it keeps failing.
+            retry: How many times it is restarted if it keeps failing.
             backoff: The wait between its attempts. None means the supervisor's,
-                so a worker cannot opt out of a supervisor's backoff here;
+                so a service cannot opt out of a supervisor's backoff here;
                 ``Backoff.none()`` restarts at once.
 
         Raises:
             TypeError, ValueError: An argument is invalid; the message names it.
-            WorkerExistsError: A worker with this name is already registered.
-            PoolClosedError: The supervisor is stopping or stopped.
+            ServiceExistsError: A service with this name is already registered.
+            SupervisorClosedError: The supervisor is stopping or stopped.
         """
-        run, worker_name = _resolve(worker, name)
+        run, service_name = _resolve(service, name)
         entry = _Entry(
-            worker_name,
+            service_name,
             run,
             self._defer if defer is None else non_negative_seconds(defer, "defer"),
-            self._max_attempts if max_attempts is None else count(max_attempts, "max_attempts", minimum=1),
+            self._retry if retry is None else count(retry, "retry", minimum=0),
             self._backoff if backoff is None else _backoff(backoff),
         )
         if self._stopping:
-            raise PoolClosedError(f"cannot add worker {worker_name!r}: the supervisor is stopping or stopped")
-        if worker_name in self._entries:
-            raise WorkerExistsError(worker_name)
-        self._entries[worker_name] = entry
+            raise SupervisorClosedError(f"cannot add service {service_name!r}: the supervisor is stopping or stopped")
+        if service_name in self._entries:
+            raise ServiceExistsError(service_name)
+        self._entries[service_name] = entry
         if self._nursery is not None:
             self._start(entry)
+
+    def add_observer(self, observer: SupervisorObserver) -> None:
+        """Tell ``observer`` of every execution that starts from now on, and of its end.
+
+        Adding the same observer again does nothing. See ``SupervisorObserver``
+        for when its methods are called and what is promised.
+
+        Raises:
+            TypeError: ``observer`` is not a SupervisorObserver.
+        """
+        self._hooks = self._hooks.adding(observer)
 
     async def __aenter__(self) -> Supervisor:
         if self._entered:
@@ -297,7 +305,7 @@ class Supervisor:
         tb: TracebackType | None,
     ) -> bool | None:
         # Cancelling here and letting the nursery wait is what stop() does; the
-        # nursery also delivers whatever the workers raised.
+        # nursery also delivers whatever the services raised.
         self._cancel_all(f"its Supervisor's `async with` block exited with {type(exc).__name__}" if exc else None)
         assert self._nursery_manager is not None
         try:
@@ -309,9 +317,9 @@ class Supervisor:
             self._nursery = None
 
     async def stop(self) -> None:
-        """Cancel every worker and wait until all have ended. Stopped workers are not restarted.
+        """Cancel every service and wait until all have ended. Stopped services are not restarted.
 
-        A worker cancelled while deferred, running or waiting to restart gets
+        A service cancelled while deferred, running or waiting to restart gets
         status ``stopped``; one that already finished keeps its status. Calling
         it again, or after the block, returns at once.
 
@@ -326,35 +334,35 @@ class Supervisor:
         else:
             await trio.lowlevel.checkpoint()
 
-    def execution(self, name: str) -> WorkerExecution:
-        """Return a snapshot of the worker registered as ``name``.
+    def execution(self, name: str) -> ServiceExecution:
+        """Return a snapshot of the service registered as ``name``.
 
         Raises:
-            WorkerNotFoundError: No worker has that name.
+            ServiceNotFoundError: No service has that name.
         """
         try:
             entry = self._entries[name]
         except KeyError:
-            raise WorkerNotFoundError(name) from None
+            raise ServiceNotFoundError(name) from None
         return entry.report()
 
-    def executions(self) -> dict[str, WorkerExecution]:
-        """Return a snapshot of every worker, by name, in the order they were added."""
+    def executions(self) -> dict[str, ServiceExecution]:
+        """Return a snapshot of every service, by name, in the order they were added."""
         return {name: entry.report() for name, entry in self._entries.items()}
 
     def health(self) -> Health:
-        """Return unhealthy if any worker has not started yet, or its last attempt failed.
+        """Return unhealthy if any service has not started yet, or its last attempt failed.
 
-        Deferred, running, finished and stopped workers are healthy, so a
-        worker waiting to restart counts as failing until its next attempt starts.
+        Deferred, running, finished and stopped services are healthy, so a
+        service waiting to restart counts as failing until its next attempt starts.
         """
-        # A worker gets the ERROR status only together with its error's text.
+        # A service gets the ERROR status only together with its error's text.
         reasons = tuple(
-            f"worker {entry.name!r} has not started"
-            if entry.status is WorkerStatus.UNKNOWN
-            else f"worker {entry.name!r} failed: {entry.error}"
+            f"service {entry.name!r} has not started"
+            if entry.status is ServiceStatus.UNKNOWN
+            else f"service {entry.name!r} failed: {entry.error}"
             for entry in self._entries.values()
-            if entry.status in (WorkerStatus.UNKNOWN, WorkerStatus.ERROR)
+            if entry.status in (ServiceStatus.UNKNOWN, ServiceStatus.ERROR)
         )
         return Health(not reasons, reasons)
 
@@ -363,7 +371,7 @@ class Supervisor:
     def _start(self, entry: _Entry) -> None:
         assert self._nursery is not None
         self._live += 1
-        self._nursery.start_soon(self._supervise, entry, name=f"workerpoolxt supervised worker {entry.name!r}")
+        self._nursery.start_soon(self._supervise, entry, name=f"workerpoolxt service {entry.name!r}")
 
     def _cancel_all(self, why: str | None) -> None:
         self._stopping = True
@@ -375,19 +383,17 @@ class Supervisor:
             with entry.scope:
                 await self._attempts(entry)
         except BaseException as error:
-            # An outer cancellation, or KeyboardInterrupt: note why the worker
-            # ended, and let it go on to end the supervisor. (A worker that
+            # An outer cancellation, or KeyboardInterrupt: note why the service
+            # ended, and let it go on to end the supervisor. (A service that
             # reached its final status has returned, so it cannot be here.)
-            self._settle(entry, WorkerStatus.STOPPED, f"stopping: {type(error).__name__}")
-            self._observe(entry, "stopped")
+            self._end(entry, ServiceStatus.STOPPED, f"stopping: {type(error).__name__}")
             raise
         finally:
             self._live -= 1
             if self._stopping and not self._live:
                 self._stopped.set()
         if not entry.done:  # the scope caught our own cancellation
-            self._settle(entry, WorkerStatus.STOPPED, "stopping on request")
-            self._observe(entry, "stopped")
+            self._end(entry, ServiceStatus.STOPPED, "stopping on request")
 
     async def _attempts(self, entry: _Entry) -> None:
         # Stopped before its task first ran: don't let it run up to a checkpoint.
@@ -396,95 +402,122 @@ class Supervisor:
         entry.attempt = 1
         entry.execution_id = uuid.uuid4().hex
         if entry.defer:
-            self._record(entry, WorkerStatus.DEFERRED, f"deferring {_seconds(entry.defer)}")
+            self._record(entry, ServiceStatus.DEFERRED, f"deferring {_seconds(entry.defer)}")
             await trio.sleep(entry.defer)
         while True:
-            self._record(entry, WorkerStatus.RUNNING, f"starting attempt {entry.attempt}/{entry.max_attempts}")
-            self._observe(entry, "started")
-            worker = WorkerContext(entry.name, entry.execution_id, entry.attempt, entry.max_attempts)
-            token = _running.set(worker)
+            self._record(entry, ServiceStatus.RUNNING, f"starting attempt {entry.attempt}/{entry.retry + 1}")
+            service = RunningService(entry.name, entry.execution_id, entry.attempt, entry.retry)
+            # The observers told of this start are the ones told of its end,
+            # exactly once, whichever way out of the run it takes below.
+            hooks = self._hooks
+            token = _running.set(service)
+            notify(hooks.started, _started(service))
             try:
-                await self._run(entry, worker)
+                await entry.run()
             except Exception as error:
                 entry.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                self._record(entry, WorkerStatus.ERROR, f"stopping with error: {entry.error}", error=error)
-                self._observe(entry, "error")
+                self._record(entry, ServiceStatus.ERROR, f"stopping with error: {entry.error}", error=error)
+                restart_in = self._restart_in(entry)
+                notify(hooks.ended, _ended(service, entry.status, error, restart_in))
+            except BaseException as error:
+                # Cancelled, or KeyboardInterrupt and the like: the service is
+                # stopped, and _supervise records how as the error goes by.
+                notify(hooks.ended, _ended(service, ServiceStatus.STOPPED, error, None))
+                raise
             else:
-                self._settle(entry, WorkerStatus.SUCCESS, "stopping with success")
-                self._observe(entry, "success")
+                self._end(entry, ServiceStatus.SUCCESS, "stopping with success")
+                notify(hooks.ended, _ended(service, ServiceStatus.SUCCESS, None, None))
                 return
             finally:
                 _running.reset(token)
-            # It raised while being cancelled, by stop() or from outside: a
-            # restart would only be cancelled in turn, so end it here.
-            if trio.current_effective_deadline() == -math.inf:
-                # Its error came from being stopped: it ends stopped, as a stop promises.
-                self._settle(entry, WorkerStatus.STOPPED, f"stopping: {entry.error}")
-                self._observe(entry, "stopped")
+            if restart_in is None:
                 return
-            if entry.attempt >= entry.max_attempts:
-                self._settle(entry, WorkerStatus.ERROR, "max attempts reached", level=logging.ERROR)
-                return
-            delay = 0.0 if entry.backoff is None else float(entry.backoff.delay(entry.attempt))
-            self._record(entry, WorkerStatus.ERROR, f"restarting in {_seconds(delay)}" if delay else "restarting")
-            self._observe(entry, "restarted")
-            # A checkpoint even with no delay, so a worker failing at once cannot starve the others.
-            await trio.sleep(delay)
+            # A checkpoint even with no delay, so a service failing at once cannot starve the others.
+            await trio.sleep(restart_in)
             entry.attempt += 1
             entry.execution_id = uuid.uuid4().hex
 
-    async def _run(self, entry: _Entry, worker: WorkerContext, index: int = 0) -> object:
-        """Run ``entry``'s execution inside the execution middleware from ``index`` inward."""
-        middleware = self._execution_middleware
-        if index == len(middleware):
-            return await entry.run()
-        return await middleware[index](worker, functools.partial(self._run, entry, worker, index + 1))
+    def _restart_in(self, entry: _Entry) -> float | None:
+        """After a failed attempt: record what follows, and return the wait before the restart, or None if none."""
+        # It raised while being cancelled, by stop() or from outside: a
+        # restart would only be cancelled in turn, so end it here.
+        if trio.current_effective_deadline() == -math.inf:
+            # Its error came from being stopped: it ends stopped, as a stop promises.
+            self._end(entry, ServiceStatus.STOPPED, f"stopping: {entry.error}")
+            return None
+        if entry.attempt > entry.retry:
+            self._end(entry, ServiceStatus.ERROR, "no retries left", level=logging.ERROR)
+            return None
+        delay = 0.0 if entry.backoff is None else float(entry.backoff.delay(entry.attempt))
+        self._record(entry, ServiceStatus.ERROR, f"restarting in {_seconds(delay)}" if delay else "restarting")
+        return delay
 
     def _record(
         self,
         entry: _Entry,
-        status: WorkerStatus,
+        status: ServiceStatus,
         message: str,
         *,
         level: int = logging.INFO,
         error: BaseException | None = None,
     ) -> None:
         entry.status = status
-        entry.events.append(WorkerEvent(trio.current_time(), entry.execution_id, message))
+        entry.events.append(ServiceEvent(trio.current_time(), entry.execution_id, message))
         _logger.log(
             logging.ERROR if error is not None else level,
-            "worker %r: %s",
+            "service %r: %s",
             entry.name,
             message,
             exc_info=error,
-            extra={"worker_name": entry.name, "execution_id": entry.execution_id, "attempt": entry.attempt},
+            extra={"service_name": entry.name, "execution_id": entry.execution_id, "attempt": entry.attempt},
         )
 
-    def _observe(self, entry: _Entry, status: str) -> None:
-        for observe in self._execution_observers:
-            try:
-                observe(entry.name, status, entry.execution_id)
-            except Exception:  # metrics or tracing must never take a worker down
-                _logger.exception("an observer of worker %r failed", entry.name)
-
-    def _settle(self, entry: _Entry, status: WorkerStatus, message: str, *, level: int = logging.INFO) -> None:
+    def _end(self, entry: _Entry, status: ServiceStatus, message: str, *, level: int = logging.INFO) -> None:
+        """Record the service's final status: it is done, and is never restarted."""
         self._record(entry, status, message, level=level)
         entry.done = True
 
 
-def _resolve(worker: object, name: str | None) -> tuple[Callable[[], Awaitable[object]], str]:
-    """Return the coroutine function to run for ``worker`` and the name to register it under."""
-    run: Any = getattr(worker, "run", None)
-    if inspect.iscoroutinefunction(worker):
-        run, default = worker, getattr(worker, "__name__", None)
+def _started(service: RunningService) -> ExecutionStarted:
+    return ExecutionStarted(
+        name=service.name,
+        execution_id=service.execution_id,
+        attempt=service.attempt,
+        retry=service.retry,
+        time=trio.current_time(),
+    )
+
+
+def _ended(
+    service: RunningService, status: ServiceStatus, error: BaseException | None, restart_in: float | None
+) -> ExecutionEnded:
+    return ExecutionEnded(
+        name=service.name,
+        execution_id=service.execution_id,
+        attempt=service.attempt,
+        retry=service.retry,
+        time=trio.current_time(),
+        status=status,
+        error=error,
+        restart_in=restart_in,
+    )
+
+
+def _resolve(service: object, name: str | None) -> tuple[Callable[[], Awaitable[object]], str]:
+    """Return the coroutine function to run for ``service`` and the name to register it under."""
+    run: Any = getattr(service, "run", None)
+    if inspect.iscoroutinefunction(service):
+        run, default = service, getattr(service, "__name__", None)
     elif inspect.iscoroutinefunction(run):
-        default = getattr(worker, "name", None)
+        default = getattr(service, "name", None)
     else:
-        raise TypeError(f"`worker` must be an async function or have an `async def run(self)` method, not {worker!r}")
+        raise TypeError(f"`service` must be an async function or have an `async def run(self)` method, not {service!r}")
     if name is None:
         name = default
         if name is None:
-            raise TypeError(f"`worker` {worker!r} has no name; give it a `name` attribute or use add(worker, name=...)")
+            raise TypeError(
+                f"`service` {service!r} has no name; give it a `name` attribute or use add(service, name=...)"
+            )
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a str, not {type(name).__name__}")
     if not name:
