@@ -15,8 +15,9 @@ from typing import Any, Final, TypeVar
 import attrs
 import trio
 
-from ._current import running_pool
-from ._errors import JobTimeoutError, StepFailedError
+from ._attempts import EVERYTHING, Attempts, RetryPolicy
+from ._current import running_pool, running_worker
+from ._errors import StepFailedError
 from ._job import Job, Options, retry_on_classes
 from ._pool import WorkerPool
 from ._result import Result
@@ -29,7 +30,6 @@ __all__ = ["Step", "chain", "fan_out"]
 T = TypeVar("T")
 
 _DEFAULT_BACKOFF: Final = Backoff()
-_EVERYTHING: Final = (Exception,)
 
 
 @attrs.frozen(init=False)
@@ -38,8 +38,10 @@ class Step:
 
     Its task is called with the previous step's value (the first step gets the
     chain job's options) and returns the value for the next. An ``async def``
-    task runs in the job's own task; a plain function runs in a thread, which
-    no timeout can stop, so a timed-out thread step ends when the thread returns.
+    task runs in the job's own task; a plain function runs in a thread. A
+    timeout abandons a thread step as a pool abandons a thread job: the step
+    ends at its deadline, and the pool's worker keeps the slot until the
+    thread returns.
 
     Args:
         task: The callable, taking one value.
@@ -90,52 +92,41 @@ class Step:
             optional_seconds(timeout, "timeout"),
             optional_seconds(attempt_timeout, "attempt_timeout"),
             backoff,
-            retry_on_classes(retry_on) or _EVERYTHING,
+            retry_on_classes(retry_on) or EVERYTHING,
         )
 
     async def _run(self, value: Any) -> Any:
         """Run the step on ``value`` and return its value; raise _StepGaveUp if it fails."""
+        engine = Attempts(trio.lowlevel.current_clock())
         deadline = math.inf if self.timeout is None else trio.current_time() + self.timeout
-        attempts = 0
-        last_error: Exception | None = None
-        with trio.move_on_at(deadline):
-            while True:
-                attempts += 1
-                try:
-                    returned = await self._attempt(value)
-                except Exception as exc:
-                    if attempts > self.retry or not isinstance(exc, self.retry_on):
-                        raise _StepGaveUp(attempts) from exc
-                    last_error = exc
-                else:
-                    # A step that blocked past its budget without a checkpoint comes back too late.
-                    if trio.current_time() <= deadline:
-                        return returned
-                    last_error = None
-                    break
-                await trio.sleep(self.backoff.delay(attempts))
-        timeout = JobTimeoutError(name=self.name, deadline=deadline)
-        timeout.__cause__ = last_error
-        raise _StepGaveUp(attempts) from timeout
+        policy = RetryPolicy(self.retry, self.backoff, self.retry_on, self.attempt_timeout)
+        try:
+            with trio.move_on_at(deadline):
+                return await engine.run(policy, deadline, self.name, self.task, value, is_async_callable(self.task))
+            failure: Exception = engine.timeout_error(self.name, deadline)  # the scope ended the run
+        except Exception as exc:  # the last attempt's error, or a timeout the engine found
+            failure = exc
+        finally:
+            if engine.thread is not None:
+                _keep_thread(engine)
+        raise _StepGaveUp(engine.attempt) from failure
 
-    async def _attempt(self, value: Any) -> Any:
-        if self.attempt_timeout is None:
-            return await self._call(value)
-        deadline = trio.current_time() + self.attempt_timeout
-        with trio.move_on_at(deadline):
-            returned = await self._call(value)
-            if trio.current_time() <= deadline:  # not blocked past the bound without a checkpoint
-                return returned
-        raise JobTimeoutError(name=self.name, deadline=deadline)
 
-    async def _call(self, value: Any) -> Any:
-        if is_async_callable(self.task):
-            return await self.task(value)
-        returned = await trio.to_thread.run_sync(self.task, value)
-        # trio hands back a thread's value even if a deadline passed or the job
-        # was cancelled while it ran; that value comes too late to use.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        return returned
+def _keep_thread(engine: Attempts) -> None:
+    """Hand a thread the step abandoned to the worker that runs the chain, which holds its slot until it returns.
+
+    A worker waits for a thread its job left behind before it takes another
+    job or makes another attempt, so a timed-out thread step never lets two
+    threads share one slot. The step's run does not wait for it: the chain's
+    own deadline has passed, and its Result comes now.
+    """
+    worker = running_worker.get()
+    assert worker is not None  # a chain runs as a pool's job
+    held, engine.thread = engine.thread, None
+    if worker.engine.thread is None:
+        worker.engine.thread = held
+    else:  # pragma: no cover - one run makes one thread at a time, and the worker waits for it first
+        raise AssertionError("a worker holds two abandoned threads")
 
 
 class _StepGaveUp(Exception):

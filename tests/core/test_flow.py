@@ -767,6 +767,32 @@ async def test_sync_step_outliving_its_limit_fails(mock_clock: trio.testing.Mock
     assert error.__cause__.deadline == 1.0
 
 
+async def test_a_sync_step_past_its_timeout_is_abandoned_and_its_thread_keeps_the_slot(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The chain fails at the step's deadline with the thread still running; no other job starts until it returns."""
+    held = HeldStep()
+
+    async def after_it(options: wpxt.Options) -> str:
+        return "ran"
+
+    with held.released_on_exit(), trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            handle = pool.submit(wpxt.chain(wpxt.Step(held, name="held", timeout=1)))
+            after = pool.submit(wpxt.Job(after_it))
+            await held.started.wait()
+            mock_clock.jump(2)
+            result = await handle.wait()  # while the thread still blocks
+            error = step_failure(result)
+            assert isinstance(error.__cause__, JobTimeoutError)
+            assert error.__cause__.deadline == 1.0
+            await wait_all_tasks_blocked()
+            assert (after.done, pool.running) == (False, 1)
+            held.release.set()
+            await after.wait()
+    assert (result_of(after).status, result_of(after).data) == (Status.SUCCEEDED, "ran")
+
+
 @pytest.mark.parametrize(
     ("fields", "cancel", "status"),
     [({"timeout": 1}, False, Status.TIMED_OUT), ({}, True, Status.CANCELLED)],

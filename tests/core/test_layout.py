@@ -34,3 +34,10 @@ def test_the_core_contract_names_every_core_module() -> None:
         if path.stem not in ("__init__", "__main__")
     }
     assert set(core["source_modules"]) == modules
+
+
+def test_only_the_attempt_engine_asks_a_backoff_for_a_delay() -> None:
+    """The pool, chain steps, supervised services and durable tasks all take their retry delay from one place."""
+    package = Path(workerpoolxt.__file__).parent
+    callers = sorted(str(path.relative_to(package)) for path in package.rglob("*.py") if ".delay(" in path.read_text())
+    assert callers == ["_attempts.py"]

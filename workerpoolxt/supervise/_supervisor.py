@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import attrs
 import trio
 
+from .._attempts import Attempts, RetryPolicy
 from .._errors import ServiceExistsError, ServiceNotFoundError, SupervisorClosedError, exit_with_sole
 from .._health import Health
 from .._retry import Backoff
@@ -178,7 +179,7 @@ class Supervisor:
     the services too, and re-raises that exception as it was.
 
     A service that returns is finished (``success``). One that raises an
-    ``Exception`` runs again, after ``backoff.delay(n)`` seconds before retry
+    ``Exception`` runs again, after the backoff's wait before retry
     ``n``, up to ``retry`` times. Other exceptions (``KeyboardInterrupt``, an
     outer cancellation) are never caught: they stop every service and come
     out of the block. Observers (``add_observer()``) are told of each
@@ -404,12 +405,22 @@ class Supervisor:
         if entry.defer:
             self._record(entry, ServiceStatus.DEFERRED, f"deferring {_seconds(entry.defer)}")
             await trio.sleep(entry.defer)
-        while True:
+        # Restarts are the attempt engine's, as a job's retries are: it runs
+        # execute() until it returns, or its error is not retried.
+        engine = Attempts(trio.lowlevel.current_clock())
+        # The execution under way, and the observers told of its start: they
+        # are the ones told of its end, exactly once, whichever way it ends.
+        under_way: list[tuple[RunningService, _Hooks]] = []
+
+        async def execute(_: None) -> None:
+            if engine.attempt > 1:
+                entry.attempt = engine.attempt
+                entry.execution_id = uuid.uuid4().hex
             self._record(entry, ServiceStatus.RUNNING, f"starting attempt {entry.attempt}/{entry.retry + 1}")
+            assert entry.execution_id is not None
             service = RunningService(entry.name, entry.execution_id, entry.attempt, entry.retry)
-            # The observers told of this start are the ones told of its end,
-            # exactly once, whichever way out of the run it takes below.
             hooks = self._hooks
+            under_way[:] = [(service, hooks)]
             token = _running.set(service)
             notify(hooks.started, _started(service))
             try:
@@ -417,8 +428,12 @@ class Supervisor:
             except Exception as error:
                 entry.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                 self._record(entry, ServiceStatus.ERROR, f"stopping with error: {entry.error}", error=error)
-                restart_in = self._restart_in(entry)
-                notify(hooks.ended, _ended(service, entry.status, error, restart_in))
+                if trio.current_effective_deadline() != -math.inf:
+                    raise  # the engine decides on a restart: see restarting() and the end of _attempts()
+                # It raised while being cancelled, by stop() or from outside: a
+                # restart would only be cancelled in turn, so it ends here, stopped, as a stop promises.
+                self._end(entry, ServiceStatus.STOPPED, f"stopping: {entry.error}")
+                notify(hooks.ended, _ended(service, ServiceStatus.STOPPED, error, None))
             except BaseException as error:
                 # Cancelled, or KeyboardInterrupt and the like: the service is
                 # stopped, and _supervise records how as the error goes by.
@@ -427,30 +442,22 @@ class Supervisor:
             else:
                 self._end(entry, ServiceStatus.SUCCESS, "stopping with success")
                 notify(hooks.ended, _ended(service, ServiceStatus.SUCCESS, None, None))
-                return
             finally:
                 _running.reset(token)
-            if restart_in is None:
-                return
-            # A checkpoint even with no delay, so a service failing at once cannot starve the others.
-            await trio.sleep(restart_in)
-            entry.attempt += 1
-            entry.execution_id = uuid.uuid4().hex
 
-    def _restart_in(self, entry: _Entry) -> float | None:
-        """After a failed attempt: record what follows, and return the wait before the restart, or None if none."""
-        # It raised while being cancelled, by stop() or from outside: a
-        # restart would only be cancelled in turn, so end it here.
-        if trio.current_effective_deadline() == -math.inf:
-            # Its error came from being stopped: it ends stopped, as a stop promises.
-            self._end(entry, ServiceStatus.STOPPED, f"stopping: {entry.error}")
-            return None
-        if entry.attempt > entry.retry:
+        def restarting(attempt: int, error: Exception, delay: float) -> None:
+            [(service, hooks)] = under_way
+            self._record(entry, ServiceStatus.ERROR, f"restarting in {_seconds(delay)}" if delay else "restarting")
+            notify(hooks.ended, _ended(service, ServiceStatus.ERROR, error, delay))
+
+        try:
+            await engine.run(
+                RetryPolicy(entry.retry, entry.backoff), math.inf, entry.name, execute, None, True, None, restarting
+            )
+        except Exception as error:  # no retry left
+            [(service, hooks)] = under_way
             self._end(entry, ServiceStatus.ERROR, "no retries left", level=logging.ERROR)
-            return None
-        delay = 0.0 if entry.backoff is None else float(entry.backoff.delay(entry.attempt))
-        self._record(entry, ServiceStatus.ERROR, f"restarting in {_seconds(delay)}" if delay else "restarting")
-        return delay
+            notify(hooks.ended, _ended(service, ServiceStatus.ERROR, error, None))
 
     def _record(
         self,
