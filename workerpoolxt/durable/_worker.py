@@ -473,7 +473,7 @@ class DurableWorker:
         # A failed attempt, whatever the handler raised: a BaseException too.
         error = result.error
         assert error is not None
-        if record.attempts < record.max_attempts:
+        if record.attempts <= record.retry:
             backoff = job.backoff if job.backoff is not None else self._backoff
             retry_at = self._clock() + backoff.delay(record.attempts)
             self._next_retry = min(self._next_retry, retry_at)
