@@ -231,7 +231,7 @@ def test_enqueue_options_reach_the_record(tmp_path: Path) -> None:
     )
     [line] = run_cli(tmp_path, "status", "--store", STORE, str(task_id)).stdout.splitlines()
     record = json.loads(line)
-    assert (record["handler"], record["max_attempts"], record["priority"], record["attempts"]) == ("echo", 3, 7, 0)
+    assert (record["handler"], record["retry"], record["priority"], record["attempts"]) == ("echo", 2, 7, 0)
     assert (record["job"]["args"], record["job"]["retry"], record["job"]["timeout"]) == (
         {"to": ["a@example.com"]},
         2,
@@ -308,14 +308,14 @@ def test_status_prints_counts_and_records(tmp_path: Path) -> None:
     assert first["handler"] == "echo"
     assert first["status"] == "queued"
     assert first["job"]["args"] == {"n": 2}
-    assert (first["attempts"], first["max_attempts"], first["worker_id"], first["result"]) == (0, 1, None, None)
+    assert (first["attempts"], first["retry"], first["worker_id"], first["result"]) == (0, 0, None, None)
     assert set(first) == {
         "id",
         "handler",
         "job",
         "status",
         "attempts",
-        "max_attempts",
+        "retry",
         "priority",
         "created_at",
         "run_at",

@@ -81,7 +81,7 @@ def test_enqueue_then_status_in_process(workdir: Path, capsys: pytest.CaptureFix
     assert json.loads(out) == {"queued": 2, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "dead": 0}
     status, out, _ = run_cli(["status", "--store", store, "2"], capsys)
     record = json.loads(out)
-    assert (record["id"], record["status"], record["max_attempts"], record["priority"]) == (2, "queued", 2, 5)
+    assert (record["id"], record["status"], record["retry"], record["priority"]) == (2, "queued", 1, 5)
     assert record["job"]["args"] == {"x": 1, "y": 2}
 
 

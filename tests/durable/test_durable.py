@@ -328,11 +328,11 @@ async def test_failed_attempts_are_retried_through_the_store(autojump_clock: tri
     async with DurableWorker(store, registry, poll=POLL) as worker:
         record = await store.wait(task_id)
     assert attempts == [(0.0, 1, 1, 0.0, None), (1.0, 2, 2, 1.0, "attempt 1"), (2.0, 3, 3, 2.0, "attempt 2")]
-    assert (record.status, record.result, record.attempts, record.max_attempts) == (
+    assert (record.status, record.result, record.attempts, record.retry) == (
         TaskStatus.SUCCEEDED,
         "third time lucky",
         3,
-        3,
+        2,
     )
     assert (record.started_at, record.finished_at) == (2.0, 2.0)
     assert worker.statistics() == counters(claimed=3, retried=2, succeeded=1)
@@ -403,7 +403,7 @@ async def test_task_failing_every_attempt_is_dead_with_its_last_error(autojump_c
         record = await store.wait(task_id)
         await trio.sleep(10)
     assert calls == 3
-    assert (record.status, record.attempts, record.max_attempts) == (TaskStatus.DEAD, 3, 3)
+    assert (record.status, record.attempts, record.retry) == (TaskStatus.DEAD, 3, 2)
     assert (record.error_type, record.error_message) == ("KeyError", "'attempt 3'")
     assert (record.finished_at, record.heartbeat_at, record.result) == (2.0, None, None)
     assert worker.statistics() == counters(claimed=3, retried=2, failed=1)
@@ -414,7 +414,7 @@ async def test_task_failing_every_attempt_is_dead_with_its_last_error(autojump_c
 async def test_task_without_retries_is_dead_after_one_failure(
     autojump_clock: trio.testing.MockClock, retry: int | None
 ) -> None:
-    """A task with no retries that fails once is DEAD at once: attempts == max_attempts == 1, never rerun."""
+    """A task with no retries that fails once is DEAD at once: its one attempt made (retry 0), never rerun."""
     registry = Registry()
     calls = 0
 
@@ -431,7 +431,7 @@ async def test_task_without_retries_is_dead_after_one_failure(
         record = await store.wait(task_id)
         await trio.sleep(10)
     assert calls == 1
-    assert (record.status, record.attempts, record.max_attempts, record.finished_at) == (TaskStatus.DEAD, 1, 1, 1.0)
+    assert (record.status, record.attempts, record.retry, record.finished_at) == (TaskStatus.DEAD, 1, 0, 1.0)
     assert (record.error_type, record.error_message) == ("OSError", "disk on fire")
     assert worker.statistics() == counters(claimed=1, failed=1)
 

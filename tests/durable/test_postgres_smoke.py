@@ -16,8 +16,7 @@ import trio
 from helpers import POSTGRES_DSN, POSTGRES_REASON, drop_schema, new_schema
 
 from workerpoolxt import Job, Registry
-from workerpoolxt.durable import StoreError
-from workerpoolxt.durable._store import Order, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
+from workerpoolxt.durable import Order, StoreError, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
 
 pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install workerpoolxt[postgres]")
 

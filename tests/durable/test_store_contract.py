@@ -28,9 +28,9 @@ import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, UnknownHandlerError
-from workerpoolxt.durable._sqlite import SQLiteStore
-from workerpoolxt.durable._store import (
+from workerpoolxt.durable import (
     Order,
+    SQLiteStore,
     Store,
     StoreStatistics,
     TaskConflictError,
@@ -38,6 +38,7 @@ from workerpoolxt.durable._store import (
     TaskRecord,
     TaskStatus,
 )
+from workerpoolxt.durable._machine import REFUSED_AS, TRANSITIONS, Call, Check, sources, step, transitions
 from workerpoolxt.durable.testing import MemoryStore
 
 HANG: Final = 10.0
@@ -257,7 +258,7 @@ async def test_enqueue_refuses_jobs_that_are_not_a_sequence(store: Store, jobs: 
 
 
 INT32_MAX: Final = 2**31 - 1
-"""The largest ``max_attempts`` (``retry + 1``): PostgreSQL keeps it in an INTEGER."""
+"""One more than the largest ``retry``: PostgreSQL keeps ``retry + 1`` in an INTEGER."""
 INT64_MAX: Final = 2**63 - 1
 """The largest ``priority``: PostgreSQL keeps it in a BIGINT."""
 
@@ -293,7 +294,7 @@ async def test_enqueue_takes_the_largest_numbers_a_store_holds(store: Store) -> 
     largest = await enqueue_one(store, job(retry=INT32_MAX - 1), priority=INT64_MAX)
     smallest = await enqueue_one(store, priority=-INT64_MAX - 1)
     record = await store.get(largest)
-    assert (record.max_attempts, record.priority) == (INT32_MAX, INT64_MAX)
+    assert (record.retry, record.priority) == (INT32_MAX - 1, INT64_MAX)
     assert (await store.get(smallest)).priority == -INT64_MAX - 1
 
 
@@ -375,7 +376,7 @@ async def test_enqueue_checks_handlers_against_the_registry(backend: Backend) ->
 
 
 async def test_record_after_enqueue(store: Store) -> None:
-    """A new task is queued, unattempted, with the job's attempts, the batch's priority and the job as data."""
+    """A new task is queued, unattempted, with the job's retry, the batch's priority and the job as data."""
     submitted = Job("handler", name="report", args={"to": ["a@example.com"], "n": 1.5}, retry=2, timeout=30)
     before = time.time()
     task_id = await enqueue_one(store, submitted, priority=7)
@@ -386,7 +387,7 @@ async def test_record_after_enqueue(store: Store) -> None:
     assert record.status is TaskStatus.QUEUED
     assert not record.final
     assert record.attempts == 0
-    assert record.max_attempts == 3
+    assert record.retry == 2
     assert record.priority == 7
     assert Job.from_dict(record.job) == submitted
     assert before - CLOCK_SLACK <= record.created_at <= after + CLOCK_SLACK
@@ -583,6 +584,23 @@ async def test_fail_on_the_last_attempt_is_dead(store: Store, retry: bool) -> No
     assert (record.error_type, record.error_message) == ("ValueError", "boom")
     assert record.finished_at is not None
     assert await store.claim("w1", 10) == []
+
+
+@pytest.mark.parametrize(
+    ("retry_at", "error"),
+    [
+        pytest.param("soon", TypeError, id="str"),
+        pytest.param(True, TypeError, id="bool"),
+        pytest.param(float("inf"), ValueError, id="infinite"),
+    ],
+)
+async def test_fail_refuses_a_retry_at_that_is_not_a_time(store: Store, retry_at: Any, error: type[Exception]) -> None:
+    """A retry_at that is not a finite number of seconds is an error naming `retry_at`, and the task stays running."""
+    task_id = await enqueue_one(store, job(retry=1))
+    await claim_one(store)
+    with pytest.raises(error, match="`retry_at`"):
+        await store.fail(task_id, ValueError("boom"), retry_at, worker_id="w1")
+    assert (await store.get(task_id)).status is TaskStatus.RUNNING
 
 
 async def test_fail_dead_is_dead_with_attempts_left(store: Store) -> None:
@@ -797,6 +815,144 @@ async def test_claim_buries_a_queued_task_whose_attempts_are_used_up(store: Stor
     assert record.error_message == "all 2 of its 2 attempts were used before this claim (last error SystemExit: 3)"
     assert record.finished_at is not None
     assert await store.stats() == StoreStatistics(running=1, dead=1)
+
+
+# -- the state machine, walked ---------------------------------------------------------
+#
+# _machine.py's table says which call moves a task from which status to which,
+# under which checks. These tests hold every store to it: for each transition,
+# a task in its source status with exactly its checks holding, and with each
+# of them failing in turn, and the call then moves the task as step() says;
+# and every call leaves alone or refuses a task in a status it does not move.
+
+HOLDER: Final = "w1"
+"""The worker that claims the tasks these tests arrange."""
+
+
+def walks() -> list[Any]:
+    """(call, source, facts) for each transition: its checks all holding, then each failing; each pair once."""
+    cases: dict[tuple[Call, TaskStatus, frozenset[Check]], dict[Check, bool]] = {}
+    for move in TRANSITIONS:
+        relevant = {check for other in transitions(move.call) if other.source is move.source for check in other.checks}
+        held = {check: check in move.checks for check in sorted(relevant, key=list(Check).index)}
+        for facts in [held, *({**held, check: False} for check in move.checks)]:
+            cases.setdefault((move.call, move.source, frozenset(c for c, holds in facts.items() if holds)), facts)
+    return [
+        pytest.param(
+            call, source, facts, id=f"{call}-{source}-{'+'.join(c.name.lower() for c in facts if facts[c]) or 'none'}"
+        )
+        for (call, source, _), facts in cases.items()
+    ]
+
+
+async def arrange(store: Store, backend: Backend, status: TaskStatus, facts: dict[Check, bool]) -> TaskRecord:
+    """A task in ``status`` with its checks as ``facts`` says (DUE holds unless it says not), reached by calls.
+
+    Only what no call can make is forced: a queued task with no attempt left,
+    and an expired lease (rather than waiting for one).
+    """
+    used = facts.get(Check.ATTEMPTS_USED, False)
+    due = facts.get(Check.DUE, True)
+    task_id = await enqueue_one(store, job(retry=0 if used else 1), run_at=None if due else time.time() + 3600)
+    if status is TaskStatus.QUEUED:
+        if used:
+            await backend.force(task_id, attempts=1)
+        return await store.get(task_id)
+    # LIFO: the newest task, this one, whatever the tasks arranged before it.
+    assert (await claim_one(store, HOLDER, order=Order.LIFO)).id == task_id
+    if facts.get(Check.LEASE_EXPIRED, False):
+        await backend.force(task_id, heartbeat_at=time.time() - 3600)
+    if status is TaskStatus.SUCCEEDED:
+        await store.complete(task_id, "done")
+    elif status is TaskStatus.FAILED:
+        await store.fail(task_id, ValueError("arranged"))
+    elif status is TaskStatus.DEAD:
+        await store.fail(task_id, ValueError("arranged"), dead=True)
+    elif status is TaskStatus.CANCELLED:
+        await store.cancel(task_id)
+    return await store.get(task_id)
+
+
+async def make(store: Store, call: Call, task: TaskRecord, facts: dict[Check, bool]) -> Any:
+    """Make ``call`` on ``task`` with its checks as ``facts`` says; return what it returns, or the conflict it raises.
+
+    HELD is the task's own worker (or no worker_id, for a task no worker held) calling, or another.
+    """
+    worker_id = task.worker_id if facts.get(Check.HELD, True) else "w2"
+    try:
+        if call is Call.CLAIM:
+            max_lost_leases = 0 if facts.get(Check.LEASES_USED, False) else 3
+            return [record.id for record in await store.claim("w2", 1, max_lost_leases=max_lost_leases)]
+        if call is Call.HEARTBEAT:
+            return await store.heartbeat([task.id], worker_id=worker_id)
+        if call is Call.RELEASE:
+            return await store.release([task.id], worker_id=worker_id)
+        if call is Call.COMPLETE:
+            return await store.complete(task.id, "done", worker_id=worker_id)
+        if call is Call.CANCEL:
+            return await store.cancel(task.id, worker_id=worker_id)
+        retry_at = time.time() if facts.get(Check.RETRY, False) else None
+        dead = facts.get(Check.DEAD, False)
+        return await store.fail(task.id, ValueError("boom"), retry_at, worker_id=worker_id, dead=dead)
+    except TaskConflictError as conflict:
+        return conflict
+
+
+def assert_untouched(call: Call, task: TaskRecord, after: TaskRecord, outcome: Any) -> None:
+    """The call did not move the task: a refusing call raised a conflict naming its status, the others skipped it."""
+    assert after == task
+    if call in REFUSED_AS:
+        assert isinstance(outcome, TaskConflictError)
+        assert (outcome.task_id, outcome.status, outcome.action) == (task.id, task.status, REFUSED_AS[call])
+        assert str(outcome) == f"task {task.id} cannot be {REFUSED_AS[call]}: it is {task.status}"
+    else:
+        assert outcome in ([], None)
+
+
+@pytest.mark.parametrize(("call", "source", "facts"), walks())
+async def test_each_call_moves_a_task_as_the_state_machine_says(
+    store: Store, backend: Backend, call: Call, source: TaskStatus, facts: dict[Check, bool]
+) -> None:
+    """Whichever checks hold, a call makes the transition step() finds, with its counts and stamps, or none."""
+    task = await arrange(store, backend, source, facts)
+    outcome = await make(store, call, task, facts)
+    after = await store.get(task.id)
+    move = step(call, source, facts)
+    if move is None:
+        assert_untouched(call, task, after, outcome)
+        return
+    assert not isinstance(outcome, TaskConflictError)
+    assert after.status is move.target
+    assert (after.attempts, after.lost_leases) == (task.attempts + move.attempts, task.lost_leases + move.lost_leases)
+    assert (after.finished_at is not None, after.heartbeat_at is not None) == (
+        move.target.final,
+        move.target is TaskStatus.RUNNING,
+    )
+    if call is Call.CLAIM:
+        taken = move.target is TaskStatus.RUNNING
+        assert outcome == ([task.id] if taken else [])
+        assert after.worker_id == ("w2" if taken else task.worker_id)
+        assert after.error_type == (move.error_type or task.error_type)
+    elif call is Call.HEARTBEAT:
+        assert outcome == [task.id]
+    elif call is Call.FAIL:
+        assert (after.error_type, after.error_message) == ("ValueError", "boom")
+    elif call is Call.COMPLETE:
+        assert after.result == "done"
+
+
+@pytest.mark.parametrize("call", list(Call))
+async def test_a_call_leaves_or_refuses_a_task_in_a_status_it_does_not_move(
+    store: Store, backend: Backend, call: Call
+) -> None:
+    """From a status none of its transitions leaves, a call changes nothing: complete, fail and cancel refuse."""
+    others = [status for status in TaskStatus if status not in sources(call)]
+    assert others
+    for status in others:
+        task = await arrange(store, backend, status, {})
+        assert task.status is status
+        outcome = await make(store, call, task, {})
+        assert_untouched(call, task, await store.get(task.id), outcome)
 
 
 # -- reading ----------------------------------------------------------------------------

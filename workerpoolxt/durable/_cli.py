@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import trio
 
-from .._errors import WorkerPoolError
+from .._errors import WorkerPoolError, sole_exception
 from .._job import Job
 from .._registry import Registry
 from ._store import DEFAULT_MAX_LOST_LEASES, Order, Store
@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             trio.run(_status, store, arguments)
     except BaseException as exc:
-        error = _sole(exc)
+        # trio's nurseries wrap even a lone exception in a group.
+        error = (sole_exception(exc, prefer=None) or exc) if isinstance(exc, BaseExceptionGroup) else exc
         if not isinstance(error, _USER_ERRORS):
             # Bare, not in trio's group: a handler's SystemExit(3) exits with 3, and no group traceback.
             raise error from None
@@ -155,13 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # What a command reports as a one-line error rather than a traceback.
 _USER_ERRORS = (WorkerPoolError, ValueError, TypeError, ImportError, ConnectionError, OSError)
-
-
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-exception groups, as trio's nurseries wrap it."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 async def _work(store: Store, registry: Registry, arguments: argparse.Namespace) -> None:

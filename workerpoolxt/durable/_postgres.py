@@ -22,6 +22,7 @@ workers whose clocks disagree still agree on whose lease has expired.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -36,10 +37,12 @@ from .._errors import PostgresConnectionError, StoreError, TaskNotFoundError
 from .._registry import Registry
 from .._validation import flag
 from ._batch import GroupCommit
-from ._sqlite import _ORDER_BY, _SORT_KEYS, claim_set, record_from_row
+from ._machine import Call, Check
+from ._sql import ORDER_BY, Dialect, columns, literal, record_from_row
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
+    SORT_KEYS,
     Cancellations,
     Order,
     StoreStatistics,
@@ -49,8 +52,8 @@ from ._store import (
     check_final,
     check_max_json_bytes,
     check_priority,
-    check_run_at,
     check_schema_version,
+    check_time,
     encode_jobs,
     encode_result,
     error_fields,
@@ -124,23 +127,57 @@ _MIGRATIONS: Final = (
     ("ALTER TABLE {tasks} ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",),
 )
 
-# SQLiteStore's columns, in the order record_from_row() reads them. The JSON
-# columns come back as text: psycopg would decode jsonb itself, and a decoded
-# JSON string is indistinguishable from undecoded text.
-_COLUMNS: Final = (
-    "id, handler, job::text, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
-    "finished_at, worker_id, heartbeat_at, result::text, error_type, error_message, lost_leases"
-)
+# The columns in the order record_from_row() reads them. The JSON columns come
+# back as text: psycopg would decode jsonb itself, and a decoded JSON string is
+# indistinguishable from undecoded text.
+_COLUMNS: Final = columns("::text")
 
 _NOW: Final = "extract(epoch FROM statement_timestamp())::float8"
 """The database's time, the same throughout a statement: the one clock every worker shares."""
 
+_DIALECT: Final = Dialect(
+    {
+        "now": _NOW,
+        "stale": f"{_NOW} - %(lease)s",
+        "worker_id": "%(worker_id)s::text",
+        "max_lost_leases": "%(max_lost_leases)s::int",
+        "dead": "%(dead)s::boolean",
+        "retry_at": "%(retry_at)s::float8",
+    }
+)
+
+# The parts of the queries that the state machine decides, written by _sql.py
+# from its table: which rows a call moves ({call}_rows), and how ({call}_set).
+_PARTS: Final = {
+    "queued": literal(TaskStatus.QUEUED),
+    "claimable": _DIALECT.where(Call.CLAIM),
+    "claim_set": _DIALECT.claim_assignments(),
+    "heartbeat_rows": _DIALECT.where(Call.HEARTBEAT),
+    "heartbeat_set": _DIALECT.assignments(Call.HEARTBEAT),
+    "release_rows": _DIALECT.where(Call.RELEASE),
+    "release_set": _DIALECT.assignments(Call.RELEASE),
+    # complete_many takes each task's worker from its row of the input.
+    "complete_statuses": _DIALECT.statuses(Call.COMPLETE),
+    "complete_held": Dialect({"worker_id": "input.holder"}).check(Check.HELD),
+    "complete_set": _DIALECT.assignments(Call.COMPLETE),
+    "fail_rows": _DIALECT.where(Call.FAIL),
+    "fail_set": _DIALECT.assignments(
+        Call.FAIL,
+        error_type=lambda _: "%(error_type)s",
+        error_message=lambda _: "%(message)s",
+        run_at=lambda move: "{retry_at}" if move.target is TaskStatus.QUEUED else "run_at",
+    ),
+    "cancel_rows": _DIALECT.where(Call.CANCEL),
+    "cancel_set": _DIALECT.assignments(Call.CANCEL),
+}
+
+# The max_attempts column holds retry + 1, the attempts allowed.
 _QUERIES: Final = {
     "insert": """
         INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at)
-        SELECT handler, job::jsonb, 'queued', max_attempts, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now})
-        FROM unnest(%(handlers)s::text[], %(jobs)s::text[], %(max_attempts)s::int[])
-            WITH ORDINALITY AS input (handler, job, max_attempts, position)
+        SELECT handler, job::jsonb, {queued}, retry + 1, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now})
+        FROM unnest(%(handlers)s::text[], %(jobs)s::text[], %(retries)s::int[])
+            WITH ORDINALITY AS input (handler, job, retry, position)
         ORDER BY position
         RETURNING id
     """,
@@ -153,8 +190,7 @@ _QUERIES: Final = {
         SET {claim_set}
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks}
-            WHERE (status = 'queued' AND run_at <= {now})
-                OR (status = 'running' AND heartbeat_at < {now} - %(lease)s)
+            WHERE {claimable}
             ORDER BY {order}
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -165,67 +201,35 @@ _QUERIES: Final = {
     # transactions over the same tasks queue up instead of deadlocking.
     # A null worker_id matches every worker.
     "heartbeat": """
-        UPDATE {tasks} SET heartbeat_at = {now}
+        UPDATE {tasks} SET {heartbeat_set}
         WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks}
-            WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
-                AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-            ORDER BY id
-            FOR UPDATE
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {heartbeat_rows} ORDER BY id FOR UPDATE
         ))
         RETURNING id
     """,
     "release": """
-        UPDATE {tasks} SET status = 'queued', heartbeat_at = NULL, attempts = attempts - 1
+        UPDATE {tasks} SET {release_set}
         WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks}
-            WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
-                AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-            ORDER BY id
-            FOR UPDATE
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {release_rows} ORDER BY id FOR UPDATE
         ))
         RETURNING id
     """,
     # Every completion of a group commit in one statement; ids missing from
     # its RETURNING are conflicts. Rows lock in id order, as elsewhere.
-    "complete_many": """
+    "complete": """
         UPDATE {tasks} AS task
-        SET status = 'succeeded', result = input.result::jsonb, finished_at = {now}, heartbeat_at = NULL
-        FROM unnest(%(ids)s::bigint[], %(results)s::text[], %(worker_ids)s::text[]) AS input (id, result, worker_id)
+        SET {complete_set}, result = input.result::jsonb
+        FROM unnest(%(ids)s::bigint[], %(results)s::text[], %(worker_ids)s::text[]) AS input (id, result, holder)
         WHERE task.id = input.id AND task.id = ANY(ARRAY(
-            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running' ORDER BY id FOR UPDATE
-        )) AND (input.worker_id IS NULL OR task.worker_id = input.worker_id)
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {complete_statuses} ORDER BY id FOR UPDATE
+        )) AND {complete_held}
         RETURNING task.id
     """,
-    "complete": """
-        UPDATE {tasks} SET status = 'succeeded', result = %(result)s::jsonb, finished_at = {now}, heartbeat_at = NULL
-        WHERE id = %(id)s AND status = 'running' AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-        RETURNING status
-    """,
-    # requeue: a retry time was given and the task is not dead outright;
-    # whether it has attempts left is the row's to say.
-    "fail": """
-        UPDATE {tasks}
-        SET error_type = %(error_type)s, error_message = %(message)s,
-            status = CASE WHEN %(dead)s THEN 'dead'
-                WHEN %(requeue)s AND attempts < max_attempts THEN 'queued'
-                WHEN attempts >= max_attempts THEN 'dead'
-                ELSE 'failed' END,
-            run_at = CASE WHEN %(requeue)s AND attempts < max_attempts THEN %(retry_at)s::float8 ELSE run_at END,
-            finished_at = CASE WHEN %(requeue)s AND attempts < max_attempts THEN NULL ELSE {now} END,
-            heartbeat_at = NULL
-        WHERE id = %(id)s AND status = 'running' AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-        RETURNING status
-    """,
+    "fail": "UPDATE {tasks} SET {fail_set} WHERE id = %(id)s AND {fail_rows} RETURNING status",
     # Returns the status the task had: a running task's worker is told.
     "cancel": """
-        WITH old AS (
-            SELECT id, status FROM {tasks}
-            WHERE id = %(id)s AND status IN ('queued', 'running')
-                AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s)
-            FOR UPDATE
-        )
-        UPDATE {tasks} AS task SET status = 'cancelled', finished_at = {now}, heartbeat_at = NULL
+        WITH old AS (SELECT id, status FROM {tasks} WHERE id = %(id)s AND {cancel_rows} FOR UPDATE)
+        UPDATE {tasks} AS task SET {cancel_set}
         FROM old WHERE task.id = old.id
         RETURNING old.status
     """,
@@ -340,7 +344,7 @@ class PostgresStore:
         self._pool: ConnectionPool[Connection] | None = None
         self._pool_lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(max_size)
-        self._finals: GroupCommit[tuple[str, dict[str, Any]]] = GroupCommit(self._write_finals, self._limiter)
+        self._finals: GroupCommit[tuple[Call, dict[str, Any]]] = GroupCommit(self._write_finals, self._limiter)
         self._listener: _Listener | None = None
         self._listener_lock = trio.Lock()
         self._work = trio.lowlevel.ParkingLot()
@@ -462,7 +466,7 @@ class PostgresStore:
         """
         encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
-        check_run_at(run_at)
+        check_time(run_at, "run_at")
         if not encoded:
             await trio.lowlevel.checkpoint()
             return []
@@ -471,13 +475,13 @@ class PostgresStore:
     def _insert(
         self, connection: Connection, encoded: list[tuple[str, str, int]], priority: int, run_at: float | None
     ) -> list[int]:
-        handlers, jobs, max_attempts = zip(*encoded, strict=True)
+        handlers, jobs, retries = zip(*encoded, strict=True)
         rows = connection.execute(
             self._sql["insert"],
             {
                 "handlers": list(handlers),
                 "jobs": list(jobs),
-                "max_attempts": list(max_attempts),
+                "retries": list(retries),
                 "priority": priority,
                 "run_at": run_at,
             },
@@ -512,7 +516,7 @@ class PostgresStore:
             claimed += running
             if len(running) == len(rows) or len(rows) < wanted:
                 break
-        return sorted(claimed, key=_SORT_KEYS[order])
+        return sorted(claimed, key=SORT_KEYS[order])
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -534,7 +538,7 @@ class PostgresStore:
         """
         check_final(task_id, worker_id)
         encoded = encode_result(result, self._max_json_bytes)
-        await self._finals.submit(("complete", {"id": task_id, "result": encoded, "worker_id": worker_id}))
+        await self._finals.submit((Call.COMPLETE, {"id": task_id, "result": encoded, "worker_id": worker_id}))
 
     async def fail(
         self,
@@ -546,22 +550,17 @@ class PostgresStore:
         dead: bool = False,
     ) -> None:
         check_final(task_id, worker_id)
-        if retry_at is not None:
-            if not isinstance(retry_at, int | float) or isinstance(retry_at, bool):
-                raise TypeError(f"`retry_at` must be a time.time() value or None, not {type(retry_at).__name__}")
-            if not math.isfinite(retry_at):
-                raise ValueError(f"`retry_at` must be finite, got {retry_at!r}")
+        check_time(retry_at, "retry_at")
         # PostgreSQL text cannot hold NUL; an error's text is only for reading.
         error_type, message = (text.replace("\x00", "\\x00") for text in error_fields(error))
         await self._finals.submit(
             (
-                "fail",
+                Call.FAIL,
                 {
                     "id": task_id,
                     "error_type": error_type,
                     "message": message,
                     "retry_at": retry_at,
-                    "requeue": retry_at is not None and not dead,
                     "dead": bool(dead),
                     "worker_id": worker_id,
                 },
@@ -570,18 +569,18 @@ class PostgresStore:
 
     async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        await self._finals.submit(("cancel", {"id": task_id, "worker_id": worker_id}))
+        await self._finals.submit((Call.CANCEL, {"id": task_id, "worker_id": worker_id}))
 
-    def _write_finals(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> list[BaseException | None]:
+    def _write_finals(self, batch: Sequence[tuple[Call, dict[str, Any]]]) -> list[BaseException | None]:
         return self._call(self._finalise, batch)
 
     def _finalise(
-        self, connection: Connection, batch: Sequence[tuple[str, dict[str, Any]]]
+        self, connection: Connection, batch: Sequence[tuple[Call, dict[str, Any]]]
     ) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(batch)
         requeued = False
         cancelled: list[int] = []
-        completions = {index: params for index, (action, params) in enumerate(batch) if action == "complete"}
+        completions = {index: params for index, (call, params) in enumerate(batch) if call is Call.COMPLETE}
         # A task completed twice in one batch keeps the first: the second is a conflict.
         first_of = {params["id"]: index for index, params in reversed(completions.items())}
         if first_of:
@@ -589,7 +588,7 @@ class PostgresStore:
             done = {
                 row[0]
                 for row in connection.execute(
-                    self._sql["complete_many"],
+                    self._sql[Call.COMPLETE],
                     {
                         "ids": [params["id"] for params in firsts],
                         "results": [params["result"] for params in firsts],
@@ -599,19 +598,19 @@ class PostgresStore:
             }
             for index, params in completions.items():
                 if params["id"] not in done or first_of[params["id"]] != index:
-                    outcomes[index] = self._conflict(connection, params["id"], "completed")
+                    outcomes[index] = self._conflict(connection, params["id"], Call.COMPLETE)
         # The rest in id order, as heartbeat() and release() lock rows, so that
         # transactions touching the same tasks cannot deadlock.
         others = [index for index in range(len(batch)) if index not in completions]
         for index in sorted(others, key=lambda index: batch[index][1]["id"]):
-            action, params = batch[index]
-            row = connection.execute(self._sql[action], params).fetchone()
+            call, params = batch[index]
+            row = connection.execute(self._sql[call], params).fetchone()
             if row is None:
-                outcomes[index] = self._conflict(connection, params["id"], _PAST[action])
-            elif action == "cancel":
-                if row[0] == "running" and params["worker_id"] is None:
+                outcomes[index] = self._conflict(connection, params["id"], call)
+            elif call is Call.CANCEL:
+                if row[0] == TaskStatus.RUNNING and params["worker_id"] is None:
                     cancelled.append(params["id"])
-            elif row[0] == "queued":
+            elif row[0] == TaskStatus.QUEUED:
                 requeued = True
         if requeued:
             self._notify(connection)
@@ -620,8 +619,8 @@ class PostgresStore:
             connection.execute(self._sql["notify_cancelled"], {"channel": self.channel, "ids": cancelled})
         return outcomes
 
-    def _conflict(self, connection: Connection, task_id: int, action: str) -> BaseException:
-        return refusal(task_id, connection.execute(self._sql["status"], {"id": task_id}).fetchone(), action)
+    def _conflict(self, connection: Connection, task_id: int, call: Call) -> BaseException:
+        return refusal(task_id, connection.execute(self._sql["status"], {"id": task_id}).fetchone(), call)
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         ids = list(task_ids)
@@ -724,8 +723,6 @@ class PostgresStore:
             pool.close(timeout=_CLOSE_TIMEOUT)
 
 
-_PAST: Final = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}
-
 _CANCEL: Final = "cancel "
 """The payload of a notification that a task was cancelled is this, then its id."""
 
@@ -768,16 +765,10 @@ def _compose(schema: str) -> dict[str, sql.Composed]:
     """The store's queries for ``schema``, by name; the claim as ``claim_<order>``, one for each order."""
     from psycopg import sql
 
-    columns = sql.SQL(_COLUMNS)
-    now = sql.SQL(_NOW)
-    queries = {
-        name: _format(text, schema, columns=columns, now=now) for name, text in _QUERIES.items() if name != "claim"
-    }
-    claimed = sql.SQL(claim_set(now=_NOW, worker_id="%(worker_id)s::text", max_lost_leases="%(max_lost_leases)s::int"))
+    names = {name: sql.SQL(text) for name, text in {**_PARTS, "columns": _COLUMNS, "now": _NOW}.items()}
+    queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name != "claim"}
     for order in Order:
-        queries[f"claim_{order.value}"] = _format(
-            _QUERIES["claim"], schema, columns=columns, now=now, claim_set=claimed, order=sql.SQL(_ORDER_BY[order])
-        )
+        queries[f"claim_{order.value}"] = _format(_QUERIES["claim"], schema, **names, order=sql.SQL(ORDER_BY[order]))
     return queries
 
 
@@ -802,7 +793,6 @@ class _Listener:
         self._wake = wake
         self._cancelled = cancelled
         self._stop = threading.Event()
-        self.error: Exception | None = None
         self._thread = threading.Thread(target=self._loop, name="workerpoolxt-listener", daemon=True)
         self._thread.start()
 
@@ -817,17 +807,17 @@ class _Listener:
         self._thread.join(timeout)
 
     def _loop(self) -> None:
+        # A failing connection ends the loop: waiters poll, and the next wait starts another listener.
         try:
-            while not self._stop.is_set():
-                for notification in self._connection.notifies(timeout=_LISTEN_POLL):
-                    if notification.payload.startswith(_CANCEL):
-                        self._hand_over(self._cancelled, [int(notification.payload[len(_CANCEL) :])])
-                    else:
-                        self._signal()
-                    if self._stop.is_set():
-                        break
-        except Exception as error:  # the connection failed: waiters poll, and the next wait restarts us
-            self.error = error
+            with contextlib.suppress(Exception):
+                while not self._stop.is_set():
+                    for notification in self._connection.notifies(timeout=_LISTEN_POLL):
+                        if notification.payload.startswith(_CANCEL):
+                            self._hand_over(self._cancelled, [int(notification.payload[len(_CANCEL) :])])
+                        else:
+                            self._signal()
+                        if self._stop.is_set():
+                            break
         finally:
             self._stop.set()
             self._connection.close()

@@ -10,7 +10,6 @@ file. Finalising writes from many tasks share one transaction (group commit).
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -24,9 +23,12 @@ import trio
 from .._errors import StoreError, TaskNotFoundError
 from .._validation import flag
 from ._batch import GroupCommit
+from ._machine import Call, Transition
+from ._sql import ORDER_BY, Dialect, columns, literal, record_from_row
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
+    SORT_KEYS,
     Order,
     StoreStatistics,
     TaskRecord,
@@ -35,8 +37,8 @@ from ._store import (
     check_final,
     check_max_json_bytes,
     check_priority,
-    check_run_at,
     check_schema_version,
+    check_time,
     encode_jobs,
     encode_result,
     error_fields,
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
+
+_Final = tuple[str, Call, dict[str, Any]]
+"""A finalising write for group commit: its statement, its call, and its parameters."""
 
 _logger: Final = logging.getLogger("workerpoolxt")
 
@@ -83,91 +88,60 @@ _MIGRATIONS: Final = (
     "ALTER TABLE wpxt_tasks ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",
 )
 
-_COLUMNS: Final = (
-    "id, handler, job, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
-    "finished_at, worker_id, heartbeat_at, result, error_type, error_message, lost_leases"
+_COLUMNS: Final = columns()
+
+# The column max_attempts holds retry + 1, the attempts allowed.
+_INSERT: Final = (
+    "INSERT INTO wpxt_tasks (handler, job, status, max_attempts, priority, created_at, run_at) "  # noqa: S608 - fixed text
+    f"VALUES (?, ?, {literal(TaskStatus.QUEUED)}, ? + 1, ?, ?, ?)"
 )
 
-_ORDER_BY: Final = {
-    Order.FIFO: "id",
-    Order.LIFO: "id DESC",
-    Order.PRIORITY: "priority DESC, id",
-}
-
-_SORT_KEYS: Final[dict[Order, Callable[[TaskRecord], Any]]] = {
-    Order.FIFO: lambda task: task.id,
-    Order.LIFO: lambda task: -task.id,
-    Order.PRIORITY: lambda task: (-task.priority, task.id),
-}
-
-
-def claim_set(*, now: str, worker_id: str, max_lost_leases: str) -> str:
-    """The SET clause of a claim, in the dialect SQLite and PostgreSQL share, with the store's placeholders.
-
-    A row the claim must not run is buried instead, and RETURNING tells it
-    apart by its status, 'dead': a queued task whose attempts are used up, or
-    an orphan (running, its lease expired) that lost its lease more than
-    ``max_lost_leases`` times. Reclaiming an orphan counts a lost lease, not an
-    attempt: the rerun repeats the attempt its dead worker interrupted. Every
-    expression reads the row as it was before the update. The messages are
-    worded as MemoryStore's (``exhausted_message``, ``lease_expired_message``).
-    """
-    doomed = (
-        "((status = 'queued' AND attempts >= max_attempts) "
-        f"OR (status = 'running' AND lost_leases >= {max_lost_leases}))"
-    )
-    return f"""
-        status = CASE WHEN {doomed} THEN 'dead' ELSE 'running' END,
-        attempts = attempts + CASE WHEN status = 'queued' AND NOT {doomed} THEN 1 ELSE 0 END,
-        lost_leases = lost_leases + CASE WHEN status = 'running' THEN 1 ELSE 0 END,
-        worker_id = CASE WHEN {doomed} THEN worker_id ELSE {worker_id} END,
-        started_at = CASE WHEN {doomed} THEN started_at ELSE {now} END,
-        heartbeat_at = CASE WHEN {doomed} THEN NULL ELSE {now} END,
-        finished_at = CASE WHEN {doomed} THEN {now} END,
-        error_type = CASE WHEN NOT {doomed} THEN error_type
-            WHEN status = 'queued' THEN 'AttemptsExhausted' ELSE 'LeaseExpired' END,
-        error_message = CASE WHEN NOT {doomed} THEN error_message
-            WHEN status = 'queued' THEN 'all ' || attempts || ' of its ' || max_attempts
-                || ' attempts were used before this claim'
-                || coalesce(' (last error ' || error_type || ': ' || error_message || ')', '')
-            ELSE 'worker ' || coalesce(worker_id, '?') || ' stopped heartbeating: the task lost its lease '
-                || (lost_leases + 1) || ' times, more than max_lost_leases (' || {max_lost_leases} || ')' END
-    """
-
+# Every statement names its parameters; a claim's `stale` is now less the lease.
+_DIALECT: Final = Dialect(
+    {
+        "now": ":now",
+        "stale": ":stale",
+        "worker_id": ":worker_id",
+        "max_lost_leases": ":max_lost_leases",
+        "dead": ":dead",
+        "retry_at": ":retry_at",
+    }
+)
 
 # Runnable rows in claim order: queued and due, or running with an expired lease.
 _CLAIMS: Final = {
     order: (
-        f"UPDATE wpxt_tasks SET {claim_set(now=':now', worker_id=':worker_id', max_lost_leases=':max_lost_leases')} "  # noqa: S608 - fixed text
-        f"WHERE id IN (SELECT id FROM wpxt_tasks WHERE (status = 'queued' AND run_at <= :now) "
-        f"OR (status = 'running' AND heartbeat_at < :stale) ORDER BY {by} LIMIT :limit) RETURNING {_COLUMNS}"
+        f"UPDATE wpxt_tasks SET {_DIALECT.claim_assignments()} "  # noqa: S608 - fixed text
+        f"WHERE id IN (SELECT id FROM wpxt_tasks WHERE {_DIALECT.where(Call.CLAIM)} ORDER BY {by} LIMIT :limit) "
+        f"RETURNING {_COLUMNS}"
     )
-    for order, by in _ORDER_BY.items()
+    for order, by in ORDER_BY.items()
 }
 
 
-def record_from_row(row: Sequence[Any]) -> TaskRecord:
-    """Build a TaskRecord from a row of ``_COLUMNS``; JSON columns may come as text or decoded."""
-    job, result = row[2], row[13]
-    return TaskRecord(
-        id=row[0],
-        handler=row[1],
-        job=json.loads(job) if isinstance(job, str) else job,
-        status=TaskStatus(row[3]),
-        attempts=row[4],
-        max_attempts=row[5],
-        priority=row[6],
-        created_at=row[7],
-        run_at=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-        worker_id=row[11],
-        heartbeat_at=row[12],
-        result=json.loads(result) if isinstance(result, str) else result,
-        error_type=row[14],
-        error_message=row[15],
-        lost_leases=row[16],
-    )
+def _moves(call: Call, rows: str, **more: Callable[[Transition], str]) -> str:
+    """The UPDATE by ``call`` of the tasks ``rows`` names, among those it may move."""
+    return f"UPDATE wpxt_tasks SET {_DIALECT.assignments(call, **more)} WHERE {rows} AND {_DIALECT.where(call)}"  # noqa: S608 - fixed text
+
+
+def _ids(task_ids: Sequence[int]) -> tuple[str, dict[str, int]]:
+    """Placeholders for the ids, to fill the ``{ids}`` of a statement, and their values."""
+    names = [f"id{index}" for index in range(len(task_ids))]
+    return ", ".join(f":{name}" for name in names), dict(zip(names, task_ids, strict=True))
+
+
+# heartbeat() and release() take many ids: `{ids}` is filled in with as many placeholders (_ids()).
+_HEARTBEAT: Final = _moves(Call.HEARTBEAT, "id IN ({ids})") + " RETURNING id"
+_RELEASE: Final = _moves(Call.RELEASE, "id IN ({ids})")
+_COMPLETE: Final = _moves(Call.COMPLETE, "id = :id", result=lambda _: ":result")
+_FAIL: Final = _moves(
+    Call.FAIL,
+    "id = :id",
+    error_type=lambda _: ":error_type",
+    error_message=lambda _: ":message",
+    run_at=lambda move: "{retry_at}" if move.target is TaskStatus.QUEUED else "run_at",
+)
+_CANCEL: Final = _moves(Call.CANCEL, "id = :id")
 
 
 class SQLiteStore:
@@ -209,7 +183,7 @@ class SQLiteStore:
         self._read_only = flag(read_only, "read_only")
         self._connection: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)
-        self._finals: GroupCommit[tuple[str, tuple[Any, ...]]] = GroupCommit(self._write_finals, self._limiter)
+        self._finals: GroupCommit[_Final] = GroupCommit(self._write_finals, self._limiter)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -295,18 +269,16 @@ class SQLiteStore:
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
-        check_run_at(run_at)
+        check_time(run_at, "run_at")
         return await self._run(self._insert, encoded, priority, run_at)
 
     def _insert(self, encoded: list[tuple[str, str, int]], priority: int, run_at: float | None) -> list[int]:
         now = time.time()
         with self._transaction() as connection:
             ids = []
-            for handler, job, max_attempts in encoded:
+            for handler, job, retry in encoded:
                 cursor = connection.execute(
-                    "INSERT INTO wpxt_tasks (handler, job, status, max_attempts, priority, created_at, run_at) "
-                    "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                    (handler, job, max_attempts, priority, now, now if run_at is None else run_at),
+                    _INSERT, (handler, job, retry, priority, now, now if run_at is None else run_at)
                 )
                 ids.append(cursor.lastrowid)
         return [task_id for task_id in ids if task_id is not None]
@@ -344,7 +316,7 @@ class SQLiteStore:
                             buried += 1
                 if not buried or len(rows) < wanted:
                     break
-        return sorted(claimed, key=_SORT_KEYS[order])
+        return sorted(claimed, key=SORT_KEYS[order])
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -354,18 +326,19 @@ class SQLiteStore:
         return await self._run(self._heartbeat, ids, worker_id)
 
     def _heartbeat(self, task_ids: list[int], worker_id: str | None) -> list[int]:
-        marks = ",".join("?" * len(task_ids))
+        marks, ids = _ids(task_ids)
         with self._transaction() as connection:
             rows = connection.execute(
-                f"UPDATE wpxt_tasks SET heartbeat_at = ? WHERE id IN ({marks}) AND status = 'running' "  # noqa: S608
-                "AND (? IS NULL OR worker_id = ?) RETURNING id",
-                (time.time(), *task_ids, worker_id, worker_id),
+                _HEARTBEAT.format(ids=marks), {**ids, "now": time.time(), "worker_id": worker_id}
             ).fetchall()
         return sorted(row[0] for row in rows)
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        await self._finals.submit(("complete", (task_id, encode_result(result, self._max_json_bytes), worker_id)))
+        encoded = encode_result(result, self._max_json_bytes)
+        await self._finals.submit(
+            (_COMPLETE, Call.COMPLETE, {"id": task_id, "result": encoded, "worker_id": worker_id})
+        )
 
     async def fail(
         self,
@@ -377,20 +350,22 @@ class SQLiteStore:
         dead: bool = False,
     ) -> None:
         check_final(task_id, worker_id)
-        check_run_at(retry_at)
+        check_time(retry_at, "retry_at")
         error_type, message = error_fields(error)
-        await self._finals.submit(("fail", (task_id, error_type, message, retry_at, worker_id, dead)))
+        params = {"id": task_id, "error_type": error_type, "message": message, "retry_at": retry_at, "dead": dead}
+        await self._finals.submit((_FAIL, Call.FAIL, {**params, "worker_id": worker_id}))
 
     async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        await self._finals.submit(("cancel", (task_id, worker_id)))
+        await self._finals.submit((_CANCEL, Call.CANCEL, {"id": task_id, "worker_id": worker_id}))
 
-    def _write_finals(self, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[BaseException | None]:
+    def _write_finals(self, batch: Sequence[_Final]) -> list[BaseException | None]:
         now = time.time()
         outcomes: list[BaseException | None] = []
         with self._reported(), self._transaction() as connection:
-            for action, args in batch:
-                outcomes.append(_FINALS[action](connection, now, *args))
+            for statement, call, params in batch:
+                cursor = connection.execute(statement, {**params, "now": now})
+                outcomes.append(None if cursor.rowcount else _conflict(connection, params["id"], call))
         return outcomes
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
@@ -401,14 +376,9 @@ class SQLiteStore:
             await trio.lowlevel.checkpoint()
 
     def _release(self, task_ids: list[int], worker_id: str | None) -> None:
-        marks = ",".join("?" * len(task_ids))
+        marks, ids = _ids(task_ids)
         with self._transaction() as connection:
-            connection.execute(
-                f"UPDATE wpxt_tasks SET status = 'queued', heartbeat_at = NULL, "  # noqa: S608 - fixed text
-                f"attempts = attempts - 1 WHERE id IN ({marks}) AND status = 'running' "
-                "AND (? IS NULL OR worker_id = ?)",
-                (*task_ids, worker_id, worker_id),
-            )
+            connection.execute(_RELEASE.format(ids=marks), {**ids, "worker_id": worker_id})
 
     async def get(self, task_id: int) -> TaskRecord:
         return await self._run(self._get, task_id)
@@ -454,77 +424,12 @@ def _bury_unreadable(connection: sqlite3.Connection, now: float, task_id: int, e
     message = f"its stored data cannot be read: {error}"
     _logger.error("task %d is dead: %s: %s", task_id, type(error).__name__, message)
     connection.execute(
-        "UPDATE wpxt_tasks SET status = 'dead', finished_at = ?, heartbeat_at = NULL, error_type = ?, "
-        "error_message = ? WHERE id = ?",
+        f"UPDATE wpxt_tasks SET status = {literal(TaskStatus.DEAD)}, finished_at = ?, heartbeat_at = NULL, "  # noqa: S608 - fixed text
+        "error_type = ?, error_message = ? WHERE id = ?",
         (now, type(error).__qualname__, message, task_id),
     )
 
 
-def _conflict(connection: sqlite3.Connection, task_id: int, action: str) -> BaseException:
+def _conflict(connection: sqlite3.Connection, task_id: int, call: Call) -> BaseException:
     row = connection.execute("SELECT status FROM wpxt_tasks WHERE id = ?", (task_id,)).fetchone()
-    return refusal(task_id, row, action)
-
-
-def _complete(
-    connection: sqlite3.Connection, now: float, task_id: int, result: str, worker_id: str | None
-) -> BaseException | None:
-    cursor = connection.execute(
-        "UPDATE wpxt_tasks SET status = 'succeeded', result = ?, finished_at = ?, heartbeat_at = NULL "
-        "WHERE id = ? AND status = 'running' AND (? IS NULL OR worker_id = ?)",
-        (result, now, task_id, worker_id, worker_id),
-    )
-    return None if cursor.rowcount else _conflict(connection, task_id, "completed")
-
-
-def _fail(
-    connection: sqlite3.Connection,
-    now: float,
-    task_id: int,
-    error_type: str,
-    message: str,
-    retry_at: float | None,
-    worker_id: str | None,
-    dead: bool,
-) -> BaseException | None:
-    cursor = connection.execute(
-        "UPDATE wpxt_tasks SET error_type = ?, error_message = ?, "
-        "status = CASE WHEN ? THEN 'dead' "
-        "  WHEN ? IS NOT NULL AND attempts < max_attempts THEN 'queued' "
-        "  WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END, "
-        "run_at = CASE WHEN ? IS NOT NULL AND attempts < max_attempts AND NOT ? THEN ? ELSE run_at END, "
-        "finished_at = CASE WHEN ? IS NOT NULL AND attempts < max_attempts AND NOT ? THEN NULL ELSE ? END, "
-        "heartbeat_at = NULL "
-        "WHERE id = ? AND status = 'running' AND (? IS NULL OR worker_id = ?)",
-        (
-            error_type,
-            message,
-            dead,
-            retry_at,
-            retry_at,
-            dead,
-            retry_at,
-            retry_at,
-            dead,
-            now,
-            task_id,
-            worker_id,
-            worker_id,
-        ),
-    )
-    return None if cursor.rowcount else _conflict(connection, task_id, "failed")
-
-
-def _cancel(connection: sqlite3.Connection, now: float, task_id: int, worker_id: str | None) -> BaseException | None:
-    cursor = connection.execute(
-        "UPDATE wpxt_tasks SET status = 'cancelled', finished_at = ?, heartbeat_at = NULL "
-        "WHERE id = ? AND status IN ('queued', 'running') AND (? IS NULL OR worker_id = ?)",
-        (now, task_id, worker_id, worker_id),
-    )
-    return None if cursor.rowcount else _conflict(connection, task_id, "cancelled")
-
-
-_FINALS: Final[dict[str, Callable[..., BaseException | None]]] = {
-    "complete": _complete,
-    "fail": _fail,
-    "cancel": _cancel,
-}
+    return refusal(task_id, row, call)

@@ -2,13 +2,9 @@
 
 A task is a named job (``Job("handler", args=...)``) kept in a store, so that
 any worker process, on any machine that reaches the store, can run it. Its
-record moves through these statuses::
-
-    queued -> running -> succeeded
-                      -> queued      (failed, to be retried at retry_at; or released)
-                      -> failed      (an error not worth retrying)
-                      -> dead        (failed on its last attempt, or its worker died once too often)
-                      -> cancelled   (the handler raised CancelTask, or someone cancelled it)
+record moves from ``queued`` through ``running`` to a final status
+(``succeeded``, ``failed``, ``cancelled`` or ``dead``) as ``_machine.py``'s
+table of transitions says, the one description every store follows.
 
 A claim never hands out a task it must not run: a queued task whose attempts
 are used up, or a task whose worker died more than ``max_lost_leases`` times,
@@ -33,10 +29,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 import attrs
 import trio
 
-from .._errors import StoreError, TaskConflictError, TaskNotFoundError
+from .._errors import StoreError, TaskNotFoundError
 from .._job import Job
 from .._serialize import json_copy
 from .._validation import count
+from ._machine import Call, TaskStatus, conflict
 
 if TYPE_CHECKING:
     from .._registry import Registry
@@ -50,25 +47,6 @@ MAX_COUNT: Final = 2**31 - 2
 """The largest ``max_lost_leases``: the stores count lost leases in a 32-bit column, up to one past it."""
 
 
-class TaskStatus(enum.StrEnum):
-    """Where a durable task stands."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    DEAD = "dead"
-
-    @property
-    def final(self) -> bool:
-        """True for the statuses a task never leaves."""
-        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
-
-
-FINAL_STATUSES: Final = tuple(status for status in TaskStatus if status.final)
-
-
 class Order(enum.StrEnum):
     """Which queued tasks a claim takes first."""
 
@@ -78,6 +56,14 @@ class Order(enum.StrEnum):
     """Newest first."""
     PRIORITY = "priority"
     """Highest ``priority`` first, oldest first among equals."""
+
+
+SORT_KEYS: Final[dict[Order, Callable[[TaskRecord], Any]]] = {
+    Order.FIFO: lambda task: task.id,
+    Order.LIFO: lambda task: -task.id,
+    Order.PRIORITY: lambda task: (-task.priority, task.id),
+}
+"""The orders as sort keys, for the tasks a claim returns."""
 
 
 @attrs.frozen
@@ -94,9 +80,10 @@ class TaskRecord:
     """Attempts charged to the task: claims, less those released by a stop or whose worker died.
 
     A rerun after a lost lease repeats the attempt it interrupted, so
-    ``attempts`` never exceeds ``max_attempts``.
+    ``attempts`` never exceeds ``retry + 1``.
     """
-    max_attempts: int
+    retry: int
+    """The retries the task may have, its job's ``retry``: its attempts may reach ``retry + 1``."""
     priority: int
     created_at: float
     run_at: float
@@ -240,9 +227,9 @@ class Store(Protocol):
 # -- shared by the implementations --------------------------------------------------
 
 # The ranges of PostgreSQL's columns, checked at enqueue by every store, so a
-# number that works in tests works in production: max_attempts (retry + 1) is
-# an INTEGER, priority a BIGINT.
-_MAX_ATTEMPTS: Final = 2**31 - 1
+# number that works in tests works in production: the SQL stores keep retry + 1
+# (the attempts allowed) in an INTEGER, and priority in a BIGINT.
+_MAX_RETRY: Final = 2**31 - 2
 _MIN_PRIORITY: Final = -(2**63)
 _MAX_PRIORITY: Final = 2**63 - 1
 
@@ -255,7 +242,7 @@ def check_max_json_bytes(value: object) -> int:
 
 
 def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int) -> list[tuple[str, str, int]]:
-    """Check jobs can be stored and return ``(handler, job JSON, max_attempts)`` for each.
+    """Check jobs can be stored and return ``(handler, job JSON, retry)`` for each.
 
     Raises:
         TypeError: A job is not a Job, or holds a callable instead of a handler's name.
@@ -272,12 +259,12 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
         data = job.to_dict()
         if registry is not None:
             registry[data["task"]]  # raises UnknownHandlerError naming it
-        retries = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_ATTEMPTS - 1)
+        retry = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_RETRY)
         text = json.dumps(data, separators=(",", ":"))
         check_size(text, f"jobs[{index}]", max_bytes)
         if _holds_nul(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
-        encoded.append((data["task"], text, retries + 1))
+        encoded.append((data["task"], text, retry))
     return encoded
 
 
@@ -333,7 +320,7 @@ def not_ready(store: str, what: str, action: str) -> StoreError:
 def exhausted_message(task: TaskRecord) -> str:
     """Why a claim buried a queued task whose attempts are used up (the SQL stores word it the same)."""
     last = f" (last error {task.error_type}: {task.error_message})" if task.error_type is not None else ""
-    return f"all {task.attempts} of its {task.max_attempts} attempts were used before this claim{last}"
+    return f"all {task.attempts} of its {task.retry + 1} attempts were used before this claim{last}"
 
 
 def lease_expired_message(worker_id: str | None, lost_leases: int, max_lost_leases: int) -> str:
@@ -375,13 +362,14 @@ class Cancellations:
         return inbox
 
 
-def check_run_at(run_at: object) -> None:
-    if run_at is None:
+def check_time(value: object, name: str) -> None:
+    """Check a time a caller passes (``run_at``, ``retry_at``): a finite number of seconds, or None."""
+    if value is None:
         return
-    if not isinstance(run_at, int | float) or isinstance(run_at, bool):
-        raise TypeError(f"`run_at` must be a time in seconds (time.time()) or None, not {type(run_at).__name__}")
-    if not math.isfinite(run_at):
-        raise ValueError(f"`run_at` must be finite, got {run_at!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a time in seconds (time.time()) or None, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
 
 
 def check_final(task_id: object, worker_id: object) -> None:
@@ -428,8 +416,8 @@ async def poll_until_final(get: Callable[[int], Awaitable[TaskRecord]], task_id:
         await trio.sleep(poll)
 
 
-def refusal(task_id: int, row: Sequence[Any] | None, action: str) -> BaseException:
+def refusal(task_id: int, row: Sequence[Any] | None, call: Call) -> BaseException:
     """Why a finalising write matched no row: ``row`` holds the task's status, or is None if there is no task."""
     if row is None:
         return TaskNotFoundError(task_id)
-    return TaskConflictError(task_id, row[0], action)
+    return conflict(call, task_id, row[0])

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._errors import TaskConflictError, TaskNotFoundError
+from .._errors import TaskNotFoundError
+from ._machine import Call, Check, Transition, conflict, step
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
+    SORT_KEYS,
     Cancellations,
     Order,
     StoreStatistics,
@@ -29,7 +31,7 @@ from ._store import (
     check_final,
     check_max_json_bytes,
     check_priority,
-    check_run_at,
+    check_time,
     encode_jobs,
     encode_result,
     error_fields,
@@ -75,10 +77,10 @@ class MemoryStore:
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
         check_priority(priority)
-        check_run_at(run_at)
+        check_time(run_at, "run_at")
         now = self.clock()
         ids = []
-        for handler, job, max_attempts in encoded:
+        for handler, job, retry in encoded:
             task_id = next(self._ids)
             self._tasks[task_id] = TaskRecord(
                 id=task_id,
@@ -86,7 +88,7 @@ class MemoryStore:
                 job=json.loads(job),
                 status=TaskStatus.QUEUED,
                 attempts=0,
-                max_attempts=max_attempts,
+                retry=retry,
                 priority=priority,
                 created_at=now,
                 run_at=now if run_at is None else run_at,
@@ -116,65 +118,38 @@ class MemoryStore:
         order = check_claim(worker_id, limit, order, lease, max_lost_leases)
         now = self.clock()
         stale = now - lease
+
+        def facts(task: TaskRecord) -> dict[Check, bool]:
+            return {
+                Check.DUE: task.run_at <= now,
+                Check.LEASE_EXPIRED: task.heartbeat_at is not None and task.heartbeat_at < stale,
+                Check.ATTEMPTS_USED: task.attempts > task.retry,
+                Check.LEASES_USED: task.lost_leases >= max_lost_leases,
+            }
+
         runnable = [
-            task
-            for task in self._tasks.values()
-            if (task.status is TaskStatus.QUEUED and task.run_at <= now)
-            or (task.status is TaskStatus.RUNNING and task.heartbeat_at is not None and task.heartbeat_at < stale)
+            (task, move) for task in self._tasks.values() if (move := step(Call.CLAIM, task.status, facts(task)))
         ]
-        if order is Order.FIFO:
-            runnable.sort(key=lambda task: task.id)
-        elif order is Order.LIFO:
-            runnable.sort(key=lambda task: -task.id)
-        else:
-            runnable.sort(key=lambda task: (-task.priority, task.id))
+        runnable.sort(key=lambda pair: SORT_KEYS[order](pair[0]))
         claimed: list[TaskRecord] = []
-        for task in runnable:
+        for task, move in runnable:
             if len(claimed) == limit:
                 break
-            if task.status is TaskStatus.QUEUED:
-                if task.attempts >= task.max_attempts:
-                    self._finish(
-                        task,
-                        status=TaskStatus.DEAD,
-                        error_type="AttemptsExhausted",
-                        error_message=exhausted_message(task),
-                    )
-                    continue
-                attempts, lost_leases = task.attempts + 1, task.lost_leases
+            if move.target is TaskStatus.RUNNING:
+                claimed.append(self._move(task, move, worker_id=worker_id, started_at=now))
+            elif move.error_type == "AttemptsExhausted":
+                self._move(task, move, error_type=move.error_type, error_message=exhausted_message(task))
             else:
-                # An orphan: its worker died. The rerun repeats the attempt it interrupted.
-                attempts, lost_leases = task.attempts, task.lost_leases + 1
-                if lost_leases > max_lost_leases:
-                    self._finish(
-                        task,
-                        status=TaskStatus.DEAD,
-                        lost_leases=lost_leases,
-                        error_type="LeaseExpired",
-                        error_message=lease_expired_message(task.worker_id, lost_leases, max_lost_leases),
-                    )
-                    continue
-            claimed.append(
-                self._put(
-                    task,
-                    status=TaskStatus.RUNNING,
-                    attempts=attempts,
-                    lost_leases=lost_leases,
-                    worker_id=worker_id,
-                    started_at=now,
-                    heartbeat_at=now,
-                )
-            )
+                message = lease_expired_message(task.worker_id, task.lost_leases + 1, max_lost_leases)
+                self._move(task, move, error_type=move.error_type, error_message=message)
         await trio.lowlevel.checkpoint()
         return claimed
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
-        now = self.clock()
         held = []
         for task_id in sorted(set(task_ids)):
             task = self._tasks.get(task_id)
-            if task is not None and task.status is TaskStatus.RUNNING and _owned(task, worker_id):
-                self._put(task, heartbeat_at=now)
+            if task is not None and self._try(Call.HEARTBEAT, task, {Check.HELD: _holds(task, worker_id)}):
                 held.append(task_id)
         await trio.lowlevel.checkpoint()
         return held
@@ -182,8 +157,8 @@ class MemoryStore:
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
         encoded = encode_result(result, self._max_json_bytes)
-        task = self._running(task_id, worker_id, "completed")
-        self._finish(task, status=TaskStatus.SUCCEEDED, result=json.loads(encoded))
+        task, move = self._finalising(Call.COMPLETE, task_id, worker_id, {})
+        self._move(task, move, result=json.loads(encoded))
         await trio.lowlevel.checkpoint()
 
     async def fail(
@@ -196,42 +171,32 @@ class MemoryStore:
         dead: bool = False,
     ) -> None:
         check_final(task_id, worker_id)
-        check_run_at(retry_at)
+        check_time(retry_at, "retry_at")
         error_type, message = error_fields(error)
-        task = self._running(task_id, worker_id, "failed")
-        if dead:
-            self._finish(task, status=TaskStatus.DEAD, error_type=error_type, error_message=message)
-        elif retry_at is not None and task.attempts < task.max_attempts:
-            self._put(
-                task,
-                status=TaskStatus.QUEUED,
-                run_at=retry_at,
-                heartbeat_at=None,
-                error_type=error_type,
-                error_message=message,
-            )
-            self._changed.unpark_all()
-        else:
-            status = TaskStatus.DEAD if task.attempts >= task.max_attempts else TaskStatus.FAILED
-            self._finish(task, status=status, error_type=error_type, error_message=message)
+        task = self._get(task_id)
+        facts = {
+            Check.DEAD: bool(dead),
+            Check.RETRY: retry_at is not None,
+            Check.ATTEMPTS_USED: task.attempts > task.retry,
+        }
+        task, move = self._finalising(Call.FAIL, task_id, worker_id, facts)
+        run_at = retry_at if move.target is TaskStatus.QUEUED and retry_at is not None else task.run_at
+        self._move(task, move, error_type=error_type, error_message=message, run_at=run_at)
         await trio.lowlevel.checkpoint()
 
     async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        task = self._get(task_id)
-        if task.final or (worker_id is not None and not _owned(task, worker_id)):
-            raise TaskConflictError(task_id, task.status, "cancelled")
-        self._finish(task, status=TaskStatus.CANCELLED)
-        if task.status is TaskStatus.RUNNING and worker_id is None:
+        task, move = self._finalising(Call.CANCEL, task_id, worker_id, {})
+        self._move(task, move)
+        if move.source is TaskStatus.RUNNING and worker_id is None:
             self._cancellations.publish([task_id])
         await trio.lowlevel.checkpoint()
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         for task_id in task_ids:
             task = self._tasks.get(task_id)
-            if task is not None and task.status is TaskStatus.RUNNING and _owned(task, worker_id):
-                self._put(task, status=TaskStatus.QUEUED, attempts=task.attempts - 1, heartbeat_at=None)
-        self._changed.unpark_all()
+            if task is not None:
+                self._try(Call.RELEASE, task, {Check.HELD: _holds(task, worker_id)})
         await trio.lowlevel.checkpoint()
 
     async def get(self, task_id: int) -> TaskRecord:
@@ -273,21 +238,44 @@ class MemoryStore:
             raise TaskNotFoundError(task_id)
         return task
 
-    def _running(self, task_id: int, worker_id: str | None, action: str) -> TaskRecord:
+    def _try(self, call: Call, task: TaskRecord, facts: dict[Check, bool]) -> bool:
+        """Make the transition ``call`` makes of ``task`` (``facts`` says which checks hold); False if none."""
+        move = step(call, task.status, facts)
+        if move is not None:
+            self._move(task, move)
+        return move is not None
+
+    def _finalising(
+        self, call: Call, task_id: int, worker_id: str | None, facts: dict[Check, bool]
+    ) -> tuple[TaskRecord, Transition]:
+        """The task and the transition a call that refuses what it cannot move makes (else TaskConflictError)."""
         task = self._get(task_id)
-        if task.status is not TaskStatus.RUNNING or not _owned(task, worker_id):
-            raise TaskConflictError(task_id, task.status, action)
-        return task
+        move = step(call, task.status, {**facts, Check.HELD: _holds(task, worker_id)})
+        if move is None:
+            raise conflict(call, task_id, task.status)
+        return task, move
+
+    def _move(self, task: TaskRecord, move: Transition, **changes: Any) -> TaskRecord:
+        """Apply ``move`` to ``task``, with the columns every move keeps in step with the status, and ``changes``."""
+        now = self.clock()
+        updated = self._put(
+            task,
+            status=move.target,
+            attempts=task.attempts + move.attempts,
+            lost_leases=task.lost_leases + move.lost_leases,
+            finished_at=now if move.target.final else None,
+            heartbeat_at=now if move.target is TaskStatus.RUNNING else None,
+            **changes,
+        )
+        if move.target is not TaskStatus.RUNNING:  # finished, or queued again: waiters look again
+            self._changed.unpark_all()
+        return updated
 
     def _put(self, task: TaskRecord, **changes: Any) -> TaskRecord:
         updated = attrs.evolve(task, **changes)
         self._tasks[task.id] = updated
         return updated
 
-    def _finish(self, task: TaskRecord, **changes: Any) -> None:
-        self._put(task, finished_at=self.clock(), heartbeat_at=None, **changes)
-        self._changed.unpark_all()
 
-
-def _owned(task: TaskRecord, worker_id: str | None) -> bool:
+def _holds(task: TaskRecord, worker_id: str | None) -> bool:
     return worker_id is None or task.worker_id == worker_id

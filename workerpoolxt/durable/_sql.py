@@ -1,0 +1,213 @@
+"""What the SQL stores share: their columns, claim orders, and the state machine written as SQL.
+
+``SQLiteStore`` and ``PostgresStore`` speak the same dialect but for their
+placeholders and clocks. Each gives a ``Dialect`` the SQL of the values the
+checks read (``now``, ``worker_id``, ...); the Dialect then writes the
+state machine's conditions (``where``) and the columns its transitions set
+(``assignments``), so a status literal is never written by hand. Everything
+here runs in the database, in one statement: no row passes through Python to
+be decided.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from ._machine import Call, Check, TaskStatus, Transition, sources, transitions
+from ._store import Order, TaskRecord
+
+__all__ = ["ORDER_BY", "Dialect", "columns", "literal", "record_from_row"]
+
+
+def columns(json_as: str = "") -> str:
+    """The task columns in the order ``record_from_row()`` reads them; ``json_as`` is appended to each JSON column.
+
+    The column ``max_attempts`` holds ``retry + 1``, the attempts allowed;
+    ``record_from_row()`` and the stores' inserts convert, and nothing else.
+    """
+    return (
+        f"id, handler, job{json_as}, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
+        f"finished_at, worker_id, heartbeat_at, result{json_as}, error_type, error_message, lost_leases"
+    )
+
+
+def record_from_row(row: Sequence[Any]) -> TaskRecord:
+    """Build a TaskRecord from a row of ``columns()``; JSON columns may come as text or decoded."""
+    job, result = row[2], row[13]
+    return TaskRecord(
+        id=row[0],
+        handler=row[1],
+        job=json.loads(job) if isinstance(job, str) else job,
+        status=TaskStatus(row[3]),
+        attempts=row[4],
+        retry=row[5] - 1,
+        priority=row[6],
+        created_at=row[7],
+        run_at=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        worker_id=row[11],
+        heartbeat_at=row[12],
+        result=json.loads(result) if isinstance(result, str) else result,
+        error_type=row[14],
+        error_message=row[15],
+        lost_leases=row[16],
+    )
+
+
+ORDER_BY: Final = {
+    Order.FIFO: "id",
+    Order.LIFO: "id DESC",
+    Order.PRIORITY: "priority DESC, id",
+}
+"""A claim's ORDER BY for each order."""
+
+
+def literal(value: str) -> str:
+    """A SQL string literal; the values quoted here are the package's own names, never a caller's."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+# Each check as SQL, reading the old row (an UPDATE's SET and WHERE both see
+# the row as it was). The {names} are the dialect's parameters.
+_CHECKS: Final = {
+    Check.HELD: "({worker_id} IS NULL OR worker_id = {worker_id})",
+    Check.DUE: "run_at <= {now}",
+    Check.LEASE_EXPIRED: "heartbeat_at < {stale}",
+    Check.ATTEMPTS_USED: "attempts >= max_attempts",  # the column holds retry + 1
+    Check.LEASES_USED: "lost_leases >= {max_lost_leases}",
+    Check.DEAD: "{dead}",
+    Check.RETRY: "{retry_at} IS NOT NULL",
+}
+
+# The errors a claim records when it buries a task, worded as MemoryStore's
+# (exhausted_message() and lease_expired_message() in _store.py).
+_BURIALS: Final = {
+    "AttemptsExhausted": (
+        "'all ' || attempts || ' of its ' || max_attempts || ' attempts were used before this claim' "
+        "|| coalesce(' (last error ' || error_type || ': ' || error_message || ')', '')"
+    ),
+    "LeaseExpired": (
+        "'worker ' || coalesce(worker_id, '?') || ' stopped heartbeating: the task lost its lease ' "
+        "|| (lost_leases + 1) || ' times, more than max_lost_leases (' || {max_lost_leases} || ')'"
+    ),
+}
+
+
+@attrs.frozen
+class Dialect:
+    """A SQL store's way of writing the state machine: the SQL text of each value the checks read.
+
+    ``params`` maps ``now``, ``stale`` (now less the lease), ``worker_id``,
+    ``max_lost_leases``, ``dead`` and ``retry_at`` to placeholders or
+    expressions; a statement needs only those its checks read.
+    """
+
+    params: Mapping[str, str]
+
+    def check(self, check: Check) -> str:
+        """The SQL of ``check``."""
+        return _CHECKS[check].format_map(self.params)
+
+    def statuses(self, call: Call) -> str:
+        """The condition that a row's status is one ``call`` moves a task from."""
+        return _status_in(sources(call))
+
+    def where(self, call: Call) -> str:
+        """The rows ``call`` moves: its source statuses, each with the checks all of its transitions need.
+
+        What tells these transitions apart is left to ``assignments()``.
+        """
+        groups: dict[tuple[Check, ...], list[TaskStatus]] = {}
+        for status in sources(call):
+            groups.setdefault(self._required(call, status), []).append(status)
+        terms = [" AND ".join([_status_in(statuses), *map(self.check, checks)]) for checks, statuses in groups.items()]
+        return terms[0] if len(terms) == 1 else " OR ".join(f"({term})" for term in terms)
+
+    def assignments(self, call: Call, **more: Callable[[Transition], str]) -> str:
+        """The SET list of ``call``: the columns the state machine keeps, and ``more``, for a row ``where()`` chose.
+
+        ``more`` maps further columns to their value for each transition, as
+        SQL that may hold ``{name}``s of the dialect's parameters.
+        """
+        columns: dict[str, Callable[[Transition], str]] = {
+            "status": lambda transition: literal(transition.target),
+            "attempts": lambda transition: _plus("attempts", transition.attempts),
+            "lost_leases": lambda transition: _plus("lost_leases", transition.lost_leases),
+            "finished_at": lambda transition: "{now}" if transition.target.final else "NULL",
+            "heartbeat_at": lambda transition: "{now}" if transition.target is TaskStatus.RUNNING else "NULL",
+        }
+        moves = transitions(call)
+        # A column no transition of the call changes is left out. finished_at
+        # is set where a transition ends the task; on the rows the other calls
+        # move it is NULL already. Every call stamps or clears heartbeat_at.
+        changed = {
+            "status": any(move.target is not move.source for move in moves),
+            "attempts": any(move.attempts for move in moves),
+            "lost_leases": any(move.lost_leases for move in moves),
+            "finished_at": any(move.target.final for move in moves),
+            "heartbeat_at": True,
+        }
+        sets = [f"{name} = {self._case(call, value)}" for name, value in columns.items() if changed[name]]
+        sets += [f"{name} = {self._case(call, value)}" for name, value in more.items()]
+        return ", ".join(sets).format_map(self.params)
+
+    def _case(self, call: Call, value: Callable[[Transition], str]) -> str:
+        """SQL for ``value(transition)`` of the transition ``call`` makes of a row ``where()`` chose.
+
+        The arms follow the table's order, so the first whose condition holds
+        is the transition ``step()`` finds; the last is the ELSE.
+        """
+        several = len(sources(call)) > 1
+        arms: list[tuple[list[str], str]] = []
+        for move in transitions(call):
+            condition = [f"status = {literal(move.source)}"] if several else []
+            condition += [_CHECKS[check] for check in move.checks if check not in self._required(call, move.source)]
+            # An arm that gives the previous arm's value under a weaker condition takes its place.
+            if arms and arms[-1][1] == value(move) and set(condition) <= set(arms[-1][0]):
+                arms.pop()
+            arms.append((condition, value(move)))
+        # Arms before the ELSE that give its value are redundant.
+        otherwise = arms.pop()[1]
+        while arms and arms[-1][1] == otherwise:
+            arms.pop()
+        if not arms:
+            return otherwise
+        whens = " ".join(f"WHEN {' AND '.join(condition)} THEN {result}" for condition, result in arms)
+        return f"CASE {whens} ELSE {otherwise} END"
+
+    def claim_assignments(self) -> str:
+        """The SET list of a claim: a claimed row is the worker's; a buried one keeps its holder, with the reason.
+
+        RETURNING tells a buried row apart by its status, 'dead'.
+        """
+        return self.assignments(
+            Call.CLAIM,
+            worker_id=_when_running("{worker_id}", "worker_id"),
+            started_at=_when_running("{now}", "started_at"),
+            error_type=lambda move: "error_type" if move.error_type is None else literal(move.error_type),
+            error_message=lambda move: "error_message" if move.error_type is None else _BURIALS[move.error_type],
+        )
+
+    @staticmethod
+    def _required(call: Call, status: TaskStatus) -> tuple[Check, ...]:
+        """The checks every transition of ``call`` from ``status`` needs."""
+        common = set.intersection(*(set(move.checks) for move in transitions(call) if move.source is status))
+        return tuple(check for check in Check if check in common)
+
+
+def _status_in(statuses: Sequence[TaskStatus]) -> str:
+    names = ", ".join(map(literal, statuses))
+    return f"status = {names}" if len(statuses) == 1 else f"status IN ({names})"
+
+
+def _plus(column: str, amount: int) -> str:
+    return column if not amount else f"{column} {'+' if amount > 0 else '-'} {abs(amount)}"
+
+
+def _when_running(running: str, otherwise: str) -> Callable[[Transition], str]:
+    return lambda move: running if move.target is TaskStatus.RUNNING else otherwise
