@@ -28,6 +28,7 @@ DSN = os.environ.get("WPXT_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1
 
 async def _drain(store: Any, n: int) -> dict[str, Any]:
     import workerpoolxt as wpxt
+    import workerpoolxt.durable
 
     registry = wpxt.Registry()
 
@@ -56,6 +57,7 @@ async def _drain(store: Any, n: int) -> dict[str, Any]:
 def sqlite(n: int) -> dict[str, Any]:
     """SQLiteStore in a fresh file, one worker process."""
     import workerpoolxt as wpxt
+    import workerpoolxt.durable
 
     with tempfile.TemporaryDirectory() as directory:
         return trio.run(_drain, wpxt.durable.SQLiteStore(Path(directory) / "bench.db"), n)
@@ -66,6 +68,7 @@ def postgres(n: int) -> dict[str, Any]:
     import psycopg
 
     import workerpoolxt as wpxt
+    import workerpoolxt.durable
 
     schema = f"wpxt_bench_{uuid.uuid4().hex[:12]}"
     try:

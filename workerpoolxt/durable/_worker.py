@@ -477,7 +477,8 @@ class DurableWorker:
         error = result.error
         assert error is not None
         # The attempt engine's policy decides, as for any job; the wait is spent in the store.
-        policy = RetryPolicy(record.retry, job.backoff or self._backoff, _ANY_FAILURE)
+        backoff = job.backoff if job.backoff is not None else self._backoff
+        policy = RetryPolicy(record.retry, backoff, _ANY_FAILURE)
         delay = policy.delay_after(record.attempts, error)
         if delay is not None:
             retry_at = self._clock() + delay
