@@ -164,8 +164,10 @@ class Attempts:
                 if self.clock.current_time() >= deadline:
                     raise self.timeout_error(name, deadline) from None
                 continue
-            if deadline != math.inf:
-                self._check_late(deadline, name, None)
+            if deadline != math.inf:  # as _check_late(), inline: a job with a deadline takes this path
+                self.ended_at = now = self.clock.current_time()
+                if now > deadline:
+                    raise JobTimeoutError(name=name, deadline=deadline)
             return value
 
     def _check_late(self, deadline: float, name: str, error: Exception | None) -> None:

@@ -40,21 +40,25 @@ class Entry:
         "scope",
     )
 
-    def __init__(self, job: Job[Any], job_id: int, queued_at: float, info: RunInfo | None) -> None:
-        self.job: Job[Any] | None = job
-        self.job_id = job_id
-        self.queued_at = queued_at
-        self.info = info
-        self.result: Result[Any] | None = None
-        self.done_event: trio.Event | None = None
-        # The running worker's cancel scope, set only while the job runs.
-        self.scope: trio.CancelScope | None = None
-        # Why the pool or the caller cancelled it; None if they did not.
-        self.cancel_reason: str | None = None
-        # True while the job waits for its start time, outside the queue.
-        self.scheduled = False
-        # The caller's handle, for the observers' events; dropped with the job.
-        self.handle: JobHandle[Any] | None = None
+    # Made only by WorkerPool._new_handle(), which sets every field itself
+    # rather than through an __init__: a call less on the per-job path.
+    job: Job[Any] | None
+    """The job, until it has its Result."""
+    job_id: int
+    queued_at: float
+    info: RunInfo | None
+    """What the run carries besides its job, until it has its Result."""
+    result: Result[Any] | None
+    done_event: trio.Event | None
+    """Made by the first ``wait()`` before the Result."""
+    scope: trio.CancelScope | None
+    """The running worker's cancel scope, set only while the job runs."""
+    cancel_reason: str | None
+    """Why the pool or the caller cancelled it; None if they did not."""
+    scheduled: bool
+    """True while the job waits for its start time, outside the queue."""
+    handle: JobHandle[Any] | None
+    """The caller's handle, for the observers' events, until the Result."""
 
     @property
     def name(self) -> str:

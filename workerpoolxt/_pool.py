@@ -29,7 +29,7 @@ from ._middleware import Middleware, freeze_middleware
 from ._observer import JobFinished, JobQueued, Observer, Observers, notify
 from ._rate import Gcra
 from ._registry import Registry
-from ._result import Result, Status
+from ._result import Result, ResultBuilder, Status, as_result
 from ._retry import Backoff
 from ._schedule import (
     Series,
@@ -58,7 +58,8 @@ _logger: Final = logging.getLogger("workerpoolxt")
 
 _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
-_MIN_RATE_SWEEP: Final = 64  # per-name limiters kept before the first sweep of idle ones
+_MIN_RATE_SWEEP: Final = 64
+_new_object: Final = object.__new__  # per-name limiters kept before the first sweep of idle ones
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
 # and a later call can only raise the level, never lower it.
@@ -391,7 +392,9 @@ class WorkerPool:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
             )
-        return self._enqueue(job, info)
+        handle = self._new_handle(job, info)  # as _enqueue() does, a call nearer: the per-job path
+        self._enqueue_entry(handle._entry)
+        return handle
 
     async def asubmit(self, job: Job[T]) -> JobHandle[T]:
         """Queue ``job``, waiting for room if ``max_queue`` jobs are already waiting.
@@ -443,8 +446,20 @@ class WorkerPool:
     def _new_handle(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:
         """Number a job and make its entry and handle, for the queue or for a timer."""
         now = self._clock.current_time()
-        entry = Entry(job, self._next_id, now, info)
-        handle: JobHandle[T] = JobHandle(self, entry)
+        # Both objects made field by field, with no __init__ to call: this is the per-job path.
+        entry: Entry = _new_object(Entry)
+        handle: JobHandle[T] = _new_object(JobHandle)
+        handle._pool = self
+        handle._entry = entry
+        entry.job = job
+        entry.job_id = self._next_id
+        entry.queued_at = now
+        entry.info = info
+        entry.result = None
+        entry.done_event = None
+        entry.scope = None
+        entry.cancel_reason = None
+        entry.scheduled = False
         entry.handle = handle
         self._next_id += 1
         if self._observers.job_queued:
@@ -819,8 +834,10 @@ class WorkerPool:
         duration = 0.0 if started_at is None else now - started_at
         if code is None:
             code = DEFAULT_CODES[status]
-        result = Result(
-            entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
+        result: Result[Any] = as_result(
+            ResultBuilder(
+                entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
+            )
         )
         entry.result = result
         entry.job = None

@@ -61,3 +61,62 @@ class Result(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.data  # type: ignore[return-value]  # None is a valid T when the task returned None
+
+
+# A pool builds one Result per job, and a frozen attrs class sets each of its
+# eleven fields through object.__setattr__, which made the Result the dearest
+# object of a job. The pool builds it instead as an instance of this class,
+# which has the very same slots but no frozen __setattr__, so its __init__
+# stores each field directly, then turns it into a Result by assigning its
+# __class__ (CPython allows that between classes of the same layout: the same
+# slots, which it lays out in sorted order). What the caller gets is an
+# ordinary, frozen Result. tests/core/test_result.py checks that the slots stay
+# Result's fields.
+class ResultBuilder(Generic[T]):
+    """The pool's fast way to a Result: ``as_result(ResultBuilder(...))``."""
+
+    __slots__ = (
+        "attempts",
+        "code",
+        "data",
+        "duration",
+        "error",
+        "finished_at",
+        "job_id",
+        "name",
+        "queued_at",
+        "started_at",
+        "status",
+    )
+
+    def __init__(
+        self,
+        job_id: int,
+        name: str,
+        data: T | None,
+        error: BaseException | None,
+        status: Status,
+        code: int,
+        attempts: int,
+        duration: float,
+        queued_at: float,
+        started_at: float | None,
+        finished_at: float,
+    ) -> None:
+        self.job_id = job_id
+        self.name = name
+        self.data = data
+        self.error = error
+        self.status = status
+        self.code = code
+        self.attempts = attempts
+        self.duration = duration
+        self.queued_at = queued_at
+        self.started_at = started_at
+        self.finished_at = finished_at
+
+
+def as_result(built: ResultBuilder[T]) -> Result[T]:
+    """Turn a built ResultBuilder into the frozen Result it holds the fields of."""
+    object.__setattr__(built, "__class__", Result)
+    return built  # type: ignore[return-value]  # its class is Result now

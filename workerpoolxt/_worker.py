@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._attempts import Attempts, RetryPolicy
+from ._attempts import Attempts
 from ._current import RunningJob, running_entry, running_worker
 from ._errors import JobCancelledError, JobTimeoutError
 from ._job import EMPTY_OPTIONS
@@ -27,7 +27,7 @@ from ._observer import AttemptEnded, AttemptStarted, JobStarted, notify
 from ._result import Status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ._context import Context
     from ._handle import Entry
@@ -152,24 +152,60 @@ class Worker:
             assert job is not None
             if self.turn is not None or pool._rate is not None or job.max_per_second is not None:
                 await self._wait_for_turn(entry, job)
-            # The job runs in this task, through the engine: inline rather than
-            # in a method of its own, which would cost a coroutine per job.
-            policy = self._start(entry, job)
-            if policy is None:  # it ended without running
-                finished_at = clock.current_time()
+            # From here to the Result, all inline: this is the per-job path, and
+            # a method call per step would cost more than the step.
+            context = job.context if job.context is not None else pool._context
+            now = clock.current_time()
+            deadline = math.inf
+            if context is not None and (context.cancelled or context._deadline <= now):
+                finished_at = self._end_unstarted(entry, job, context, now)
             else:
-                context = self.context
+                if context is not None:
+                    deadline = context._deadline
+                timeout = job.timeout if job.timeout is not None else pool._timeout
+                if timeout is not None and now + timeout < deadline:
+                    deadline = now + timeout
+                if job.retry is None and job.backoff is None and job.retry_on is None and job.attempt_timeout is None:
+                    policy = pool._policy
+                else:
+                    policy = pool._policy_for(job)
+                options = self.options = job.options if job.options is not None else pool._options
+                middleware = self.middleware = pool._middleware + job.middleware if job.middleware else pool._middleware
+                self.current = entry
+                self.context = context
+                self.deadline = deadline
+                self.started_at = now
+                self.running_job = None
+                running_entry.set(entry)
+                entry.scope = scope
+                if scope.deadline != deadline:
+                    scope.deadline = deadline
+                if context is not None:
+                    context._attach(scope)
+                observers = pool._observers
+                if observers.job_started:
+                    assert entry.handle is not None  # until its Result
+                    notify(observers.job_started, JobStarted(entry.handle, now), "as it started")
                 status = Status.SUCCEEDED
                 error: Exception | None = None
+                through = (
+                    self._observed if observers.around_attempts else self._through_middleware if middleware else None
+                )
                 try:
                     data = await engine.run(
                         policy,
-                        self.deadline,
+                        deadline,
                         job.name,
                         job.task,  # type: ignore[arg-type]  # submit() resolved names
-                        self.options,
+                        options,
                         job.is_async,
-                        self._through if self.middleware or pool._observers.around_attempts else None,
+                        (
+                            self._observed
+                            if observers.around_attempts
+                            else self._through_middleware
+                            if middleware
+                            else None
+                        ),
                     )
                 except Exception as exc:  # the task's, contained; or a timeout
                     status = Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED
@@ -178,8 +214,17 @@ class Worker:
                     entry.scope = None
                     if context is not None:
                         context._detach(scope)
-                finished_at = self._end(entry, status, data, error)
-            entry = None
+                # The task's own code counts when the task itself ended the job.
+                running = self.running_job
+                code = None if running is None or status is Status.TIMED_OUT else running.code
+                # Nothing of the job may outlive its Result (as _forget(), inline).
+                self.current = self.context = self.running_job = engine.last_error = None
+                self.options = EMPTY_OPTIONS
+                ended_at = None if engine.ended_at == math.inf else engine.ended_at
+                finished_at = pool._record_result(entry, status, data, error, engine.attempt, now, code, ended_at)
+                # Nor may this frame keep any of it while the worker idles.
+                del data, error, running, options, middleware, policy, through
+            entry = job = None  # gone with its Result
             if engine.thread is not None:
                 await engine.wait_for_thread()
             pool._release_slot()
@@ -252,61 +297,14 @@ class Worker:
         self.engine.last_error = None
         self.turn = None  # booked for a job cancelled before it ran: left unused
 
-    def _start(self, entry: Entry, job: Job[Any]) -> RetryPolicy | None:
-        """Set up the job's run and return its retry policy; or record its Result and return None if it cannot run."""
-        pool = self.pool
-        context = job.context if job.context is not None else pool._context
-        now = pool._clock.current_time()
-        deadline = math.inf
-        if context is not None:
-            if context.cancelled:
-                entry.scope = self.current = None  # set if the job was handed over
-                cancelled = JobCancelledError(name=job.name, reason="its Context was cancelled")
-                pool._record_result(entry, Status.CANCELLED, None, cancelled, 0, None, None, now)
-                return None
-            deadline = context._deadline
-            if deadline <= now:
-                entry.scope = self.current = None
-                expired = JobTimeoutError(name=job.name, deadline=deadline)
-                pool._record_result(entry, Status.TIMED_OUT, None, expired, 0, None, None, now)
-                return None
-        timeout = job.timeout if job.timeout is not None else pool._timeout
-        if timeout is not None and now + timeout < deadline:
-            deadline = now + timeout
-        if job.retry is None and job.backoff is None and job.retry_on is None and job.attempt_timeout is None:
-            policy = pool._policy
-        else:
-            policy = pool._policy_for(job)
-        self.options = job.options if job.options is not None else pool._options
-        self.middleware = pool._middleware + job.middleware if job.middleware else pool._middleware
-        self.current = entry
-        self.context = context
-        self.deadline = deadline
-        self.started_at = now
-        self.running_job = None
-        running_entry.set(entry)
-        scope = self.scope
-        entry.scope = scope
-        if scope.deadline != deadline:
-            scope.deadline = deadline
-        if context is not None:
-            context._attach(scope)
-        if pool._observers.job_started:
-            assert entry.handle is not None  # until its Result
-            notify(pool._observers.job_started, JobStarted(entry.handle, now), "as it started")
-        return policy
-
-    def _end(self, entry: Entry, status: Status, data: Any, error: Exception | None) -> float:
-        """Record the Result of the job the engine ran, and return when it finished."""
-        engine = self.engine
-        # The task's own code counts when the task itself ended the job.
-        running = self.running_job
-        code = None if running is None or status is Status.TIMED_OUT else running.code
-        # Nothing of the job may outlive its Result (as _forget(), inline on the per-job path).
-        self.current = self.context = self.running_job = engine.last_error = None
-        self.options = EMPTY_OPTIONS
-        ended_at = None if engine.ended_at == math.inf else engine.ended_at
-        return self.pool._record_result(entry, status, data, error, engine.attempt, self.started_at, code, ended_at)
+    def _end_unstarted(self, entry: Entry, job: Job[Any], context: Context, now: float) -> float:
+        """Record the Result of a job whose Context was cancelled or out of time before it could start."""
+        entry.scope = self.current = None  # set if the job was handed over
+        if context.cancelled:
+            cancelled = JobCancelledError(name=job.name, reason="its Context was cancelled")
+            return self.pool._record_result(entry, Status.CANCELLED, None, cancelled, 0, None, None, now)
+        expired = JobTimeoutError(name=job.name, deadline=context._deadline)
+        return self.pool._record_result(entry, Status.TIMED_OUT, None, expired, 0, None, None, now)
 
     async def _wait_for_turn(self, entry: Entry, job: Job[Any]) -> None:
         """Hold ``entry`` until the start its rate limiter booked, cancellable as a running job.
@@ -343,8 +341,8 @@ class Worker:
 
     # -- one attempt, through the observers' hooks and the middleware -----------------
 
-    async def _through(self, attempt: int) -> Any:
-        """Make attempt ``attempt`` of the job in hand, inside its middleware, between the observers' hooks."""
+    async def _observed(self, attempt: int) -> Any:
+        """Make attempt ``attempt`` of the job in hand between the observers' hooks, as the engine's ``through``."""
         entry = self.current
         assert entry is not None
         job = entry.job
@@ -353,22 +351,11 @@ class Worker:
         assert handle is not None  # until its Result
         observers = self.pool._observers
         if observers.attempt_started:
-            notify(
-                observers.attempt_started,
-                AttemptStarted(handle, attempt, self.pool._clock.current_time()),
-                "as an attempt started",
-            )
+            event = AttemptStarted(handle, attempt, self.pool._clock.current_time())
+            notify(observers.attempt_started, event, "as an attempt started")
         try:
             if self.middleware:
-                running = self.running_job
-                if running is None:
-                    running = self.running_job = RunningJob(self, entry, job)
-                running._attempt_timeout = job.attempt_timeout
-                self.live_attempt = attempt
-                try:
-                    value = await self._through_middleware(running, attempt, 0)
-                finally:
-                    self.live_attempt = 0
+                value = await self._through_middleware(attempt)
             else:
                 value = await self.engine.attempt_once(
                     job.task,  # type: ignore[arg-type]  # submit() resolved names
@@ -379,41 +366,57 @@ class Worker:
                 )
         except BaseException as exc:
             if observers.attempt_ended:
-                event = AttemptEnded(handle, attempt, self.pool._clock.current_time(), exc)
-                notify(observers.attempt_ended, event, "as an attempt ended")
+                ended = AttemptEnded(handle, attempt, self.pool._clock.current_time(), exc)
+                notify(observers.attempt_ended, ended, "as an attempt ended")
             raise
         if observers.attempt_ended:
-            event = AttemptEnded(handle, attempt, self.pool._clock.current_time(), None)
-            notify(observers.attempt_ended, event, "as an attempt ended")
+            ended = AttemptEnded(handle, attempt, self.pool._clock.current_time(), None)
+            notify(observers.attempt_ended, ended, "as an attempt ended")
         return value
 
     # Each call_next() is bound to its job's run and attempt: one kept and
     # called later must not run whatever job the worker holds by then. Both
     # steps of the chain check it (inline: this is the per-attempt path).
 
-    async def _through_middleware(self, running: RunningJob, attempt: int, index: int) -> Any:
-        """Run the job's middleware from ``index`` inward, and the attempt inside them."""
+    async def _through_middleware(self, attempt: int) -> Any:
+        """Make attempt ``attempt`` of the job in hand inside its middleware, as the engine's ``through``."""
+        entry = self.current
+        assert entry is not None
+        assert entry.job is not None
+        running = self.running_job
+        if running is None:
+            running = self.running_job = RunningJob(self, entry, entry.job)
+        running._attempt_timeout = entry.job.attempt_timeout
+        self.live_attempt = attempt
+        try:
+            return await self._next_middleware(running, attempt, 0)
+        finally:
+            self.live_attempt = 0
+
+    def _next_middleware(self, running: RunningJob, attempt: int, index: int) -> Awaitable[Any]:
+        """Call the job's middleware at ``index``, with a ``call_next`` for the rest of the chain and the attempt."""
         if self.running_job is not running or self.live_attempt != attempt:
             raise RuntimeError(_STALE_CALL_NEXT)
         middleware = self.middleware
         if index + 1 == len(middleware):
             call_next: Callable[[], Any] = functools.partial(self._run_attempt, running, attempt)
         else:
-            call_next = functools.partial(self._through_middleware, running, attempt, index + 1)
-        return await middleware[index](running, call_next)
+            call_next = functools.partial(self._next_middleware, running, attempt, index + 1)
+        return middleware[index](running, call_next)
 
     async def _run_attempt(self, running: RunningJob, attempt: int) -> Any:
         """The innermost ``call_next()``: one attempt of the task, within its bound."""
         if self.running_job is not running or self.live_attempt != attempt:
             raise RuntimeError(_STALE_CALL_NEXT)
         job = running._job
-        return await self.engine.attempt_once(
-            job.task,  # type: ignore[arg-type]  # submit() resolved names
-            self.options,
-            job.is_async,
-            running._attempt_timeout,
-            job.name,
-        )
+        seconds = running._attempt_timeout
+        engine = self.engine
+        # As engine.attempt_once(), inline: one coroutine fewer per attempt.
+        if seconds is not None:
+            return await engine.attempt_within(job.task, self.options, job.is_async, seconds, job.name)  # type: ignore[arg-type]
+        if job.is_async:
+            return await job.task(self.options)  # type: ignore[operator]  # submit() resolved names
+        return await engine.in_thread(job.task, self.options)  # type: ignore[arg-type]
 
     # -- a job a cancellation interrupted ----------------------------------------------
 

@@ -175,3 +175,19 @@ async def test_job_ids_follow_submission_order(autojump_clock: trio.testing.Mock
     assert [handle.job_id for handle in handles] == [0, 1, 2]
     # Completion order is the reverse of submission order here.
     assert [result.job_id for result in results] == [2, 1, 0]
+
+
+def test_the_pools_fast_result_has_the_fields_of_result() -> None:
+    """ResultBuilder has exactly Result's fields as slots, and what it builds is an equal, frozen Result."""
+    from workerpoolxt._result import ResultBuilder, as_result
+
+    names = tuple(field.name for field in attrs.fields(Result))
+    assert sorted(ResultBuilder.__slots__) == sorted(names)
+    assert sorted(Result.__slots__) == sorted(names)
+    values = (3, "job", "data", None, Status.SUCCEEDED, 200, 1, 0.5, 1.0, 1.5, 2.0)
+    built = as_result(ResultBuilder(*values))
+    assert type(built) is Result
+    assert built == Result(*values)
+    assert hash(built) == hash(Result(*values))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.name = "other"  # type: ignore[misc]
