@@ -239,4 +239,4 @@ class Job(Generic[T]):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Job[Any]:
         """Build the named job that ``to_dict()`` described."""
-        return job_from_dict(data)
+        return job_from_dict(cls, data)

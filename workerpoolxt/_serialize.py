@@ -80,15 +80,13 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
     }
 
 
-def job_from_dict(data: Mapping[str, Any]) -> Job[Any]:
-    """Build the named job that ``job_to_dict`` described.
+def job_from_dict(job_class: type[Job[Any]], data: Mapping[str, Any]) -> Job[Any]:
+    """Build the named job that ``job_to_dict`` described, as a ``job_class`` (which is ``Job``).
 
     Raises:
         ValueError: ``data`` has unknown keys or lacks ``task``.
         TypeError: A value has the wrong type (the message names the field).
     """
-    from ._job import Job
-
     if not isinstance(data, Mapping):
         raise TypeError(f"a job dict must be a mapping, not {type(data).__name__}")
     unknown = set(data) - set(_PLAIN_FIELDS)
@@ -103,7 +101,7 @@ def job_from_dict(data: Mapping[str, Any]) -> Job[Any]:
         if not isinstance(backoff, Mapping):
             raise TypeError(f"`backoff` must be a mapping or None, not {type(backoff).__name__}")
         backoff = Backoff(**backoff)
-    return Job(
+    return job_class(
         data["task"],
         name=data.get("name"),
         args=data.get("args"),
