@@ -31,14 +31,11 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+# The core's public names, as any user of the pool has them; and, as a wing of
+# the package, its engine's retry policy and its helpers for errors and arguments.
+from .. import Backoff, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
-from .._current import RunInfo
-from .._errors import CancelTask, PoolClosedError, StoreError, TaskConflictError, exit_with_sole
-from .._job import Job
-from .._pool import WorkerPool
-from .._registry import Registry
-from .._result import Status
-from .._retry import Backoff
+from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
 from .._validation import MAX_WORKERS, Seconds, count, to_seconds
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
@@ -52,9 +49,8 @@ from ._store import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-    from .._handle import JobHandle
-    from .._middleware import Middleware
-    from .._result import Result
+    from .. import JobHandle, Result
+    from ..middleware import Middleware
 
 __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
@@ -176,6 +172,12 @@ class DurableWorker:
         # Checked now, so a mistake shows here rather than inside the run.
         self._pool = WorkerPool(self._concurrency, registry=registry, middleware=middleware, options=options)
 
+        # The tasks whose lease this worker holds, from their claim until their
+        # end is written: what it heartbeats, and what bounds its claims. The
+        # pool's concurrency bounds what runs; this bounds what is held, which
+        # also counts the tasks claimed and not yet handed to the pool, and
+        # those whose end is still being written, so a worker never holds more
+        # leases than it has slots (test_concurrency_bounds_claims_and_runs).
         self._running: dict[int, JobHandle[Any] | None] = {}
         # Running tasks this worker no longer holds (another took the lease, or
         # someone cancelled them): their handlers are cancelled, their ends unwritten.
