@@ -13,7 +13,7 @@ async def greet(options):
 
 
 def shout(options):
-    # A plain function runs in a worker thread, so blocking calls are fine here.
+    # A plain function runs in a thread, so blocking calls are fine here.
     return options["text"].upper()
 
 

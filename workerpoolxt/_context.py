@@ -96,7 +96,7 @@ class Context:
 
         Queued jobs under it end ``CANCELLED`` when a worker picks them up. Calling
         it again does nothing. It is synchronous, and safe to call from any job,
-        including a plain function running in a worker thread.
+        including a plain function running in a thread.
         """
         if self._cancelled:
             return

@@ -129,7 +129,7 @@ class JobHandle(Generic[T]):
         job is cancelled through its cancel scope and ends ``CANCELLED`` when its
         task next reaches a checkpoint; a thread-run job gets its result at once,
         though its thread keeps its worker until it returns. A finished job is
-        left as it is. It may be called from a plain task's worker thread too.
+        left as it is. It may be called from a plain task's thread too.
         """
         if self._entry.result is None:
             in_trio_thread(

@@ -55,7 +55,7 @@ class Job(Generic[T]):
     """A task to run in a pool, with its name, limits and retry policy.
 
     The task is called as ``await task(options)``; a plain function runs in a
-    worker thread instead. Fields left as None take the pool's default, and a
+    thread instead. Fields left as None take the pool's default, and a
     job's ``options`` or ``context`` *replace* the pool's: they are never merged.
 
     Args:

@@ -369,7 +369,7 @@ class WorkerPool:
 
         If a worker is idle and nothing is queued, the worker takes the job at
         once: it is running, not queued, from this call on. A plain task may
-        call it from its worker thread.
+        call it from its thread.
 
         Raises:
             TypeError: ``job`` is not a Job.
@@ -386,7 +386,7 @@ class WorkerPool:
             job = self._check_accepts(job)
         if info is not None and not isinstance(info, RunInfo):
             raise TypeError(f"`info` must be a RunInfo or None, not {type(info).__name__}")
-        if not trio.lowlevel.in_trio_run():  # a plain task, from its worker thread
+        if not trio.lowlevel.in_trio_run():  # a plain task, from its thread
             return in_trio_thread(lambda: self.submit(job, info=info), "pool.submit()")
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(

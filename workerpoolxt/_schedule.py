@@ -152,7 +152,7 @@ class Series:
     def stop(self) -> None:
         """Start no more runs. Runs already submitted go on; ``wait()`` waits for them.
 
-        A plain task may call it from its worker thread.
+        A plain task may call it from its thread.
         """
         in_trio_thread(self._stop, "series.stop()")
 

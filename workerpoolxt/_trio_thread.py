@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 def in_trio_thread(function: Callable[[], T], call: str) -> T:
-    """Return ``function()``, run on trio's thread even when called from a worker thread.
+    """Return ``function()``, run on trio's thread even when called from a thread.
 
     A plain task runs in a thread that trio started, and it may submit, cancel
     a handle or cancel a Context like any async task. Those calls touch trio's

@@ -1,7 +1,7 @@
 """The shared durable store: PostgreSQL, for workers on many machines.
 
 psycopg's async API runs only on asyncio, so this store uses its sync API in
-worker threads (``trio.to_thread.run_sync``), over a ``psycopg_pool``
+threads (``trio.to_thread.run_sync``), over a ``psycopg_pool``
 connection pool and a limiter of the pool's size, so a thread never waits for
 a connection that another thread holds. Each call is one transaction.
 

@@ -1,6 +1,6 @@
 """The embedded durable store: SQLite, from the standard library, with no server.
 
-Every call runs on one connection in a worker thread, one at a time (a
+Every call runs on one connection in a thread, one at a time (a
 one-slot limiter), so trio never blocks on the database. The database is in
 WAL mode, so readers never wait for the writer, and every write transaction
 starts with ``BEGIN IMMEDIATE``: it takes SQLite's write lock up front, which

@@ -7,7 +7,7 @@ raises, as long as it has retries left, and keeps a report per service: its
 status, its attempt, and a timeline of what happened.
 
 "Service" is this wing's word for what it supervises: the package also has a
-pool's worker tasks, durable workers and worker threads.
+pool's worker tasks, durable workers and threads.
 """
 
 from __future__ import annotations
