@@ -199,13 +199,7 @@ class Worker:
                         job.task,  # type: ignore[arg-type]  # submit() resolved names
                         options,
                         job.is_async,
-                        (
-                            self._observed
-                            if observers.around_attempts
-                            else self._through_middleware
-                            if middleware
-                            else None
-                        ),
+                        through,
                     )
                 except Exception as exc:  # the task's, contained; or a timeout
                     status = Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED
