@@ -108,25 +108,24 @@ class Step:
             failure = exc
         finally:
             if engine.thread is not None:
-                _keep_thread(engine)
+                await _keep_thread(engine)
         raise _StepGaveUp(engine.attempt) from failure
 
 
-def _keep_thread(engine: Attempts) -> None:
+async def _keep_thread(engine: Attempts) -> None:
     """Hand a thread the step abandoned to the worker that runs the chain, which holds its slot until it returns.
 
     A worker waits for a thread its job left behind before it takes another
     job or makes another attempt, so a timed-out thread step never lets two
-    threads share one slot. The step's run does not wait for it: the chain's
-    own deadline has passed, and its Result comes now.
+    threads share one slot. The step's run does not wait for it: its deadline
+    has passed, and the chain's Result comes now. Outside a pool's worker
+    (a chain's task called directly), the step waits for its thread itself.
     """
     worker = running_worker.get()
-    assert worker is not None  # a chain runs as a pool's job
-    held, engine.thread = engine.thread, None
-    if worker.engine.thread is None:
-        worker.engine.thread = held
-    else:  # pragma: no cover - one run makes one thread at a time, and the worker waits for it first
-        raise AssertionError("a worker holds two abandoned threads")
+    if worker is not None and worker.engine.thread is None:
+        worker.engine.thread, engine.thread = engine.thread, None
+    else:
+        await engine.wait_for_thread()
 
 
 class _StepGaveUp(Exception):

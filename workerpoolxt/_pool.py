@@ -58,8 +58,8 @@ _logger: Final = logging.getLogger("workerpoolxt")
 
 _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
-_MIN_RATE_SWEEP: Final = 64
-_new_object: Final = object.__new__  # per-name limiters kept before the first sweep of idle ones
+_MIN_RATE_SWEEP: Final = 64  # per-name limiters kept before the first sweep of idle ones
+_new_object: Final = object.__new__
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
 # and a later call can only raise the level, never lower it.
@@ -800,9 +800,7 @@ class WorkerPool:
         if entry.scheduled:  # waiting for its time, outside the queue
             entry.scheduled = False
             self._timers.forget()
-            self._record_result(
-                entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None
-            )
+            self._cancel_unstarted(entry, reason)
             return
         if entry.scope is not None:
             entry.cancel_reason = reason

@@ -793,6 +793,31 @@ async def test_a_sync_step_past_its_timeout_is_abandoned_and_its_thread_keeps_th
     assert (result_of(after).status, result_of(after).data) == (Status.SUCCEEDED, "ran")
 
 
+async def test_a_chain_run_outside_a_pool_waits_for_the_thread_its_step_abandoned(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """With no pool worker to hold the thread, the step's run ends only once the thread has returned."""
+    held = HeldStep()
+    job = wpxt.chain(wpxt.Step(held, name="held", timeout=1))
+    failure: list[BaseException] = []
+
+    async def run_directly() -> None:
+        with pytest.raises(StepFailedError) as raised:
+            await job.task({})  # type: ignore[operator]  # a chain's task is async
+        failure.append(raised.value)
+
+    with held.released_on_exit(), trio.fail_after(SAFETY):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_directly)
+            await held.started.wait()
+            mock_clock.jump(2)
+            await wait_all_tasks_blocked()
+            assert failure == []  # the deadline passed, but the thread still runs
+            held.release.set()
+    [error] = failure
+    assert isinstance(error.__cause__, JobTimeoutError)
+
+
 @pytest.mark.parametrize(
     ("fields", "cancel", "status"),
     [({"timeout": 1}, False, Status.TIMED_OUT), ({}, True, Status.CANCELLED)],
