@@ -78,9 +78,9 @@ class JobHandle(Generic[T]):
 
     __slots__ = ("_entry", "_pool")
 
-    def __init__(self, pool: WorkerPool, entry: Entry) -> None:
-        self._pool = pool
-        self._entry = entry
+    # Made only by WorkerPool._new_handle(), which sets both fields itself.
+    _pool: WorkerPool
+    _entry: Entry
 
     @property
     def job_id(self) -> int:

@@ -249,3 +249,33 @@ def test_run_information_is_checked() -> None:
                 pool.submit(Job(sleeper(1)), info={"task_id": 1})  # type: ignore[arg-type]
 
     trio.run(main)
+
+
+async def test_observed_attempts_keep_their_bound_and_their_thread(autojump_clock: trio.testing.MockClock) -> None:
+    """Under an attempt observer, attempt_timeout still bounds an attempt, and a plain task still runs in a thread."""
+    recorder = Recorder()
+
+    async def slow(options: wpxt.Options) -> None:
+        await trio.sleep(5)
+
+    def plain(options: wpxt.Options) -> str:
+        return "from a thread"
+
+    async with WorkerPool(1) as pool:
+        pool.add_observer(recorder)
+        bounded_job = pool.submit(Job(slow, attempt_timeout=1))
+        threaded = pool.submit(Job(plain))
+    assert (result_of(bounded_job).status, trio.current_time()) == (Status.TIMED_OUT, 1.0)
+    assert result_of(threaded).data == "from a thread"
+    ends = [event for event in recorder.events if event[0] == "attempt ended"]
+    assert ends == [("attempt ended", "slow", 1, 1.0, "JobTimeoutError"), ("attempt ended", "plain", 1, 1.0, None)]
+
+
+async def test_a_handle_says_what_it_is(autojump_clock: trio.testing.MockClock) -> None:
+    """A handle's repr gives its id, name and state; queued_at is when it was submitted."""
+    async with WorkerPool(1) as pool:
+        await trio.sleep(2)
+        handle = pool.submit(Job(sleeper(1), name="nap"))
+        assert repr(handle) == "<JobHandle 0 'nap' pending>"
+        assert handle.queued_at == 2.0
+    assert repr(handle) == "<JobHandle 0 'nap' succeeded>"
