@@ -28,6 +28,7 @@ from ._retry import Backoff
 __all__ = ["Attempts", "RetryPolicy"]
 
 EVERYTHING: Final[tuple[type[Exception], ...]] = (Exception,)
+_INF: Final = math.inf
 
 
 @attrs.frozen
@@ -94,7 +95,7 @@ class Attempts:
         """The error of the last failed attempt, the cause of a timeout that follows it."""
         self.thread: ThreadSlot | None = None
         """A thread an attempt abandoned (it outlived its bound or was cancelled), still running."""
-        self.ended_at = math.inf
+        self.ended_at: float | None = None
         """When the last run ended, if the engine read the clock to check it was not late."""
 
     async def run(
@@ -132,7 +133,7 @@ class Attempts:
         """
         self.attempt = 0
         self.last_error = None
-        self.ended_at = math.inf
+        self.ended_at = None
         attempt_timeout = policy.attempt_timeout
         while True:
             if self.thread is not None:
@@ -164,7 +165,7 @@ class Attempts:
                 if self.clock.current_time() >= deadline:
                     raise self.timeout_error(name, deadline) from None
                 continue
-            if deadline != math.inf:  # as _check_late(), inline: a job with a deadline takes this path
+            if deadline != _INF:  # as _check_late(), inline: a job with a deadline takes this path
                 self.ended_at = now = self.clock.current_time()
                 if now > deadline:
                     raise JobTimeoutError(name=name, deadline=deadline)

@@ -29,7 +29,7 @@ from ._middleware import Middleware, freeze_middleware
 from ._observer import JobFinished, JobQueued, Observer, Observers, notify
 from ._rate import Gcra
 from ._registry import Registry
-from ._result import Result, ResultBuilder, Status, as_result
+from ._result import Result, ResultBuilder, Status
 from ._retry import Backoff
 from ._schedule import (
     Series,
@@ -60,6 +60,7 @@ _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
 _MIN_RATE_SWEEP: Final = 64  # per-name limiters kept before the first sweep of idle ones
 _new_object: Final = object.__new__
+_set_attribute: Final = object.__setattr__
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
 # and a later call can only raise the level, never lower it.
@@ -832,11 +833,10 @@ class WorkerPool:
         duration = 0.0 if started_at is None else now - started_at
         if code is None:
             code = DEFAULT_CODES[status]
-        result: Result[Any] = as_result(
-            ResultBuilder(
-                entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
-            )
+        result: Result[Any] = ResultBuilder(  # type: ignore[assignment]  # a Result from the next line on
+            entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
         )
+        _set_attribute(result, "__class__", Result)  # as as_result() does, inline: see ResultBuilder
         entry.result = result
         entry.job = None
         self._counts[status] += 1

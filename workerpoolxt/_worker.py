@@ -174,8 +174,7 @@ class Worker:
                 self.current = entry
                 self.context = context
                 self.deadline = deadline
-                self.started_at = now
-                self.running_job = None
+                self.started_at = now  # running_job is None: the last job's end, or _forget(), cleared it
                 running_entry.set(entry)
                 entry.scope = scope
                 if scope.deadline != deadline:
@@ -214,8 +213,9 @@ class Worker:
                 # Nothing of the job may outlive its Result (as _forget(), inline).
                 self.current = self.context = self.running_job = engine.last_error = None
                 self.options = EMPTY_OPTIONS
-                ended_at = None if engine.ended_at == math.inf else engine.ended_at
-                finished_at = pool._record_result(entry, status, data, error, engine.attempt, now, code, ended_at)
+                finished_at = pool._record_result(
+                    entry, status, data, error, engine.attempt, now, code, engine.ended_at
+                )
                 # Nor may this frame keep any of it while the worker idles.
                 del data, error, running, options, middleware, policy, through
             entry = job = None  # gone with its Result
