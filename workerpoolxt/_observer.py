@@ -80,7 +80,9 @@ class Observer:
     ``attempt_ended`` are called in the task that runs the attempt, in pairs,
     so an observer may set a context variable in the first (a tracing span,
     say) and reset it in the second; the attempt's task, and the tasks and
-    threads it starts, see it.
+    threads it starts, see it. Observers hear of an attempt's start in the
+    order they were added and of its end in the reverse order, so what they
+    set nests; an observer added during an attempt hears of the next one.
     """
 
     def job_queued(self, event: JobQueued) -> None:
@@ -128,7 +130,12 @@ class Observers:
         self.all = (*self.all, observer)
         for method in _METHODS:
             if getattr(type(observer), method) is not getattr(Observer, method):
-                setattr(self, method, (*getattr(self, method), getattr(observer, method)))
+                bound = getattr(observer, method)
+                # An attempt's end goes to the observers in the reverse order of
+                # its start, so what they set around it nests: the first to set
+                # a context variable is the last to reset it.
+                known = getattr(self, method)
+                setattr(self, method, (bound, *known) if method == "attempt_ended" else (*known, bound))
         self.around_attempts = bool(self.attempt_started or self.attempt_ended)
 
 

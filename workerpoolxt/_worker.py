@@ -344,9 +344,10 @@ class Worker:
         handle = entry.handle
         assert handle is not None  # until its Result
         observers = self.pool._observers
-        if observers.attempt_started:
-            event = AttemptStarted(handle, attempt, self.pool._clock.current_time())
-            notify(observers.attempt_started, event, "as an attempt started")
+        # The observers told of the start are the ones told of the end.
+        started, ended = observers.attempt_started, observers.attempt_ended
+        if started:
+            notify(started, AttemptStarted(handle, attempt, self.pool._clock.current_time()), "as an attempt started")
         try:
             if self.middleware:
                 value = await self._through_middleware(attempt)
@@ -359,13 +360,13 @@ class Worker:
                     job.name,
                 )
         except BaseException as exc:
-            if observers.attempt_ended:
-                ended = AttemptEnded(handle, attempt, self.pool._clock.current_time(), exc)
-                notify(observers.attempt_ended, ended, "as an attempt ended")
+            if ended:
+                notify(
+                    ended, AttemptEnded(handle, attempt, self.pool._clock.current_time(), exc), "as an attempt ended"
+                )
             raise
-        if observers.attempt_ended:
-            ended = AttemptEnded(handle, attempt, self.pool._clock.current_time(), None)
-            notify(observers.attempt_ended, ended, "as an attempt ended")
+        if ended:
+            notify(ended, AttemptEnded(handle, attempt, self.pool._clock.current_time(), None), "as an attempt ended")
         return value
 
     # Each call_next() is bound to its job's run and attempt: one kept and

@@ -279,3 +279,32 @@ async def test_a_handle_says_what_it_is(autojump_clock: trio.testing.MockClock) 
         assert repr(handle) == "<JobHandle 0 'nap' pending>"
         assert handle.queued_at == 2.0
     assert repr(handle) == "<JobHandle 0 'nap' succeeded>"
+
+
+async def test_two_observers_setting_one_variable_nest(autojump_clock: trio.testing.MockClock) -> None:
+    """The first observer to set a variable as an attempt starts is the last to reset it, so nothing leaks."""
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="none")
+    seen: list[str] = []
+
+    class Setter(Observer):
+        def __init__(self, label: str) -> None:
+            self.label = label
+            self.tokens: list[contextvars.Token[str]] = []
+
+        def attempt_started(self, event: AttemptStarted) -> None:
+            self.tokens.append(current.set(self.label))
+
+        def attempt_ended(self, event: AttemptEnded) -> None:
+            current.reset(self.tokens.pop())
+
+        def job_finished(self, event: JobFinished) -> None:
+            seen.append(f"{self.label} sees {current.get()} as the job ends")  # in the worker's task
+
+    async def task(options: wpxt.Options) -> None:
+        seen.append(current.get())
+
+    async with WorkerPool(1) as pool:
+        pool.add_observer(Setter("outer"))
+        pool.add_observer(Setter("inner"))
+        await pool.submit(Job(task)).wait()
+    assert seen == ["inner", "outer sees none as the job ends", "inner sees none as the job ends"]
