@@ -146,12 +146,10 @@ class Attempts:
             try:
                 if through is not None:
                     value = await through(self.attempt)
-                elif attempt_timeout is not None:
-                    value = await self.attempt_within(task, argument, is_async, attempt_timeout, name)
-                elif is_async:
+                elif is_async and attempt_timeout is None:  # the common case, a coroutine fewer
                     value = await task(argument)
                 else:
-                    value = await self.in_thread(task, argument)
+                    value = await self.attempt_once(task, argument, is_async, attempt_timeout, name)
             except Exception as exc:  # user code: contained, never BaseException
                 self.last_error = exc
                 delay = policy.delay_after(self.attempt, exc)
@@ -178,7 +176,7 @@ class Attempts:
         cancelled, then ends: it is as late as a thread that outlived its
         deadline, and ends the same way.
         """
-        if deadline == math.inf:
+        if deadline == _INF:
             return
         self.ended_at = now = self.clock.current_time()
         if now > deadline:
@@ -194,7 +192,7 @@ class Attempts:
     async def attempt_once(
         self, task: Callable[[Any], Any], argument: Any, is_async: bool, attempt_timeout: float | None, name: str
     ) -> Any:
-        """One attempt of ``task(argument)`` within ``attempt_timeout``: what ``through`` awaits innermost."""
+        """One attempt of ``task(argument)`` within ``attempt_timeout``, in a thread for a plain ``task``."""
         if attempt_timeout is not None:
             return await self.attempt_within(task, argument, is_async, attempt_timeout, name)
         if is_async:

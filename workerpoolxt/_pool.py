@@ -144,6 +144,7 @@ class WorkerPool:
         "_job_rates",
         "_job_rates_sweep_at",
         "_keep_results",
+        "_last_policy",
         "_limit",
         "_max_queue",
         "_max_unread",
@@ -231,8 +232,9 @@ class WorkerPool:
         self._health = None if health is None else HealthTracker(health)
         # Metrics, traces: an event nobody observes costs one check.
         self._observers = Observers()
-        # How the jobs that set no retry policy of their own retry.
-        self._policy = RetryPolicy(self._retry, self._backoff)
+        # How the jobs that set no retry policy of their own retry; and the
+        # policy last made for a job that set some of its own (_policy_for()).
+        self._policy = self._last_policy = RetryPolicy(self._retry, self._backoff)
         # How many jobs may run at once now: below max_workers while ramping up.
         self._limit = self._max_workers
         # The same, and 0 while paused or while results() has max_unread
@@ -530,7 +532,7 @@ class WorkerPool:
             return self.submit(job)
         handle = self._new_handle(job)
         if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
-            self._record_result(handle._entry, Status.ABANDONED, None, JobAbandonedError(name=job.name), 0, None)
+            self._abandon(handle._entry)
         else:
             self._timers.add(handle._entry, when)
         return handle
@@ -665,7 +667,7 @@ class WorkerPool:
         """
         flag(cancel_running, "cancel_running")
         self._check_waitable("stop")
-        self._escalate(_HALTING if cancel_running else _STOPPING, "its pool was stopped with cancel_running=True")
+        self.request_stop(cancel_running=cancel_running)
         return await self._wait_closed()
 
     def request_stop(self, *, cancel_running: bool = False) -> None:
@@ -836,7 +838,7 @@ class WorkerPool:
         result: Result[Any] = ResultBuilder(  # type: ignore[assignment]  # a Result from the next line on
             entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
         )
-        _set_attribute(result, "__class__", Result)  # as as_result() does, inline: see ResultBuilder
+        _set_attribute(result, "__class__", Result)  # see ResultBuilder
         entry.result = result
         entry.job = None
         self._counts[status] += 1
@@ -870,13 +872,24 @@ class WorkerPool:
         self._record_result(entry, Status.CANCELLED, None, JobCancelledError(name=entry.name, reason=reason), 0, None)
 
     def _policy_for(self, job: Job[Any]) -> RetryPolicy:
-        """The retry policy of a job that sets some of its own, the pool's filling in the rest."""
-        return RetryPolicy(
-            self._retry if job.retry is None else job.retry,
-            self._backoff if job.backoff is None else job.backoff,
-            EVERYTHING if job.retry_on is None else job.retry_on,
-            job.attempt_timeout,
-        )
+        """The retry policy of a job that sets some of its own, the pool's filling in the rest.
+
+        Jobs come in batches alike, so the last policy made is kept and given
+        again while the jobs ask for the same one: no policy object per job.
+        """
+        retry = self._retry if job.retry is None else job.retry
+        backoff = self._backoff if job.backoff is None else job.backoff
+        retry_on = EVERYTHING if job.retry_on is None else job.retry_on
+        last = self._last_policy
+        if (
+            last.retry == retry
+            and (last.backoff is backoff or last.backoff == backoff)
+            and last.retry_on == retry_on
+            and last.attempt_timeout == job.attempt_timeout
+        ):
+            return last
+        policy = self._last_policy = RetryPolicy(retry, backoff, retry_on, job.attempt_timeout)
+        return policy
 
     def _rate_for(self, job: Job[Any]) -> Gcra | None:
         """The limiter that paces ``job``'s starts, if any."""

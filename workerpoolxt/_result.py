@@ -73,7 +73,7 @@ class Result(Generic[T]):
 # ordinary, frozen Result. tests/core/test_result.py checks that the slots stay
 # Result's fields.
 class ResultBuilder(Generic[T]):
-    """The pool's fast way to a Result: ``as_result(ResultBuilder(...))``."""
+    """The pool's fast way to a Result: build one, then set its ``__class__`` to ``Result``."""
 
     __slots__ = (
         "attempts",
@@ -114,9 +114,3 @@ class ResultBuilder(Generic[T]):
         self.queued_at = queued_at
         self.started_at = started_at
         self.finished_at = finished_at
-
-
-def as_result(built: ResultBuilder[T]) -> Result[T]:
-    """Turn a built ResultBuilder into the frozen Result it holds the fields of."""
-    object.__setattr__(built, "__class__", Result)
-    return built  # type: ignore[return-value]  # its class is Result now

@@ -314,7 +314,7 @@ class Worker:
             return
         context = job.context if job.context is not None else self.pool._context
         if context is not None and context.cancelled:
-            return  # _start() ends it now
+            return  # _serve() ends it now
         # A cancellation while waiting finds the job through these, as if it ran.
         self._hold_unstarted(entry)
         self.context = context
@@ -329,7 +329,7 @@ class Worker:
             entry.scope = None
             if context is not None:
                 context._detach(scope)
-        # _start() may still end the job without running it (its Context
+        # _serve() may still end the job without running it (its Context
         # expired meanwhile); nothing must then take it for the running job.
         self.current = None
 
@@ -371,7 +371,7 @@ class Worker:
 
     # Each call_next() is bound to its job's run and attempt: one kept and
     # called later must not run whatever job the worker holds by then. Both
-    # steps of the chain check it (inline: this is the per-attempt path).
+    # links of the middleware chain check it (inline: the per-attempt path).
 
     async def _through_middleware(self, attempt: int) -> Any:
         """Make attempt ``attempt`` of the job in hand inside its middleware, as the engine's ``through``."""
@@ -405,13 +405,15 @@ class Worker:
             raise RuntimeError(_STALE_CALL_NEXT)
         job = running._job
         seconds = running._attempt_timeout
-        engine = self.engine
-        # As engine.attempt_once(), inline: one coroutine fewer per attempt.
-        if seconds is not None:
-            return await engine.attempt_within(job.task, self.options, job.is_async, seconds, job.name)  # type: ignore[arg-type]
-        if job.is_async:
+        if job.is_async and seconds is None:  # the common case, a coroutine fewer
             return await job.task(self.options)  # type: ignore[operator]  # submit() resolved names
-        return await engine.in_thread(job.task, self.options)  # type: ignore[arg-type]
+        return await self.engine.attempt_once(
+            job.task,  # type: ignore[arg-type]  # submit() resolved names
+            self.options,
+            job.is_async,
+            seconds,
+            job.name,
+        )
 
     # -- a job a cancellation interrupted ----------------------------------------------
 
