@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
@@ -50,7 +51,14 @@ def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None
     return classes
 
 
-@attrs.frozen(init=False)
+# Jobs are made one per submission, so Job() is on the hot path. A frozen attrs
+# class stores each field through object.__setattr__, which costs more than the
+# rest of the constructor. Job.__init__ instead turns the new object into a
+# _JobFields (the very same slots, no frozen __setattr__) for as long as it
+# stores the fields, then back into a Job. CPython allows that between classes
+# of the same layout; it is why Job has no __weakref__ slot, which would break
+# the match. tests/core/test_job.py checks that the slots stay Job's fields.
+@attrs.frozen(init=False, weakref_slot=False)
 class Job(Generic[T]):
     """A task to run in a pool, with its name, limits and retry policy.
 
@@ -169,44 +177,64 @@ class Job(Generic[T]):
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
     ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
         if isinstance(task, str):
             if not task:
                 raise ValueError("`task` must name a handler, not be empty")
-        elif not callable(task):
-            raise TypeError(f"`task` must be callable or a handler's name, not {type(task).__name__}")
-        if name is None and isinstance(task, str):
-            name = task
-        elif name is None:
-            name = task_name(task)
-        elif not isinstance(name, str):
-            raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
+            if name is None:
+                name = task
+            is_async = False
+        else:
+            last = _last_task  # read once: another thread may replace it meanwhile
+            # None is what a dead weak reference gives, and never a task.
+            if last[0]() is not task or task is None:
+                if not callable(task):
+                    raise TypeError(f"`task` must be callable or a handler's name, not {type(task).__name__}")
+                last = _remember_task(task)
+            is_async = last[2]
+            if name is None:
+                name = last[1]
         if context is not None and not isinstance(context, Context):
             raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
         if retry is not None:
             count(retry, "retry", minimum=0)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"`backoff` must be a Backoff or None, not {type(backoff).__name__}")
-        # The None checks spare the common job four calls: Job() is on the hot path.
-        self.__attrs_init__(
+        # Converted before any field is stored, so a bad value leaves no half-made Job.
+        if options is not None:
+            options = freeze_options(options, "options")
+        args = EMPTY_ARGS if args is None else freeze_args(args)
+        if timeout is not None:
+            timeout = to_seconds(timeout, "timeout")
+        if attempt_timeout is not None:
+            attempt_timeout = to_seconds(attempt_timeout, "attempt_timeout")
+        classes = None if retry_on is None else retry_on_classes(retry_on)
+        chain = NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware")
+        if max_per_second is not None:
+            max_per_second = rate(max_per_second, "max_per_second")
+        _fill(
+            self,
             task,
             name,
             context,
-            None if options is None else freeze_options(options, "options"),
-            EMPTY_ARGS if args is None else freeze_args(args),
+            options,
+            args,
             retry,
-            None if timeout is None else to_seconds(timeout, "timeout"),
-            None if attempt_timeout is None else to_seconds(attempt_timeout, "attempt_timeout"),
+            timeout,
+            attempt_timeout,
             backoff,
-            None if retry_on is None else retry_on_classes(retry_on),
-            NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware"),
-            None if max_per_second is None else rate(max_per_second, "max_per_second"),
-            not isinstance(task, str) and is_async_callable(task),
+            classes,
+            chain,
+            max_per_second,
+            is_async,
         )
 
     def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
         """This job with its handler name replaced by the handler, already checked."""
         job: Job[Any] = object.__new__(Job)
-        job.__attrs_init__(
+        _fill(
+            job,
             task,
             self.name,
             self.context,
@@ -240,3 +268,84 @@ class Job(Generic[T]):
     def from_dict(cls, data: Mapping[str, Any]) -> Job[Any]:
         """Build the named job that ``to_dict()`` described."""
         return job_from_dict(cls, data)
+
+
+def _no_task() -> None:
+    return None
+
+
+# The last task a Job was made for, its name and whether it is async: jobs come
+# in batches of one task, and an identity check is cheaper than the lookups.
+# The task is held weakly, so the cache keeps no closure alive.
+_last_task: tuple[Callable[[], object], str, bool] = (_no_task, "", False)
+
+
+def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool]:
+    """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
+    global _last_task
+    described = (_no_task, task_name(task), is_async_callable(task))
+    try:
+        described = (weakref.ref(task), described[1], described[2])
+    except TypeError:  # a callable that takes no weak reference is described every time
+        return described
+    _last_task = described
+    return described
+
+
+class _JobFields(Generic[T]):
+    """Job's slots without its frozen ``__setattr__``: what ``_fill()`` stores through (see ``Job``)."""
+
+    __slots__ = tuple(field.name for field in attrs.fields(Job))
+
+    # Declared for the type checker; the slots above hold them.
+    task: Any
+    name: str
+    context: Context | None
+    options: Options | None
+    args: Mapping[str, Any]
+    retry: int | None
+    timeout: float | None
+    attempt_timeout: float | None
+    backoff: Backoff | None
+    retry_on: tuple[type[Exception], ...] | None
+    middleware: tuple[Middleware, ...]
+    max_per_second: float | None
+    is_async: bool
+
+
+_set_class = object.__setattr__
+
+
+def _fill(
+    job: Job[Any],
+    task: Any,
+    name: str,
+    context: Context | None,
+    options: Options | None,
+    args: Mapping[str, Any],
+    retry: int | None,
+    timeout: float | None,
+    attempt_timeout: float | None,
+    backoff: Backoff | None,
+    retry_on: tuple[type[Exception], ...] | None,
+    middleware: tuple[Middleware, ...],
+    max_per_second: float | None,
+    is_async: bool,
+) -> None:
+    """Store every field of a new ``job``, already checked, as a plain object would."""
+    _set_class(job, "__class__", _JobFields)
+    fields: _JobFields = job  # type: ignore[assignment]  # a _JobFields until the last line
+    fields.task = task
+    fields.name = name
+    fields.context = context
+    fields.options = options
+    fields.args = args
+    fields.retry = retry
+    fields.timeout = timeout
+    fields.attempt_timeout = attempt_timeout
+    fields.backoff = backoff
+    fields.retry_on = retry_on
+    fields.middleware = middleware
+    fields.max_per_second = max_per_second
+    fields.is_async = is_async
+    _set_class(job, "__class__", Job)

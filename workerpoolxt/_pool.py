@@ -832,11 +832,10 @@ class WorkerPool:
             now = self._clock.current_time()
         job = entry.job
         assert job is not None
-        duration = 0.0 if started_at is None else now - started_at
         if code is None:
             code = DEFAULT_CODES[status]
         result: Result[Any] = ResultBuilder(  # type: ignore[assignment]  # a Result from the next line on
-            entry.job_id, job.name, data, error, status, code, attempts, duration, entry.queued_at, started_at, now
+            entry.job_id, job.name, data, error, status, code, attempts, entry.queued_at, started_at, now
         )
         _set_attribute(result, "__class__", Result)  # see ResultBuilder
         entry.result = result

@@ -46,10 +46,19 @@ class Result(Generic[T]):
     status: Status
     code: int
     attempts: int
-    duration: float
     queued_at: float
     started_at: float | None
     finished_at: float
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first attempt's start to the end; 0.0 for a job that never started.
+
+        Derived rather than stored: a float object fewer per kept Result.
+        """
+        if self.started_at is None:
+            return 0.0
+        return self.finished_at - self.started_at
 
     @property
     def ok(self) -> bool:
@@ -64,7 +73,7 @@ class Result(Generic[T]):
 
 
 # A pool builds one Result per job, and a frozen attrs class sets each of its
-# eleven fields through object.__setattr__, which made the Result the dearest
+# ten fields through object.__setattr__, which made the Result the dearest
 # object of a job. The pool builds it instead as an instance of this class,
 # which has the very same slots but no frozen __setattr__, so its __init__
 # stores each field directly, then turns it into a Result by assigning its
@@ -79,7 +88,6 @@ class ResultBuilder(Generic[T]):
         "attempts",
         "code",
         "data",
-        "duration",
         "error",
         "finished_at",
         "job_id",
@@ -98,7 +106,6 @@ class ResultBuilder(Generic[T]):
         status: Status,
         code: int,
         attempts: int,
-        duration: float,
         queued_at: float,
         started_at: float | None,
         finished_at: float,
@@ -110,7 +117,6 @@ class ResultBuilder(Generic[T]):
         self.status = status
         self.code = code
         self.attempts = attempts
-        self.duration = duration
         self.queued_at = queued_at
         self.started_at = started_at
         self.finished_at = finished_at

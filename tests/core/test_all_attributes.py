@@ -102,7 +102,6 @@ VALUE_OBJECTS = [
         status=wpxt.Status.SUCCEEDED,
         code=200,
         attempts=1,
-        duration=0.0,
         queued_at=0.0,
         started_at=0.0,
         finished_at=0.0,

@@ -209,7 +209,6 @@ async def test_stop_wait_returns_exact_results_in_completion_order(autojump_cloc
             status=Status.SUCCEEDED,
             code=200,
             attempts=1,
-            duration=1.0,
             queued_at=0.5,
             started_at=0.5,
             finished_at=1.5,
@@ -222,7 +221,6 @@ async def test_stop_wait_returns_exact_results_in_completion_order(autojump_cloc
             status=Status.SUCCEEDED,
             code=200,
             attempts=1,
-            duration=0.5,
             queued_at=0.5,
             started_at=1.5,
             finished_at=2.0,
@@ -235,12 +233,12 @@ async def test_stop_wait_returns_exact_results_in_completion_order(autojump_cloc
             status=Status.SUCCEEDED,
             code=200,
             attempts=1,
-            duration=3.0,
             queued_at=0.5,
             started_at=0.5,
             finished_at=3.5,
         ),
     ]
+    assert [result.duration for result in results] == [1.0, 0.5, 3.0]
 
 
 async def test_job_name_defaults_to_the_task_name() -> None:

@@ -22,7 +22,6 @@ def make_result(status: Status = Status.SUCCEEDED, data: Any = None, error: Base
         status=status,
         code=200,
         attempts=1,
-        duration=1.0,
         queued_at=0.0,
         started_at=0.0,
         finished_at=1.0,
@@ -47,6 +46,14 @@ def test_result_is_frozen() -> None:
     assert result.data == 1
 
 
+def test_duration_is_derived_from_start_and_finish() -> None:
+    """duration is finished_at - started_at, 0.0 for a job that never started, and not a field of its own."""
+    assert make_result().duration == 1.0
+    never_started = attrs.evolve(make_result(), started_at=None, finished_at=4.0)
+    assert never_started.duration == 0.0
+    assert "duration" not in {field.name for field in attrs.fields(Result)}
+
+
 def test_result_fields() -> None:
     """A Result has the fields the spec names, in that order."""
     assert [field.name for field in attrs.fields(Result)] == [
@@ -57,7 +64,6 @@ def test_result_fields() -> None:
         "status",
         "code",
         "attempts",
-        "duration",
         "queued_at",
         "started_at",
         "finished_at",
