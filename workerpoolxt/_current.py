@@ -132,7 +132,8 @@ class RunningJob:
         self._worker = worker
         self._entry = entry
         self._job = job
-        self._info = NO_INFO if entry.info is None else entry.info
+        extras = entry.pool._extras.get(entry)
+        self._info = NO_INFO if extras is None or extras.info is None else extras.info
         self.deadline: float = worker.deadline
         """The job's effective deadline on the trio clock (``math.inf`` if none)."""
         self.options: Mapping[str, Any] = worker.options

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import trio
 
@@ -22,65 +22,93 @@ T = TypeVar("T")
 class Entry:
     """The pool's record of one submitted job, from its queueing to its Result.
 
-    The pool's queue, timers and workers hold entries; the caller holds the
-    ``JobHandle`` that reads one. Once the job has its Result, the entry keeps
-    only that: not the Job and its options, not the handle.
+    The pool's queue, timers and workers hold entries; the caller holds a
+    ``JobHandle`` that reads one. An entry has three slots, because a pool may
+    hold millions of them: what a job needs only now and then (what its run
+    carries, an event for ``wait()``, why it was cancelled, that it waits for
+    its time) lives in its pool's ``_extras``, and which pool it belongs to is
+    a class attribute: each pool makes its own subclass (see ``entry_class``).
+    Once the job has its Result, the entry keeps only that, not the Job.
     """
 
-    __slots__ = (
-        "cancel_reason",
-        "done_event",
-        "handle",
-        "info",
-        "job",
-        "job_id",
-        "queued_at",
-        "result",
-        "scheduled",
-        "scope",
-    )
+    __slots__ = ("job_id", "queued_at", "value")
 
-    # Made only by WorkerPool._new_handle(), which sets every field itself
+    # Made only by WorkerPool._new_entry(), which sets every field itself
     # rather than through an __init__: a call less on the per-job path.
-    job: Job[Any] | None
-    """The job, until it has its Result."""
+    pool: ClassVar[WorkerPool]
     job_id: int
     queued_at: float
-    info: RunInfo | None
-    """What the run carries besides its job, until it has its Result."""
-    result: Result[Any] | None
-    done_event: trio.Event | None
-    """Made by the first ``wait()`` before the Result."""
-    scope: trio.CancelScope | None
-    """The running worker's cancel scope, set only while the job runs."""
-    cancel_reason: str | None
-    """Why the pool or the caller cancelled it; None if they did not."""
-    scheduled: bool
-    """True while the job waits for its start time, outside the queue."""
-    handle: JobHandle[Any] | None
-    """The caller's handle, for the observers' events, until the Result."""
+    value: Job[Any] | Result[Any]
+    """The job until it has its Result, then the Result."""
+
+    @property
+    def job(self) -> Job[Any] | None:
+        """The job, until it has its Result."""
+        value = self.value
+        return None if type(value) is Result else value  # type: ignore[return-value]
+
+    @property
+    def result(self) -> Result[Any] | None:
+        value = self.value
+        return value if type(value) is Result else None
 
     @property
     def name(self) -> str:
-        # Not stored: the job is released once the result, which has it, exists.
-        if self.result is not None:
-            return self.result.name
-        assert self.job is not None
-        return self.job.name
+        return self.value.name
+
+
+class Extras:
+    """What a few entries need besides their three slots, kept in their pool's ``_extras`` while they do."""
+
+    __slots__ = ("cancel_reason", "done_event", "info", "scheduled")
+
+    def __init__(self) -> None:
+        self.info: RunInfo | None = None
+        """What the run carries besides its job, until it has its Result."""
+        self.done_event: trio.Event | None = None
+        """Made by the first ``wait()`` before the Result."""
+        self.cancel_reason: str | None = None
+        """Why the pool or the caller cancelled it while it ran or was held by a worker."""
+        self.scheduled = False
+        """True while the job waits for its start time, outside the queue."""
+
+
+def entry_class(pool: WorkerPool) -> type[Entry]:
+    """The class of ``pool``'s entries: it carries the pool, so no entry spends a slot on it."""
+    return type("Entry", (Entry,), {"__slots__": (), "pool": pool})
+
+
+def new_handle(entry: Entry) -> JobHandle[Any]:
+    """A handle on ``entry``; every handle on one entry is equal to the others."""
+    handle: JobHandle[Any] = _new_object(JobHandle)
+    handle._entry = entry
+    return handle
+
+
+_new_object = object.__new__
 
 
 class JobHandle(Generic[T]):
     """A submitted job: wait for its Result, or cancel it.
 
     ``submit()`` returns one. Once the job is done, the handle keeps only the
-    Result, not the Job and its options.
+    Result, not the Job and its options. Handles are views: the handle an
+    observer's event carries equals, and hashes like, the one ``submit()``
+    returned, though it need not be the same object.
     """
 
-    __slots__ = ("_entry", "_pool")
+    __slots__ = ("_entry",)
 
-    # Made only by WorkerPool._new_handle(), which sets both fields itself.
-    _pool: WorkerPool
+    # Made only by new_handle(), which sets the field itself.
     _entry: Entry
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not JobHandle:
+            return NotImplemented
+        return self._entry is other._entry
+
+    def __hash__(self) -> int:
+        return id(self._entry)
 
     @property
     def job_id(self) -> int:
@@ -100,7 +128,7 @@ class JobHandle(Generic[T]):
     @property
     def done(self) -> bool:
         """True once the job has its Result."""
-        return self._entry.result is not None
+        return type(self._entry.value) is Result
 
     @property
     def result(self) -> Result[T] | None:
@@ -113,14 +141,13 @@ class JobHandle(Generic[T]):
         Cancelling the wait leaves the job alone; use ``cancel()`` for that.
         """
         entry = self._entry
-        if entry.result is None:
-            if entry.done_event is None:
-                entry.done_event = trio.Event()
-            await entry.done_event.wait()
+        if type(entry.value) is not Result:
+            await entry.pool._done_event(entry).wait()
         else:
             await trio.lowlevel.checkpoint()
-        assert entry.result is not None
-        return entry.result
+        result = entry.result
+        assert result is not None
+        return result
 
     def cancel(self) -> None:
         """Cancel the job.
@@ -131,10 +158,9 @@ class JobHandle(Generic[T]):
         though its thread keeps its worker until it returns. A finished job is
         left as it is. It may be called from a plain task's thread too.
         """
-        if self._entry.result is None:
-            in_trio_thread(
-                lambda: self._pool._cancel_entry(self._entry, "its JobHandle was cancelled"), "handle.cancel()"
-            )
+        entry = self._entry
+        if type(entry.value) is not Result:
+            in_trio_thread(lambda: entry.pool._cancel_entry(entry, "its JobHandle was cancelled"), "handle.cancel()")
 
     def __repr__(self) -> str:
         result = self._entry.result

@@ -283,13 +283,13 @@ _last_task: tuple[Callable[[], object], str, bool] = (_no_task, "", False)
 def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool]:
     """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
     global _last_task
-    described = (_no_task, task_name(task), is_async_callable(task))
+    name, is_async = task_name(task), is_async_callable(task)
     try:
-        described = (weakref.ref(task), described[1], described[2])
+        reference: Callable[[], object] = weakref.ref(task)
     except TypeError:  # a callable that takes no weak reference is described every time
-        return described
-    _last_task = described
-    return described
+        return (_no_task, name, is_async)
+    _last_task = (reference, name, is_async)
+    return _last_task
 
 
 class _JobFields(Generic[T]):
@@ -334,7 +334,7 @@ def _fill(
 ) -> None:
     """Store every field of a new ``job``, already checked, as a plain object would."""
     _set_class(job, "__class__", _JobFields)
-    fields: _JobFields = job  # type: ignore[assignment]  # a _JobFields until the last line
+    fields: _JobFields[Any] = job  # type: ignore[assignment]  # a _JobFields until the last line
     fields.task = task
     fields.name = name
     fields.context = context

@@ -22,7 +22,7 @@ from ._errors import (
     UnknownHandlerError,
     exit_with_sole,
 )
-from ._handle import Entry, JobHandle
+from ._handle import Entry, Extras, JobHandle, entry_class, new_handle
 from ._health import Health, HealthPolicy, HealthTracker
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._middleware import Middleware, freeze_middleware
@@ -138,6 +138,8 @@ class WorkerPool:
         "_context",
         "_counts",
         "_entered",
+        "_entry_class",
+        "_extras",
         "_health",
         "_idle",
         "_idle_workers",
@@ -242,6 +244,9 @@ class WorkerPool:
         self._start_limit = self._max_workers
 
         self._queue: collections.deque[Entry] = collections.deque()
+        self._entry_class = entry_class(self)
+        # What the entries that need more than their slots hold: see Extras.
+        self._extras: dict[Entry, Extras] = {}
         self._waiting = 0
         self._running = 0
         self._next_id = 0
@@ -395,8 +400,10 @@ class WorkerPool:
             raise QueueFullError(
                 f"the queue holds max_queue={self._max_queue} jobs; use `await pool.asubmit(job)` to wait for room"
             )
-        handle = self._new_handle(job, info)  # as _enqueue() does, a call nearer: the per-job path
-        self._enqueue_entry(handle._entry)
+        entry = self._new_entry(job, info)  # as _enqueue() does, a call nearer: the per-job path
+        self._enqueue_entry(entry)
+        handle: JobHandle[T] = _new_object(JobHandle)  # as new_handle(), inline
+        handle._entry = entry
         return handle
 
     async def asubmit(self, job: Job[T]) -> JobHandle[T]:
@@ -442,32 +449,38 @@ class WorkerPool:
         return job
 
     def _enqueue(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:
-        handle = self._new_handle(job, info)
-        self._enqueue_entry(handle._entry)
-        return handle
+        entry = self._new_entry(job, info)
+        self._enqueue_entry(entry)
+        return new_handle(entry)
 
-    def _new_handle(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:
-        """Number a job and make its entry and handle, for the queue or for a timer."""
+    def _new_entry(self, job: Job[Any], info: RunInfo | None = None) -> Entry:
+        """Number a job and make its entry, for the queue or for a timer."""
         now = self._clock.current_time()
-        # Both objects made field by field, with no __init__ to call: this is the per-job path.
-        entry: Entry = _new_object(Entry)
-        handle: JobHandle[T] = _new_object(JobHandle)
-        handle._pool = self
-        handle._entry = entry
-        entry.job = job
+        # Made field by field, with no __init__ to call: this is the per-job path.
+        entry: Entry = _new_object(self._entry_class)
+        entry.value = job
         entry.job_id = self._next_id
         entry.queued_at = now
-        entry.info = info
-        entry.result = None
-        entry.done_event = None
-        entry.scope = None
-        entry.cancel_reason = None
-        entry.scheduled = False
-        entry.handle = handle
         self._next_id += 1
+        if info is not None:
+            self._extra(entry).info = info
         if self._observers.job_queued:
-            notify(self._observers.job_queued, JobQueued(handle, now), "as it was queued")
-        return handle
+            notify(self._observers.job_queued, JobQueued(new_handle(entry), now), "as it was queued")
+        return entry
+
+    def _extra(self, entry: Entry) -> Extras:
+        """What ``entry`` holds besides its slots, made on first use."""
+        extras = self._extras.get(entry)
+        if extras is None:
+            extras = self._extras[entry] = Extras()
+        return extras
+
+    def _done_event(self, entry: Entry) -> trio.Event:
+        """The event set when ``entry`` has its Result, for ``JobHandle.wait()``."""
+        extras = self._extra(entry)
+        if extras.done_event is None:
+            extras.done_event = trio.Event()
+        return extras.done_event
 
     def _enqueue_entry(self, entry: Entry) -> None:
         # An idle worker takes the job now, as a trio channel hands a value to a
@@ -530,12 +543,12 @@ class WorkerPool:
             when = now + delay
         if when <= now:
             return self.submit(job)
-        handle = self._new_handle(job)
+        entry = self._new_entry(job)
         if self._stop_level:  # one of the pool's own jobs, while stop_wait() drains
-            self._abandon(handle._entry)
+            self._abandon(entry)
         else:
-            self._timers.add(handle._entry, when)
-        return handle
+            self._timers.add(entry, when)
+        return new_handle(entry)
 
     def submit_every(
         self,
@@ -720,7 +733,7 @@ class WorkerPool:
         queue = self._queue
         while queue:
             entry = queue.popleft()
-            if entry.result is None:
+            if type(entry.value) is not Result:
                 self._abandon(entry)
         self._waiting = 0
 
@@ -773,7 +786,7 @@ class WorkerPool:
         queue = self._queue
         while queue:
             entry = queue.popleft()
-            if entry.result is None:  # not cancelled while it waited
+            if type(entry.value) is not Result:  # not cancelled while it waited
                 self._waiting -= 1
                 self._running += 1
                 if self._max_queue is not None and self._room:
@@ -798,17 +811,21 @@ class WorkerPool:
             self._maybe_close()
 
     def _cancel_entry(self, entry: Entry, reason: str) -> None:
-        if entry.result is not None:
+        if type(entry.value) is Result:
             return
-        if entry.scheduled:  # waiting for its time, outside the queue
-            entry.scheduled = False
+        extras = self._extras.get(entry)
+        if extras is not None and extras.scheduled:  # waiting for its time, outside the queue
+            extras.scheduled = False
             self._timers.forget()
             self._cancel_unstarted(entry, reason)
             return
-        if entry.scope is not None:
-            entry.cancel_reason = reason
-            entry.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
-            return
+        # A worker holds it (running, or handed over and not started yet):
+        # looked up rather than recorded on every entry, as cancelling is rare.
+        for worker in self._workers:
+            if worker.current is entry:
+                self._extra(entry).cancel_reason = reason
+                worker.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
+                return
         # Still queued: it ends now, and its worker will skip it.
         self._waiting -= 1
         if self._room:
@@ -830,24 +847,21 @@ class WorkerPool:
         """Record ``entry``'s one Result and return the time it finished (``now``, if the caller read the clock)."""
         if now is None:
             now = self._clock.current_time()
-        job = entry.job
-        assert job is not None
+        name = entry.value.name
         if code is None:
             code = DEFAULT_CODES[status]
         result: Result[Any] = ResultBuilder(  # type: ignore[assignment]  # a Result from the next line on
-            entry.job_id, job.name, data, error, status, code, attempts, entry.queued_at, started_at, now
+            entry.job_id, name, data, error, status, code, attempts, entry.queued_at, started_at, now
         )
         _set_attribute(result, "__class__", Result)  # see ResultBuilder
-        entry.result = result
-        entry.job = None
+        entry.value = result  # the entry keeps only the Result, not the Job
         self._counts[status] += 1
         if self._health is not None:
             self._health.record(status, code, now)
         if self._observers.job_finished:
-            assert entry.handle is not None
-            notify(self._observers.job_finished, JobFinished(entry.handle, result), "as it ended")
-        # The entry keeps only the Result: not its run's info (a channel item, say), nor the handle.
-        entry.info = entry.handle = None
+            notify(self._observers.job_finished, JobFinished(new_handle(entry), result), "as it ended")
+        # Nor its extras: its run's info (a channel item, say), its cancel reason.
+        extras = self._extras.pop(entry, None) if self._extras else None
         if self._keep_results:
             self._results.append(result)
         else:
@@ -856,8 +870,8 @@ class WorkerPool:
             if self._reading and len(unread) >= self._max_unread and not self._backlogged:
                 self._backlogged = True
                 self._update_start_limit()
-        if entry.done_event is not None:
-            entry.done_event.set()
+        if extras is not None and extras.done_event is not None:
+            extras.done_event.set()
         if self._stream is not None and self._results_ready:
             self._results_ready.unpark_all()
         return now

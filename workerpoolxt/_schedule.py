@@ -71,7 +71,7 @@ class Timers:
     def add(self, entry: Entry, when: float) -> None:
         heapq.heappush(self._heap, (when, self._counter, entry))
         self._counter += 1
-        entry.scheduled = True
+        self._pool._extra(entry).scheduled = True
         if not self._running:
             self._running = True
             self._pool._start_service(self._run, name="workerpoolxt timers")
@@ -82,16 +82,19 @@ class Timers:
         """Note that a waiting job was cancelled; drop such entries once they are most of the heap."""
         self._cancelled += 1
         if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
-            self._heap[:] = [timer for timer in self._heap if timer[2].scheduled]
+            extras = self._pool._extras
+            self._heap[:] = [timer for timer in self._heap if timer[2] in extras and extras[timer[2]].scheduled]
             heapq.heapify(self._heap)
             self._cancelled = 0
 
     def end_all(self, finish: Callable[[Entry], object]) -> None:
         """End every job still waiting for its time with ``finish``."""
         heap, self._heap = self._heap, []
+        extras = self._pool._extras
         for _, _, entry in sorted(heap, key=lambda timer: timer[:2]):
-            if entry.scheduled:
-                entry.scheduled = False
+            held = extras.get(entry)
+            if held is not None and held.scheduled:
+                held.scheduled = False
                 finish(entry)
         if self._sleep is not None:
             self._sleep.cancel()
@@ -103,8 +106,9 @@ class Timers:
             heap = self._heap  # end_all() swaps in a new list
             while heap and heap[0][0] <= now:
                 _, _, entry = heapq.heappop(heap)
-                if entry.scheduled:  # not cancelled meanwhile
-                    entry.scheduled = False
+                held = pool._extras.get(entry)
+                if held is not None and held.scheduled:  # not cancelled meanwhile
+                    held.scheduled = False
                     entry.queued_at = now
                     pool._enqueue_entry(entry)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:

@@ -22,6 +22,7 @@ import trio
 from ._attempts import Attempts
 from ._current import RunningJob, running_entry, running_worker
 from ._errors import JobCancelledError, JobTimeoutError
+from ._handle import new_handle
 from ._job import EMPTY_OPTIONS
 from ._observer import AttemptEnded, AttemptStarted, JobStarted, notify
 from ._result import Status
@@ -115,7 +116,7 @@ class Worker:
             entry = self.current
             if entry is not None:
                 if isinstance(exc, trio.Cancelled):
-                    self._end_cancelled(entry, entry.cancel_reason or "its pool was cancelled from outside")
+                    self._end_cancelled(entry, self._cancel_reason(entry) or "its pool was cancelled from outside")
                 else:
                     self.current = None
                     self.pool._record_result(entry, Status.FAILED, None, exc, engine.attempt, self.started_at)
@@ -148,8 +149,7 @@ class Worker:
                     entry = await self._idle()
                     yielded_at = clock.current_time()
                     continue
-            job = entry.job
-            assert job is not None
+            job: Job[Any] = entry.value  # type: ignore[assignment]  # taken and handed entries have no Result
             if self.turn is not None or pool._rate is not None or job.max_per_second is not None:
                 await self._wait_for_turn(entry, job)
             # From here to the Result, all inline: this is the per-job path, and
@@ -176,15 +176,13 @@ class Worker:
                 self.deadline = deadline
                 self.started_at = now  # running_job is None: the last job's end, or _forget(), cleared it
                 running_entry.set(entry)
-                entry.scope = scope
                 if scope.deadline != deadline:
                     scope.deadline = deadline
                 if context is not None:
                     context._attach(scope)
                 observers = pool._observers
                 if observers.job_started:
-                    assert entry.handle is not None  # until its Result
-                    notify(observers.job_started, JobStarted(entry.handle, now), "as it started")
+                    notify(observers.job_started, JobStarted(new_handle(entry), now), "as it started")
                 status = Status.SUCCEEDED
                 error: Exception | None = None
                 through = (
@@ -204,7 +202,6 @@ class Worker:
                     status = Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED
                     data, error = None, exc
                 finally:
-                    entry.scope = None
                     if context is not None:
                         context._detach(scope)
                 # The task's own code counts when the task itself ended the job.
@@ -218,7 +215,8 @@ class Worker:
                 )
                 # Nor may this frame keep any of it while the worker idles.
                 del data, error, running, options, middleware, policy, through
-            entry = job = None  # gone with its Result
+            entry = None  # gone with its Result
+            del job
             if engine.thread is not None:
                 await engine.wait_for_thread()
             pool._release_slot()
@@ -264,7 +262,6 @@ class Worker:
         self.engine.attempt = 0
         self.engine.last_error = None
         self.started_at = None
-        entry.scope = self.scope
 
     def _book(self, entry: Entry) -> float | None:
         """Book the start of a job assigned to this worker with its rate limiter; None if it has none.
@@ -293,7 +290,7 @@ class Worker:
 
     def _end_unstarted(self, entry: Entry, job: Job[Any], context: Context, now: float) -> float:
         """Record the Result of a job whose Context was cancelled or out of time before it could start."""
-        entry.scope = self.current = None  # set if the job was handed over
+        self.current = None  # set if the job was handed over
         if context.cancelled:
             cancelled = JobCancelledError(name=job.name, reason="its Context was cancelled")
             return self.pool._record_result(entry, Status.CANCELLED, None, cancelled, 0, None, None, now)
@@ -326,7 +323,6 @@ class Worker:
         try:
             await trio.sleep_until(start)
         finally:
-            entry.scope = None
             if context is not None:
                 context._detach(scope)
         # _serve() may still end the job without running it (its Context
@@ -341,8 +337,7 @@ class Worker:
         assert entry is not None
         job = entry.job
         assert job is not None
-        handle = entry.handle
-        assert handle is not None  # until its Result
+        handle = new_handle(entry)
         observers = self.pool._observers
         # The observers told of the start are the ones told of the end.
         started, ended = observers.attempt_started, observers.attempt_ended
@@ -417,6 +412,11 @@ class Worker:
 
     # -- a job a cancellation interrupted ----------------------------------------------
 
+    def _cancel_reason(self, entry: Entry) -> str | None:
+        """Why the pool or the caller cancelled ``entry``, if they did."""
+        extras = self.pool._extras.get(entry)
+        return None if extras is None else extras.cancel_reason
+
     def _end_cancelled(self, entry: Entry, reason: str) -> None:
         error = JobCancelledError(name=entry.name, reason=reason)
         error.__cause__ = self.engine.last_error
@@ -425,7 +425,7 @@ class Worker:
 
     def _end_interrupted(self, entry: Entry) -> None:
         """Record the job that the epoch's cancellation stopped: cancelled, or out of time."""
-        reason = entry.cancel_reason
+        reason = self._cancel_reason(entry)
         if reason is None and self.context is not None and self.context.cancelled:
             reason = "its Context was cancelled"
         if reason is not None:

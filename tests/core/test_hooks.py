@@ -308,3 +308,38 @@ async def test_two_observers_setting_one_variable_nest(autojump_clock: trio.test
         pool.add_observer(Setter("inner"))
         await pool.submit(Job(task)).wait()
     assert seen == ["inner", "outer sees none as the job ends", "inner sees none as the job ends"]
+
+
+async def test_every_event_of_a_job_carries_a_handle_equal_to_the_submitted_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The handles in a job's events equal and hash like the one submit() returned, and differ from other jobs'."""
+    seen: list[wpxt.JobHandle[Any]] = []
+
+    class Recorder(Observer):
+        def job_queued(self, event: JobQueued) -> None:
+            seen.append(event.handle)
+
+        def job_started(self, event: JobStarted) -> None:
+            seen.append(event.handle)
+
+        def job_finished(self, event: JobFinished) -> None:
+            seen.append(event.handle)
+
+    async with WorkerPool(1) as pool:
+        pool.add_observer(Recorder())
+        first = pool.submit(Job(sleeper(1, "a")))
+        second = pool.submit(Job(sleeper(1, "b")))
+    assert seen == [first, second, first, first, second, second]
+    assert {hash(handle) for handle in seen[2:4]} == {hash(first)}
+    assert first != second and first != object()
+    spans = {first: "a"}
+    assert spans[seen[3]] == "a" and second not in spans
+
+
+def test_a_queued_job_costs_a_handle_of_one_slot_and_an_entry_of_three() -> None:
+    """The per-job objects stay this small: a pool may hold millions of them (their bytes are benchmarked)."""
+    from workerpoolxt._handle import Entry
+
+    assert wpxt.JobHandle.__slots__ == ("_entry",)
+    assert sorted(Entry.__slots__) == ["job_id", "queued_at", "value"]

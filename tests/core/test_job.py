@@ -12,6 +12,7 @@ import attrs
 import pytest
 
 import workerpoolxt as wpxt
+from workerpoolxt import Job
 
 
 async def work(options: Any) -> str:
@@ -220,3 +221,39 @@ def test_is_async_true(task: Any) -> None:
 def test_is_async_false(task: Any) -> None:
     """A plain function, a partial of one, or an object with sync __call__ runs in a thread."""
     assert wpxt.Job(task).is_async is False
+
+
+def test_job_fields_class_has_jobs_slots() -> None:
+    """_JobFields, which Job() stores its fields through, has exactly Job's fields as slots, and a Job stays frozen."""
+    from workerpoolxt._job import _JobFields
+
+    names = sorted(field.name for field in attrs.fields(Job))
+    assert sorted(_JobFields.__slots__) == names
+    assert sorted(Job.__slots__) == names
+
+    async def task(options: wpxt.Options) -> None:
+        return None
+
+    job = Job(task, options={"i": 1}, retry=2, timeout=3)
+    assert type(job) is Job
+    assert (job.name, job.options, job.retry, job.timeout, job.is_async) == ("task", {"i": 1}, 2, 3.0, True)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        job.name = "other"  # type: ignore[misc]
+    assert job == Job(task, options={"i": 1}, retry=2, timeout=3)
+
+
+def test_jobs_for_one_task_in_a_row_each_describe_their_own_task() -> None:
+    """A Job made right after one for another task takes its own name and kind, not the last task's."""
+
+    async def first(options: wpxt.Options) -> None:
+        return None
+
+    def second(options: wpxt.Options) -> None:
+        return None
+
+    assert (Job(first).name, Job(first).is_async) == ("first", True)
+    assert (Job(second).name, Job(second).is_async) == ("second", False)
+    assert (Job(first).name, Job(first).is_async) == ("first", True)
+    assert Job(len).name == "len"  # a builtin takes no weak reference: described every time
+    with pytest.raises(TypeError, match="`task` must be callable"):
+        Job(None)  # type: ignore[call-overload]
