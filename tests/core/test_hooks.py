@@ -332,9 +332,11 @@ async def test_every_event_of_a_job_carries_a_handle_equal_to_the_submitted_one(
         second = pool.submit(Job(sleeper(1, "b")))
     assert seen == [first, second, first, first, second, second]
     assert {hash(handle) for handle in seen[2:4]} == {hash(first)}
-    assert first != second and first != object()
+    assert first != second
+    assert first != object()
     spans = {first: "a"}
-    assert spans[seen[3]] == "a" and second not in spans
+    assert spans[seen[3]] == "a"
+    assert second not in spans
 
 
 def test_a_queued_job_costs_a_handle_of_one_slot_and_an_entry_of_three() -> None:
