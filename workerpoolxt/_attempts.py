@@ -131,11 +131,61 @@ class Attempts:
             JobTimeoutError: The deadline passed during a wait, or the last
                 attempt ended past it; its ``__cause__`` is the last error.
         """
-        self.attempt = 0
+        if self.thread is not None:  # left by the last run: see after_failure()
+            await self.thread.returned.wait()
+            self.thread = None
+        self.attempt = 1
         self.last_error = None
         self.ended_at = None
+        try:
+            if through is not None:
+                value = await through(1)
+            elif is_async and policy.attempt_timeout is None:  # the common case, a coroutine fewer
+                value = await task(argument)
+            else:
+                value = await self.attempt_once(task, argument, is_async, policy.attempt_timeout, name)
+        except Exception as exc:  # user code: contained, never BaseException
+            return await self.after_failure(
+                policy, deadline, name, task, argument, is_async, through, exc, before_retry
+            )
+        if deadline != _INF:  # as check_late(), inline: a job with a deadline takes this path
+            self.ended_at = now = self.clock.current_time()
+            if now > deadline:
+                raise JobTimeoutError(name=name, deadline=deadline)
+        return value
+
+    async def after_failure(
+        self,
+        policy: RetryPolicy,
+        deadline: float,
+        name: str,
+        task: Callable[[Any], Any],
+        argument: Any,
+        is_async: bool,
+        through: Callable[[int], Awaitable[Any]] | None,
+        error: Exception,
+        before_retry: Callable[[int, Exception, float], object] | None = None,
+    ) -> Any:
+        """Go on with a run whose attempt ``self.attempt`` failed with ``error``: retry it, or raise.
+
+        ``run()`` comes here after a failed attempt; a caller that made the
+        first attempt itself (the pool's worker, for a plain async job) comes
+        here in the same way, so every retry decision is made in this one place.
+        Takes and returns as ``run()`` does.
+        """
         attempt_timeout = policy.attempt_timeout
         while True:
+            self.last_error = error
+            delay = policy.delay_after(self.attempt, error)
+            if delay is None:
+                self.check_late(deadline, name, error)
+                raise error
+            if before_retry is not None:
+                before_retry(self.attempt, error, delay)
+            # A checkpoint even with no delay, so a run failing at once cannot starve other tasks.
+            await trio.sleep(delay)
+            if self.clock.current_time() >= deadline:
+                raise self.timeout_error(name, deadline) from None
             if self.thread is not None:
                 # The thread of an attempt that timed out still runs. Wait for
                 # it before the next attempt, outside that attempt's own bound,
@@ -146,30 +196,15 @@ class Attempts:
             try:
                 if through is not None:
                     value = await through(self.attempt)
-                elif is_async and attempt_timeout is None:  # the common case, a coroutine fewer
-                    value = await task(argument)
                 else:
                     value = await self.attempt_once(task, argument, is_async, attempt_timeout, name)
             except Exception as exc:  # user code: contained, never BaseException
-                self.last_error = exc
-                delay = policy.delay_after(self.attempt, exc)
-                if delay is None:
-                    self._check_late(deadline, name, exc)
-                    raise
-                if before_retry is not None:
-                    before_retry(self.attempt, exc, delay)
-                # A checkpoint even with no delay, so a run failing at once cannot starve other tasks.
-                await trio.sleep(delay)
-                if self.clock.current_time() >= deadline:
-                    raise self.timeout_error(name, deadline) from None
+                error = exc
                 continue
-            if deadline != _INF:  # as _check_late(), inline: a job with a deadline takes this path
-                self.ended_at = now = self.clock.current_time()
-                if now > deadline:
-                    raise JobTimeoutError(name=name, deadline=deadline)
+            self.check_late(deadline, name, None)
             return value
 
-    def _check_late(self, deadline: float, name: str, error: Exception | None) -> None:
+    def check_late(self, deadline: float, name: str, error: Exception | None) -> None:
         """Raise a timeout if the attempt just ended came back past ``deadline``.
 
         A task that blocks past its deadline without a checkpoint cannot be

@@ -176,6 +176,7 @@ class WorkerPool:
         "_stream",
         "_timeout",
         "_timers",
+        "_turns",
         "_unread",
         "_waiting",
         "_workers",
@@ -250,6 +251,9 @@ class WorkerPool:
         self._waiting = 0
         self._running = 0
         self._next_id = 0
+        # Jobs started so far, by all workers: a worker that sees it move while
+        # its job ran knows the job let others run (see Worker._serve).
+        self._turns = 0
         self._counts = dict.fromkeys(Status, 0)
         self._results: list[Result[Any]] = []
         self._unread: collections.deque[Result[Any]] = collections.deque()
@@ -803,8 +807,10 @@ class WorkerPool:
                 return
             self._idle_workers.pop().hand_over(entry)
 
-    def _release_slot(self) -> None:
-        self._running -= 1
+    def _release_slot(self, *, released: bool = False) -> None:
+        """Free a running job's slot (or, ``released``, note that the caller freed it) and wake who waits for none."""
+        if not released:
+            self._running -= 1
         if not self._running:
             if self._idle:
                 self._idle.unpark_all()
@@ -824,6 +830,7 @@ class WorkerPool:
         for worker in self._workers:
             if worker.current is entry:
                 self._extra(entry).cancel_reason = reason
+                worker.cancelling = True
                 worker.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
                 return
         # Still queued: it ends now, and its worker will skip it.

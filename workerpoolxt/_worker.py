@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 # How long a worker may run jobs back to back before it takes a schedule point.
 _FAIRNESS_INTERVAL = 0.001
 
+# Read once, not looked up per job.
+_INF = math.inf
+_SUCCEEDED, _FAILED, _TIMED_OUT = Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT
+
 _STALE_CALL_NEXT = "call_next() was called after its attempt had ended"
 
 
@@ -49,6 +53,7 @@ class Worker:
     scope: trio.CancelScope  # the current epoch, opened by run()
 
     __slots__ = (
+        "cancelling",
         "context",
         "current",
         "deadline",
@@ -87,6 +92,9 @@ class Worker:
         self.wake_abort = self._abort_idle  # made once: the idle wait is on the per-job path
         # The start booked with the job's rate limiter, if it has one.
         self.turn: float | None = None
+        # The pool cancelled this epoch for a job (see pool._cancel_entry):
+        # with a deadline and a Context, the only ways an epoch gets cancelled.
+        self.cancelling = False
 
     async def run(self) -> None:
         running_worker.set(self)
@@ -96,6 +104,7 @@ class Worker:
             while True:
                 with trio.CancelScope() as scope:
                     self.scope = scope
+                    self.cancelling = False
                     if await self._serve(scope):
                         return
                 if self.current is not None:
@@ -132,6 +141,9 @@ class Worker:
         clock = pool._clock
         engine = self.engine
         yielded_at = clock.current_time()
+        # The clock reading that ended the last job, while nothing has run
+        # since: the next job's start, one reading and one float fewer per job.
+        last_end: float | None = None
         entry: Entry | None = None
         while True:
             # Leave at once under an outer cancellation, before taking a job
@@ -144,19 +156,21 @@ class Worker:
                     if pool._closed:
                         return True
                     # The last job's deadline must not fire while this worker idles.
-                    if scope.deadline != math.inf:
-                        scope.deadline = math.inf
+                    if scope.deadline != _INF:
+                        scope.deadline = _INF
                     entry = await self._idle()
                     yielded_at = clock.current_time()
+                    last_end = None
                     continue
             job: Job[Any] = entry.value  # type: ignore[assignment]  # taken and handed entries have no Result
             if self.turn is not None or pool._rate is not None or job.max_per_second is not None:
                 await self._wait_for_turn(entry, job)
+                last_end = None
             # From here to the Result, all inline: this is the per-job path, and
             # a method call per step would cost more than the step.
             context = job.context if job.context is not None else pool._context
-            now = clock.current_time()
-            deadline = math.inf
+            now = clock.current_time() if last_end is None else last_end
+            deadline = _INF
             if context is not None and (context.cancelled or context._deadline <= now):
                 finished_at = self._end_unstarted(entry, job, context, now)
             else:
@@ -165,10 +179,11 @@ class Worker:
                 timeout = job.timeout if job.timeout is not None else pool._timeout
                 if timeout is not None and now + timeout < deadline:
                     deadline = now + timeout
-                if job.retry is None and job.backoff is None and job.retry_on is None and job.attempt_timeout is None:
-                    policy = pool._policy
-                else:
-                    policy = pool._policy_for(job)
+                # No retry settings of its own: the pool's policy, and the first attempt made inline below.
+                plain = (
+                    job.retry is None and job.backoff is None and job.retry_on is None and job.attempt_timeout is None
+                )
+                policy = pool._policy if plain else pool._policy_for(job)
                 options = self.options = job.options if job.options is not None else pool._options
                 middleware = self.middleware = pool._middleware + job.middleware if job.middleware else pool._middleware
                 self.current = entry
@@ -183,44 +198,78 @@ class Worker:
                 observers = pool._observers
                 if observers.job_started:
                     notify(observers.job_started, JobStarted(new_handle(entry), now), "as it started")
-                status = Status.SUCCEEDED
+                status = _SUCCEEDED
                 error: Exception | None = None
                 through = (
                     self._observed if observers.around_attempts else self._through_middleware if middleware else None
                 )
+                turns = pool._turns = pool._turns + 1
                 try:
-                    data = await engine.run(
-                        policy,
-                        deadline,
-                        job.name,
-                        job.task,  # type: ignore[arg-type]  # submit() resolved names
-                        options,
-                        job.is_async,
-                        through,
-                    )
+                    if through is None and job.is_async and plain:
+                        # The engine's first attempt, made here: a coroutine
+                        # fewer for the common job. A failure goes back to the
+                        # engine, which alone decides what is retried.
+                        engine.attempt = 1  # last_error is None since the last job's end
+                        engine.ended_at = None
+                        try:
+                            data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
+                        except Exception as exc:
+                            data = await engine.after_failure(
+                                policy,
+                                deadline,
+                                job.name,
+                                job.task,
+                                options,
+                                True,
+                                None,
+                                exc,  # type: ignore[arg-type]
+                            )
+                        else:
+                            if deadline != _INF:
+                                engine.check_late(deadline, job.name, None)
+                    else:
+                        data = await engine.run(
+                            policy,
+                            deadline,
+                            job.name,
+                            job.task,  # type: ignore[arg-type]  # submit() resolved names
+                            options,
+                            job.is_async,
+                            through,
+                        )
                 except Exception as exc:  # the task's, contained; or a timeout
-                    status = Status.TIMED_OUT if isinstance(exc, JobTimeoutError) else Status.FAILED
+                    status = _TIMED_OUT if isinstance(exc, JobTimeoutError) else _FAILED
                     data, error = None, exc
                 finally:
                     if context is not None:
                         context._detach(scope)
                 # The task's own code counts when the task itself ended the job.
                 running = self.running_job
-                code = None if running is None or status is Status.TIMED_OUT else running.code
+                code = None if running is None or status is _TIMED_OUT else running.code
                 # Nothing of the job may outlive its Result (as _forget(), inline).
                 self.current = self.context = self.running_job = engine.last_error = None
                 self.options = EMPTY_OPTIONS
                 finished_at = pool._record_result(
                     entry, status, data, error, engine.attempt, now, code, engine.ended_at
                 )
+                # Another worker took a job meanwhile, so this one's job let
+                # the others run: the loop was not held since it started.
+                if pool._turns != turns:
+                    yielded_at = finished_at
                 # Nor may this frame keep any of it while the worker idles.
                 del data, error, running, options, middleware, policy, through
             entry = None  # gone with its Result
             del job
+            last_end = finished_at
             if engine.thread is not None:
                 await engine.wait_for_thread()
-            pool._release_slot()
-            if scope.cancel_called:
+                last_end = None
+            pool._running -= 1  # as pool._release_slot(), inline
+            if not pool._running:
+                pool._release_slot(released=True)
+            # Asked only when something may have cancelled the epoch: reading
+            # cancel_called also reads the clock.
+            if (self.cancelling or deadline != _INF or context is not None) and scope.cancel_called:
                 return False
             # A task that never awaits would let this loop run job after job
             # without a schedule point and starve every other task. A trio
@@ -230,6 +279,7 @@ class Worker:
             if finished_at - yielded_at >= _FAIRNESS_INTERVAL:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 yielded_at = finished_at
+                last_end = None
 
     async def _idle(self) -> Entry | None:
         """Wait, parked in the pool's idle list, for a job handed over (or None: look again)."""
