@@ -203,3 +203,41 @@ async def test_the_pools_fast_result_is_an_ordinary_frozen_result(autojump_clock
     assert (built.data, built.duration, built.finished_at) == ("data", 1.0, 1.0)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         built.name = "other"  # type: ignore[misc]
+
+
+async def test_a_job_that_follows_another_on_its_worker_starts_at_the_reading_that_ended_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Back to back on one worker, the second job's started_at is the first's finished_at: one float for both."""
+
+    async def task(options: wpxt.Options) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async with wpxt.WorkerPool(1) as pool:
+        await trio.sleep(1)
+        pool.submit(wpxt.Job(task))
+        pool.submit(wpxt.Job(task))
+        first, second = await pool.stop_wait()
+    assert (first.started_at, first.finished_at, second.started_at, second.finished_at) == (1.0, 1.0, 1.0, 1.0)
+    assert second.started_at is first.finished_at
+    assert first.started_at is not first.finished_at  # read when the job started, and again when it ended
+
+
+async def test_a_failing_job_after_one_with_a_deadline_ends_at_its_own_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The clock reading a deadline job's end left behind is not the end of the plain job after it."""
+
+    async def succeed(options: wpxt.Options) -> None:
+        await trio.sleep(1)
+
+    async def fail(options: wpxt.Options) -> None:
+        await trio.sleep(2)
+        raise ValueError("no")
+
+    async with wpxt.WorkerPool(1) as pool:
+        pool.submit(wpxt.Job(succeed, timeout=10))
+        pool.submit(wpxt.Job(fail))
+        timed, failed = await pool.stop_wait()
+    assert (timed.status, timed.finished_at) == (Status.SUCCEEDED, 1.0)
+    assert (failed.status, failed.started_at, failed.finished_at, failed.duration) == (Status.FAILED, 1.0, 3.0, 2.0)
