@@ -20,6 +20,7 @@ from ._validation import Seconds, count, to_seconds
 __all__ = ["Health", "HealthPolicy"]
 
 _ERRORS: Final = frozenset((Status.FAILED, Status.TIMED_OUT))
+_SUCCEEDED: Final = Status.SUCCEEDED
 
 
 @attrs.frozen
@@ -91,7 +92,11 @@ class HealthTracker:
         self._times: collections.deque[float] = collections.deque()
 
     def record(self, status: Status, code: int, now: float) -> None:
-        self._errors.append(status in _ERRORS or (status is Status.SUCCEEDED and (code >= 500 or code == 408)))
+        # Called for every job: the common case, a success with its own code, decided in two comparisons.
+        if status is _SUCCEEDED:
+            self._errors.append(code >= 500 or code == 408)
+        else:
+            self._errors.append(status in _ERRORS)
         if self.policy.window is not None:
             self._times.append(now)
             self._forget_before(now)  # so memory stays bounded even if no one asks

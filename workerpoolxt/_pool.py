@@ -6,6 +6,7 @@ import collections
 import contextlib
 import functools
 import logging
+import threading
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
@@ -60,6 +61,7 @@ _DEFAULT_BACKOFF: Final = Backoff()
 _DEFAULT_HEALTH: Final = HealthPolicy()
 _MIN_RATE_SWEEP: Final = 64  # per-name limiters kept before the first sweep of idle ones
 _new_object: Final = object.__new__
+_thread_id: Final = threading.get_ident
 _set_attribute: Final = object.__setattr__
 
 # How far a pool has been asked to stop. Each level includes the ones below it,
@@ -174,6 +176,7 @@ class WorkerPool:
         "_start_limit",
         "_stop_level",
         "_stream",
+        "_thread",
         "_timeout",
         "_timers",
         "_turns",
@@ -251,6 +254,7 @@ class WorkerPool:
         self._waiting = 0
         self._running = 0
         self._next_id = 0
+        self._thread: int | None = None  # the run's, once entered
         # Jobs started so far, by all workers: a worker that sees it move while
         # its job ran knows the job let others run (see Worker._serve).
         self._turns = 0
@@ -290,6 +294,9 @@ class WorkerPool:
         # The clock never changes within a run; reading it directly skips the
         # lookups behind trio.current_time() on the per-job path.
         self._clock = trio.lowlevel.current_clock()
+        # The run's thread: submit() compares it to tell a plain task's thread
+        # from trio's, cheaper than asking trio whether a run is on.
+        self._thread = threading.get_ident()
         self._nursery_manager = trio.open_nursery()
         nursery = self._nursery = await self._nursery_manager.__aenter__()
         for index in range(self._max_workers):
@@ -398,7 +405,7 @@ class WorkerPool:
             job = self._check_accepts(job)
         if info is not None and not isinstance(info, RunInfo):
             raise TypeError(f"`info` must be a RunInfo or None, not {type(info).__name__}")
-        if not trio.lowlevel.in_trio_run():  # a plain task, from its thread
+        if _thread_id() != self._thread:  # a plain task, from its thread
             return in_trio_thread(lambda: self.submit(job, info=info), "pool.submit()")
         if self._max_queue is not None and self._waiting >= self._max_queue:
             raise QueueFullError(

@@ -144,6 +144,9 @@ class Worker:
         # The clock reading that ended the last job, while nothing has run
         # since: the next job's start, one reading and one float fewer per job.
         last_end: float | None = None
+        # The epoch's deadline as this loop last set it: reading trio's
+        # property costs more than the comparison it serves.
+        epoch_deadline = scope.deadline
         entry: Entry | None = None
         while True:
             # Leave at once under an outer cancellation, before taking a job
@@ -156,8 +159,8 @@ class Worker:
                     if pool._closed:
                         return True
                     # The last job's deadline must not fire while this worker idles.
-                    if scope.deadline != _INF:
-                        scope.deadline = _INF
+                    if epoch_deadline != _INF:
+                        scope.deadline = epoch_deadline = _INF
                     entry = await self._idle()
                     yielded_at = clock.current_time()
                     last_end = None
@@ -165,6 +168,7 @@ class Worker:
             job: Job[Any] = entry.value  # type: ignore[assignment]  # taken and handed entries have no Result
             if self.turn is not None or pool._rate is not None or job.max_per_second is not None:
                 await self._wait_for_turn(entry, job)
+                epoch_deadline = scope.deadline  # the wait may have lifted it
                 last_end = None
             # From here to the Result, all inline: this is the per-job path, and
             # a method call per step would cost more than the step.
@@ -191,8 +195,8 @@ class Worker:
                 self.deadline = deadline
                 self.started_at = now  # running_job is None: the last job's end, or _forget(), cleared it
                 running_entry.set(entry)
-                if scope.deadline != deadline:
-                    scope.deadline = deadline
+                if epoch_deadline != deadline:
+                    scope.deadline = epoch_deadline = deadline
                 if context is not None:
                     context._attach(scope)
                 observers = pool._observers
@@ -218,11 +222,11 @@ class Worker:
                                 policy,
                                 deadline,
                                 job.name,
-                                job.task,
+                                job.task,  # type: ignore[arg-type]  # submit() resolved names
                                 options,
                                 True,
                                 None,
-                                exc,  # type: ignore[arg-type]
+                                exc,
                             )
                         else:
                             if deadline != _INF:
