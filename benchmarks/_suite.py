@@ -323,6 +323,8 @@ def measure_timeouts(settings: Settings, progress: Callable[[str], None]) -> lis
 STORE_SCENARIOS: tuple[tuple[str, str, int], ...] = (
     ("sqlite", "workerpoolxt SQLiteStore", 1),
     ("postgres", "workerpoolxt PostgresStore", 1),
+    ("pgqueuer_b64", "pgqueuer, batches of 64 (same PostgreSQL)", 1),
+    ("pgqueuer_b10", "pgqueuer, batches of 10, its default (same PostgreSQL)", 1),
     ("procrastinate", "procrastinate 3 (same PostgreSQL)", 4),
 )
 
@@ -376,7 +378,11 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "versions": {
-            name: _version(name) for name in ("workerpoolxt", "trio", "attrs", "anyio", "aiometer", "matplotlib")
+            name: _version(name)
+            for name in (
+                *("workerpoolxt", "trio", "attrs", "anyio", "aiometer", "matplotlib"),
+                *("psycopg", "asyncpg", "procrastinate", "pgqueuer"),
+            )
         },
     }
 

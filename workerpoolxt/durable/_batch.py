@@ -48,6 +48,9 @@ class GroupCommit(Generic[Item]):
             # callers' writes. The database's own timeouts bound a flush.
             with trio.CancelScope(shield=True):
                 try:
+                    # Let the callers that are ready in this turn of the
+                    # scheduler (tasks ending together) join the first batch.
+                    await trio.lowlevel.checkpoint()
                     while self._pending:
                         batch, self._pending = self._pending, []
                         await self._flush(batch)

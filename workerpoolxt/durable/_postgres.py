@@ -176,13 +176,13 @@ _QUERIES: Final = {
     "insert": """
         INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at)
         SELECT handler, job::jsonb, {queued}, retry + 1, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now})
-        FROM unnest(%(handlers)s::text[], %(jobs)s::text[], %(retries)s::int[])
+        FROM unnest(%(handlers)b::text[], %(jobs)b::text[], %(retries)b::int[])
             WITH ORDINALITY AS input (handler, job, retry, position)
         ORDER BY position
         RETURNING id
     """,
     "notify": "SELECT pg_notify(%(channel)s, '')",
-    "notify_cancelled": "SELECT pg_notify(%(channel)s, 'cancel ' || id) FROM unnest(%(ids)s::bigint[]) AS id",
+    "notify_cancelled": "SELECT pg_notify(%(channel)s, 'cancel ' || id) FROM unnest(%(ids)b::bigint[]) AS id",
     # ARRAY(...) makes each subquery an InitPlan, run (and locking) exactly
     # once; `id IN (subquery)` would leave the planner free to rescan it.
     "claim": """
@@ -203,14 +203,14 @@ _QUERIES: Final = {
     "heartbeat": """
         UPDATE {tasks} SET {heartbeat_set}
         WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {heartbeat_rows} ORDER BY id FOR UPDATE
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {heartbeat_rows} ORDER BY id FOR UPDATE
         ))
         RETURNING id
     """,
     "release": """
         UPDATE {tasks} SET {release_set}
         WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {release_rows} ORDER BY id FOR UPDATE
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {release_rows} ORDER BY id FOR UPDATE
         ))
         RETURNING id
     """,
@@ -219,9 +219,9 @@ _QUERIES: Final = {
     "complete": """
         UPDATE {tasks} AS task
         SET {complete_set}, result = input.result::jsonb
-        FROM unnest(%(ids)s::bigint[], %(results)s::text[], %(worker_ids)s::text[]) AS input (id, result, holder)
+        FROM unnest(%(ids)b::bigint[], %(results)b::text[], %(worker_ids)b::text[]) AS input (id, result, holder)
         WHERE task.id = input.id AND task.id = ANY(ARRAY(
-            SELECT id FROM {tasks} WHERE id = ANY(%(ids)s::bigint[]) AND {complete_statuses} ORDER BY id FOR UPDATE
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {complete_statuses} ORDER BY id FOR UPDATE
         )) AND {complete_held}
         RETURNING task.id
     """,
@@ -511,7 +511,9 @@ class PostgresStore:
         # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
         while True:
             wanted = limit - len(claimed)
-            rows = connection.execute(self._sql[f"claim_{order.value}"], {**params, "limit": wanted}).fetchall()
+            # Binary results: numbers and times arrive unparsed, a third less work for a batch's rows.
+            query = self._sql[f"claim_{order.value}"]
+            rows = connection.execute(query, {**params, "limit": wanted}, binary=True).fetchall()
             running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
             claimed += running
             if len(running) == len(rows) or len(rows) < wanted:

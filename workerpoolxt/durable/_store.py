@@ -241,6 +241,10 @@ def check_max_json_bytes(value: object) -> int:
     return count(value, "max_json_bytes", minimum=1)
 
 
+_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+"""Compact JSON, as ``json.dumps(..., separators=(",", ":"))`` writes it, without building an encoder per call."""
+
+
 def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int) -> list[tuple[str, str, int]]:
     """Check jobs can be stored and return ``(handler, job JSON, retry)`` for each.
 
@@ -260,7 +264,7 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
         if registry is not None:
             registry[data["task"]]  # raises UnknownHandlerError naming it
         retry = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_RETRY)
-        text = json.dumps(data, separators=(",", ":"))
+        text = _JSON.encode(data)
         check_size(text, f"jobs[{index}]", max_bytes)
         if _holds_nul(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
@@ -270,7 +274,7 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
 
 def encode_result(result: Any, max_bytes: int) -> str:
     """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible or too large."""
-    encoded = json.dumps(json_copy(result, "result"), separators=(",", ":"))
+    encoded = _JSON.encode(json_copy(result, "result"))
     check_size(encoded, "result", max_bytes)
     if _holds_nul(encoded):
         raise ValueError("`result` holds a NUL character (\\u0000), which PostgreSQL cannot store")
