@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -491,3 +492,111 @@ async def test_a_thread_trio_did_not_start_gets_a_clear_error(call: str) -> None
     assert handle.result is not None
     assert (handle.result.status, handle.result.data) == (Status.SUCCEEDED, "ran to its end")
     assert pool.statistics().submitted == 1
+
+
+async def test_trio_from_thread_works_in_a_sync_task() -> None:
+    """A plain task may call trio.from_thread.run_sync and trio.from_thread.run with no token, as in any trio thread."""
+    trio_thread = threading.get_ident()
+
+    async def on_trio(value: int) -> tuple[int, int]:
+        await trio.lowlevel.checkpoint()
+        return threading.get_ident(), value
+
+    def work(options: Any) -> list[tuple[int, int]]:
+        return [
+            trio.from_thread.run_sync(lambda: (threading.get_ident(), 1)),
+            trio.from_thread.run(on_trio, 2),
+        ]
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            result = await pool.submit_wait(wpxt.Job(work))
+    assert result.status is Status.SUCCEEDED, result.error
+    assert result.data == [(trio_thread, 1), (trio_thread, 2)]
+
+
+async def test_check_cancelled_sees_its_own_call() -> None:
+    """In a sync task, trio.from_thread.check_cancelled() raises once its job is cancelled, and not in the next job.
+
+    The next job runs on the same thread: the cancellation belongs to the call
+    it was made for, not to the thread.
+    """
+    seen: list[tuple[int, str]] = []
+    cancelled = threading.Event()
+
+    def poll(options: Any) -> None:
+        index = options["i"]
+        if index == 1:
+            assert cancelled.wait(SAFETY)
+        try:
+            trio.from_thread.check_cancelled()
+        except trio.Cancelled:
+            seen.append((threading.get_ident(), "cancelled"))
+            raise
+        seen.append((threading.get_ident(), "running"))
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            first = pool.submit(wpxt.Job(poll, options={"i": 1}))
+            await trio.sleep(0.01)
+            first.cancel()
+            cancelled.set()
+            second = await pool.submit_wait(wpxt.Job(poll, options={"i": 2}))
+    assert first.result is not None
+    assert first.result.status is Status.CANCELLED
+    assert second.status is Status.SUCCEEDED, second.error
+    assert [state for _, state in seen] == ["cancelled", "running"]
+    assert seen[0][0] == seen[1][0]
+
+
+async def test_threads_are_reused_and_no_more_than_the_calls_at_once() -> None:
+    """Many sync jobs on 4 workers run on at most 4 threads: a thread takes the next call instead of a new one."""
+
+    def work(options: Any) -> int:
+        return threading.get_ident()
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(4) as pool:
+            for _ in range(200):
+                pool.submit(wpxt.Job(work))
+            results = await pool.stop_wait()
+    assert {result.status for result in results} == {Status.SUCCEEDED}
+    assert 1 <= len({result.data for result in results}) <= 4
+
+
+def test_threads_leave_with_their_trio_run() -> None:
+    """The threads serving sync tasks, one of them abandoned, all stop serving soon after their trio.run returns.
+
+    They are trio's cached threads, which trio keeps for a while to reuse;
+    while one serves sync tasks it carries the pool's thread name.
+    """
+    release = threading.Event()
+    names: list[str] = []
+
+    def work(options: Any) -> None:
+        names.append(threading.current_thread().name)
+        if options["hold"]:
+            release.wait(SAFETY)
+
+    async def main() -> None:
+        with trio.fail_after(SAFETY):
+            async with wpxt.WorkerPool(3) as pool:
+                held = pool.submit(wpxt.Job(work, options={"hold": True}))
+                for _ in range(10):
+                    pool.submit(wpxt.Job(work, options={"hold": False}))
+                await trio.sleep(0.05)
+                # Still held: cancelling it abandons its thread, and the
+                # pool holds its worker until the thread returns.
+                held.cancel()
+                release.set()
+
+    def serving() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == names[0]]
+
+    trio.run(main)
+    assert len(names) == 11
+    assert set(names) == {"workerpoolxt plain tasks"}
+    deadline = time.monotonic() + SAFETY
+    while serving() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert serving() == []
