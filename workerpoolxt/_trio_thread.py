@@ -2,7 +2,7 @@
 
 Why not ``trio.to_thread.run_sync`` per call
 --------------------------------------------
-A trivial plain task through ``trio.to_thread.run_sync`` costs about seven
+A trivial plain task through ``trio.to_thread.run_sync`` costs about five
 times what ``ThreadPoolExecutor.map`` pays per call. Measured per call at 16
 workers (``strace -f -c``): about 31 futex calls, 2 ``prctl`` (trio renames its
 cached thread for each call and back), one write to trio's wakeup socket and
@@ -13,15 +13,17 @@ own, so the GIL changes hands several times per call.
 The threads here work as ``ThreadPoolExecutor``'s do, with trio's loop in
 place of its futures:
 
-* one queue per trio run, served by as many threads as there are calls under
-  way, so a thread that ends a call takes the next one without sleeping (the
-  queue's own lock is the only hand-off);
+* one queue per trio run, served by as many threads as the most calls under
+  way at once (a call never waits for a thread: it may need another call to
+  end), so a thread that ends a call takes the next one without sleeping,
+  the queue's own lock the only hand-off. The threads serve until the run
+  ends, as a ``ThreadPoolExecutor``'s do until its shutdown;
 * an ended call goes on a list, and trio's loop is woken once for everything
   on the list (``TrioToken.run_sync_soon`` only when no wake-up is pending),
   not once per call.
 
-That brings the calls down to about 7 futex calls and 0.06 socket writes
-each, and a pool's plain tasks from about 0.14x to about 0.5x of
+That brings a call down to about 1.5 futex calls and 0.07 socket writes,
+and a pool's trivial plain tasks from about 0.2x to about 0.6x the rate of
 ``ThreadPoolExecutor.map`` (``benchmarks``: ``wpxt_sync`` against
 ``threadpool_map``).
 
@@ -55,8 +57,11 @@ __all__ = ["ThreadCall", "in_trio_thread", "run_in_thread"]
 
 _THREAD_NAME: Final = "workerpoolxt plain tasks"
 
-# trio's per-thread record of the task a thread works for; see the module's docstring.
-_PARENT_TASK_DATA: Final[Any] = trio._threads.PARENT_TASK_DATA
+# trio's per-thread record of the task a thread works for; see the module's
+# docstring. It is private to trio: should a later trio lose it, plain tasks
+# still run, and only check_cancelled() stops seeing a cancellation (a test
+# pins it).
+_PARENT_TASK_DATA: Final[Any] = getattr(trio._threads, "PARENT_TASK_DATA", None)
 
 
 class ThreadCall:
@@ -117,10 +122,10 @@ class _Threads:
         self.limiter = trio.CapacityLimiter(math.inf)
 
     def hand_over(self, call: ThreadCall) -> None:
-        self.busy += 1
-        if self.busy > self.threads:
-            self.threads += 1
+        if self.busy == self.threads:  # every thread has a call: one more, so this one never waits for another
             trio.lowlevel.spawn_system_task(self._host, name=_THREAD_NAME)
+            self.threads += 1
+        self.busy += 1
         self.calls.put(call)
 
     async def _host(self) -> None:
@@ -139,7 +144,8 @@ class _Threads:
             call = calls.get()
             if call is None:
                 return
-            _PARENT_TASK_DATA.cancel_register = call.cancel_register
+            if _PARENT_TASK_DATA is not None:
+                _PARENT_TASK_DATA.cancel_register = call.cancel_register
             ended.append((call, outcome.capture(call.run)))
             del call
             # deque.append() and the flag are each atomic under the GIL. The
