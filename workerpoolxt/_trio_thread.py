@@ -14,8 +14,8 @@ The threads here work as ``ThreadPoolExecutor``'s do, with trio's loop in
 place of its futures:
 
 * one queue per trio run, served by as many threads as the most calls under
-  way at once (a call never waits for a thread: it may need another call to
-  end), so a thread that ends a call takes the next one without sleeping,
+  way at once (a call never waits for a thread, as a running call may wait
+  for it), so a thread that ends a call takes the next one without sleeping,
   the queue's own lock the only hand-off. The threads serve until the run
   ends, as a ``ThreadPoolExecutor``'s do until its shutdown;
 * an ended call goes on a list, and trio's loop is woken once for everything
@@ -27,14 +27,16 @@ and a pool's trivial plain tasks from about 0.2x to about 0.6x the rate of
 ``ThreadPoolExecutor.map`` (``benchmarks``: ``wpxt_sync`` against
 ``threadpool_map``).
 
-Each thread is itself started by ``trio.to_thread.run_sync`` (from a system
-task, which the run's end cancels), so inside a task ``trio.from_thread``
-finds the run with no token, as it does in any thread trio starts. What it
-cannot see is the call under way: ``trio.from_thread.check_cancelled()``
-reads trio's per-thread record of the cancellation, which trio keeps for the
-whole thread. So each call sets that record to its own before it runs; a
-cancelled call (abandoned, as ``abandon_on_cancel=True`` does) then raises
-in ``check_cancelled()`` as it does under ``to_thread.run_sync``.
+What a plain task sees of trio stays as under ``to_thread.run_sync(...,
+abandon_on_cancel=True)``, which it was run with before: ``trio.from_thread``
+finds the run with no token, ``trio.from_thread.check_cancelled()`` raises
+once its call was abandoned, and ``trio.testing.active_thread_count()`` counts
+a call from its hand-over until its task has it back or abandons it (not the
+idle threads). trio keeps that state in private names (``PARENT_TASK_DATA``,
+a per-thread record, and ``_track_active_thread``), so each call sets them as
+``to_thread.run_sync`` does. Should a later trio lose them, every call goes
+through ``to_thread.run_sync`` again, slower but the same to the task; the
+tests pin what the task sees either way.
 """
 
 from __future__ import annotations
@@ -42,10 +44,9 @@ from __future__ import annotations
 import collections
 import contextvars
 import inspect
-import math
 import queue
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import outcome
 import trio
@@ -57,11 +58,10 @@ __all__ = ["ThreadCall", "in_trio_thread", "run_in_thread"]
 
 _THREAD_NAME: Final = "workerpoolxt plain tasks"
 
-# trio's per-thread record of the task a thread works for; see the module's
-# docstring. It is private to trio: should a later trio lose it, plain tasks
-# still run, and only check_cancelled() stops seeing a cancellation (a test
-# pins it).
-_PARENT_TASK_DATA: Final[Any] = getattr(trio._threads, "PARENT_TASK_DATA", None)
+# See the module's docstring: the private names each call sets, if this trio has them.
+_parent_task_data: Any = getattr(trio._threads, "PARENT_TASK_DATA", None)
+_track_active_thread: Any = getattr(trio._threads, "_track_active_thread", None)
+_OWN_THREADS = _parent_task_data is not None and _track_active_thread is not None
 
 
 class ThreadCall:
@@ -76,7 +76,8 @@ class ThreadCall:
         self.task: trio.lowlevel.Task | None = None
         """The task to wake with the outcome; None once the call was abandoned."""
         self.returned: trio.Event | None = None
-        """Made when the call is abandoned, and set once its thread has returned from it."""
+        """Made when the call is abandoned (or as its thread starts, under ``to_thread.run_sync``); set once its
+        thread has returned from it."""
         self.cancel_register: list[Any] = [None]
         """What ``trio.from_thread.check_cancelled()`` reads in the thread: the cancellation, once abandoned."""
 
@@ -92,6 +93,17 @@ class ThreadCall:
             )
         return value
 
+    # As the limiter of ``to_thread.run_sync``, when the run's own threads are
+    # not used: trio calls these as the thread starts and once it has
+    # returned, even when the waiting task abandoned it.
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        self.returned = trio.Event()
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        assert self.returned is not None
+        self.returned.set()
+
     def abort(self, raise_cancel: Callable[[], object]) -> trio.lowlevel.Abort:
         """Abandon the call to its thread: the waiting task is cancelled at once."""
         self.task = None
@@ -103,7 +115,7 @@ class ThreadCall:
 class _Threads:
     """The threads of one trio run, and the calls handed to them."""
 
-    __slots__ = ("busy", "calls", "ended", "limiter", "threads", "token", "wake_pending")
+    __slots__ = ("busy", "calls", "ended", "threads", "token", "wake_pending")
 
     def __init__(self) -> None:
         self.calls: queue.SimpleQueue[ThreadCall | None] = queue.SimpleQueue()
@@ -113,51 +125,62 @@ class _Threads:
         self.wake_pending = False
         """Whether trio's loop was asked to deliver and has not started yet."""
         self.busy = 0
-        """Calls handed over and not yet delivered: the threads needed, so none waits for a thread."""
+        """Calls handed over and not yet delivered."""
         self.threads = 0
         self.token = trio.lowlevel.current_trio_token()
-        # Threads run only calls that their callers have bounded already (a
-        # pool's workers, a chain's steps), so they must not borrow trio's
-        # default thread limiter: its 40 tokens would cap a pool of 45.
-        self.limiter = trio.CapacityLimiter(math.inf)
+        # The threads are trio's cached ones (start_thread_soon), which no
+        # limiter bounds: the callers bound their calls already (a pool's
+        # workers, a chain's steps), and the 40 tokens of trio's default
+        # thread limiter would cap a pool of 45.
+        trio.lowlevel.spawn_system_task(self._retire_at_the_end, name="workerpoolxt threads")
 
     def hand_over(self, call: ThreadCall) -> None:
-        if self.busy == self.threads:  # every thread has a call: one more, so this one never waits for another
-            trio.lowlevel.spawn_system_task(self._host, name=_THREAD_NAME)
+        # A thread for every call under way: a call never waits for a thread,
+        # since a running call may be waiting for it.
+        if self.busy == self.threads:
+            trio.lowlevel.start_thread_soon(self._serve, _report_left, _THREAD_NAME)
             self.threads += 1
         self.busy += 1
         self.calls.put(call)
 
-    async def _host(self) -> None:
-        """Hold one thread for the rest of the run; at its end, retire the thread once it is idle."""
+    async def _retire_at_the_end(self) -> None:
+        """At the run's end (trio cancels its system tasks), retire each thread once it is idle."""
         try:
-            await trio.to_thread.run_sync(
-                self._serve, abandon_on_cancel=True, limiter=self.limiter, thread_name=_THREAD_NAME
-            )
+            await trio.sleep_forever()
         finally:
-            self.calls.put(None)
+            for _ in range(self.threads):
+                self.calls.put(None)
 
     def _serve(self) -> None:
         """A thread's life: take calls until told to retire."""
-        calls, ended = self.calls, self.ended
-        while True:
-            call = calls.get()
-            if call is None:
-                return
-            if _PARENT_TASK_DATA is not None:
-                _PARENT_TASK_DATA.cancel_register = call.cancel_register
-            ended.append((call, outcome.capture(call.run)))
-            del call
-            # deque.append() and the flag are each atomic under the GIL. The
-            # flag is cleared before ``_deliver`` reads the deque, so whatever
-            # was appended before a thread saw it set is delivered: at worst
-            # two threads both ask, and the second delivery finds nothing.
-            if not self.wake_pending:
-                self.wake_pending = True
-                try:
-                    self.token.run_sync_soon(self._deliver)
-                except trio.RunFinishedError:
-                    return  # the call was abandoned and its run is over: no one waits for it
+        calls, ended, task_data = self.calls, self.ended, _parent_task_data
+        # What trio.from_thread reads, as to_thread.run_sync(abandon_on_cancel=True) sets it.
+        task_data.token = self.token
+        task_data.abandon_on_cancel = True
+        task_data.task_register = [None]
+        try:
+            while True:
+                call = calls.get()
+                if call is None:
+                    return
+                task_data.cancel_register = call.cancel_register
+                ended.append((call, outcome.capture(call.run)))
+                del call
+                # deque.append() and the flag are each atomic under the GIL.
+                # The flag is cleared before ``_deliver`` reads the deque, so
+                # whatever was appended before a thread saw it set is
+                # delivered: at worst two threads both ask, and the second
+                # delivery finds nothing.
+                if not self.wake_pending:
+                    self.wake_pending = True
+                    try:
+                        self.token.run_sync_soon(self._deliver)
+                    except trio.RunFinishedError:
+                        return  # the call was abandoned and its run is over: no one waits for it
+        finally:
+            # trio's cached thread may serve to_thread.run_sync next, which sets its own.
+            for name in ("token", "abandon_on_cancel", "task_register", "cancel_register"):
+                task_data.__dict__.pop(name, None)
 
     def _deliver(self) -> None:
         """Wake each waiting task with its call's outcome, on trio's thread."""
@@ -173,6 +196,11 @@ class _Threads:
                 call.returned.set()
 
 
+def _report_left(result: outcome.Outcome[None]) -> None:
+    """How a thread left: an error of ``_serve`` itself goes to trio's thread cache, which prints it."""
+    result.unwrap()
+
+
 _threads: Final = trio.lowlevel.RunVar[_Threads]("workerpoolxt threads")
 
 
@@ -185,15 +213,20 @@ async def run_in_thread(call: ThreadCall) -> Any:
     returns. The thread runs in a copy of the caller's context variables.
     """
     await trio.lowlevel.checkpoint_if_cancelled()
+    call.context = contextvars.copy_context()
+    if not _OWN_THREADS:
+        return await trio.to_thread.run_sync(
+            call.run, abandon_on_cancel=True, limiter=cast("trio.CapacityLimiter", call)
+        )
     try:
         threads = _threads.get()
     except LookupError:
         threads = _Threads()
         _threads.set(threads)
     call.task = trio.lowlevel.current_task()
-    call.context = contextvars.copy_context()
     threads.hand_over(call)
-    return await trio.lowlevel.wait_task_rescheduled(call.abort)
+    with _track_active_thread():
+        return await trio.lowlevel.wait_task_rescheduled(call.abort)
 
 
 def in_trio_thread(function: Callable[[], T], call: str) -> T:

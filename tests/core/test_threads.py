@@ -41,6 +41,7 @@ class Gates:
         self.started = [threading.Event() for _ in range(count)]
         self.returned = [threading.Event() for _ in range(count)]
         self.calls: list[int] = []
+        self.thread_names: list[str] = []
         self._lock = threading.Lock()
         self.alive = 0
         self.peak = 0
@@ -49,6 +50,7 @@ class Gates:
         index: int = options["i"]
         with self._lock:
             self.calls.append(index)
+            self.thread_names.append(threading.current_thread().name)
             self.alive += 1
             self.peak = max(self.peak, self.alive)
         self.started[index].set()
@@ -85,6 +87,20 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
     """
     while not predicate():  # noqa: ASYNC110
         await trio.sleep(0.005)
+
+
+@pytest.fixture(params=["run's threads", "to_thread"])
+def hand_off(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way a sync task reaches its thread: the run's own threads, or trio.to_thread.run_sync per call.
+
+    The second is what runs when trio lacks the private names the run's own
+    threads set; it must give a task the same behaviour.
+    """
+    from workerpoolxt import _trio_thread
+
+    if request.param == "to_thread":
+        monkeypatch.setattr(_trio_thread, "_OWN_THREADS", False)
+    return str(request.param)
 
 
 async def test_sync_task_runs_in_a_worker_thread() -> None:
@@ -138,6 +154,7 @@ async def test_sync_task_retried() -> None:
     assert len(calls) == 3
 
 
+@pytest.mark.usefixtures("hand_off")
 async def test_timed_out_threads_keep_their_slots() -> None:
     """Timed-out sync jobs get TIMED_OUT at their deadline, but the next job starts only when a thread returns."""
     gates = Gates(4)
@@ -220,7 +237,7 @@ async def test_leaving_the_block_waits_for_threads() -> None:
         assert pool.running == 0
 
 
-async def test_cancelled_running_thread_keeps_its_slot() -> None:
+async def test_cancelled_running_thread_keeps_its_slot(hand_off: str) -> None:
     """handle.cancel() on a running sync job gives CANCELLED at once; the slot is held until the thread returns."""
     gates = Gates(2)
     with trio.fail_after(SAFETY):
@@ -241,6 +258,8 @@ async def test_cancelled_running_thread_keeps_its_slot() -> None:
     assert second.status is Status.SUCCEEDED
     assert second.data == 1
     assert gates.peak == 1
+    # trio.to_thread names its threads after the call; the run's own threads carry one name.
+    assert ("workerpoolxt plain tasks" in gates.thread_names) is (hand_off == "run's threads")
 
 
 async def test_expired_while_queued_frees_slot() -> None:
@@ -600,3 +619,37 @@ def test_threads_leave_with_their_trio_run() -> None:
     while serving() and time.monotonic() < deadline:
         time.sleep(0.005)
     assert serving() == []
+
+
+async def test_active_thread_count_counts_calls_not_idle_threads() -> None:
+    """trio.testing.active_thread_count() counts a sync task while it runs, not once it returned or was abandoned."""
+    gates = Gates(2)
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(2) as pool, gates.opened_on_exit():
+            done = pool.submit(gates.job(0))
+            held = pool.submit(gates.job(1))
+            await wait_for(lambda: gates.started[0].is_set() and gates.started[1].is_set())
+            assert trio.testing.active_thread_count() == 2
+            gates.gate[0].set()
+            await done.wait()
+            assert trio.testing.active_thread_count() == 1
+            held.cancel()  # abandoned: trio counts it no longer, though its thread runs on
+            await held.wait()
+            assert trio.testing.active_thread_count() == 0
+            await trio.testing.wait_all_threads_completed()
+            assert not gates.returned[1].is_set()
+            gates.gate[1].set()
+
+
+@pytest.mark.usefixtures("hand_off")
+async def test_sync_task_sees_its_job_and_reaches_trio() -> None:
+    """A sync task sees its job and reaches trio with trio.from_thread, whichever way it reached its thread."""
+
+    def work(options: Any) -> tuple[str, int]:
+        return wpxt.current_job().name, trio.from_thread.run_sync(lambda: 7)
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            result = await pool.submit_wait(wpxt.Job(work, name="seen"))
+    assert result.status is Status.SUCCEEDED, result.error
+    assert result.data == ("seen", 7)
