@@ -51,6 +51,7 @@ from typing import Any, Final, TypeVar, cast
 import outcome
 import trio
 import trio._threads
+from sniffio import current_async_library_cvar
 
 T = TypeVar("T")
 
@@ -214,6 +215,9 @@ async def run_in_thread(call: ThreadCall) -> Any:
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     call.context = contextvars.copy_context()
+    # As to_thread.run_sync does: a library that set sniffio's variable (anyio
+    # does) must not make the thread look like async code to sniffio.
+    call.context.run(current_async_library_cvar.set, None)
     if not _OWN_THREADS:
         return await trio.to_thread.run_sync(
             call.run, abandon_on_cancel=True, limiter=cast("trio.CapacityLimiter", call)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import sniffio
 import trio
 import trio.testing
 
@@ -653,3 +654,23 @@ async def test_sync_task_sees_its_job_and_reaches_trio() -> None:
             result = await pool.submit_wait(wpxt.Job(work, name="seen"))
     assert result.status is Status.SUCCEEDED, result.error
     assert result.data == ("seen", 7)
+
+
+@pytest.mark.usefixtures("hand_off")
+async def test_sync_task_is_no_async_code_to_sniffio() -> None:
+    """sniffio finds no async library in a sync task's thread, even when a library (anyio) set its variable."""
+    found: list[str] = []
+
+    def work(options: Any) -> None:
+        with pytest.raises(sniffio.AsyncLibraryNotFoundError):
+            found.append(sniffio.current_async_library())
+
+    token = sniffio.current_async_library_cvar.set("trio")
+    try:
+        with trio.fail_after(SAFETY):
+            async with wpxt.WorkerPool(1) as pool:
+                result = await pool.submit_wait(wpxt.Job(work))
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+    assert result.status is Status.SUCCEEDED, result.error
+    assert found == []
