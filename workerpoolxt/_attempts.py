@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 import trio
 
 from ._errors import JobTimeoutError
 from ._retry import Backoff
+from ._trio_thread import ThreadCall, run_in_thread
 
 __all__ = ["Attempts", "RetryPolicy"]
 
@@ -53,30 +54,6 @@ class RetryPolicy:
         return 0.0 if self.backoff is None else self.backoff.delay(attempt)
 
 
-class ThreadSlot:
-    """Stands in for trio's limiter in ``to_thread.run_sync`` to see a thread's life.
-
-    trio calls ``acquire_on_behalf_of`` just before it starts the thread and
-    ``release_on_behalf_of`` once the thread has returned, even when the waiting
-    task was cancelled and abandoned it. That tells the engine both whether a
-    thread was started at all and when it ends, so whoever runs the attempts can
-    hold its slot for exactly as long as the thread runs.
-    """
-
-    __slots__ = ("returned", "started")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.returned = trio.Event()
-
-    async def acquire_on_behalf_of(self, borrower: object) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        self.started = True
-
-    def release_on_behalf_of(self, borrower: object) -> None:
-        self.returned.set()
-
-
 class Attempts:
     """Runs the attempts of one piece of work at a time, and remembers how the last run went.
 
@@ -93,8 +70,8 @@ class Attempts:
         """The attempt under way, or the last one made, from 1; 0 before the first."""
         self.last_error: BaseException | None = None
         """The error of the last failed attempt, the cause of a timeout that follows it."""
-        self.thread: ThreadSlot | None = None
-        """A thread an attempt abandoned (it outlived its bound or was cancelled), still running."""
+        self.thread: trio.Event | None = None
+        """Set when the thread an attempt abandoned (it outlived its bound or was cancelled) returns."""
         self.ended_at: float | None = None
         """When the last run ended, if the engine read the clock to check it was not late."""
 
@@ -132,7 +109,7 @@ class Attempts:
                 attempt ended past it; its ``__cause__`` is the last error.
         """
         if self.thread is not None:  # left by the last run: see after_failure()
-            await self.thread.returned.wait()
+            await self.thread.wait()
             self.thread = None
         self.attempt = 1
         self.last_error = None
@@ -190,7 +167,7 @@ class Attempts:
                 # The thread of an attempt that timed out still runs. Wait for
                 # it before the next attempt, outside that attempt's own bound,
                 # so one run never has two threads at once.
-                await self.thread.returned.wait()
+                await self.thread.wait()
                 self.thread = None
             self.attempt += 1
             try:
@@ -251,18 +228,18 @@ class Attempts:
 
     async def in_thread(self, task: Callable[[Any], Any], argument: Any) -> Any:
         """Run a plain ``task(argument)`` in a thread that a cancellation abandons, and keep track of it."""
-        slot = ThreadSlot()
+        call = ThreadCall(task, argument)
         try:
-            return await trio.to_thread.run_sync(
-                task, argument, abandon_on_cancel=True, limiter=cast("trio.CapacityLimiter", slot)
-            )
+            return await run_in_thread(call)
         finally:
-            if slot.started and not slot.returned.is_set():
-                self.thread = slot
+            # Abandoned and still running: whoever runs the attempts holds its
+            # slot until the thread returns (wait_for_thread()).
+            if call.returned is not None and not call.returned.is_set():
+                self.thread = call.returned
 
     async def wait_for_thread(self) -> None:
         """Hold on, whatever cancels us, until the thread an attempt left behind has returned."""
         assert self.thread is not None
         with trio.CancelScope(shield=True):
-            await self.thread.returned.wait()
+            await self.thread.wait()
         self.thread = None

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import sniffio
 import trio
 import trio.testing
 
@@ -40,6 +42,7 @@ class Gates:
         self.started = [threading.Event() for _ in range(count)]
         self.returned = [threading.Event() for _ in range(count)]
         self.calls: list[int] = []
+        self.thread_names: list[str] = []
         self._lock = threading.Lock()
         self.alive = 0
         self.peak = 0
@@ -48,6 +51,7 @@ class Gates:
         index: int = options["i"]
         with self._lock:
             self.calls.append(index)
+            self.thread_names.append(threading.current_thread().name)
             self.alive += 1
             self.peak = max(self.peak, self.alive)
         self.started[index].set()
@@ -84,6 +88,20 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
     """
     while not predicate():  # noqa: ASYNC110
         await trio.sleep(0.005)
+
+
+@pytest.fixture(params=["run's threads", "to_thread"])
+def hand_off(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way a sync task reaches its thread: the run's own threads, or trio.to_thread.run_sync per call.
+
+    The second is what runs when trio lacks the private names the run's own
+    threads set; it must give a task the same behaviour.
+    """
+    from workerpoolxt import _trio_thread
+
+    if request.param == "to_thread":
+        monkeypatch.setattr(_trio_thread, "_OWN_THREADS", False)
+    return str(request.param)
 
 
 async def test_sync_task_runs_in_a_worker_thread() -> None:
@@ -137,6 +155,7 @@ async def test_sync_task_retried() -> None:
     assert len(calls) == 3
 
 
+@pytest.mark.usefixtures("hand_off")
 async def test_timed_out_threads_keep_their_slots() -> None:
     """Timed-out sync jobs get TIMED_OUT at their deadline, but the next job starts only when a thread returns."""
     gates = Gates(4)
@@ -219,7 +238,7 @@ async def test_leaving_the_block_waits_for_threads() -> None:
         assert pool.running == 0
 
 
-async def test_cancelled_running_thread_keeps_its_slot() -> None:
+async def test_cancelled_running_thread_keeps_its_slot(hand_off: str) -> None:
     """handle.cancel() on a running sync job gives CANCELLED at once; the slot is held until the thread returns."""
     gates = Gates(2)
     with trio.fail_after(SAFETY):
@@ -240,6 +259,8 @@ async def test_cancelled_running_thread_keeps_its_slot() -> None:
     assert second.status is Status.SUCCEEDED
     assert second.data == 1
     assert gates.peak == 1
+    # trio.to_thread names its threads after the call; the run's own threads carry one name.
+    assert ("workerpoolxt plain tasks" in gates.thread_names) is (hand_off == "run's threads")
 
 
 async def test_expired_while_queued_frees_slot() -> None:
@@ -491,3 +512,165 @@ async def test_a_thread_trio_did_not_start_gets_a_clear_error(call: str) -> None
     assert handle.result is not None
     assert (handle.result.status, handle.result.data) == (Status.SUCCEEDED, "ran to its end")
     assert pool.statistics().submitted == 1
+
+
+async def test_trio_from_thread_works_in_a_sync_task() -> None:
+    """A plain task may call trio.from_thread.run_sync and trio.from_thread.run with no token, as in any trio thread."""
+    trio_thread = threading.get_ident()
+
+    async def on_trio(value: int) -> tuple[int, int]:
+        await trio.lowlevel.checkpoint()
+        return threading.get_ident(), value
+
+    def work(options: Any) -> list[tuple[int, int]]:
+        return [
+            trio.from_thread.run_sync(lambda: (threading.get_ident(), 1)),
+            trio.from_thread.run(on_trio, 2),
+        ]
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            result = await pool.submit_wait(wpxt.Job(work))
+    assert result.status is Status.SUCCEEDED, result.error
+    assert result.data == [(trio_thread, 1), (trio_thread, 2)]
+
+
+async def test_check_cancelled_sees_its_own_call() -> None:
+    """In a sync task, trio.from_thread.check_cancelled() raises once its job is cancelled, and not in the next job.
+
+    The next job runs on the same thread: the cancellation belongs to the call
+    it was made for, not to the thread.
+    """
+    seen: list[tuple[int, str]] = []
+    cancelled = threading.Event()
+
+    def poll(options: Any) -> None:
+        index = options["i"]
+        if index == 1:
+            assert cancelled.wait(SAFETY)
+        try:
+            trio.from_thread.check_cancelled()
+        except trio.Cancelled:
+            seen.append((threading.get_ident(), "cancelled"))
+            raise
+        seen.append((threading.get_ident(), "running"))
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            first = pool.submit(wpxt.Job(poll, options={"i": 1}))
+            await trio.sleep(0.01)
+            first.cancel()
+            cancelled.set()
+            second = await pool.submit_wait(wpxt.Job(poll, options={"i": 2}))
+    assert first.result is not None
+    assert first.result.status is Status.CANCELLED
+    assert second.status is Status.SUCCEEDED, second.error
+    assert [state for _, state in seen] == ["cancelled", "running"]
+    assert seen[0][0] == seen[1][0]
+
+
+async def test_threads_are_reused_and_no_more_than_the_calls_at_once() -> None:
+    """Many sync jobs on 4 workers run on at most 4 threads: a thread takes the next call instead of a new one."""
+
+    def work(options: Any) -> int:
+        return threading.get_ident()
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(4) as pool:
+            for _ in range(200):
+                pool.submit(wpxt.Job(work))
+            results = await pool.stop_wait()
+    assert {result.status for result in results} == {Status.SUCCEEDED}
+    assert 1 <= len({result.data for result in results}) <= 4
+
+
+def test_threads_leave_with_their_trio_run() -> None:
+    """The threads serving sync tasks, one of them abandoned, all stop serving soon after their trio.run returns.
+
+    They are trio's cached threads, which trio keeps for a while to reuse;
+    while one serves sync tasks it carries the pool's thread name.
+    """
+    release = threading.Event()
+    names: list[str] = []
+
+    def work(options: Any) -> None:
+        names.append(threading.current_thread().name)
+        if options["hold"]:
+            release.wait(SAFETY)
+
+    async def main() -> None:
+        with trio.fail_after(SAFETY):
+            async with wpxt.WorkerPool(3) as pool:
+                held = pool.submit(wpxt.Job(work, options={"hold": True}))
+                for _ in range(10):
+                    pool.submit(wpxt.Job(work, options={"hold": False}))
+                await trio.sleep(0.05)
+                # Still held: cancelling it abandons its thread, and the
+                # pool holds its worker until the thread returns.
+                held.cancel()
+                release.set()
+
+    def serving() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == names[0]]
+
+    trio.run(main)
+    assert len(names) == 11
+    assert set(names) == {"workerpoolxt plain tasks"}
+    deadline = time.monotonic() + SAFETY
+    while serving() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert serving() == []
+
+
+async def test_active_thread_count_counts_calls_not_idle_threads() -> None:
+    """trio.testing.active_thread_count() counts a sync task while it runs, not once it returned or was abandoned."""
+    gates = Gates(2)
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(2) as pool, gates.opened_on_exit():
+            done = pool.submit(gates.job(0))
+            held = pool.submit(gates.job(1))
+            await wait_for(lambda: gates.started[0].is_set() and gates.started[1].is_set())
+            assert trio.testing.active_thread_count() == 2
+            gates.gate[0].set()
+            await done.wait()
+            assert trio.testing.active_thread_count() == 1
+            held.cancel()  # abandoned: trio counts it no longer, though its thread runs on
+            await held.wait()
+            assert trio.testing.active_thread_count() == 0
+            await trio.testing.wait_all_threads_completed()
+            assert not gates.returned[1].is_set()
+            gates.gate[1].set()
+
+
+@pytest.mark.usefixtures("hand_off")
+async def test_sync_task_sees_its_job_and_reaches_trio() -> None:
+    """A sync task sees its job and reaches trio with trio.from_thread, whichever way it reached its thread."""
+
+    def work(options: Any) -> tuple[str, int]:
+        return wpxt.current_job().name, trio.from_thread.run_sync(lambda: 7)
+
+    with trio.fail_after(SAFETY):
+        async with wpxt.WorkerPool(1) as pool:
+            result = await pool.submit_wait(wpxt.Job(work, name="seen"))
+    assert result.status is Status.SUCCEEDED, result.error
+    assert result.data == ("seen", 7)
+
+
+@pytest.mark.usefixtures("hand_off")
+async def test_sync_task_is_no_async_code_to_sniffio() -> None:
+    """sniffio finds no async library in a sync task's thread, even when a library (anyio) set its variable."""
+    found: list[str] = []
+
+    def work(options: Any) -> None:
+        with pytest.raises(sniffio.AsyncLibraryNotFoundError):
+            found.append(sniffio.current_async_library())
+
+    token = sniffio.current_async_library_cvar.set("trio")
+    try:
+        with trio.fail_after(SAFETY):
+            async with wpxt.WorkerPool(1) as pool:
+                result = await pool.submit_wait(wpxt.Job(work))
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+    assert result.status is Status.SUCCEEDED, result.error
+    assert found == []
