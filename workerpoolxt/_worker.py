@@ -271,9 +271,10 @@ class Worker:
             pool._running -= 1  # as pool._release_slot(), inline
             if not pool._running:
                 pool._release_slot(released=True)
-            # Asked only when something may have cancelled the epoch: reading
-            # cancel_called also reads the clock.
-            if (self.cancelling or deadline != _INF or context is not None) and scope.cancel_called:
+            # Asked only when something may have cancelled the epoch (reading
+            # cancel_called also reads the clock): the pool, a Context, or the
+            # deadline, which cannot have fired before the reading that ended the job.
+            if (self.cancelling or context is not None or finished_at >= deadline) and scope.cancel_called:
                 return False
             # A task that never awaits would let this loop run job after job
             # without a schedule point and starve every other task. A trio
