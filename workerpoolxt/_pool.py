@@ -864,9 +864,18 @@ class WorkerPool:
         name = entry.value.name
         if code is None:
             code = DEFAULT_CODES[status]
-        result: Result[Any] = ResultBuilder(  # type: ignore[assignment]  # a Result from the next line on
-            entry.job_id, name, data, error, status, code, attempts, entry.queued_at, started_at, now
-        )
+        built: ResultBuilder[Any] = _new_object(ResultBuilder)
+        built.job_id = entry.job_id
+        built.name = name
+        built.data = data
+        built.error = error
+        built.status = status
+        built.code = code
+        built.attempts = attempts
+        built.queued_at = entry.queued_at
+        built.started_at = started_at
+        built.finished_at = now
+        result: Result[Any] = built  # type: ignore[assignment]  # a Result from the next line on
         _set_attribute(result, "__class__", Result)  # see ResultBuilder
         entry.value = result  # the entry keeps only the Result, not the Job
         self._counts[status] += 1

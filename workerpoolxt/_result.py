@@ -75,7 +75,7 @@ class Result(Generic[T]):
 # A pool builds one Result per job, and a frozen attrs class sets each of its
 # ten fields through object.__setattr__, which made the Result the dearest
 # object of a job. The pool builds it instead as an instance of this class,
-# which has the very same slots but no frozen __setattr__, so its __init__
+# which has the very same slots but no frozen __setattr__, so the pool
 # stores each field directly, then turns it into a Result by assigning its
 # __class__ (CPython allows that between classes of the same layout: the same
 # slots, which it lays out in sorted order). What the caller gets is an
@@ -97,26 +97,15 @@ class ResultBuilder(Generic[T]):
         "status",
     )
 
-    def __init__(
-        self,
-        job_id: int,
-        name: str,
-        data: T | None,
-        error: BaseException | None,
-        status: Status,
-        code: int,
-        attempts: int,
-        queued_at: float,
-        started_at: float | None,
-        finished_at: float,
-    ) -> None:
-        self.job_id = job_id
-        self.name = name
-        self.data = data
-        self.error = error
-        self.status = status
-        self.code = code
-        self.attempts = attempts
-        self.queued_at = queued_at
-        self.started_at = started_at
-        self.finished_at = finished_at
+    # Made only by WorkerPool._record_result(), which sets every field
+    # itself rather than through an __init__: a call less per job.
+    job_id: int
+    name: str
+    data: T | None
+    error: BaseException | None
+    status: Status
+    code: int
+    attempts: int
+    queued_at: float
+    started_at: float | None
+    finished_at: float
