@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Final, Generic, TypeVar, overload
 
 import attrs
 
@@ -213,42 +213,33 @@ class Job(Generic[T]):
         chain = NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware")
         if max_per_second is not None:
             max_per_second = rate(max_per_second, "max_per_second")
-        _fill(
-            self,
-            task,
-            name,
-            context,
-            options,
-            args,
-            retry,
-            timeout,
-            attempt_timeout,
-            backoff,
-            classes,
-            chain,
-            max_per_second,
-            is_async,
-        )
+        # As _fill(), inline: a Job is made per submission.
+        _set_class(self, "__class__", _JobFields)
+        fields: _JobFields[Any] = self  # type: ignore[assignment]  # a _JobFields until the last line
+        fields.task = task
+        fields.name = name
+        fields.context = context
+        fields.options = options
+        fields.args = args
+        fields.retry = retry
+        fields.timeout = timeout
+        fields.attempt_timeout = attempt_timeout
+        fields.backoff = backoff
+        fields.retry_on = classes
+        fields.middleware = chain
+        fields.max_per_second = max_per_second
+        fields.is_async = is_async
+        _set_class(self, "__class__", Job)
 
     def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
         """This job with its handler name replaced by the handler, already checked."""
         job: Job[Any] = object.__new__(Job)
-        _fill(
-            job,
-            task,
-            self.name,
-            self.context,
-            self.options,
-            self.args,
-            self.retry,
-            self.timeout,
-            self.attempt_timeout,
-            self.backoff,
-            self.retry_on,
-            self.middleware,
-            self.max_per_second,
-            is_async_callable(task),
-        )
+        # Through Job's own slot descriptors, which a frozen class does not
+        # guard (this is not the per-submission path).
+        for slot in _SLOTS:
+            slot.__set__(job, slot.__get__(self))
+        _SLOT_TASK.__set__(job, task)
+        _SLOT_IS_ASYNC.__set__(job, is_async_callable(task))
         return job
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,36 +307,7 @@ class _JobFields(Generic[T]):
 _set_class = object.__setattr__
 
 
-def _fill(
-    job: Job[Any],
-    task: Any,
-    name: str,
-    context: Context | None,
-    options: Options | None,
-    args: Mapping[str, Any],
-    retry: int | None,
-    timeout: float | None,
-    attempt_timeout: float | None,
-    backoff: Backoff | None,
-    retry_on: tuple[type[Exception], ...] | None,
-    middleware: tuple[Middleware, ...],
-    max_per_second: float | None,
-    is_async: bool,
-) -> None:
-    """Store every field of a new ``job``, already checked, as a plain object would."""
-    _set_class(job, "__class__", _JobFields)
-    fields: _JobFields[Any] = job  # type: ignore[assignment]  # a _JobFields until the last line
-    fields.task = task
-    fields.name = name
-    fields.context = context
-    fields.options = options
-    fields.args = args
-    fields.retry = retry
-    fields.timeout = timeout
-    fields.attempt_timeout = attempt_timeout
-    fields.backoff = backoff
-    fields.retry_on = retry_on
-    fields.middleware = middleware
-    fields.max_per_second = max_per_second
-    fields.is_async = is_async
-    _set_class(job, "__class__", Job)
+# Job's slots, which _with_task() copies.
+_SLOTS: Final = tuple(Job.__dict__[field.name] for field in attrs.fields(Job))
+_SLOT_TASK: Final = Job.__dict__["task"]
+_SLOT_IS_ASYNC: Final = Job.__dict__["is_async"]
