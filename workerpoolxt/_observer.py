@@ -30,7 +30,8 @@ class JobQueued:
     """A job was submitted: queued, handed to an idle worker, or put aside until its start time."""
 
     handle: JobHandle[Any]
-    """The job's handle: the same object in every event of the job, so an observer can key its own state on it."""
+    """The job's handle: equal in every event of the job (and to the one ``submit()`` returned), so an observer
+    can key its own state on it."""
     time: float
     """When, on the trio clock."""
 

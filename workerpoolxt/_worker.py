@@ -183,7 +183,7 @@ class Worker:
                 timeout = job.timeout if job.timeout is not None else pool._timeout
                 if timeout is not None and now + timeout < deadline:
                     deadline = now + timeout
-                # No retry settings of its own: the pool's policy, and the first attempt made inline below.
+                # No retry settings of its own: the pool's policy.
                 plain = (
                     job.retry is None and job.backoff is None and job.retry_on is None and job.attempt_timeout is None
                 )
@@ -209,30 +209,27 @@ class Worker:
                 )
                 turns = pool._turns = pool._turns + 1
                 try:
-                    if through is None and job.is_async and plain:
-                        # The engine's first attempt, made here: a coroutine
-                        # fewer for the common job. A failure goes back to the
-                        # engine, which alone decides what is retried.
-                        engine.attempt = 1  # last_error is None since the last job's end
-                        engine.ended_at = None
-                        try:
+                    # The engine's run, with its first attempt made here (as
+                    # Attempts.run() makes it): a coroutine fewer per job. A
+                    # failure goes back to the engine, which alone decides
+                    # what is retried.
+                    engine.attempt = 1  # last_error is None since the last job's end
+                    engine.ended_at = None
+                    try:
+                        if through is not None:
+                            data = await through(1)
+                        elif job.is_async and job.attempt_timeout is None:
                             data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
-                        except Exception as exc:
-                            data = await engine.after_failure(
-                                policy,
-                                deadline,
-                                job.name,
+                        else:
+                            data = await engine.attempt_once(
                                 job.task,  # type: ignore[arg-type]  # submit() resolved names
                                 options,
-                                True,
-                                None,
-                                exc,
+                                job.is_async,
+                                job.attempt_timeout,
+                                job.name,
                             )
-                        else:
-                            if deadline != _INF:
-                                engine.check_late(deadline, job.name, None)
-                    else:
-                        data = await engine.run(
+                    except Exception as exc:
+                        data = await engine.after_failure(
                             policy,
                             deadline,
                             job.name,
@@ -240,7 +237,11 @@ class Worker:
                             options,
                             job.is_async,
                             through,
+                            exc,
                         )
+                    else:
+                        if deadline != _INF:
+                            engine.check_late(deadline, job.name, None)
                 except Exception as exc:  # the task's, contained; or a timeout
                     status = _TIMED_OUT if isinstance(exc, JobTimeoutError) else _FAILED
                     data, error = None, exc
@@ -425,13 +426,14 @@ class Worker:
 
     async def _through_middleware(self, attempt: int) -> Any:
         """Make attempt ``attempt`` of the job in hand inside its middleware, as the engine's ``through``."""
-        entry = self.current
-        assert entry is not None
-        assert entry.job is not None
         running = self.running_job
         if running is None:
-            running = self.running_job = RunningJob(self, entry, entry.job)
-        running._attempt_timeout = entry.job.attempt_timeout
+            entry = self.current
+            assert entry is not None
+            job: Job[Any] = entry.value  # type: ignore[assignment]  # running: no Result yet
+            running = self.running_job = RunningJob(self, entry, job)
+        else:
+            running._attempt_timeout = running._job.attempt_timeout  # each attempt starts with the job's bound
         self.live_attempt = attempt
         try:
             return await self._next_middleware(running, attempt, 0)
