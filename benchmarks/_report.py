@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 TARGET_N = 100_000
-"""The size the throughput targets are read at, as the issue states them."""
+"""The size the throughput targets are read at."""
 
+# Targets stated once, for the targets table and for the chart's target lines.
 PLAIN_VS_BARE = 0.75
 TIMEOUT_VS_BARE = 0.5
 KEPT_SHARED_JOB_MIB = 200
+HANDLE_AND_ENTRY_BYTES = 100
 POSTGRES_JOBS_PER_S = 10_000
 SQLITE_JOBS_PER_S = 5_000
-"""Targets that the chart draws as lines too, so both read them from here."""
 
 
 def _medians(throughput: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
@@ -122,9 +123,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add(
         "handle_and_entry",
         f"handle and queue entry of each of {objects['n']:,} queued jobs" if objects else "handle and queue entry",
-        "≤ 100 B",
+        f"≤ {HANDLE_AND_ENTRY_BYTES} B",
         value,
-        lambda v: v <= 100,
+        functools.partial(operator.ge, HANDLE_AND_ENTRY_BYTES),
         # The whole cost beside it, so the figure does not read as all a queued job takes.
         f"{value} B ({objects['traced_bytes_per_job']:.0f} B per queued job in all)" if objects else "",
     )
