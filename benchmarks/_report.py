@@ -416,6 +416,10 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     return None
 
 
+def _target_line(axis: Any, value: float, color: str, label: str) -> None:
+    axis.axvline(value, color=color, linestyle="--", linewidth=0.8, label=f"target, {label}")
+
+
 def _throughput_panel(axis: Any, results: dict[str, Any]) -> None:
     sizes = results["settings"]["sizes"]
     labels: list[str] = []
@@ -433,16 +437,8 @@ def _throughput_panel(axis: Any, results: dict[str, Any]) -> None:
     axis.set_yticks([y + height * (len(sizes) - 1) / 2 for y in range(len(labels))], labels, fontsize=8)
     axis.invert_yaxis()
     axis.axvline(1.0, color="black", linewidth=0.8)
-    axis.axvline(
-        PLAIN_VS_BARE, color="tab:red", linestyle="--", linewidth=0.8, label=f"target, no deadline: {PLAIN_VS_BARE}"
-    )
-    axis.axvline(
-        TIMEOUT_VS_BARE,
-        color="tab:orange",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"target, per-job timeout: {TIMEOUT_VS_BARE}",
-    )
+    _target_line(axis, PLAIN_VS_BARE, "tab:red", f"no deadline: {PLAIN_VS_BARE}")
+    _target_line(axis, TIMEOUT_VS_BARE, "tab:orange", f"per-job timeout: {TIMEOUT_VS_BARE}")
     axis.set_xlabel("throughput / bare trio fixed workers (higher is better)")
     axis.set_title("Throughput, 16 at once (missing bar: not measured)")
     axis.legend(loc="lower right", fontsize=8)
@@ -454,15 +450,9 @@ def _memory_panel(axis: Any, results: dict[str, Any]) -> None:
     axis.barh(range(len(rows)), [row["peak_rss_mib"] for row in rows], color="tab:purple")
     axis.set_yticks(range(len(rows)), labels, fontsize=8)
     axis.invert_yaxis()
-    axis.axvline(250, color="tab:red", linestyle="--", linewidth=0.8, label="target, kept: 250 MiB")
-    axis.axvline(
-        KEPT_SHARED_JOB_MIB,
-        color="tab:green",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"target, kept, one shared Job: {KEPT_SHARED_JOB_MIB} MiB",
-    )
-    axis.axvline(100, color="tab:orange", linestyle="--", linewidth=0.8, label="target, streaming: 100 MiB")
+    _target_line(axis, 250, "tab:red", "kept: 250 MiB")
+    _target_line(axis, KEPT_SHARED_JOB_MIB, "tab:green", f"kept, one shared Job: {KEPT_SHARED_JOB_MIB} MiB")
+    _target_line(axis, 100, "tab:orange", "streaming: 100 MiB")
     axis.set_xlabel("peak RSS, MiB (lower is better)")
     axis.set_title(f"Peak RSS, {rows[0]['n']:,} jobs")
     axis.legend(loc="lower right", fontsize=8)
@@ -477,7 +467,7 @@ def _timeouts_panel(axis: Any, results: dict[str, Any]) -> None:
     axis.set_yticks(list(positions), labels, fontsize=8)
     axis.invert_yaxis()
     axis.set_xscale("log")
-    axis.axvline(2.0, color="tab:red", linestyle="--", linewidth=0.8, label="target p99: 2 ms")
+    _target_line(axis, 2.0, "tab:red", "p99: 2 ms")
     axis.set_xlabel("lateness of the TIMED_OUT result, ms (log scale, lower is better)")
     axis.set_title(f"Timeout precision, {rows[0]['n']:,} jobs with a 20 ms timeout")
     axis.legend(loc="best", fontsize=8)
@@ -490,20 +480,8 @@ def _stores_panel(axis: Any, results: dict[str, Any]) -> None:
     axis.barh(range(len(rows)), values, color="tab:cyan")
     axis.set_yticks(range(len(rows)), labels, fontsize=8)
     axis.invert_yaxis()
-    axis.axvline(
-        POSTGRES_JOBS_PER_S,
-        color="tab:red",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"target, PostgreSQL: {POSTGRES_JOBS_PER_S:,} jobs/s",
-    )
-    axis.axvline(
-        SQLITE_JOBS_PER_S,
-        color="tab:orange",
-        linestyle="--",
-        linewidth=0.8,
-        label=f"target, SQLite: {SQLITE_JOBS_PER_S:,} jobs/s",
-    )
+    _target_line(axis, POSTGRES_JOBS_PER_S, "tab:red", f"PostgreSQL: {POSTGRES_JOBS_PER_S:,} jobs/s")
+    _target_line(axis, SQLITE_JOBS_PER_S, "tab:orange", f"SQLite: {SQLITE_JOBS_PER_S:,} jobs/s")
     axis.set_xlabel("end to end jobs/s: enqueue, claim, run a no-op, complete (higher is better)")
     axis.set_title("Durable stores, one worker process with 128 slots")
-    axis.legend(loc="best", fontsize=8)
+    axis.legend(loc="lower right", fontsize=8)  # beside the last row, procrastinate's short bar

@@ -64,17 +64,24 @@ VARIANTS = {
 }
 
 
-def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
-    """A smoke run prints every row with a positive rate, and writes results.json and the chart."""
+def _benchmarks(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m benchmarks`` with ``args`` and the extra environment ``env``; it must succeed."""
     done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "benchmarks", "--smoke", "--quiet", "--output", str(tmp_path)],
+        [sys.executable, "-W", "error", "-m", "benchmarks", *args],
         cwd=ROOT,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
+    """A smoke run prints every row with a positive rate, and writes results.json and the chart."""
+    done = _benchmarks("--smoke", "--quiet", "--output", str(tmp_path))
     assert done.stderr == ""
 
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
@@ -125,16 +132,7 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
 def test_smoke_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
     """Without --output, a smoke run writes to a new temporary folder and says which, not over benchmarks/results.*."""
     committed = {name: (ROOT / "benchmarks" / name).read_bytes() for name in ("results.json", "results.png")}
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "benchmarks", "--smoke", "--parts", "throughput", "--sizes", "100"],
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _benchmarks("--smoke", "--parts", "throughput", "--sizes", "100", TMPDIR=str(tmp_path))
 
     for name, content in committed.items():
         assert (ROOT / "benchmarks" / name).read_bytes() == content, f"the smoke run overwrote benchmarks/{name}"
@@ -228,16 +226,7 @@ TINY = ["--sizes", "300", "--runs", "2", "--store-n", "150"]
 def _quick_run(tmp_path: Path, dsn: str) -> tuple[str, dict[str, list[str]]]:
     """A --quick run on tiny sizes, through the same code path; its stdout and its Markdown tables by heading."""
     committed = {name: (RESULTS / name).read_bytes() for name in ("results.json", "results.png")}
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "benchmarks", "--quick", "--quiet", *TINY],
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path), "WPXT_BENCH_POSTGRES_DSN": dsn},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _benchmarks("--quick", "--quiet", *TINY, TMPDIR=str(tmp_path), WPXT_BENCH_POSTGRES_DSN=dsn)
     assert done.stderr == ""
     # It writes nothing: no temporary folder, and the committed results stay as they were.
     assert list(tmp_path.iterdir()) == []
