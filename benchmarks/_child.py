@@ -23,6 +23,11 @@ def measure(kind: str, name: str, n: int, workers: int) -> dict[str, object]:
 
         peak_kib, collected = getattr(_memory, name)(n)
         return {"peak_rss_kib": peak_kib, "collected": collected}
+    if kind == "objects":
+        from . import _memory
+
+        objects: dict[str, object] = getattr(_memory, name)(n)
+        return objects
     if kind == "timeouts":
         from . import _timeouts
 

@@ -1,13 +1,16 @@
-"""Peak RSS scenarios, each run alone in a fresh process by the suite.
+"""Peak RSS scenarios, and the objects behind one queued job, each run alone in a fresh process by the suite.
 
-Every scenario returns ``(peak_rss_kib, collected)``. The peak is the process's
-``ru_maxrss`` (KiB on Linux), so it includes the interpreter and its imports;
-the ``baseline`` scenario measures just those, to subtract by eye.
+Every peak-RSS scenario returns ``(peak_rss_kib, collected)``. The peak is the
+process's ``ru_maxrss`` (KiB on Linux), so it includes the interpreter and its
+imports; the ``baseline`` scenario measures just those, to subtract by eye.
+``queued_objects`` instead counts the bytes of the objects one queued job costs.
 """
 
 from __future__ import annotations
 
 import resource
+import sys
+import tracemalloc
 from typing import Any
 
 import trio
@@ -118,3 +121,44 @@ def streaming_backpressure(n: int) -> Outcome:
 
     collected = trio.run(main)
     return _peak_rss_kib(), collected
+
+
+def queued_objects(n: int) -> dict[str, Any]:
+    """What one queued job costs the pool: its handle, its queue entry, and everything else it allocates.
+
+    A paused pool queues ``n`` submissions of one shared Job, and the caller
+    keeps every handle. Two figures come out. ``sys.getsizeof`` of a handle
+    and of its queue entry (``JobHandle._entry``, private, read here only) is
+    the pool's own record of the job. tracemalloc, started after the pool is
+    open and with the caller's list of handles made beforehand, counts every
+    byte the submissions allocate: the handle, the entry, the entry's job id
+    (an int) and queue time (a float), which its Result later keeps, and the
+    queue's deque slots. Then the pool resumes and runs every job, so the
+    suite can check that all of them ran.
+    """
+
+    async def main() -> dict[str, Any]:
+        job = wpxt.Job(_task, options={"i": 0})
+        handles: list[Any] = [None] * n  # made before the tracing: the caller's list is not the pool's cost
+        async with wpxt.WorkerPool(CONCURRENCY) as pool:
+            async with pool.paused():
+                tracemalloc.start()
+                before = tracemalloc.get_traced_memory()[0]
+                for i in range(n):
+                    handles[i] = pool.submit(job)
+                traced = tracemalloc.get_traced_memory()[0] - before
+                tracemalloc.stop()
+                queued = pool.waiting_queue_size
+            results = await pool.stop_wait()
+        entry = handles[-1]._entry
+        return {
+            "handle_bytes": sys.getsizeof(handles[-1]),
+            "entry_bytes": sys.getsizeof(entry),
+            "job_id_bytes": sys.getsizeof(entry.job_id),
+            "queued_at_bytes": sys.getsizeof(entry.queued_at),
+            "traced_bytes_per_job": traced / n,
+            "queued": queued,
+            "collected": sum(1 for result in results if result.ok),
+        }
+
+    return trio.run(main)

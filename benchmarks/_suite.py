@@ -4,6 +4,10 @@ Every measurement runs in a fresh process (``benchmarks._child``). Throughput
 runs are interleaved: for each size, repetition ``r`` runs every variant once,
 starting one variant further along the list than repetition ``r - 1``, so a
 slow stretch on a shared machine hits every variant alike instead of one.
+
+``--quick`` measures only the figures of the headline targets (no deadline and
+per-job timeout against bare trio, the PostgreSQL store against pgqueuer), in
+well under a minute, and writes no files.
 """
 
 from __future__ import annotations
@@ -81,6 +85,16 @@ MEMORY_SCENARIOS: tuple[tuple[str, str], ...] = (
 )
 
 
+QUICK_VARIANTS = ("trio_fixed", "wpxt_plain", "wpxt_timeout")
+"""The throughput rows of ``--quick``."""
+QUICK_STORES = ("postgres", "pgqueuer_b64")
+"""The durable-store rows of ``--quick``."""
+QUICK_TARGETS = ("plain_vs_bare", "timeout_vs_bare", "postgres_vs_pgqueuer_b64")
+"""The targets ``--quick`` reports (keys of ``_report.targets`` rows)."""
+
+PARTS = ("throughput", "memory", "objects", "timeouts", "stores")
+
+
 @dataclass
 class Settings:
     """What to measure, from the command line."""
@@ -92,14 +106,19 @@ class Settings:
     slow_peer_large_runs: int
     sync_max_n: int
     memory_n: int
+    objects_n: int
     timeout_n: int
     store_n: int
     timeout_workers: list[int]
     parts: set[str]
-    output: Path
+    output: Path | None
+    """Where results.json and results.png go; None: nowhere (``--quick``)."""
     smoke: bool
     quiet: bool
+    quick: bool = False
     variants: list[Variant] = field(default_factory=lambda: list(VARIANTS))
+    stores: tuple[str, ...] = ()
+    """Keys of STORE_SCENARIOS to measure; empty: all of them."""
 
     def runs_for(self, variant: Variant, n: int) -> int:
         """How many runs ``variant`` gets at size ``n`` (0: not measured)."""
@@ -134,8 +153,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         prog="python -m benchmarks",
         description="Benchmark workerpoolxt against bare trio, anyio, asyncio, aiometer and threads.",
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes and one run each: a check, not a measurement")
-    parser.add_argument("--sizes", type=_counts, help="throughput sizes, e.g. 10k,100k,1M (the default)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes and one run each: a check, not a measurement")
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the headline targets, in under a minute: no deadline and per-job timeout vs bare trio at "
+        "N=100k (3 interleaved runs), the PostgreSQL store vs pgqueuer (batches of 64) at 10k tasks (one run "
+        "each); writes no files unless --output is given",
+    )
+    parser.add_argument("--sizes", type=_counts, help="throughput sizes, e.g. 10k,100k,1M (the default; --quick: 100k)")
     parser.add_argument("--runs", type=int, help="runs per cell; the median is reported (default 3)")
     parser.add_argument("--large", type=_count, default=1_000_000, help="sizes from here on are 'large' (1M)")
     parser.add_argument("--peer-large-runs", type=int, default=1, help="runs for the peers at large sizes (default 1)")
@@ -147,38 +174,58 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument("--sync-max-n", type=_count, help="largest size for the thread rows (default 100k)")
     parser.add_argument("--memory-n", type=_count, help="jobs in the peak-RSS scenarios (default 1M)")
+    parser.add_argument(
+        "--objects-n", type=_count, help="jobs queued to count the bytes of a queued job (default 100k)"
+    )
     parser.add_argument("--timeout-n", type=_count, help="jobs in the timeout scenarios (default 10k)")
-    parser.add_argument("--parts", default="throughput,memory,timeouts,stores", help="which parts to run")
-    parser.add_argument("--store-n", type=_count, help="tasks per durable-store run (default 20k; procrastinate 1/4)")
+    parser.add_argument(
+        "--parts", help=f"which parts to run, of {','.join(PARTS)} (default: all; --quick: throughput,stores)"
+    )
+    parser.add_argument(
+        "--store-n",
+        type=_count,
+        help="tasks per durable-store run (default 20k, procrastinate 1/4; --quick: 10k)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
-        help="where results.json and results.png go (default: benchmarks/, or a new temporary folder with --smoke)",
+        help="where results.json and results.png go (default: benchmarks/, a new temporary folder with --smoke, "
+        "nowhere with --quick)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    smoke = bool(args.smoke)
+    smoke, quick = bool(args.smoke), bool(args.quick)
     timeout_n = args.timeout_n or (160 if smoke else 10_000)
-    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    unknown = parts - {"throughput", "memory", "timeouts", "stores"}
+    parts_text = args.parts or ("throughput,stores" if quick else ",".join(PARTS))
+    parts = {part.strip() for part in parts_text.split(",") if part.strip()}
+    unknown = parts - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if smoke:
+        # A smoke run's figures mean nothing, so by default they stay out of the committed results.
+        output: Path | None = args.output or Path(tempfile.mkdtemp(prefix="wpxt-benchmarks-smoke-"))
+    else:
+        # A quick run measures a few rows only: it must not replace the full run's results.
+        output = args.output or (None if quick else RESULTS)
     return Settings(
-        sizes=args.sizes or ([2_000] if smoke else [10_000, 100_000, 1_000_000]),
+        sizes=args.sizes or ([2_000] if smoke else [100_000] if quick else [10_000, 100_000, 1_000_000]),
         runs=args.runs or (1 if smoke else 3),
         large=args.large,
         peer_large_runs=args.peer_large_runs,
         slow_peer_large_runs=args.slow_peer_large_runs,
         sync_max_n=args.sync_max_n or (2_000 if smoke else 100_000),
         memory_n=args.memory_n or (5_000 if smoke else 1_000_000),
+        objects_n=args.objects_n or (2_000 if smoke else 100_000),
         timeout_n=timeout_n,
         timeout_workers=[16, timeout_n],
-        store_n=args.store_n or (200 if smoke else 20_000),
+        store_n=args.store_n or (200 if smoke else 10_000 if quick else 20_000),
         parts=parts,
-        # A smoke run's figures mean nothing, so by default they stay out of the committed results.
-        output=args.output or (Path(tempfile.mkdtemp(prefix="wpxt-benchmarks-smoke-")) if smoke else RESULTS),
+        output=output,
         smoke=smoke,
         quiet=bool(args.quiet),
+        quick=quick,
+        variants=[variant for variant in VARIANTS if variant.key in QUICK_VARIANTS] if quick else list(VARIANTS),
+        stores=QUICK_STORES if quick else (),
     )
 
 
@@ -282,6 +329,31 @@ def measure_memory(settings: Settings, progress: Callable[[str], None]) -> list[
     return rows
 
 
+def measure_objects(settings: Settings, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The bytes of one queued job: its handle and queue entry, and all it allocates (one row)."""
+    n = settings.objects_n
+    measurement = run_child("objects", "queued_objects", n)
+    if measurement["queued"] != n:
+        raise RuntimeError(f"objects: {measurement['queued']} of {n} jobs were queued; the pool did not pause")
+    row = {
+        "scenario": "queued_shared_job",
+        "label": "one shared Job queued N times in a paused pool, handles kept",
+        "n": n,
+        "handle_bytes": measurement["handle_bytes"],
+        "entry_bytes": measurement["entry_bytes"],
+        "handle_and_entry_bytes": measurement["handle_bytes"] + measurement["entry_bytes"],
+        "job_id_bytes": measurement["job_id_bytes"],
+        "queued_at_bytes": measurement["queued_at_bytes"],
+        "traced_bytes_per_job": measurement["traced_bytes_per_job"],
+        "collected": measurement["collected"],
+    }
+    progress(
+        f"objects n={n:,}: handle + entry {row['handle_and_entry_bytes']} B, "
+        f"{row['traced_bytes_per_job']:.0f} B per queued job in all"
+    )
+    return [row]
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The nearest-rank percentile of ``values`` (``fraction`` in 0..1)."""
     ordered = sorted(values)
@@ -329,15 +401,23 @@ STORE_SCENARIOS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+def _why(error: RuntimeError) -> str:
+    """Why a child failed: the exception line of its traceback (the last unindented line), else the first line."""
+    lines = str(error).splitlines()
+    return next((line for line in reversed(lines[1:]) if line and not line[0].isspace()), lines[0])
+
+
 def measure_stores(settings: Settings, progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """Durable-store throughput: enqueue and end to end, one worker process with 128 slots."""
     rows: list[dict[str, Any]] = []
     for key, label, divisor in STORE_SCENARIOS:
+        if settings.stores and key not in settings.stores:
+            continue
         n = max(settings.store_n // divisor, 1)
         try:
             measurement = run_child("stores", key, n)
         except RuntimeError as error:  # no server, or the optional peer missing: the row says so
-            rows.append({"scenario": key, "label": label, "n": n, "error": str(error).splitlines()[0]})
+            rows.append({"scenario": key, "label": label, "n": n, "error": _why(error)})
             progress(f"stores {label}: not measured ({rows[-1]['error']})")
             continue
         rows.append({"scenario": key, "label": label, "n": n, **measurement})
@@ -392,6 +472,12 @@ def plan_notes(settings: Settings) -> list[str]:
     notes: list[str] = []
     if settings.smoke:
         notes.append("Smoke run: tiny sizes and one run per cell. It checks the suite works; its figures mean nothing.")
+    if settings.quick:
+        notes.append(
+            f"Quick run: {', '.join(QUICK_VARIANTS)} at N={', '.join(f'{n:,}' for n in settings.sizes)} "
+            f"({settings.runs} interleaved run(s) each), and {' and '.join(QUICK_STORES)} at {settings.store_n:,} "
+            "tasks (one run each); only their targets are reported. `python -m benchmarks` measures everything."
+        )
     if "throughput" not in settings.parts:
         return notes
     for n in settings.sizes:
@@ -423,7 +509,7 @@ def plan_notes(settings: Settings) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the suite, print the Markdown report and write results.json and results.png."""
+    """Run the suite, print the Markdown report and write results.json and results.png (unless ``--quick``)."""
     settings = parse_args(argv)
     progress = Progress(settings.quiet)
     started = datetime.datetime.now(datetime.UTC)
@@ -432,10 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "settings": {
             "smoke": settings.smoke,
+            "quick": settings.quick,
             "sizes": settings.sizes,
             "runs": settings.runs,
             "concurrency": 16,
             "memory_n": settings.memory_n,
+            "objects_n": settings.objects_n,
             "timeout_n": settings.timeout_n,
             "store_n": settings.store_n,
             "timeout_seconds": TIMEOUT_SECONDS,
@@ -444,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "throughput": [],
         "memory": [],
+        "objects": [],
         "timeouts": [],
         "stores": [],
     }
@@ -451,15 +540,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["throughput"] = measure_throughput(settings, progress)
     if "memory" in settings.parts:
         results["memory"] = measure_memory(settings, progress)
+    if "objects" in settings.parts:
+        results["objects"] = measure_objects(settings, progress)
     if "timeouts" in settings.parts:
         results["timeouts"] = measure_timeouts(settings, progress)
     if "stores" in settings.parts:
         results["stores"] = measure_stores(settings, progress)
     results["scaling"] = _report.scaling(results["throughput"])
     results["targets"] = _report.targets(results)
+    if settings.quick:
+        results["targets"] = [row for row in results["targets"] if row["key"] in QUICK_TARGETS]
     results["notes"] = plan_notes(settings)
     results["wall_time_s"] = time.perf_counter() - progress.start
 
+    if settings.output is None:
+        results["chart"] = None
+        print(_report.markdown(results))
+        return 0
     settings.output.mkdir(parents=True, exist_ok=True)
     chart = settings.output / "results.png"
     chart_note = _report.chart(results, chart)
