@@ -38,6 +38,10 @@ def _as_seconds(value: object, name: str) -> float:
 
 def to_seconds(value: Seconds, name: str) -> float:
     """Return ``value`` as float seconds; it must be finite and positive."""
+    kind = type(value)
+    # The common case, a Job's timeout of some seconds: no more to check.
+    if (kind is float or kind is int) and 0 < value < 1e18:  # type: ignore[operator]  # int or float, just checked
+        return float(value)  # type: ignore[arg-type]  # likewise
     seconds = _as_seconds(value, name)
     if not seconds > 0 or math.isinf(seconds):
         raise ValueError(f"`{name}` must be positive and finite, got {value!r}")

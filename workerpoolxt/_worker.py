@@ -240,8 +240,10 @@ class Worker:
                             exc,
                         )
                     else:
-                        if deadline != _INF:
-                            engine.check_late(deadline, job.name, None)
+                        if deadline != _INF:  # as engine.check_late(), inline: a job with a deadline takes this path
+                            engine.ended_at = ended_at = clock.current_time()
+                            if ended_at > deadline:
+                                raise JobTimeoutError(name=job.name, deadline=deadline)
                 except Exception as exc:  # the task's, contained; or a timeout
                     status = _TIMED_OUT if isinstance(exc, JobTimeoutError) else _FAILED
                     data, error = None, exc
