@@ -257,3 +257,12 @@ def test_jobs_for_one_task_in_a_row_each_describe_their_own_task() -> None:
     assert Job(len).name == "len"  # a builtin takes no weak reference: described every time
     with pytest.raises(TypeError, match="`task` must be callable"):
         Job(None)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("value", [60, 0.25, 10**17])
+def test_a_number_of_seconds_is_stored_as_a_float(value: float) -> None:
+    """An int or float timeout is kept as float seconds, whichever way it was checked."""
+    job = wpxt.Job(work, timeout=value, attempt_timeout=value)
+    assert (job.timeout, job.attempt_timeout) == (float(value), float(value))
+    assert type(job.timeout) is float
+    assert type(job.attempt_timeout) is float
