@@ -320,6 +320,9 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
 
 def encode_result(result: Any, max_bytes: int) -> str:
     """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible or too large."""
+    if result is None:  # what most handlers return, spared the encoder
+        check_size("null", "result", max_bytes)
+        return "null"
     encoded = _JSON.encode(json_copy(result, "result"))
     check_size(encoded, "result", max_bytes)
     if _holds_nul(encoded):
