@@ -129,6 +129,10 @@ class Store(Protocol):
     Finalising calls (``complete``, ``fail``, ``cancel``) take the task from a
     worker that holds it; given ``worker_id``, they refuse a task that worker
     no longer holds (its lease expired and another worker claimed it).
+
+    A store may also write many tasks' ends and claim more in one transaction
+    (``finish_and_claim()``, see ``BatchingStore``): all three stores here do,
+    and ``DurableWorker`` uses it when a store has it.
     """
 
     async def init(self) -> None:
