@@ -12,6 +12,12 @@ to ``max_lost_leases`` times, whatever its ``retry``. Its final status is
 written exactly once: finalising writes check that the task is still running
 and still held by this worker.
 
+The pool tells the worker of each job's end (an observer), and the worker
+writes the ends of the tasks that ended together in one transaction: on a
+store that can (``finish_and_claim()``), the same one that claims their
+successors, so their slots count as free for that claim. A task's slot is
+free, and its lease no longer held, only once its end is written.
+
 A handler that raises a BaseException (``SystemExit``, ``KeyboardInterrupt``)
 fails its own attempt, which the store records before the exception leaves
 the worker; the tasks that were running or claimed beside it go back to the
