@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -22,6 +22,7 @@ EMPTY_ARGS: Final[Mapping[str, Any]] = types.MappingProxyType({})
 
 # The fields of a named job that round-trip through a dict, in order.
 _PLAIN_FIELDS: Final = ("task", "name", "args", "retry", "timeout", "attempt_timeout", "backoff", "max_per_second")
+_PLAIN_KEYS: Final = frozenset(_PLAIN_FIELDS)
 
 
 def json_copy(value: Any, path: str) -> Any:
@@ -80,8 +81,21 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
     }
 
 
-def job_from_dict(job_class: type[Job[Any]], data: Mapping[str, Any]) -> Job[Any]:
+_NO_OVERRIDE: Final[Any] = object()
+
+
+def job_from_dict(
+    job_class: type[Job[Any]],
+    data: Mapping[str, Any],
+    *,
+    handler: Callable[..., Any] | None = None,
+    retry: int | None = _NO_OVERRIDE,
+) -> Job[Any]:
     """Build the named job that ``job_to_dict`` described, as a ``job_class`` (which is ``Job``).
+
+    A durable worker passes ``handler``, the function ``data["task"]`` names in
+    its registry, to make the job that runs it at once, rather than a job the
+    pool must look up and copy; and ``retry``, to replace the stored one.
 
     Raises:
         ValueError: ``data`` has unknown keys or lacks ``task``.
@@ -89,23 +103,26 @@ def job_from_dict(job_class: type[Job[Any]], data: Mapping[str, Any]) -> Job[Any
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"a job dict must be a mapping, not {type(data).__name__}")
-    unknown = set(data) - set(_PLAIN_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown job fields: {sorted(unknown)}")
-    if "task" not in data:
+    if not _PLAIN_KEYS.issuperset(data):
+        raise ValueError(f"unknown job fields: {sorted(set(data) - _PLAIN_KEYS)}")
+    task = data.get("task")
+    if task is None and "task" not in data:
         raise ValueError("a job dict needs `task`, the handler's name")
-    if not isinstance(data["task"], str):
-        raise TypeError(f"`task` must be the handler's name, not {type(data['task']).__name__}")
+    if not isinstance(task, str):
+        raise TypeError(f"`task` must be the handler's name, not {type(task).__name__}")
     backoff = data.get("backoff")
     if backoff is not None:
         if not isinstance(backoff, Mapping):
             raise TypeError(f"`backoff` must be a mapping or None, not {type(backoff).__name__}")
         backoff = Backoff(**backoff)
+    name = data.get("name")
+    if handler is not None and name is None:
+        name = task  # as Job(task) names itself, where Job(handler) would take the function's name
     return job_class(
-        data["task"],
-        name=data.get("name"),
+        task if handler is None else handler,
+        name=name,
         args=data.get("args"),
-        retry=data.get("retry"),
+        retry=data.get("retry") if retry is _NO_OVERRIDE else retry,
         timeout=data.get("timeout"),
         attempt_timeout=data.get("attempt_timeout"),
         backoff=backoff,

@@ -45,6 +45,8 @@ from workerpoolxt.durable import (
     TaskRecord,
     TaskStatus,
 )
+from workerpoolxt.durable._machine import Call
+from workerpoolxt.durable._store import BatchingStore, TaskEnd
 from workerpoolxt.durable.testing import MemoryStore
 
 NO_JITTER: Final = Backoff(initial=1.0, multiplier=1.0, jitter=0.0)
@@ -117,6 +119,48 @@ class ScriptedStore(MemoryStore):
         await self._hook("claimed")
         return records
 
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = 3,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """The ends by the scripted calls, then the claim; a claim hook that raises fails it all, before any write."""
+        if limit > 0:
+            # What the claimer holds once its ends are written, as in one transaction.
+            ending = {end.task_id for end in ends}
+            held = sum(
+                task.status is TaskStatus.RUNNING and task.worker_id == worker_id and task.id not in ending
+                for task in self._tasks.values()
+            )
+            self.claims.append((limit, held))
+            await self._hook("claim")
+        outcomes: list[BaseException | None] = []
+        for end in ends:
+            try:
+                if end.call is Call.COMPLETE:
+                    await self.complete(end.task_id, end.result, worker_id=worker_id)
+                elif end.call is Call.FAIL:
+                    assert end.error is not None
+                    await self.fail(end.task_id, end.error, end.retry_at, worker_id=worker_id)
+                else:
+                    await self.cancel(end.task_id, worker_id=worker_id)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        if limit <= 0:
+            return outcomes, []
+        records = await MemoryStore.claim(
+            self, worker_id, limit, order=order, lease=lease, max_lost_leases=max_lost_leases
+        )
+        await self._hook("claimed")
+        return outcomes, records
+
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         await self._hook("heartbeat")
         return await super().heartbeat(task_ids, worker_id=worker_id)
@@ -124,6 +168,27 @@ class ScriptedStore(MemoryStore):
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         await self._hook("complete")
         await super().complete(task_id, result, worker_id=worker_id)
+
+
+class PlainStore(ScriptedStore):
+    """A ScriptedStore without ``finish_and_claim()``, as a store of one's own may be: the worker calls each method.
+
+    A protocol's method set to None counts as missing, as ``__hash__ = None`` does.
+    """
+
+    finish_and_claim = None  # type: ignore[assignment]
+
+    async def fail(
+        self,
+        task_id: int,
+        error: BaseException,
+        retry_at: float | None = None,
+        *,
+        worker_id: str | None = None,
+        dead: bool = False,
+    ) -> None:
+        await self._hook("fail")
+        await super().fail(task_id, error, retry_at, worker_id=worker_id, dead=dead)
 
 
 def steal(store: MemoryStore, task_id: int) -> TaskRecord:
@@ -197,6 +262,60 @@ async def test_concurrency_bounds_claims_and_runs(autojump_clock: trio.testing.M
     assert store.claims
     assert all(1 <= limit <= 2 - held for limit, held in store.claims), store.claims
     assert worker.statistics() == counters(claimed=5, succeeded=5)
+
+
+@bounded
+async def test_a_store_without_batching_has_each_end_written(autojump_clock: trio.testing.MockClock) -> None:
+    """A store that cannot write ends and claim at once has each end written by its call; no claim asks for more."""
+    registry = Registry()
+
+    @registry.register("ok")
+    async def ok(options: Options) -> int:
+        await trio.sleep(1)
+        return 1
+
+    @registry.register("flaky")
+    async def flaky(options: Options) -> None:
+        await trio.sleep(1)
+        raise ValueError("flaky")
+
+    @registry.register("quit")
+    async def quit_(options: Options) -> None:
+        await trio.sleep(1)
+        raise CancelTask("not wanted")
+
+    @registry.register("odd")
+    async def odd(options: Options) -> object:
+        await trio.sleep(1)
+        return object()
+
+    store = PlainStore(registry)
+    assert not isinstance(store, BatchingStore)
+    slow: list[str] = []
+
+    async def slow_fail() -> None:
+        slow.append("fail")
+        await trio.sleep(0.5)
+
+    store.hooks["fail"] = [slow_fail]
+    ok_id, flaky_id, quit_id, odd_id, last_id = await store.enqueue(
+        [Job("ok"), Job("flaky", retry=1, backoff=NO_JITTER), Job("quit"), Job("odd"), Job("ok")]
+    )
+    async with DurableWorker(store, registry, concurrency=2, poll=POLL) as worker:
+        records = {task_id: await store.wait(task_id) for task_id in (ok_id, flaky_id, quit_id, odd_id, last_id)}
+    assert {task_id: record.status for task_id, record in records.items()} == {
+        ok_id: TaskStatus.SUCCEEDED,
+        flaky_id: TaskStatus.DEAD,
+        quit_id: TaskStatus.CANCELLED,
+        odd_id: TaskStatus.DEAD,  # its one attempt failed, its result not JSON
+        last_id: TaskStatus.SUCCEEDED,
+    }
+    assert records[flaky_id].attempts == 2
+    # t=1: ok ends, flaky's first attempt fails, its write taking 0.5 s; their successors start once both are written.
+    assert (records[quit_id].started_at, records[odd_id].started_at) == (1.5, 1.5)
+    assert slow == ["fail"]
+    assert all(1 <= limit <= 2 - held for limit, held in store.claims), store.claims
+    assert worker.statistics() == counters(claimed=6, succeeded=2, retried=1, failed=2, cancelled=1)
 
 
 @bounded
@@ -969,8 +1088,8 @@ async def test_stop_before_run_claims_nothing(autojump_clock: trio.testing.MockC
 
 
 @bounded
-async def test_stop_between_claim_and_start_releases_the_task(autojump_clock: trio.testing.MockClock) -> None:
-    """A task claimed just before stop(), not yet started, is released uncounted and never runs."""
+async def test_stop_after_a_claim_lets_its_task_finish(autojump_clock: trio.testing.MockClock) -> None:
+    """A task claimed just before stop() went to the pool's idle worker at once: it runs and is finalised."""
     registry = Registry()
     calls = 0
 
@@ -986,13 +1105,16 @@ async def test_stop_between_claim_and_start_releases_the_task(autojump_clock: tr
     async def stop_worker() -> None:
         worker.stop()
 
-    # The first claim takes the task; the second, made before its runner starts, stops the worker.
-    store.hooks["claim"] = [None, stop_worker]
+    async def pool_idle() -> None:
+        await trio.sleep(0.5)  # long enough for the pool's workers to wait for jobs
+
+    # The first claim takes the task and hands it to the pool; the second, made before it runs, stops the worker.
+    store.hooks["claim"] = [pool_idle, stop_worker]
     await worker.run()
-    assert calls == 0
+    assert calls == 1
     record = await store.get(task_id)
-    assert (record.status, record.attempts, record.heartbeat_at) == (TaskStatus.QUEUED, 0, None)
-    assert worker.statistics() == counters(claimed=1, released=1)
+    assert (record.status, record.attempts, record.finished_at) == (TaskStatus.SUCCEEDED, 1, 0.5)
+    assert worker.statistics() == counters(claimed=1, succeeded=1)
 
 
 @bounded

@@ -36,6 +36,7 @@ from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Backoff, Job, Registry
 from workerpoolxt.durable import DurableWorker, SQLiteStore, Store, StoreStatistics, TaskRecord, TaskStatus
+from workerpoolxt.durable._store import TaskEnd
 
 HANG: Final = 20.0
 """Real seconds after which a wait counts as hung."""
@@ -605,6 +606,18 @@ class RacingStore(SQLiteStore):
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         await super().complete(task_id, result, worker_id=worker_id)
+        await self._race()
+
+    async def finish_and_claim(
+        self, ends: Sequence[TaskEnd], worker_id: str, limit: int, **options: Any
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """As the worker writes its tasks' ends: the completion and the next claim, in one transaction."""
+        written = await super().finish_and_claim(ends, worker_id, limit, **options)
+        if ends:
+            await self._race()
+        return written
+
+    async def _race(self) -> None:
         self.committed.set()
         with trio.move_on_after(HANG):
             await self.beat_returned.wait()

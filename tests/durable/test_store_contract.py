@@ -39,6 +39,7 @@ from workerpoolxt.durable import (
     TaskStatus,
 )
 from workerpoolxt.durable._machine import REFUSED_AS, TRANSITIONS, Call, Check, sources, step, transitions
+from workerpoolxt.durable._store import BatchingStore, TaskEnd
 from workerpoolxt.durable.testing import MemoryStore
 
 HANG: Final = 10.0
@@ -679,6 +680,66 @@ async def test_wait_for_cancellations_announces_a_running_task_cancelled_by_anot
                 nursery.cancel_scope.cancel()
     assert announced == ([running] if backend.notifies else [])
     assert await statuses(store, [running, own, queued]) == [TaskStatus.CANCELLED] * 3
+
+
+# -- finish_and_claim -------------------------------------------------------------------
+
+
+async def test_finish_and_claim_writes_each_end_then_claims(store: Store) -> None:
+    """finish_and_claim() writes a completion, a retry and a cancellation as their calls would, then claims."""
+    assert isinstance(store, BatchingStore)
+    done, retried, cancelled, *rest = await store.enqueue([job(number, retry=1) for number in range(5)])
+    await store.claim("w1", 3)
+    later = time.time() + 3600
+    outcomes, claimed = await store.finish_and_claim(
+        [
+            TaskEnd(done, Call.COMPLETE, result={"rows": [1, "two"]}),
+            TaskEnd(retried, Call.FAIL, error=ValueError("boom"), retry_at=later),
+            TaskEnd(cancelled, Call.CANCEL),
+        ],
+        "w1",
+        5,
+    )
+    assert outcomes == [None, None, None]
+    assert ([record.id for record in claimed], {record.worker_id for record in claimed}) == (rest, {"w1"})
+    finished = await store.get(done)
+    assert (finished.status, finished.result) == (TaskStatus.SUCCEEDED, {"rows": [1, "two"]})
+    again = await store.get(retried)
+    assert (again.status, again.run_at, again.error_type, again.error_message) == (
+        TaskStatus.QUEUED,
+        later,
+        "ValueError",
+        "boom",
+    )
+    assert (await store.get(cancelled)).status is TaskStatus.CANCELLED
+
+
+async def test_finish_and_claim_returns_each_refusal_and_claims_a_task_fewer_per_unwritten_end(store: Store) -> None:
+    """An end its call would refuse gets that error; one refused before writing keeps its task, and its slot."""
+    assert isinstance(store, BatchingStore)
+    finished, odd, *queued = await store.enqueue([job(number) for number in range(5)])
+    await store.claim("w1", 2)
+    await store.complete(finished, 1, worker_id="w1")
+    outcomes, claimed = await store.finish_and_claim(
+        [TaskEnd(finished, Call.COMPLETE, result=2), TaskEnd(odd, Call.COMPLETE, result=object())], "w1", 2
+    )
+    conflict, refused = outcomes
+    assert isinstance(conflict, TaskConflictError)
+    assert (conflict.task_id, conflict.status) == (finished, "succeeded")
+    assert isinstance(refused, TypeError)
+    assert [record.id for record in claimed] == queued[:1]
+    assert (await store.get(finished)).result == 1
+    assert (await store.get(odd)).status is TaskStatus.RUNNING
+
+
+async def test_finish_and_claim_with_limit_0_only_writes(store: Store) -> None:
+    """With limit 0, finish_and_claim() writes the ends and claims nothing."""
+    assert isinstance(store, BatchingStore)
+    task_id, other = await store.enqueue([job(0), job(1)])
+    await claim_one(store)
+    outcomes, claimed = await store.finish_and_claim([TaskEnd(task_id, Call.COMPLETE, result=None)], "w1", 0)
+    assert (outcomes, claimed) == ([None], [])
+    assert await statuses(store, [task_id, other]) == [TaskStatus.SUCCEEDED, TaskStatus.QUEUED]
 
 
 # -- release ----------------------------------------------------------------------------

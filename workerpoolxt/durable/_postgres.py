@@ -44,8 +44,10 @@ from ._store import (
     MAX_JSON_BYTES,
     SORT_KEYS,
     Cancellations,
+    EndBatch,
     Order,
     StoreStatistics,
+    TaskEnd,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -575,6 +577,47 @@ class PostgresStore:
 
     def _write_finals(self, batch: Sequence[tuple[Call, dict[str, Any]]]) -> list[BaseException | None]:
         return self._call(self._finalise, batch)
+
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """Finalise ``ends`` and claim up to ``limit`` tasks in one transaction: see ``BatchingStore``."""
+        order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        batch = EndBatch(ends, worker_id, self._max_json_bytes)
+        for call, params in batch.writes:
+            if call is Call.FAIL:
+                # PostgreSQL text cannot hold NUL; an error's text is only for reading.
+                params["error_type"] = params["error_type"].replace("\x00", "\\x00")
+                params["message"] = params["message"].replace("\x00", "\\x00")
+        limit = batch.claim_limit(limit)
+        if not batch.writes and limit <= 0:
+            await trio.lowlevel.checkpoint()
+            return batch.outcomes, []
+        written, claimed = await self._run(
+            self._finish_and_claim, batch.writes, worker_id, limit, order, lease, max_lost_leases
+        )
+        return batch.outcomes_of(written), claimed
+
+    def _finish_and_claim(
+        self,
+        connection: Connection,
+        batch: Sequence[tuple[Call, dict[str, Any]]],
+        worker_id: str,
+        limit: int,
+        order: Order,
+        lease: float,
+        max_lost_leases: int,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        outcomes = self._finalise(connection, batch) if batch else []
+        claimed = self._claim(connection, worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
+        return outcomes, claimed
 
     def _finalise(
         self, connection: Connection, batch: Sequence[tuple[Call, dict[str, Any]]]

@@ -29,8 +29,10 @@ from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     SORT_KEYS,
+    EndBatch,
     Order,
     StoreStatistics,
+    TaskEnd,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -142,6 +144,7 @@ _FAIL: Final = _moves(
     run_at=lambda move: "{retry_at}" if move.target is TaskStatus.QUEUED else "run_at",
 )
 _CANCEL: Final = _moves(Call.CANCEL, "id = :id")
+_STATEMENTS: Final = {Call.COMPLETE: _COMPLETE, Call.FAIL: _FAIL, Call.CANCEL: _CANCEL}
 
 
 class SQLiteStore:
@@ -296,27 +299,8 @@ class SQLiteStore:
         return await self._run(self._claim, worker_id, limit, order, lease, max_lost_leases)
 
     def _claim(self, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int) -> list[TaskRecord]:
-        now = time.time()
-        params = {"worker_id": worker_id, "now": now, "stale": now - lease, "max_lost_leases": max_lost_leases}
-        claimed: list[TaskRecord] = []
         with self._transaction() as connection:
-            # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
-            while True:
-                wanted = limit - len(claimed)
-                rows = connection.execute(_CLAIMS[order], {**params, "limit": wanted}).fetchall()
-                buried = 0
-                for row in rows:
-                    if row[3] == TaskStatus.DEAD:
-                        buried += 1
-                    else:
-                        try:
-                            claimed.append(record_from_row(row))
-                        except Exception as exc:  # any row that cannot be read is buried alone
-                            _bury_unreadable(connection, now, row[0], exc)
-                            buried += 1
-                if not buried or len(rows) < wanted:
-                    break
-        return sorted(claimed, key=SORT_KEYS[order])
+            return _claim_in(connection, time.time(), worker_id, limit, order, lease, max_lost_leases)
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -360,13 +344,40 @@ class SQLiteStore:
         await self._finals.submit((_CANCEL, Call.CANCEL, {"id": task_id, "worker_id": worker_id}))
 
     def _write_finals(self, batch: Sequence[_Final]) -> list[BaseException | None]:
-        now = time.time()
-        outcomes: list[BaseException | None] = []
         with self._reported(), self._transaction() as connection:
-            for statement, call, params in batch:
-                cursor = connection.execute(statement, {**params, "now": now})
-                outcomes.append(None if cursor.rowcount else _conflict(connection, params["id"], call))
-        return outcomes
+            return _finalise(connection, time.time(), batch)
+
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """Finalise ``ends`` and claim up to ``limit`` tasks in one transaction: see ``BatchingStore``."""
+        order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        batch = EndBatch(ends, worker_id, self._max_json_bytes)
+        writes = [(_STATEMENTS[call], call, params) for call, params in batch.writes]
+        limit = batch.claim_limit(limit)
+        if not writes and limit <= 0:
+            await trio.lowlevel.checkpoint()
+            return batch.outcomes, []
+        written, claimed = await self._run(
+            self._finish_and_claim, writes, worker_id, limit, order, lease, max_lost_leases
+        )
+        return batch.outcomes_of(written), claimed
+
+    def _finish_and_claim(
+        self, batch: Sequence[_Final], worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        now = time.time()
+        with self._transaction() as connection:
+            outcomes = _finalise(connection, now, batch)
+            claimed = _claim_in(connection, now, worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
+        return outcomes, claimed
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         ids = list(task_ids)
@@ -417,6 +428,46 @@ class SQLiteStore:
 
 
 # -- finalising writes, one per action; each returns the caller's error or None -------------
+
+
+def _claim_in(
+    connection: sqlite3.Connection,
+    now: float,
+    worker_id: str,
+    limit: int,
+    order: Order,
+    lease: float,
+    max_lost_leases: int,
+) -> list[TaskRecord]:
+    """A claim, in the transaction under way."""
+    params = {"worker_id": worker_id, "now": now, "stale": now - lease, "max_lost_leases": max_lost_leases}
+    claimed: list[TaskRecord] = []
+    # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
+    while True:
+        wanted = limit - len(claimed)
+        rows = connection.execute(_CLAIMS[order], {**params, "limit": wanted}).fetchall()
+        buried = 0
+        for row in rows:
+            if row[3] == TaskStatus.DEAD:
+                buried += 1
+            else:
+                try:
+                    claimed.append(record_from_row(row))
+                except Exception as exc:  # any row that cannot be read is buried alone
+                    _bury_unreadable(connection, now, row[0], exc)
+                    buried += 1
+        if not buried or len(rows) < wanted:
+            break
+    return sorted(claimed, key=SORT_KEYS[order])
+
+
+def _finalise(connection: sqlite3.Connection, now: float, batch: Sequence[_Final]) -> list[BaseException | None]:
+    """Group commit's writes, in the transaction under way; each one's outcome."""
+    outcomes: list[BaseException | None] = []
+    for statement, call, params in batch:
+        cursor = connection.execute(statement, {**params, "now": now})
+        outcomes.append(None if cursor.rowcount else _conflict(connection, params["id"], call))
+    return outcomes
 
 
 def _bury_unreadable(connection: sqlite3.Connection, now: float, task_id: int, error: Exception) -> None:

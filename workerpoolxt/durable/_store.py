@@ -38,7 +38,7 @@ from ._machine import Call, TaskStatus, conflict
 if TYPE_CHECKING:
     from .._registry import Registry
 
-__all__ = ["Order", "Store", "StoreStatistics", "TaskRecord", "TaskStatus"]
+__all__ = ["BatchingStore", "Order", "Store", "StoreStatistics", "TaskEnd", "TaskRecord", "TaskStatus"]
 
 DEFAULT_MAX_LOST_LEASES: Final = 3
 """How many times a task's worker may die (its lease expire) before the task is dead rather than run again."""
@@ -129,6 +129,10 @@ class Store(Protocol):
     Finalising calls (``complete``, ``fail``, ``cancel``) take the task from a
     worker that holds it; given ``worker_id``, they refuse a task that worker
     no longer holds (its lease expired and another worker claimed it).
+
+    A store may also write many tasks' ends and claim more in one transaction
+    (``finish_and_claim()``, see ``BatchingStore``): all three stores here do,
+    and ``DurableWorker`` uses it when a store has it.
     """
 
     async def init(self) -> None:
@@ -224,6 +228,52 @@ class Store(Protocol):
         """Release the store's connections."""
 
 
+@attrs.frozen
+class TaskEnd:
+    """How a worker's run of a task ended, for a store to write as ``complete()``, ``fail()`` or ``cancel()`` would."""
+
+    task_id: int
+    call: Call
+    """``Call.COMPLETE``, ``Call.FAIL`` or ``Call.CANCEL``."""
+    result: Any = None
+    """The handler's return value, for ``Call.COMPLETE``."""
+    error: BaseException | None = None
+    """What the attempt raised, for ``Call.FAIL``."""
+    retry_at: float | None = None
+    """For ``Call.FAIL``: when to run the task again, or None if the failure is final."""
+
+
+@runtime_checkable
+class BatchingStore(Store, Protocol):
+    """A store that finalises many tasks and claims more in one transaction: ``DurableWorker`` uses it if it can.
+
+    A worker whose tasks end together would otherwise pay two transactions
+    per batch of tasks, one to finalise them and one to claim their
+    successors, and wait for the first before it starts the second.
+    """
+
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """Finalise ``ends`` for ``worker_id``, then claim up to ``limit`` tasks (none if 0), all in one transaction.
+
+        Each end is written as ``complete()``, ``fail()`` or ``cancel()`` would
+        write it, and its entry in the returned list is None, or the error that
+        call would have raised (a conflict, a result JSON cannot hold, ...):
+        such an end writes nothing, the others are written all the same. Since
+        the ends are written before the claim, a worker may count their tasks'
+        slots free for it: it never holds more leases than ``limit`` plus the
+        tasks it still runs. If the call raises, nothing was written or claimed.
+        """
+
+
 # -- shared by the implementations --------------------------------------------------
 
 # The ranges of PostgreSQL's columns, checked at enqueue by every store, so a
@@ -274,6 +324,9 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
 
 def encode_result(result: Any, max_bytes: int) -> str:
     """The JSON of a handler's return value; TypeError/ValueError if it is not JSON-compatible or too large."""
+    if result is None:  # what most handlers return, spared the encoder
+        check_size("null", "result", max_bytes)
+        return "null"
     encoded = _JSON.encode(json_copy(result, "result"))
     check_size(encoded, "result", max_bytes)
     if _holds_nul(encoded):
@@ -425,3 +478,61 @@ def refusal(task_id: int, row: Sequence[Any] | None, call: Call) -> BaseExceptio
     if row is None:
         return TaskNotFoundError(task_id)
     return conflict(call, task_id, row[0])
+
+
+def end_params(end: TaskEnd, worker_id: str | None, max_json_bytes: int) -> dict[str, Any]:
+    """The parameters of an end's write, as ``complete()``, ``fail()`` and ``cancel()`` check and encode them.
+
+    Raises:
+        TypeError, ValueError: As the call would: the result is not JSON, say.
+    """
+    check_final(end.task_id, worker_id)
+    if end.call is Call.COMPLETE:
+        return {"id": end.task_id, "result": encode_result(end.result, max_json_bytes), "worker_id": worker_id}
+    if end.call is Call.FAIL:
+        check_time(end.retry_at, "retry_at")
+        if end.error is None:
+            raise ValueError("a failed task's end needs its `error`")
+        error_type, message = error_fields(end.error)
+        return {
+            "id": end.task_id,
+            "error_type": error_type,
+            "message": message,
+            "retry_at": end.retry_at,
+            "dead": False,
+            "worker_id": worker_id,
+        }
+    if end.call is Call.CANCEL:
+        return {"id": end.task_id, "worker_id": worker_id}
+    raise ValueError(f"a task's end is complete, fail or cancel, not {end.call.value}")
+
+
+class EndBatch:
+    """The ends a ``finish_and_claim()`` writes, checked and encoded as their calls would.
+
+    An end its call would refuse (a result JSON cannot hold, say) keeps the error, and is not written.
+    """
+
+    def __init__(self, ends: Sequence[TaskEnd], worker_id: str | None, max_json_bytes: int) -> None:
+        self.outcomes: list[BaseException | None] = [None] * len(ends)
+        self.writes: list[tuple[Call, dict[str, Any]]] = []
+        """Each end to write: its call and its parameters."""
+        self._indexes: list[int] = []
+        for index, end in enumerate(ends):
+            try:
+                params = end_params(end, worker_id, max_json_bytes)
+            except (TypeError, ValueError) as exc:
+                self.outcomes[index] = exc
+                continue
+            self.writes.append((end.call, params))
+            self._indexes.append(index)
+
+    def claim_limit(self, limit: int) -> int:
+        """The claim's limit, less a slot for each refused end: its task stays running, held by the worker."""
+        return max(limit - (len(self.outcomes) - len(self.writes)), 0)
+
+    def outcomes_of(self, written: Sequence[BaseException | None]) -> list[BaseException | None]:
+        """Every end's outcome, given those of the writes."""
+        for index, outcome in zip(self._indexes, written, strict=True):
+            self.outcomes[index] = outcome
+        return self.outcomes

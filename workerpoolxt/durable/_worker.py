@@ -12,6 +12,12 @@ to ``max_lost_leases`` times, whatever its ``retry``. Its final status is
 written exactly once: finalising writes check that the task is still running
 and still held by this worker.
 
+The pool tells the worker of each job's end (an observer), and the worker
+writes the ends of the tasks that ended together in one transaction: on a
+store that can (``finish_and_claim()``), the same one that claims their
+successors, so their slots count as free for that claim. A task's slot is
+free, and its lease no longer held, only once its end is written.
+
 A handler that raises a BaseException (``SystemExit``, ``KeyboardInterrupt``)
 fails its own attempt, which the store records before the exception leaves
 the worker; the tasks that were running or claimed beside it go back to the
@@ -36,18 +42,23 @@ import trio
 from .. import Backoff, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
 from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
+from .._serialize import job_from_dict
 from .._validation import MAX_WORKERS, Seconds, count, to_seconds
+from ..hooks import JobFinished, Observer
+from ._machine import Call
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
+    BatchingStore,
     Order,
     Store,
+    TaskEnd,
     TaskRecord,
     TaskStatus,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from .. import JobHandle, Result
     from ..middleware import Middleware
@@ -175,14 +186,20 @@ class DurableWorker:
         # The tasks whose lease this worker holds, from their claim until their
         # end is written: what it heartbeats, and what bounds its claims. The
         # pool's concurrency bounds what runs; this bounds what is held, which
-        # also counts the tasks claimed and not yet handed to the pool, and
-        # those whose end is still being written, so a worker never holds more
-        # leases than it has slots (test_concurrency_bounds_claims_and_runs).
+        # also counts the tasks whose end is still to be written, so a worker
+        # never holds more leases than it has slots
+        # (test_concurrency_bounds_claims_and_runs). Each maps to its job's handle.
         self._running: dict[int, JobHandle[Any] | None] = {}
+        # The task and job behind each handle of the pool, until the job ends.
+        self._runs: dict[JobHandle[Any], tuple[TaskRecord, Job[Any]]] = {}
+        # Tasks whose jobs ended, their ends not yet written: the claim loop
+        # writes them in the transaction of its next claim.
+        self._ended: list[tuple[TaskRecord, Job[Any], Result[Any]]] = []
         # Running tasks this worker no longer holds (another took the lease, or
         # someone cancelled them): their handlers are cancelled, their ends unwritten.
         self._dropped: set[int] = set()
-        # Tasks whose final status this worker is writing: no longer "running" in the store, yet not lost.
+        # Tasks whose jobs ended, their final status to be written or being written:
+        # no longer "running" in the store, yet not lost.
         self._settling: set[int] = set()
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
         self._stop_requested = False
@@ -197,6 +214,10 @@ class DurableWorker:
         self._slot_free = trio.lowlevel.ParkingLot()
         self._stopped = trio.Event()
         self._nursery_manager: Any = None
+        # A store that writes ends and claims in one transaction saves one per batch of tasks.
+        self._batching = isinstance(store, BatchingStore)
+        # The pool tells the worker of each job's end: no task per job waits for it.
+        self._pool.add_observer(_EndObserver(self._job_ended))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -253,58 +274,70 @@ class DurableWorker:
         self._started = True
         try:
             await self._store.init()
-            async with self._pool, trio.open_nursery() as services:
-                services.start_soon(self._beat)
-                services.start_soon(self._watch_cancellations)
-                task_status.started()
-                async with trio.open_nursery() as runners:
-                    await self._claim_loop(runners)
+            try:
+                async with self._pool, trio.open_nursery() as services:
+                    services.start_soon(self._beat)
+                    services.start_soon(self._watch_cancellations)
+                    task_status.started()
+                    await self._claim_loop()
                     if self._stop_requested:
                         self.stop(cancel_running=self._cancel_running)
-                services.cancel_scope.cancel(reason="the DurableWorker stopped")
+                    # The tasks still running finish (or are cancelled); their ends are written as they come.
+                    while self._running:
+                        if self._ended:
+                            await self._finish(0)
+                        else:
+                            await self._slot_free.park()
+                    services.cancel_scope.cancel(reason="the DurableWorker stopped")
+            finally:
+                # Cut short by a cancellation or a handler's BaseException: the
+                # pool has cancelled its jobs, and their ends go to the store,
+                # whatever cancels us.
+                with trio.CancelScope(shield=True):
+                    await self._finish_cut_short()
             if self._gave_up is not None:
                 raise self._gave_up
         finally:
             self._stopped.set()
 
-    async def _claim_loop(self, runners: trio.Nursery) -> None:
+    async def _claim_loop(self) -> None:
         while not self._stop_requested:
-            free = self._concurrency - len(self._running)
+            # A task whose end is to be written frees its slot for the claim
+            # that comes with the write (see _finish): count it free.
+            free = self._concurrency - len(self._running) + len(self._ended)
             if free <= 0:
                 await self._slot_free.park()
                 continue
-            if free < self._claim_batch and len(self._running) > self._claim_batch:
+            if free < self._claim_batch and len(self._running) - len(self._ended) > self._claim_batch:
                 # Claiming a slot at a time as tasks end costs the store a round
                 # trip per task; while plenty still run, let a few more end first.
                 with trio.move_on_after(_GATHER):
-                    while self._concurrency - len(self._running) < self._claim_batch and not self._stop_requested:
+                    while (
+                        self._concurrency - len(self._running) + len(self._ended) < self._claim_batch
+                        and not self._stop_requested
+                    ):
                         await self._slot_free.park()
-                free = self._concurrency - len(self._running)
                 if self._stop_requested:
                     return
-            try:
-                records = await self._store.claim(
-                    self.worker_id, free, order=self._order, lease=self._lease, max_lost_leases=self._max_lost_leases
-                )
-            except Exception as exc:
-                if self._give_up(exc):
-                    return
-                _log_failure(exc, "worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll)
+            records, failed = await self._finish(free)
+            if records is None:
+                if not failed:  # the ends' writes ran out of time, or took the slots: count them again
+                    continue
                 records = []
-            else:
-                self._failing_since = None
+            if records:
+                try:
+                    # A claim that returns after a cancellation (its ends could not wait) hands its tasks back.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                except BaseException:
+                    await self._hand_back(records)
+                    raise
             if self._stop_requested and records:
-                self._counts["claimed"] += len(records)
-                self._counts["released"] += len(records)
-                await self._write_shielded(
-                    self._store.release([record.id for record in records], worker_id=self.worker_id)
-                )
+                await self._hand_back(records)
                 return
             self._counts["claimed"] += len(records)
-            for record in records:
-                self._running[record.id] = None
-                runners.start_soon(self._run_task, record, name=f"workerpoolxt task {record.id}")
-            if not records:
+            if records:
+                await self._start(records)
+            elif not self._ended or failed:
                 with trio.CancelScope() as self._idle:
                     if self._stop_requested:
                         return
@@ -314,6 +347,12 @@ class DurableWorker:
                         _log_failure(exc, "worker %s could not wait for work; polling", self.worker_id)
                         await trio.sleep(self._poll)
                 self._idle = None
+
+    async def _hand_back(self, records: Sequence[TaskRecord]) -> None:
+        """Release tasks claimed once the worker was stopping: they never run, their claim not counted."""
+        self._counts["claimed"] += len(records)
+        self._counts["released"] += len(records)
+        await self._write_shielded(self._store.release([record.id for record in records], worker_id=self.worker_id))
 
     def _give_up(self, error: Exception) -> bool:
         """Count a failed claim; once claims failed for ``give_up_after``, stop with ``error`` for run() to raise."""
@@ -392,89 +431,161 @@ class DurableWorker:
             self._counts["lost"] += 1
             _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
 
-    # -- one task ----------------------------------------------------------------------
+    # -- the tasks -----------------------------------------------------------------------
 
     def _job_for(self, record: TaskRecord) -> Job[Any]:
-        self._registry[record.handler]  # raises UnknownHandlerError naming it
-        data = dict(record.job)
-        data["retry"] = 0  # attempts are the store's to count
-        return Job.from_dict(data)
+        # The handler, looked up here (UnknownHandlerError names it), makes a job
+        # the pool runs as it is; attempts are the store's to count: no retries.
+        return job_from_dict(Job, record.job, handler=self._registry[record.handler], retry=0)
 
-    async def _run_task(self, record: TaskRecord) -> None:
-        store, worker_id = self._store, self.worker_id
-        try:
+    async def _start(self, records: Sequence[TaskRecord]) -> None:
+        """Hand claimed tasks to the pool; write off those that cannot run."""
+        store, worker_id, pool, running, runs = self._store, self.worker_id, self._pool, self._running, self._runs
+        unrunnable: list[tuple[TaskRecord, Exception]] = []
+        unsubmitted: list[int] = []
+        for record in records:
+            task_id = record.id
+            running[task_id] = None
             try:
                 job = self._job_for(record)
             except Exception as exc:
-                # A row no worker can run: it alone is dead, the worker goes on.
-                _logger.error(  # noqa: TRY400 - the task's data is at fault, not this code: no traceback
-                    "task %d cannot run and is dead: %s: %s", record.id, type(exc).__name__, exc
-                )
-                self._counts["failed"] += 1
-                self._settling.add(record.id)
-                await self._write_shielded(store.fail(record.id, exc, None, worker_id=worker_id, dead=True))
-                return
+                unrunnable.append((record, exc))
+                continue
             try:
-                handle = self._pool.submit(job, info=RunInfo(task_id=record.id, first_attempt=record.attempts))
+                handle = pool.submit(job, info=RunInfo(task_id=task_id, first_attempt=record.attempts))
             except PoolClosedError:  # stopped between the claim and here
-                self._counts["released"] += 1
-                self._settling.add(record.id)
-                await self._write_shielded(store.release([record.id], worker_id=worker_id))
-                return
-            self._running[record.id] = handle
-            if record.id in self._dropped:  # before its handle existed
-                handle.cancel()
+                unsubmitted.append(task_id)
+                continue
+            running[task_id] = handle
+            runs[handle] = (record, job)
+        for record, error in unrunnable:
+            # A row no worker can run: it alone is dead, the worker goes on.
+            _logger.error("task %d cannot run and is dead: %s: %s", record.id, type(error).__name__, error)
+            self._counts["failed"] += 1
+            self._settling.add(record.id)
             try:
-                result = await handle.wait()
-                self._settling.add(record.id)
-            except BaseException:
-                # Cancelled from outside: the job is cancelled too, and its
-                # task goes back to the store, whatever cancels us.
-                handle.cancel()
-                self._settling.add(record.id)
-                with trio.CancelScope(shield=True), trio.move_on_after(self._final_write_timeout):
-                    result = await handle.wait()
-                    if record.id not in self._dropped:
-                        await self._write_shielded(self._write_outcome(record, job, result))
-                raise
-            if record.id not in self._dropped:
-                await self._write_shielded(self._write_outcome(record, job, result))
-        finally:
-            self._running.pop(record.id, None)
-            self._dropped.discard(record.id)
-            self._settling.discard(record.id)
-            self._slot_free.unpark()
+                await self._write_shielded(store.fail(record.id, error, None, worker_id=worker_id, dead=True))
+            finally:
+                self._settled(record.id)
+        if unsubmitted:
+            self._counts["released"] += len(unsubmitted)
+            self._settling.update(unsubmitted)
+            try:
+                await self._write_shielded(store.release(unsubmitted, worker_id=worker_id))
+            finally:
+                for task_id in unsubmitted:
+                    self._settled(task_id)
 
-    async def _write_outcome(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> None:
-        """Write how the task's run ended, and count it once written."""
+    def _job_ended(self, event: JobFinished) -> None:
+        """The pool's word that a job ended: its task's end is to be written, unless the task is no longer ours."""
+        run = self._runs.pop(event.handle, None)
+        if run is None:  # a job that is not a task's: one a handler submitted to the pool, say
+            return
+        record = run[0]
+        if record.id in self._dropped:
+            self._settled(record.id)
+            return
+        self._settling.add(record.id)
+        self._ended.append((record, run[1], event.result))
+        self._slot_free.unpark()
+        if self._idle is not None:  # an idle worker writes it now, not at its next poll
+            self._idle.cancel()
+
+    def _settled(self, task_id: int) -> None:
+        """The task's end is written, or not ours to write: its slot is free."""
+        self._running.pop(task_id, None)
+        self._dropped.discard(task_id)
+        self._settling.discard(task_id)
+        self._slot_free.unpark()
+
+    async def _finish(self, limit: int) -> tuple[list[TaskRecord] | None, bool]:
+        """Write the ends of the tasks that ended, and claim up to ``limit`` tasks (0: none).
+
+        Return the tasks claimed, or None if no claim was made, and whether
+        the claim failed. A store that can (``BatchingStore``) writes the ends
+        and claims in one transaction, which is why a task whose end is
+        waiting counts as a free slot.
+        """
+        if limit > 0:
+            # Cancelled (a handler's BaseException, say): no claim, and the ends are left for run() to write.
+            await trio.lowlevel.checkpoint_if_cancelled()
+        ended, self._ended = self._ended, []
+        store, worker_id = self._store, self.worker_id
+        ends: list[TaskEnd] = []
+        counters: list[str] = []
+        released: list[int] = []
+        for record, job, result in ended:
+            written = self._end_of(record, job, result)
+            if written is None:
+                released.append(record.id)
+            else:
+                ends.append(written[0])
+                counters.append(written[1])
+        records: list[TaskRecord] | None = None
+        claim_error: Exception | None = None
         try:
-            outcome = await self._write_end(record, job, result)
-        except TaskConflictError as exc:
-            if exc.status != TaskStatus.CANCELLED:
-                raise
-            # Cancelled in the store as it ended here, before a heartbeat told
-            # us: cancelled is its end, as if we had been told in time.
-            outcome = "cancelled"
-        self._counts[outcome] += 1
+            if released:
+                # A stop, or another task's BaseException, cut them short: no fault of the tasks'.
+                await self._write_shielded(self._release(released))
+            if ends or (limit > 0 and self._batching):
+                # Shielded and bounded if it writes ends; a claim alone is not.
+                with self._final_write_scope() if ends else trio.CancelScope() as bound:
+                    if self._batching:
+                        assert isinstance(store, BatchingStore)
+                        try:
+                            outcomes, records = await store.finish_and_claim(
+                                ends,
+                                worker_id,
+                                limit,
+                                order=self._order,
+                                lease=self._lease,
+                                max_lost_leases=self._max_lost_leases,
+                            )
+                        except Exception as exc:
+                            # Nothing was written: the ends go one by one, and the claim counts as failed.
+                            claim_error = exc
+                            outcomes = await self._finish_each(ends)
+                    else:
+                        outcomes = await self._finish_each(ends)
+                    for end, counter, outcome in zip(ends, counters, outcomes, strict=True):
+                        await self._count_end(end, counter, outcome)
+                self._report_bound(bound)
+        finally:
+            for record, _, _ in ended:
+                self._settled(record.id)
+        if limit > 0 and not self._batching:
+            limit = self._concurrency - len(self._running)
+            if limit > 0:
+                try:
+                    records = await store.claim(
+                        worker_id, limit, order=self._order, lease=self._lease, max_lost_leases=self._max_lost_leases
+                    )
+                except Exception as exc:
+                    claim_error = exc
+        if claim_error is None:
+            if records is not None:
+                self._failing_since = None
+            return records, False
+        if not self._give_up(claim_error):
+            _log_failure(
+                claim_error, "worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll
+            )
+        return None, True
 
-    async def _write_end(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> str:
-        """Write how the task's run ended; return the counter it adds to."""
-        store, worker_id, task_id = self._store, self.worker_id, record.id
+    async def _release(self, task_ids: list[int]) -> None:
+        await self._store.release(task_ids, worker_id=self.worker_id)
+        self._counts["released"] += len(task_ids)
+
+    def _end_of(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> tuple[TaskEnd, str] | None:
+        """How the task's run ended, to write, and the counter it adds to; None if it goes back to the queue."""
+        task_id = record.id
         status = result.status
         if status is Status.SUCCEEDED:
-            try:
-                await store.complete(task_id, result.data, worker_id=worker_id)
-            except (TypeError, ValueError) as exc:  # the handler returned something JSON cannot hold
-                await store.fail(task_id, exc, None, worker_id=worker_id)
-                return "failed"
-            return "succeeded"
+            return TaskEnd(task_id, Call.COMPLETE, result=result.data), "succeeded"
         if status is Status.ABANDONED or status is Status.CANCELLED:
-            # A stop, or another task's BaseException, cut it short: no fault of the task's.
-            await store.release([task_id], worker_id=worker_id)
-            return "released"
+            return None
         if isinstance(result.error, CancelTask):
-            await store.cancel(task_id, worker_id=worker_id)
-            return "cancelled"
+            return TaskEnd(task_id, Call.CANCEL), "cancelled"
         # A failed attempt, whatever the handler raised: a BaseException too.
         error = result.error
         assert error is not None
@@ -485,24 +596,95 @@ class DurableWorker:
         if delay is not None:
             retry_at = self._clock() + delay
             self._next_retry = min(self._next_retry, retry_at)
-            await store.fail(task_id, error, retry_at, worker_id=worker_id)
-            return "retried"
-        await store.fail(task_id, error, None, worker_id=worker_id)
-        return "failed"
+            return TaskEnd(task_id, Call.FAIL, error=error, retry_at=retry_at), "retried"
+        return TaskEnd(task_id, Call.FAIL, error=error), "failed"
+
+    async def _finish_each(self, ends: Sequence[TaskEnd]) -> list[BaseException | None]:
+        """Write each end with its own call, all at once, for a store that groups them itself."""
+        outcomes: list[BaseException | None] = [None] * len(ends)
+
+        async def write(index: int, end: TaskEnd) -> None:
+            try:
+                await self._write_end(end)
+            except Exception as exc:
+                outcomes[index] = exc
+
+        if len(ends) == 1:
+            await write(0, ends[0])
+        elif ends:
+            async with trio.open_nursery() as nursery:
+                for index, end in enumerate(ends):
+                    nursery.start_soon(write, index, end)
+        return outcomes
+
+    async def _write_end(self, end: TaskEnd) -> None:
+        store, worker_id = self._store, self.worker_id
+        if end.call is Call.COMPLETE:
+            await store.complete(end.task_id, end.result, worker_id=worker_id)
+        elif end.call is Call.FAIL:
+            assert end.error is not None
+            await store.fail(end.task_id, end.error, end.retry_at, worker_id=worker_id)
+        else:
+            await store.cancel(end.task_id, worker_id=worker_id)
+
+    async def _count_end(self, end: TaskEnd, counter: str, outcome: BaseException | None) -> None:
+        """Count an end once written; else say why not, or, for a result JSON cannot hold, fail the task."""
+        if outcome is None:
+            self._counts[counter] += 1
+            return
+        if end.call is Call.COMPLETE and isinstance(outcome, TypeError | ValueError):
+            # The handler returned something JSON cannot hold.
+            try:
+                await self._store.fail(end.task_id, outcome, None, worker_id=self.worker_id)
+            except Exception as exc:
+                outcome = exc
+            else:
+                self._counts["failed"] += 1
+                return
+        if isinstance(outcome, TaskConflictError):
+            if outcome.status == TaskStatus.CANCELLED:
+                # Cancelled in the store as it ended here, before a heartbeat told
+                # us: cancelled is its end, as if we had been told in time.
+                self._counts["cancelled"] += 1
+            else:  # another worker took the task after our lease ran out
+                _logger.warning("worker %s: %s", self.worker_id, outcome)
+        elif isinstance(outcome, Exception):
+            _log_failure(outcome, "worker %s could not write a task's status", self.worker_id)
+        else:
+            raise outcome
+
+    async def _finish_cut_short(self) -> None:
+        """After the pool's exit: write the ends its jobs had, and hand back the tasks it never ran."""
+        if self._ended:
+            await self._finish(0)
+        unsubmitted = [task_id for task_id, handle in self._running.items() if handle is None]
+        if unsubmitted:
+            self._settling.update(unsubmitted)
+            try:
+                await self._write_shielded(self._release(unsubmitted))
+            finally:
+                for task_id in unsubmitted:
+                    self._settled(task_id)
+
+    def _final_write_scope(self) -> trio.CancelScope:
+        """A scope no cancellation enters, bounded by ``final_write_timeout``, for writes that must not be lost."""
+        return trio.CancelScope(shield=True, deadline=trio.current_time() + self._final_write_timeout)
+
+    def _report_bound(self, bound: trio.CancelScope) -> None:
+        if bound.cancelled_caught:
+            seconds = self._final_write_timeout
+            _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
 
     async def _write_shielded(self, write: Awaitable[None]) -> None:
         """Await a write to the store that no cancellation may lose, within its bound."""
-        # One scope, shielded and bounded, where two nested would cost twice: one runs per task.
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + self._final_write_timeout) as bound:
+        with self._final_write_scope() as bound:
             try:
                 await write
             except TaskConflictError as exc:  # another worker took the task after our lease ran out
                 _logger.warning("worker %s: %s", self.worker_id, exc)
             except Exception as exc:
                 _log_failure(exc, "worker %s could not write a task's status", self.worker_id)
-        if bound.cancelled_caught:
-            seconds = self._final_write_timeout
-            _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
+        self._report_bound(bound)
 
     # -- observing -----------------------------------------------------------------------
 
@@ -517,3 +699,13 @@ def _log_failure(error: Exception, message: str, *args: object) -> None:
         _logger.error(message + ": %s", *args, error)
     else:
         _logger.error(message, *args, exc_info=error)
+
+
+class _EndObserver(Observer):
+    """Tells a DurableWorker of each job its pool ends."""
+
+    def __init__(self, job_ended: Callable[[JobFinished], None]) -> None:
+        self._job_ended = job_ended
+
+    def job_finished(self, event: JobFinished) -> None:
+        self._job_ended(event)

@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._errors import TaskNotFoundError
+from .._errors import TaskConflictError, TaskNotFoundError
 from ._machine import Call, Check, Transition, conflict, step
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_JSON_BYTES,
     SORT_KEYS,
     Cancellations,
+    EndBatch,
     Order,
     StoreStatistics,
+    TaskEnd,
     TaskRecord,
     TaskStatus,
     check_claim,
@@ -116,6 +118,11 @@ class MemoryStore:
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
     ) -> list[TaskRecord]:
         order = check_claim(worker_id, limit, order, lease, max_lost_leases)
+        claimed = self._claim(worker_id, limit, order, lease, max_lost_leases)
+        await trio.lowlevel.checkpoint()
+        return claimed
+
+    def _claim(self, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int) -> list[TaskRecord]:
         now = self.clock()
         stale = now - lease
 
@@ -142,7 +149,6 @@ class MemoryStore:
             else:
                 message = lease_expired_message(task.worker_id, task.lost_leases + 1, max_lost_leases)
                 self._move(task, move, error_type=move.error_type, error_message=message)
-        await trio.lowlevel.checkpoint()
         return claimed
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
@@ -156,10 +162,12 @@ class MemoryStore:
 
     async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
-        encoded = encode_result(result, self._max_json_bytes)
+        self._complete(task_id, encode_result(result, self._max_json_bytes), worker_id)
+        await trio.lowlevel.checkpoint()
+
+    def _complete(self, task_id: int, encoded: str, worker_id: str | None) -> None:
         task, move = self._finalising(Call.COMPLETE, task_id, worker_id, {})
         self._move(task, move, result=json.loads(encoded))
-        await trio.lowlevel.checkpoint()
 
     async def fail(
         self,
@@ -173,6 +181,12 @@ class MemoryStore:
         check_final(task_id, worker_id)
         check_time(retry_at, "retry_at")
         error_type, message = error_fields(error)
+        self._fail(task_id, error_type, message, retry_at, worker_id, dead=dead)
+        await trio.lowlevel.checkpoint()
+
+    def _fail(
+        self, task_id: int, error_type: str, message: str, retry_at: float | None, worker_id: str | None, *, dead: bool
+    ) -> None:
         task = self._get(task_id)
         facts = {
             Check.DEAD: bool(dead),
@@ -182,15 +196,49 @@ class MemoryStore:
         task, move = self._finalising(Call.FAIL, task_id, worker_id, facts)
         run_at = retry_at if move.target is TaskStatus.QUEUED and retry_at is not None else task.run_at
         self._move(task, move, error_type=error_type, error_message=message, run_at=run_at)
-        await trio.lowlevel.checkpoint()
 
     async def cancel(self, task_id: int, *, worker_id: str | None = None) -> None:
         check_final(task_id, worker_id)
+        self._cancel(task_id, worker_id)
+        await trio.lowlevel.checkpoint()
+
+    def _cancel(self, task_id: int, worker_id: str | None) -> None:
         task, move = self._finalising(Call.CANCEL, task_id, worker_id, {})
         self._move(task, move)
         if move.source is TaskStatus.RUNNING and worker_id is None:
             self._cancellations.publish([task_id])
+
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        """Finalise ``ends`` and claim up to ``limit`` tasks at once, as the SQL stores do in one transaction."""
+        order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        batch = EndBatch(ends, worker_id, self._max_json_bytes)
+        written: list[BaseException | None] = []
+        for call, params in batch.writes:
+            try:
+                if call is Call.COMPLETE:
+                    self._complete(params["id"], params["result"], worker_id)
+                elif call is Call.FAIL:
+                    error_type, message = params["error_type"], params["message"]
+                    self._fail(params["id"], error_type, message, params["retry_at"], worker_id, dead=False)
+                else:
+                    self._cancel(params["id"], worker_id)
+            except (TaskConflictError, TaskNotFoundError) as exc:
+                written.append(exc)
+            else:
+                written.append(None)
+        limit = batch.claim_limit(limit)
+        claimed = self._claim(worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
         await trio.lowlevel.checkpoint()
+        return batch.outcomes_of(written), claimed
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
         for task_id in task_ids:
