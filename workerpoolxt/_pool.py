@@ -837,7 +837,6 @@ class WorkerPool:
         for worker in self._workers:
             if worker.current is entry:
                 self._extra(entry).cancel_reason = reason
-                worker.cancelling = True
                 worker.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
                 return
         # Still queued: it ends now, and its worker will skip it.

@@ -53,7 +53,6 @@ class Worker:
     scope: trio.CancelScope  # the current epoch, opened by run()
 
     __slots__ = (
-        "cancelling",
         "context",
         "current",
         "deadline",
@@ -92,9 +91,6 @@ class Worker:
         self.wake_abort = self._abort_idle  # made once: the idle wait is on the per-job path
         # The start booked with the job's rate limiter, if it has one.
         self.turn: float | None = None
-        # The pool cancelled this epoch for a job (see pool._cancel_entry):
-        # with a deadline and a Context, the only ways an epoch gets cancelled.
-        self.cancelling = False
 
     async def run(self) -> None:
         running_worker.set(self)
@@ -104,9 +100,8 @@ class Worker:
             while True:
                 with trio.CancelScope() as scope:
                     self.scope = scope
-                    self.cancelling = False
-                    if await self._serve(scope):
-                        return
+                    await self._serve(scope)
+                    return  # the pool closed; a cancelled epoch raises out of _serve() instead
                 if self.current is not None:
                     self._end_interrupted(self.current)
                     self._forget()
@@ -135,8 +130,8 @@ class Worker:
                 self.pool._release_slot()
             raise
 
-    async def _serve(self, scope: trio.CancelScope) -> bool:
-        """Run jobs in this epoch until it is cancelled (False) or the pool closes (True)."""
+    async def _serve(self, scope: trio.CancelScope) -> None:
+        """Run jobs in this epoch until the pool closes; its cancellation ends it with ``trio.Cancelled``."""
         pool = self.pool
         clock = pool._clock
         engine = self.engine
@@ -151,13 +146,15 @@ class Worker:
         while True:
             # Leave at once under an outer cancellation, before taking a job
             # that could then only be cancelled; a job handed over while this
-            # worker idled and cancelled since ends here, never started.
+            # worker idled and cancelled since ends here, never started. An
+            # epoch cancelled for the last job (which returned all the same)
+            # ends here too, so the next job starts in a fresh one.
             await trio.lowlevel.checkpoint_if_cancelled()
             if entry is None:
                 entry = pool._take()
                 if entry is None:
                     if pool._closed:
-                        return True
+                        return
                     # The last job's deadline must not fire while this worker idles.
                     if epoch_deadline != _INF:
                         scope.deadline = epoch_deadline = _INF
@@ -274,11 +271,6 @@ class Worker:
             pool._running -= 1  # as pool._release_slot(), inline
             if not pool._running:
                 pool._release_slot(released=True)
-            # Asked only when something may have cancelled the epoch (reading
-            # cancel_called also reads the clock): the pool, a Context, or the
-            # deadline, which cannot have fired before the reading that ended the job.
-            if (self.cancelling or context is not None or finished_at >= deadline) and scope.cancel_called:
-                return False
             # A task that never awaits would let this loop run job after job
             # without a schedule point and starve every other task. A trio
             # channel would yield on every receive; yielding once a worker has

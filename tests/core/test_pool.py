@@ -856,6 +856,31 @@ async def test_submit_wait_returns_the_result(autojump_clock: trio.testing.MockC
 
 
 @bounded
+async def test_a_job_cancelled_as_it_returns_leaves_the_next_job_alone(autojump_clock: trio.testing.MockClock) -> None:
+    """A job whose handle is cancelled while it runs, and which returns before any checkpoint, does not cancel the next.
+
+    Its worker's epoch was cancelled all the same: the worker must notice and start the next job in a fresh one.
+    """
+    handles: list[wpxt.JobHandle[Any]] = []
+
+    async def first(options: wpxt.Options) -> str:
+        handles[0].cancel()  # cancels its own epoch, then returns with no checkpoint that would see it
+        return "first"
+
+    async def second(options: wpxt.Options) -> str:
+        await trio.sleep(1)
+        return "second"
+
+    async with WorkerPool(1) as pool:
+        handles.append(pool.submit(Job(first)))
+        later = pool.submit(Job(second))
+    assert (handles[0].result.status, handles[0].result.data) == (Status.SUCCEEDED, "first")  # type: ignore[union-attr]
+    result = later.result
+    assert result is not None
+    assert (result.status, result.data, result.started_at, result.finished_at) == (Status.SUCCEEDED, "second", 0.0, 1.0)
+
+
+@bounded
 async def test_cancelling_submit_wait_cancels_the_job(autojump_clock: trio.testing.MockClock) -> None:
     """A submit_wait cancelled by move_on_after cancels its job, which ends CANCELLED at that time."""
     async with WorkerPool(1) as pool:
