@@ -143,6 +143,7 @@ class WorkerPool:
         "_entry_class",
         "_extras",
         "_health",
+        "_held",
         "_idle",
         "_idle_workers",
         "_job_rates",
@@ -251,6 +252,9 @@ class WorkerPool:
         self._entry_class = entry_class(self)
         # What the entries that need more than their slots hold: see Extras.
         self._extras: dict[Entry, Extras] = {}
+        # The worker that holds each job handed over or started, until its
+        # Result: how a cancellation finds the epoch to cancel.
+        self._held: dict[Entry, Worker] = {}
         self._waiting = 0
         self._running = 0
         self._next_id = 0
@@ -725,9 +729,9 @@ class WorkerPool:
         if level >= _STOPPING:
             self._abandon_queued()
         if level == _HALTING:
-            for worker in self._workers:
-                if worker.current is not None:
-                    self._cancel_entry(worker.current, reason)
+            for worker in self._workers:  # each holds its own job: no search for its worker
+                if worker.current is not None and type(worker.current.value) is not Result:
+                    self._cancel_held(worker, worker.current, reason)
         self._update_start_limit()  # the pause, if any, is over
         self._room.unpark_all()
         self._maybe_close()
@@ -832,19 +836,21 @@ class WorkerPool:
             self._timers.forget()
             self._cancel_unstarted(entry, reason)
             return
-        # A worker holds it (running, or handed over and not started yet):
-        # looked up rather than recorded on every entry, as cancelling is rare.
-        for worker in self._workers:
-            if worker.current is entry:
-                self._extra(entry).cancel_reason = reason
-                worker.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
-                return
+        worker = self._held.get(entry)
+        if worker is not None and worker.current is entry:  # running, or handed over and not started yet
+            self._cancel_held(worker, entry, reason)
+            return
         # Still queued: it ends now, and its worker will skip it.
         self._waiting -= 1
         if self._room:
             self._room.unpark()
         self._cancel_unstarted(entry, reason)
         self._maybe_close()
+
+    def _cancel_held(self, worker: Worker, entry: Entry, reason: str) -> None:
+        """Cancel ``entry``, which ``worker`` holds, through the worker's epoch; the worker records why."""
+        self._extra(entry).cancel_reason = reason
+        worker.scope.cancel(reason=f"workerpoolxt job {entry.name!r}: {reason}")
 
     def _record_result(
         self,
@@ -877,6 +883,7 @@ class WorkerPool:
         result: Result[Any] = built  # type: ignore[assignment]  # a Result from the next line on
         _set_attribute(result, "__class__", Result)  # see ResultBuilder
         entry.value = result  # the entry keeps only the Result, not the Job
+        self._held.pop(entry, None)
         self._counts[status] += 1
         if self._health is not None:
             self._health.record(status, code, now)

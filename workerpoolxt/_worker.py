@@ -188,6 +188,7 @@ class Worker:
                 options = self.options = job.options if job.options is not None else pool._options
                 middleware = self.middleware = pool._middleware + job.middleware if job.middleware else pool._middleware
                 self.current = entry
+                pool._held[entry] = self
                 self.context = context
                 self.deadline = deadline
                 self.started_at = now  # running_job is None: the last job's end, or _forget(), cleared it
@@ -309,6 +310,7 @@ class Worker:
     def _hold_unstarted(self, entry: Entry) -> None:
         """Take ``entry`` as the job in hand before it starts, so a cancellation finds it with no attempt made."""
         self.current = entry
+        self.pool._held[entry] = self
         self.engine.attempt = 0
         self.engine.last_error = None
         self.started_at = None

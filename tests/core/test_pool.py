@@ -1681,3 +1681,37 @@ async def test_closing_the_stream_ends_a_read_under_way(autojump_clock: trio.tes
             await trio.sleep(1)
             await stream.aclose()
     assert ended == [1.0]
+
+
+@bounded
+async def test_nothing_of_a_job_stays_beside_its_entry_once_it_has_its_result(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """What the pool keeps aside for some jobs (cancel reasons, wait events, run info, start times, holders) goes
+    with their Results: after a mixed run the pool keeps none of it."""
+    async with WorkerPool(2) as pool:
+        running = pool.submit(Job(sleeper(5, "running")))
+        waited = pool.submit(Job(sleeper(1, "waited")))
+        queued = pool.submit(Job(sleeper(1, "queued")))
+        later = pool.submit_in(Job(sleeper(1, "later")), 10)
+        never = pool.submit_in(Job(sleeper(1, "never")), 100)
+        informed = pool.submit(Job(sleeper(1, "informed")), info=wpxt.RunInfo(item="x"))
+        await trio.sleep(0.5)
+        assert pool._held  # the two running jobs' workers
+        running.cancel()
+        queued.cancel()
+        never.cancel()
+        assert (await waited.wait()).data == "waited"
+        assert (await informed.wait()).data == "informed"
+        assert (await later.wait()).data == "later"
+    statuses = [handle.result.status for handle in (running, waited, queued, later, never, informed)]  # type: ignore[union-attr]
+    assert statuses == [
+        Status.CANCELLED,
+        Status.SUCCEEDED,
+        Status.CANCELLED,
+        Status.SUCCEEDED,
+        Status.CANCELLED,
+        Status.SUCCEEDED,
+    ]
+    assert pool._held == {}
+    assert pool._extras == {}
