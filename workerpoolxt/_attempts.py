@@ -117,18 +117,13 @@ class Attempts:
         try:
             if through is not None:
                 value = await through(1)
-            elif is_async and policy.attempt_timeout is None:  # the common case, a coroutine fewer
-                value = await task(argument)
             else:
                 value = await self.attempt_once(task, argument, is_async, policy.attempt_timeout, name)
         except Exception as exc:  # user code: contained, never BaseException
             return await self.after_failure(
                 policy, deadline, name, task, argument, is_async, through, exc, before_retry
             )
-        if deadline != _INF:  # as check_late(), inline: a job with a deadline takes this path
-            self.ended_at = now = self.clock.current_time()
-            if now > deadline:
-                raise JobTimeoutError(name=name, deadline=deadline)
+        self.check_late(deadline, name, None)
         return value
 
     async def after_failure(
@@ -146,8 +141,9 @@ class Attempts:
         """Go on with a run whose attempt ``self.attempt`` failed with ``error``: retry it, or raise.
 
         ``run()`` comes here after a failed attempt; a caller that made the
-        first attempt itself (the pool's worker, for a plain async job) comes
-        here in the same way, so every retry decision is made in this one place.
+        first attempt itself (the pool's worker does, to spare a coroutine per
+        job) comes here in the same way, so every retry decision is made in
+        this one place.
         Takes and returns as ``run()`` does.
         """
         attempt_timeout = policy.attempt_timeout

@@ -25,9 +25,9 @@ class Entry:
     The pool's queue, timers and workers hold entries; the caller holds a
     ``JobHandle`` that reads one. An entry has three slots, because a pool may
     hold millions of them: what a job needs only now and then (what its run
-    carries, an event for ``wait()``, why it was cancelled, that it waits for
-    its time) lives in its pool's ``_extras``, and which pool it belongs to is
-    a class attribute: each pool makes its own subclass (see ``entry_class``).
+    carries, an event for ``wait()``, why it was cancelled) lives in its
+    pool's ``_extras``, and which pool it belongs to is a class attribute:
+    each pool makes its own subclass (see ``entry_class``).
     Once the job has its Result, the entry keeps only that, not the Job.
     """
 
@@ -60,7 +60,7 @@ class Entry:
 class Extras:
     """What a few entries need besides their three slots, kept in their pool's ``_extras`` while they do."""
 
-    __slots__ = ("cancel_reason", "done_event", "info", "scheduled")
+    __slots__ = ("cancel_reason", "done_event", "info")
 
     def __init__(self) -> None:
         self.info: RunInfo | None = None
@@ -69,8 +69,6 @@ class Extras:
         """Made by the first ``wait()`` before the Result."""
         self.cancel_reason: str | None = None
         """Why the pool or the caller cancelled it while it ran or was held by a worker."""
-        self.scheduled = False
-        """True while the job waits for its start time, outside the queue."""
 
 
 def entry_class(pool: WorkerPool) -> type[Entry]:

@@ -818,22 +818,21 @@ class WorkerPool:
                 return
             self._idle_workers.pop().hand_over(entry)
 
-    def _release_slot(self, *, released: bool = False) -> None:
-        """Free a running job's slot (or, ``released``, note that the caller freed it) and wake who waits for none."""
-        if not released:
-            self._running -= 1
+    def _release_slot(self) -> None:
+        self._running -= 1
         if not self._running:
-            if self._idle:
-                self._idle.unpark_all()
-            self._maybe_close()
+            self._none_running()
+
+    def _none_running(self) -> None:
+        """No job runs any more: wake who waits for that, and close the pool if it is stopping."""
+        if self._idle:
+            self._idle.unpark_all()
+        self._maybe_close()
 
     def _cancel_entry(self, entry: Entry, reason: str) -> None:
         if type(entry.value) is Result:
             return
-        extras = self._extras.get(entry)
-        if extras is not None and extras.scheduled:  # waiting for its time, outside the queue
-            extras.scheduled = False
-            self._timers.forget()
+        if self._timers.withdraw(entry):  # it was waiting for its time, outside the queue
             self._cancel_unstarted(entry, reason)
             return
         worker = self._held.get(entry)

@@ -58,11 +58,13 @@ class Timers:
     One service task sleeps until the earliest, instead of a task per job.
     """
 
-    __slots__ = ("_cancelled", "_counter", "_heap", "_pool", "_running", "_sleep")
+    __slots__ = ("_cancelled", "_counter", "_heap", "_pool", "_running", "_sleep", "_waiting")
 
     def __init__(self, pool: WorkerPool) -> None:
         self._pool = pool
         self._heap: list[tuple[float, int, Entry]] = []
+        # The entries still waiting for their time; the heap may also hold cancelled ones.
+        self._waiting: set[Entry] = set()
         self._counter = 0  # keeps equal times in submission order
         self._cancelled = 0  # entries whose job was cancelled while it waited
         self._sleep: trio.CancelScope | None = None
@@ -71,30 +73,31 @@ class Timers:
     def add(self, entry: Entry, when: float) -> None:
         heapq.heappush(self._heap, (when, self._counter, entry))
         self._counter += 1
-        self._pool._extra(entry).scheduled = True
+        self._waiting.add(entry)
         if not self._running:
             self._running = True
             self._pool._start_service(self._run, name="workerpoolxt timers")
         elif self._sleep is not None and when < self._sleep.deadline:
             self._sleep.deadline = when
 
-    def forget(self) -> None:
-        """Note that a waiting job was cancelled; drop such entries once they are most of the heap."""
+    def withdraw(self, entry: Entry) -> bool:
+        """Take ``entry`` off its wait, if it still waits; cancelled entries leave the heap once they are most of it."""
+        if entry not in self._waiting:
+            return False
+        self._waiting.remove(entry)
         self._cancelled += 1
         if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
-            extras = self._pool._extras
-            self._heap[:] = [timer for timer in self._heap if timer[2] in extras and extras[timer[2]].scheduled]
+            self._heap[:] = [timer for timer in self._heap if timer[2] in self._waiting]
             heapq.heapify(self._heap)
             self._cancelled = 0
+        return True
 
     def end_all(self, finish: Callable[[Entry], object]) -> None:
         """End every job still waiting for its time with ``finish``."""
         heap, self._heap = self._heap, []
-        extras = self._pool._extras
+        waiting, self._waiting = self._waiting, set()
         for _, _, entry in sorted(heap, key=lambda timer: timer[:2]):
-            held = extras.get(entry)
-            if held is not None and held.scheduled:
-                held.scheduled = False
+            if entry in waiting:
                 finish(entry)
         if self._sleep is not None:
             self._sleep.cancel()
@@ -106,9 +109,8 @@ class Timers:
             heap = self._heap  # end_all() swaps in a new list
             while heap and heap[0][0] <= now:
                 _, _, entry = heapq.heappop(heap)
-                held = pool._extras.get(entry)
-                if held is not None and held.scheduled:  # not cancelled meanwhile
-                    held.scheduled = False
+                if entry in self._waiting:  # not cancelled meanwhile
+                    self._waiting.remove(entry)
                     entry.queued_at = now
                     pool._enqueue_entry(entry)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:

@@ -271,7 +271,7 @@ class Worker:
                 last_end = None
             pool._running -= 1  # as pool._release_slot(), inline
             if not pool._running:
-                pool._release_slot(released=True)
+                pool._none_running()
             # A task that never awaits would let this loop run job after job
             # without a schedule point and starve every other task. A trio
             # channel would yield on every receive; yielding once a worker has

@@ -1715,3 +1715,4 @@ async def test_nothing_of_a_job_stays_beside_its_entry_once_it_has_its_result(
     ]
     assert pool._held == {}
     assert pool._extras == {}
+    assert pool._timers._waiting == set()
