@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, runtime_checkable
 
 import attrs
 import trio
@@ -628,18 +628,34 @@ class EndBatch:
 RETRYABLE: Final = (TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.CANCELLED)
 """The statuses ``retry()`` requeues: the final ones but success."""
 
-FRESH_START: Final[Mapping[str, int | None]] = {
-    "attempts": 0,
-    "lost_leases": 0,
-    "started_at": None,
-    "finished_at": None,
-    "worker_id": None,
-    "heartbeat_at": None,
-    "result": None,
-    "error_type": None,
-    "error_message": None,
-}
-"""What ``retry()`` sets, besides the status (queued) and ``run_at`` (now): each a TaskRecord field and a SQL column."""
+
+class _FreshStart(TypedDict):
+    attempts: int
+    lost_leases: int
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    heartbeat_at: float | None
+    result: Any
+    error_type: str | None
+    error_message: str | None
+
+
+FRESH_START: Final = _FreshStart(
+    attempts=0,
+    lost_leases=0,
+    started_at=None,
+    finished_at=None,
+    worker_id=None,
+    heartbeat_at=None,
+    result=None,
+    error_type=None,
+    error_message=None,
+)
+"""What a task starts with, when enqueued and when ``retry()`` requeues it, besides its status (queued) and ``run_at``.
+
+Each is a TaskRecord field and a column of the SQL stores.
+"""
 
 MAX_LIMIT: Final = 2**31 - 1
 """The largest ``limit`` of ``list_tasks()``: a limit every database takes as a number, far above any listing."""

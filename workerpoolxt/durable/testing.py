@@ -94,19 +94,11 @@ class MemoryStore:
                 handler=handler,
                 job=json.loads(job),
                 status=TaskStatus.QUEUED,
-                attempts=0,
                 retry=retry,
                 priority=priority,
                 created_at=now,
                 run_at=now if run_at is None else run_at,
-                started_at=None,
-                finished_at=None,
-                worker_id=None,
-                heartbeat_at=None,
-                result=None,
-                error_type=None,
-                error_message=None,
-                lost_leases=0,
+                **FRESH_START,
             )
             ids.append(task_id)
         self._changed.unpark_all()
