@@ -10,11 +10,11 @@ LOCKED))``: claimers in any number of processes lock disjoint rows and never
 wait for one another. Finalising writes from many tasks share one transaction
 (group commit), as in ``SQLiteStore``.
 
-Enqueueing, releasing and requeueing a failed task ``NOTIFY`` the channel
-``wpxt_<schema>``; cancelling a task (not by its own worker) notifies
-``cancel <id>`` there. One thread per store, started by the first
-``wait_for_work()`` or ``wait_for_cancellations()``, ``LISTEN``s on its own
-connection and wakes the trio tasks parked there.
+Enqueueing, releasing, requeueing a failed task and an operator's
+``retry()`` ``NOTIFY`` the channel ``wpxt_<schema>``; cancelling a task (not
+by its own worker) notifies ``cancel <id>`` there. One thread per store,
+started by the first ``wait_for_work()`` or ``wait_for_cancellations()``,
+``LISTEN``s on its own connection and wakes the trio tasks parked there.
 
 "Now" is the database's clock (``statement_timestamp()``), never a worker's:
 workers whose clocks disagree still agree on whose lease has expired.

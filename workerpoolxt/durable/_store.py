@@ -142,7 +142,8 @@ class Store(Protocol):
 
     A store may also write many tasks' ends and claim more in one transaction
     (``finish_and_claim()``, see ``BatchingStore``): all three stores here do,
-    and ``DurableWorker`` uses it when a store has it.
+    and ``DurableWorker`` uses it when a store has it. An operator's calls,
+    to list tasks and requeue failed ones, are ``AdminStore``'s.
     """
 
     async def init(self) -> None:
