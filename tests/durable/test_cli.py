@@ -657,7 +657,7 @@ async def test_worker_drains_the_store_then_stops_on_sigint(tmp_path: Path, hand
     log = worker.log()
     assert "got SIGINT: stopping" in log
     assert "Traceback" not in log
-    counts = json.loads((await arun_cli(tmp_path, "status", "--store", STORE)).stdout)
+    counts = json.loads((await arun_cli(tmp_path, "status", "--store", STORE, "--json")).stdout)["counts"]
     assert counts["succeeded"] == 20
 
 
@@ -810,9 +810,9 @@ async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
             await wait_until(drained, lambda: f"the worker runs the 5 tasks; its log:\n{worker.log()}")
             worker.send_signal(signal.SIGINT)
             assert await worker.wait_exit() == 0
-        counts = json.loads((await arun_cli(tmp_path, "status", "--store", url)).stdout)
+        counts = json.loads((await arun_cli(tmp_path, "status", "--store", url, "--json")).stdout)["counts"]
         assert counts == {"queued": 0, "running": 0, "succeeded": 5, "failed": 0, "cancelled": 0, "dead": 0}
-        done = await arun_cli(tmp_path, "status", "--store", url, str(ids[0]))
+        done = await arun_cli(tmp_path, "status", "--store", url, "--json", str(ids[0]))
         record = json.loads(done.stdout)
         assert (record["status"], record["worker_id"], record["result"]) == (
             "succeeded",
@@ -870,7 +870,7 @@ def test_worker_help_shows_defaults_and_environment(tmp_path: Path) -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())  # click wraps long lines
     for shown in (
-        "[default: 30.0]",
+        "[default: 30.0; x>0]",
         "[default: 8]",
         "[default: fifo]",
         "[default: no limit]",
@@ -961,7 +961,7 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 async def make_dead(store: Any, error: str = "boom") -> int:
     """Enqueue a task with no retry, claim it and fail its only attempt: the task is dead. Return its id."""
     [task_id] = await store.enqueue([Job("echo")])
-    [record] = await store.claim("w-test", 1)
+    [record] = await store.claim("w-test", 1, order=Order.LIFO)  # this one, not those queued before it
     assert record.id == task_id
     await store.fail(task_id, ValueError(error), worker_id="w-test")
     assert (await store.get(task_id)).status is TaskStatus.DEAD

@@ -126,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         from . import _commands
-    except ImportError as error:
-        if error.name != "click":
+    except ImportError as missing:
+        if missing.name != "click":
             raise
         print("error: the workerpoolxt command needs click: pip install 'workerpoolxt[cli]'", file=sys.stderr)
         return 2

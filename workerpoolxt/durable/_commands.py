@@ -185,10 +185,9 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
     _configure_logging(
         settings.pop("verbose"), settings.pop("quiet"), settings.pop("log_level"), settings.pop("log_format")
     )
-    target = load_target(app_spec, "--app")
-    registry = _registry_of(target, app_spec)
+    registry = _registry_of(load_target(app_spec, "--app"), app_spec)
     store = open_store(store_url, registry=registry)
-    trio.run(_work, store, target, settings)
+    trio.run(_work, store, registry, settings)
     return 0
 
 
