@@ -175,27 +175,24 @@ class OutcomeLog(DurableObserver):
 
     def task_ended(self, event: TaskEnded) -> None:
         outcome = event.outcome
+        level = _LEVELS[outcome]
+        if not _outcomes_logger.isEnabledFor(level):
+            return
         error = _error_text(event.error)
         head = f"task {event.task_id} {event.handler}"
         attempts = f"{event.attempt}/{event.max_attempts}"
-        level = logging.WARNING
         if outcome is TaskOutcome.SUCCEEDED:
-            level = logging.INFO
             message = f"{head} succeeded in {event.duration:.3f}s (attempt {attempts})"
         elif outcome is TaskOutcome.RETRYING:
             message = f"{head} failed attempt {attempts}, retrying in {event.retry_in:g}s: {error}"
         elif outcome is TaskOutcome.FAILED or outcome is TaskOutcome.DEAD:
             message = f"{head} {outcome.value} after {attempts} attempts: {error}"
         elif outcome is TaskOutcome.CANCELLED:
-            level = logging.INFO
             message = f"{head} cancelled (attempt {attempts})"
         elif outcome is TaskOutcome.RELEASED:
-            level = logging.INFO
             message = f"{head} released to the queue, attempt {attempts} not counted"
         else:
             message = f"{head} lost to another worker (attempt {attempts})"
-        if not _outcomes_logger.isEnabledFor(level):
-            return
         _outcomes_logger.log(
             level,
             message,
@@ -210,3 +207,12 @@ class OutcomeLog(DurableObserver):
                 "error": error,
             },
         )
+
+
+# What went as hoped is INFO; a failed attempt, or a lease lost, is WARNING.
+_LEVELS: Final = dict.fromkeys(TaskOutcome, logging.INFO) | {
+    TaskOutcome.RETRYING: logging.WARNING,
+    TaskOutcome.FAILED: logging.WARNING,
+    TaskOutcome.DEAD: logging.WARNING,
+    TaskOutcome.LOST: logging.WARNING,
+}

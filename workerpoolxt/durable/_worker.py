@@ -287,10 +287,11 @@ class DurableWorker:
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
         self._stop_requested = False
         self._stopping = trio.Event()
-        # The earliest retry this worker scheduled, so an idle worker wakes for it.
-        self._next_retry = math.inf
-        # In burst mode, the retries this worker scheduled and has not yet seen claimed, by task: it waits for them.
+        # The retries this worker scheduled, by task, until a claim could take them: an idle worker wakes for
+        # each. In burst mode they stay until this worker claims them or the store says another took them.
         self._own_retries: dict[int, float] = {}
+        # When, on the store's clock, the last claim started: the retries due by then were claimable.
+        self._claimed_at = -math.inf
         self._cancel_running = False
         # When the claims started failing, with none succeeding since, and why; and the error that made the worker
         # give up.
@@ -592,14 +593,17 @@ class DurableWorker:
 
     def _idle_wait(self) -> float:
         """How long an idle worker waits for work: a poll, or less if a retry it scheduled is due sooner."""
-        if self._own_retries:  # burst mode: each retry it waits for
-            now = self._clock()
-            return min([self._poll, *(retry_at - now for retry_at in self._own_retries.values() if retry_at > now)])
-        retry_in = self._next_retry - self._clock()
-        if retry_in < self._poll:
-            self._next_retry = math.inf
-            return max(retry_in, 0.0)
-        return self._poll
+        own_retries = self._own_retries
+        if not own_retries:
+            return self._poll
+        claimed_at, now = self._claimed_at, self._clock()
+        waits = [retry_at - now for retry_at in own_retries.values() if retry_at > claimed_at]
+        if not self.app.burst:
+            # Due by the last claim, it was the claim's to take (by this worker or another): forget it.
+            for task_id, retry_at in list(own_retries.items()):
+                if retry_at <= claimed_at:
+                    del own_retries[task_id]
+        return min([self._poll, *(max(wait, 0.0) for wait in waits)])
 
     async def _beat(self) -> None:
         """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled.
@@ -752,6 +756,7 @@ class DurableWorker:
         if limit > 0:
             # Cancelled (a handler's BaseException, say): no claim, and the ends are left for run() to write.
             await trio.lowlevel.checkpoint_if_cancelled()
+            self._claimed_at = self._clock()
         ended, self._ended = self._ended, []
         store, worker_id = self._store, self.worker_id
         ends: list[TaskEnd] = []
@@ -856,9 +861,7 @@ class DurableWorker:
         delay = policy.delay_after(record.attempts, error)
         if delay is not None:
             retry_at = self._clock() + delay
-            self._next_retry = min(self._next_retry, retry_at)
-            if self.app.burst:
-                self._own_retries[task_id] = retry_at
+            self._own_retries[task_id] = retry_at
             return TaskEnd(task_id, Call.FAIL, error=error, retry_at=retry_at), "retried", delay
         return TaskEnd(task_id, Call.FAIL, error=error), "failed", None
 
