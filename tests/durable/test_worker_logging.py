@@ -26,6 +26,7 @@ from workerpoolxt.durable import (
     TaskClaimed,
     TaskEnded,
     TaskOutcome,
+    TaskRecord,
     TaskStatus,
     WorkerApp,
 )
@@ -64,6 +65,14 @@ def virtual_store(registry: Registry) -> MemoryStore:
     return MemoryStore(registry=registry, clock=trio.current_time)
 
 
+async def run_one(registry: Registry, job: Job[Any], store: MemoryStore | None = None, **worker: Any) -> TaskRecord:
+    """Enqueue ``job``, run it on worker "w1" until it is final, and return its record."""
+    store = virtual_store(registry) if store is None else store
+    [task_id] = await store.enqueue([job])
+    async with DurableWorker(store, registry, worker_id="w1", **worker):
+        return await store.wait(task_id)
+
+
 class Recorder(DurableObserver):
     """Keeps every event it is told of."""
 
@@ -99,10 +108,7 @@ async def test_success_is_one_info_line(
     async def send_email(options: Options) -> None:
         await trio.sleep(1.25)
 
-    store = virtual_store(registry)
-    [task_id] = await store.enqueue([Job("send_email", retry=2)])
-    async with DurableWorker(store, registry, worker_id="w1"):
-        await store.wait(task_id)
+    task_id = (await run_one(registry, Job("send_email", retry=2))).id
     assert lines(caplog) == [
         (
             logging.INFO,
@@ -123,10 +129,8 @@ async def test_retries_then_dead_are_warnings(
     async def send_email(options: Options) -> None:
         raise ValueError("boom")
 
-    store = virtual_store(registry)
-    [task_id] = await store.enqueue([Job("send_email", retry=1, backoff=NO_JITTER)])
-    async with DurableWorker(store, registry, worker_id="w1", poll=0.25):
-        record = await store.wait(task_id)
+    record = await run_one(registry, Job("send_email", retry=1, backoff=NO_JITTER), poll=0.25)
+    task_id = record.id
     assert record.status is TaskStatus.DEAD
     error = "ValueError: boom"
     assert lines(caplog) == [
@@ -154,10 +158,8 @@ async def test_result_json_cannot_hold_is_failed_with_attempts_left(
     async def odd(options: Options) -> object:
         return {1, 2}
 
-    store = virtual_store(registry)
-    [task_id] = await store.enqueue([Job("odd", retry=2)])
-    async with DurableWorker(store, registry, worker_id="w1"):
-        record = await store.wait(task_id)
+    record = await run_one(registry, Job("odd", retry=2))
+    task_id = record.id
     assert record.status is TaskStatus.FAILED
     error = f"{record.error_type}: {record.error_message}"
     assert lines(caplog) == [
@@ -174,12 +176,10 @@ async def test_unknown_handler_is_a_dead_line(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A task naming no handler the worker has is dead on its first attempt, without a duration."""
-    store = MemoryStore(clock=trio.current_time)
-    [task_id] = await store.enqueue([Job("nobody")])
     registry = Registry()
     registry.register("somebody", lambda options: None)
-    async with DurableWorker(store, registry, worker_id="w1"):
-        record = await store.wait(task_id)
+    record = await run_one(registry, Job("nobody"), MemoryStore(clock=trio.current_time))
+    task_id = record.id
     error = f"UnknownHandlerError: {record.error_message}"
     assert lines(caplog) == [
         (
@@ -202,10 +202,7 @@ async def test_cancel_task_is_an_info_line(
         await trio.sleep(2)
         raise CancelTask("not needed")
 
-    store = virtual_store(registry)
-    [task_id] = await store.enqueue([Job("maybe")])
-    async with DurableWorker(store, registry, worker_id="w1"):
-        await store.wait(task_id)
+    task_id = (await run_one(registry, Job("maybe"))).id
     assert lines(caplog) == [
         (
             logging.INFO,
