@@ -2,8 +2,8 @@
 
 A module defines its app once (the handlers, how many run at once, what wraps
 them, the resources they share), and every way of running a worker takes it:
-``DurableWorker(store, app)`` in code, ``python -m workerpoolxt worker --app
-module:app`` from the command line.
+``DurableWorker(store, app)`` in code, and the command line's ``worker``,
+which loads it as ``module:app``.
 
 The resources handlers share (a database pool, an HTTP client) come from the
 app's ``lifespan``: an async context manager the worker enters before its
