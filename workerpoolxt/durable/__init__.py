@@ -15,10 +15,11 @@ from ._app import WorkerApp, lifespan_value
 from ._observer import DurableObserver, QueueDepth, TaskClaimed, TaskEnded, TaskOutcome
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
-from ._store import Order, Store, StoreStatistics, TaskRecord, TaskStatus
+from ._store import AdminStore, Order, SQLStore, Store, StoreStatistics, TaskRecord, TaskStatus
 from ._worker import DurableWorker, DurableWorkerHealth, DurableWorkerStatistics
 
 __all__ = [
+    "AdminStore",
     "CancelTask",
     "DurableObserver",
     "DurableWorker",
@@ -28,6 +29,7 @@ __all__ = [
     "PostgresConnectionError",
     "PostgresStore",
     "QueueDepth",
+    "SQLStore",
     "SQLiteStore",
     "Store",
     "StoreError",
