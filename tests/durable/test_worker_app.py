@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import types
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -211,7 +212,7 @@ async def test_apps_concurrency_middleware_and_options_apply(autojump_clock: tri
 async def test_lifespan_wraps_the_run_and_its_value_reaches_handlers(autojump_clock: trio.testing.MockClock) -> None:
     """The lifespan enters before the first claim, exits after the stop, the end written; handlers get its value."""
     events: list[tuple[str, float]] = []
-    seen: list[tuple[Any, str]] = []
+    seen: list[Any] = []
     apps: list[WorkerApp] = []
 
     async def use(options: Options) -> None:
@@ -277,7 +278,7 @@ async def test_lifespan_yielding_none_is_still_a_value(autojump_clock: trio.test
 async def test_lifespan_that_fails_to_enter_stops_the_worker_before_any_claim(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """An error as the lifespan enters comes out of run() and of the block; nothing was claimed."""
+    """An error as the lifespan enters comes out of run() and of the block; nothing was claimed, nor ready."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
@@ -290,9 +291,18 @@ async def test_lifespan_that_fails_to_enter_stops_the_worker_before_any_claim(
     [task_id] = await store.enqueue([Job("job")])
     app = WorkerApp(registry, lifespan=lifespan)
     worker = DurableWorker(store, app)
-    with pytest.raises(ConnectionError, match="no database"):
-        await worker.run()
+
+    async def while_entering() -> None:
+        await trio.sleep(0.5)
+        health.append(worker.health().reason)
+
+    health: list[str] = []
+    with pytest.RaisesGroup(pytest.RaisesExc(ConnectionError, match="no database")):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(while_entering)
+            await worker.run()
     assert trio.current_time() == 1.0
+    assert health == ["starting"]
     with pytest.raises(ConnectionError, match="no database"):
         async with DurableWorker(store, app):
             pytest.fail("the block ran")  # pragma: no cover
@@ -346,7 +356,7 @@ async def test_lifespan_must_return_an_async_context_manager(autojump_clock: tri
 
 @bounded
 async def test_shutdown_timeout_cancels_and_releases_the_running_task(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """stop() at t=1 with shutdown_timeout=2: the 10 s task runs on until t=3, then is cancelled and released."""
     cancelled_at: list[float] = []
@@ -376,6 +386,9 @@ async def test_shutdown_timeout_cancels_and_releases_the_running_task(
     assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
     assert store.events[-1] == ("release", 3.0)
     assert (worker.statistics().released, worker.statistics().running) == (1, 0)
+    [warning] = [record for record in caplog.records if "after the stop" in record.getMessage()]
+    message = f"worker {worker.worker_id}: 1 task(s) still running 2s after the stop; cancelling them"
+    assert (warning.name, warning.levelno, warning.getMessage()) == ("workerpoolxt", logging.WARNING, message)
 
 
 @bounded
