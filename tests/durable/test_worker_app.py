@@ -20,10 +20,9 @@ import trio.testing
 from helpers import bounded
 
 import workerpoolxt as wpxt
-from workerpoolxt import Backoff, Job, Options, Registry
+from workerpoolxt import Backoff, Health, Job, Options, Registry
 from workerpoolxt.durable import (
     DurableWorker,
-    DurableWorkerHealth,
     Order,
     StoreError,
     TaskRecord,
@@ -294,7 +293,7 @@ async def test_lifespan_that_fails_to_enter_stops_the_worker_before_any_claim(
 
     async def while_entering() -> None:
         await trio.sleep(0.5)
-        health.append(worker.health().reason)
+        health.append(worker.health().reasons)
 
     health: list[str] = []
     with pytest.RaisesGroup(pytest.RaisesExc(ConnectionError, match="no database")):
@@ -302,13 +301,13 @@ async def test_lifespan_that_fails_to_enter_stops_the_worker_before_any_claim(
             nursery.start_soon(while_entering)
             await worker.run()
     assert trio.current_time() == 1.0
-    assert health == ["starting"]
+    assert health == [("starting",)]
     with pytest.raises(ConnectionError, match="no database"):
         async with DurableWorker(store, app):
             pytest.fail("the block ran")  # pragma: no cover
     assert store.events == []
     assert (await store.get(task_id)).status is TaskStatus.QUEUED
-    assert worker.health() == DurableWorkerHealth(ready=False, reason="stopped", running=0, worker_id=worker.worker_id)
+    assert worker.health() == Health(False, ("stopped",))
 
 
 @bounded
@@ -417,7 +416,7 @@ async def test_burst_worker_on_an_empty_queue_returns_at_once(autojump_clock: tr
     worker = DurableWorker(store, registry_of(job=noop), burst=True)
     await worker.run()
     assert store.events == [("claim", 0.0)]
-    assert worker.health().reason == "stopped"
+    assert worker.health() == Health(False, ("stopped",))
 
 
 @bounded
@@ -491,8 +490,9 @@ async def test_health_follows_the_worker_from_start_to_stop(autojump_clock: trio
     store = RecordingStore(registry)
     worker = DurableWorker(store, registry, worker_id="w1", poll=1)
 
-    def health(ready: bool, reason: str, running: int = 0) -> DurableWorkerHealth:
-        return DurableWorkerHealth(ready=ready, reason=reason, running=running, worker_id="w1")
+    def health(ready: bool, reason: str, running: int = 0) -> Health:
+        assert worker.statistics().running == running
+        return Health(ready, (reason,) if reason else ())
 
     assert worker.health() == health(False, "not started")
     [task_id] = await store.enqueue([Job("job")])

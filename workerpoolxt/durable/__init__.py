@@ -16,14 +16,13 @@ from ._observer import DurableObserver, QueueDepth, TaskClaimed, TaskEnded, Task
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 from ._store import AdminStore, Order, SQLStore, Store, StoreStatistics, TaskRecord, TaskStatus
-from ._worker import DurableWorker, DurableWorkerHealth, DurableWorkerStatistics
+from ._worker import DurableWorker, DurableWorkerStatistics
 
 __all__ = [
     "AdminStore",
     "CancelTask",
     "DurableObserver",
     "DurableWorker",
-    "DurableWorkerHealth",
     "DurableWorkerStatistics",
     "Order",
     "PostgresConnectionError",

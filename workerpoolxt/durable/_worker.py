@@ -40,7 +40,7 @@ import trio
 
 # The core's public names, as any user of the pool has them; and, as a wing of
 # the package, its engine's retry policy and its helpers for errors and arguments.
-from .. import Backoff, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
+from .. import Backoff, Health, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
 from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
 from .._serialize import job_from_dict
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from .. import JobHandle, Result
     from ..middleware import Middleware
 
-__all__ = ["DurableWorker", "DurableWorkerHealth", "DurableWorkerStatistics"]
+__all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 _T = TypeVar("_T")
@@ -95,19 +95,6 @@ class DurableWorkerStatistics:
     """Tasks whose lease this worker lost to another worker while running them."""
     running: int
     """Tasks this worker holds: running, or their end still to be written."""
-
-
-@attrs.frozen
-class DurableWorkerHealth:
-    """Whether a ``DurableWorker`` is fit to take work: what a readiness probe asks."""
-
-    ready: bool
-    """Running, not stopping, and its last claim did not fail."""
-    reason: str
-    """Why it is not ready; empty when it is."""
-    running: int
-    """Tasks it holds, as ``statistics().running`` says."""
-    worker_id: str
 
 
 class _Default:
@@ -979,10 +966,11 @@ class DurableWorker:
         """A frozen snapshot of the worker's counters."""
         return DurableWorkerStatistics(running=len(self._running), **self._counts)
 
-    def health(self) -> DurableWorkerHealth:
+    def health(self) -> Health:
         """Whether the worker is ready for work: what a readiness probe (``/ready``) reports.
 
-        Ready while it runs (its store initialised, its lifespan entered), is
+        As for a pool or a Supervisor, a ``Health`` whose ``reasons`` say why
+        not: healthy while it runs (its store initialised, its lifespan entered), is
         not stopping, and its last claim succeeded: a failing claim makes it
         unready until a claim succeeds again (or it gives up).
         """
@@ -998,9 +986,7 @@ class DurableWorker:
             reason = f"its claims have failed for {failing:.1f}s: {type(error).__name__}: {error}"
         else:
             reason = ""
-        return DurableWorkerHealth(
-            ready=not reason, reason=reason, running=len(self._running), worker_id=self.worker_id
-        )
+        return Health(not reason, (reason,) if reason else ())
 
 
 def _log_failure(error: Exception, message: str, *args: object) -> None:
