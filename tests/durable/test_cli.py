@@ -42,6 +42,9 @@ POLL: Final = 0.02
 
 STORE: Final = "sqlite:///tasks.db"
 
+INSTALLED: Final = Path(sys.executable).parent / "workerpoolxt"
+"""The ``workerpoolxt`` command that installing the package put beside this Python."""
+
 UNREACHABLE: Final = "postgresql://postgres@127.0.0.1:1/test"
 """Nothing listens on port 1: connecting is refused at once."""
 
@@ -136,22 +139,15 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], what: Callable[[]
 class WorkerProcess:
     """``python -m workerpoolxt worker`` as a subprocess, its log in a file; killed on exit if it still runs."""
 
-    def __init__(self, cwd: Path, store: str, worker_id: str, *options: str) -> None:
+    def __init__(
+        self, cwd: Path, store: str, worker_id: str, *options: str, app: str | None = None, installed: bool = False
+    ) -> None:
         self.worker_id = worker_id
         self.log_path = cwd / f"{worker_id}.log"
-        self._command = [
-            sys.executable,
-            "-m",
-            "workerpoolxt",
-            "worker",
-            "--store",
-            store,
-            "--registry",
-            "handlers:registry",
-            "--worker-id",
-            worker_id,
-            *options,
-        ]
+        # The installed command, as a deployment runs it, or `python -m workerpoolxt`.
+        command = [str(INSTALLED)] if installed else [sys.executable, "-m", "workerpoolxt"]
+        target = ["--registry", "handlers:registry"] if app is None else ["--app", app]
+        self._command = [*command, "worker", "--store", store, *target, "--worker-id", worker_id, *options]
         self._cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -832,9 +828,8 @@ def test_the_installed_command_prints_its_version(tmp_path: Path) -> None:
     """Installing the package gives a ``workerpoolxt`` command; --version prints the installed version."""
     import importlib.metadata
 
-    command = Path(sys.executable).parent / "workerpoolxt"
     done = subprocess.run(
-        [command, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=HANG, check=False
+        [INSTALLED, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=HANG, check=False
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == f"workerpoolxt {importlib.metadata.version('workerpoolxt')}\n"
@@ -1111,3 +1106,241 @@ def test_changing_a_missing_store_creates_nothing(tmp_path: Path, command: list[
     """retry and cancel on a SQLite file that does not exist fail in one line, and create no file."""
     assert_user_error(run_cli(tmp_path, command[0], "--store", "sqlite:///typo.db", *command[1:]), "does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a worker process run through the installed command, as a deployment runs it ----------
+
+
+APP: Final = '''\
+"""A worker app for the tests of the installed command: handlers that succeed, fail, retry and sleep."""
+
+import trio
+
+import workerpoolxt as wpxt
+from workerpoolxt.durable import WorkerApp
+from workerpoolxt.observe import PrometheusMetrics
+
+registry = wpxt.Registry()
+QUICK = wpxt.Backoff(initial=0.01, jitter=0)
+
+
+@registry.register("ok")
+async def ok(options):
+    return "done"
+
+
+@registry.register("boom")
+async def boom(options):
+    raise ValueError("boom")
+
+
+@registry.register("flaky")
+async def flaky(options):
+    if wpxt.current_job().attempt == 1:
+        raise ValueError("first try")
+    return "second try"
+
+
+@registry.register("sleep")
+async def sleep(options):
+    await trio.sleep(wpxt.current_job().args["seconds"])
+    return "slept"
+
+
+app = WorkerApp(registry, backoff=QUICK, metrics=PrometheusMetrics())
+quick_stop = WorkerApp(registry, backoff=QUICK, shutdown_timeout=0.2)
+plain = WorkerApp(registry, backoff=QUICK)
+'''
+
+
+@pytest.fixture
+def app_module(tmp_path: Path) -> Path:
+    """``service.py`` in the working directory of the commands, defining WorkerApps."""
+    path = tmp_path / "service.py"
+    path.write_text(APP)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, just now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> tuple[int, str]:
+    """GET ``url``; return the status and the body, for error statuses too."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=HANG) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+# The outcome lines of the worker run below, as regular expressions: one line per outcome.
+OUTCOMES: Final = [
+    ("INFO", r"task 1 ok succeeded in \d+\.\d{3}s \(attempt 1/1\)"),
+    ("WARNING", r"task 2 boom failed attempt 1/2, retrying in 0\.01s: ValueError: boom"),
+    ("WARNING", r"task 2 boom dead after 2/2 attempts: ValueError: boom"),
+    ("WARNING", r"task 3 flaky failed attempt 1/2, retrying in 0\.01s: ValueError: first try"),
+    ("INFO", r"task 3 flaky succeeded in \d+\.\d{3}s \(attempt 2/2\)"),
+]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_the_installed_worker_logs_one_line_per_outcome(
+    any_store: tuple[str, Any], tmp_path: Path, app_module: Path, log_format: str
+) -> None:
+    """A worker run by the installed command logs each success, retry and death on one line, as text or as JSON."""
+    url, store = any_store
+    await store.enqueue([Job("ok"), Job("boom", retry=1), Job("flaky", retry=1)])
+    with WorkerProcess(
+        tmp_path, url, "w1", "--burst", "--poll", "0.05", "--log-format", log_format, app="service:app", installed=True
+    ) as worker:
+        assert await worker.wait_exit() == 0
+    assert await statuses(store, [1, 2, 3]) == [TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.SUCCEEDED]
+    if log_format == "text":
+        lines = [line for line in worker.log().splitlines() if " workerpoolxt.durable: task " in line]
+        found = [(line.split()[2], line.split("workerpoolxt.durable: ", 1)[1]) for line in lines]
+    else:
+        records = [json.loads(line) for line in worker.log().splitlines()]
+        outcomes = [record for record in records if record["logger"] == "workerpoolxt.durable"]
+        found = [(record["level"], record["message"]) for record in outcomes]
+        by_id = {(record["task_id"], record["attempt"], record["status"]): record for record in outcomes}
+        dead = by_id[(2, 2, "dead")]
+        assert (dead["handler"], dead["max_attempts"], dead["worker_id"], dead["error"]) == (
+            "boom",
+            2,
+            "w1",
+            "ValueError: boom",
+        )
+        assert by_id[(1, 1, "succeeded")]["duration"] >= 0
+        assert all(datetime.datetime.fromisoformat(record["time"]) for record in records)
+    # Tasks run side by side: compare each task's lines in the order they came.
+    for task in ("1", "2", "3"):
+        expected = [(level, pattern) for level, pattern in OUTCOMES if pattern.startswith(f"task {task} ")]
+        got = [(level, message) for level, message in found if message.startswith(f"task {task} ")]
+        assert len(got) == len(expected), worker.log()
+        for (level, pattern), (got_level, message) in zip(expected, got, strict=True):
+            assert got_level == level
+            assert re.fullmatch(pattern, message), message
+    assert "Traceback" not in worker.log()
+
+
+async def test_sigterm_waits_for_the_running_task_and_says_so(
+    any_store: tuple[str, Any], tmp_path: Path, app_module: Path
+) -> None:
+    """SIGTERM while a task runs logs that the worker waits for it; the task finishes and the worker exits 0."""
+    url, store = any_store
+    [task_id] = await store.enqueue([Job("sleep", args={"seconds": 1.0})])
+    with WorkerProcess(tmp_path, url, "w1", "--poll", "0.05", app="service:plain", installed=True) as worker:
+        await worker.wait_started()
+        await wait_until(
+            lambda: _is(store, task_id, TaskStatus.RUNNING), lambda: f"task {task_id} runs; log:\n{worker.log()}"
+        )
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait_logged("got SIGTERM: stopping, waiting for 1 running task; signal again to cancel it")
+        assert await worker.wait_exit() == 0
+    assert await statuses(store, [task_id]) == [TaskStatus.SUCCEEDED]
+    assert f"task {task_id} sleep succeeded in " in worker.log()
+
+
+@pytest.mark.parametrize(
+    ("app", "options"),
+    [
+        pytest.param("service:quick_stop", [], id="the-apps"),
+        pytest.param("service:plain", ["--shutdown-timeout", "0.2"], id="flag"),
+    ],
+)
+async def test_the_shutdown_timeout_cancels_and_releases_the_running_task(
+    any_store: tuple[str, Any], tmp_path: Path, app_module: Path, app: str, options: list[str]
+) -> None:
+    """Past the app's shutdown_timeout (or --shutdown-timeout), a stop cancels the running task and hands it back."""
+    url, store = any_store
+    [task_id] = await store.enqueue([Job("sleep", args={"seconds": 60})])
+    with WorkerProcess(tmp_path, url, "w1", "--poll", "0.05", *options, app=app, installed=True) as worker:
+        await worker.wait_started()
+        await wait_until(
+            lambda: _is(store, task_id, TaskStatus.RUNNING), lambda: f"task {task_id} runs; log:\n{worker.log()}"
+        )
+        stopped = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert await worker.wait_exit() == 0
+        assert 0.2 <= time.monotonic() - stopped < HANG
+    record = await store.get(task_id)
+    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
+    log = worker.log()
+    assert "1 task(s) still running 0.2s after the stop; cancelling them" in log
+    assert f"task {task_id} sleep released to the queue, attempt 1/1 not counted" in log
+
+
+async def _is(store: Any, task_id: int, status: TaskStatus) -> bool:
+    return bool((await store.get(task_id)).status is status)
+
+
+async def test_metrics_and_readiness_over_http(tmp_path: Path, app_module: Path, store: SQLiteStore) -> None:
+    """--metrics-port serves the app's Prometheus metrics and --health-port /ready; healthcheck exits 0, then 1."""
+    metrics_port, health_port = free_port(), free_port()
+    [task_id] = await store.enqueue([Job("ok")])
+    with WorkerProcess(
+        tmp_path,
+        STORE,
+        "w1",
+        "--poll",
+        "0.05",
+        "--metrics-port",
+        str(metrics_port),
+        "--health-port",
+        str(health_port),
+        app="service:app",
+        installed=True,
+    ) as worker:
+        await worker.wait_started()
+        await wait_until(lambda: _is(store, task_id, TaskStatus.SUCCEEDED), worker.log)
+        status_code, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status_code == 200
+        assert 'workerpoolxt_durable_tasks_total{handler="ok",outcome="succeeded"} 1.0' in body
+        status_code, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/ready")
+        assert (status_code, json.loads(body)) == (
+            200,
+            {"healthy": True, "reasons": [], "running": 0, "worker_id": "w1"},
+        )
+        done = await trio.to_thread.run_sync(lambda: run_cli(tmp_path, "healthcheck", "--port", str(health_port)))
+        assert (done.returncode, done.stdout) == (0, f"ready: http://127.0.0.1:{health_port}/ready\n")
+        # A store that fails every claim makes the worker unready, and the probe says why.
+        with sqlite3.connect(store.path) as connection:
+            connection.execute("DROP TABLE wpxt_tasks")
+        connection.close()
+
+        async def unready() -> bool:
+            return (await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/ready"))[0] == 503
+
+        await wait_until(unready, worker.log)
+        done = await trio.to_thread.run_sync(lambda: run_cli(tmp_path, "healthcheck", "--port", str(health_port)))
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"not ready: http://127.0.0.1:{health_port}/ready answered 503: ")
+        assert "no such table: wpxt_tasks" in done.stderr
+        worker.send_signal(signal.SIGTERM)
+        assert await worker.wait_exit() == 0
+
+
+def test_metrics_port_needs_the_apps_metrics(tmp_path: Path, app_module: Path) -> None:
+    """--metrics-port for an app without metrics is one line saying how to give it some."""
+    done = run_cli(tmp_path, "worker", "--store", STORE, "--app", "service:plain", "--metrics-port", "9999")
+    assert_user_error(done, "--metrics-port serves the app's metrics, and service:plain has none")
+    assert not (tmp_path / "tasks.db").exists()
+
+
+async def test_burst_drains_the_queue_and_exits(tmp_path: Path, app_module: Path, store: SQLiteStore) -> None:
+    """--burst runs what is queued, retries included, then exits 0 by itself; a task deferred for later stays queued."""
+    ids = await store.enqueue([Job("ok"), Job("flaky", retry=1)])
+    [later] = await store.enqueue([Job("ok")], run_at=time.time() + 3600)
+    with WorkerProcess(tmp_path, STORE, "w1", "--burst", "--poll", "0.05", app="service:plain") as worker:
+        assert await worker.wait_exit() == 0
+    assert await statuses(store, [*ids, later]) == [TaskStatus.SUCCEEDED, TaskStatus.SUCCEEDED, TaskStatus.QUEUED]

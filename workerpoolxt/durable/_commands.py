@@ -344,10 +344,14 @@ async def _stop_on_signals(worker: DurableWorker, signals: Any) -> None:
     async for signum in signals:
         name = signal.Signals(signum).name
         running = worker.statistics().running
+        tasks = "1 running task" if running == 1 else f"{running} running tasks"
         if cancel_running:
-            _LOG.info("got %s: cancelling running tasks (%d)", name, running)
+            _LOG.info("got %s: cancelling running tasks (%s)", name, tasks)
+        elif running:
+            them = "it" if running == 1 else "them"
+            _LOG.info("got %s: stopping, waiting for %s; signal again to cancel %s", name, tasks, them)
         else:
-            _LOG.info("got %s: stopping, waiting for %d running tasks; signal again to cancel them", name, running)
+            _LOG.info("got %s: stopping", name)
         worker.stop(cancel_running=cancel_running)
         cancel_running = True
 
