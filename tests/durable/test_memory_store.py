@@ -178,11 +178,11 @@ async def test_a_task_retried_runs_at_once_on_an_idle_worker(autojump_clock: tri
 
 
 async def test_oldest_queued_counts_a_task_from_its_run_at(autojump_clock: trio.testing.MockClock) -> None:
-    """A task created at t=1 to run at t=3 is not the oldest queued at t=2.5; from t=3 on, its creation, 1.0, is."""
+    """A task created at t=1 to run at t=3 is not due at t=2.5; from t=3 on it has waited since its run_at, 3.0."""
     store = virtual_store()
     await trio.sleep(1.0)
     await store.enqueue([Job("handler")], run_at=3.0)
     await trio.sleep(1.5)
     assert await store.oldest_queued() is None
     await trio.sleep_until(3.0)
-    assert await store.oldest_queued() == 1.0
+    assert await store.oldest_queued() == 3.0

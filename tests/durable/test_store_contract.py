@@ -1377,16 +1377,17 @@ async def test_retry_dead_requeues_every_dead_task_and_no_other(store: Store, ba
     assert await admin(store).retry_dead() == []
 
 
-async def test_oldest_queued_is_the_creation_of_the_oldest_task_due(store: Store, backend: Backend) -> None:
-    """oldest_queued() is the created_at of the oldest queued task due to run; a task not yet due does not count."""
+async def test_oldest_queued_is_the_earliest_run_at_of_the_tasks_due(store: Store, backend: Backend) -> None:
+    """oldest_queued() is the earliest run_at of the queued tasks due to run; a task not yet due does not count."""
     assert await admin(store).oldest_queued() is None
     now = time.time()
     later = await enqueue_one(store, run_at=now + 3600)
     await backend.force(later, created_at=now - 7200)  # the oldest of all, but not due
     assert await admin(store).oldest_queued() is None
     first, second = await store.enqueue([job(1), job(2)])
-    await backend.force(first, created_at=now - 600)
-    await backend.force(second, created_at=now - 300)
+    # Made long ago, but due only since their run_at: as a retried or deferred task is.
+    await backend.force(first, created_at=now - 9000, run_at=now - 600)
+    await backend.force(second, created_at=now - 9500, run_at=now - 300)
     assert await admin(store).oldest_queued() == now - 600
     assert (await claim_one(store)).id == first  # running: no longer queued
     assert await admin(store).oldest_queued() == now - 300
@@ -1406,7 +1407,7 @@ async def test_a_read_only_store_lists_but_refuses_to_requeue(store: Store, back
     assert await reader.list_tasks(status="dead") == [await store.get(tasks[TaskStatus.DEAD])]
     oldest = await reader.oldest_queued()
     assert oldest is not None
-    assert oldest == (await store.get(tasks[TaskStatus.QUEUED])).created_at
+    assert oldest == (await store.get(tasks[TaskStatus.QUEUED])).run_at
     calls: list[Callable[[], Awaitable[Any]]] = [
         lambda: reader.retry([tasks[TaskStatus.DEAD]]),
         lambda: reader.retry([UNKNOWN_ID]),

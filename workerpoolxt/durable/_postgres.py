@@ -267,7 +267,7 @@ _QUERIES: Final = {
     """,
     "list": "SELECT {columns} FROM {tasks} ORDER BY id DESC LIMIT %(limit)s",
     "list_status": "SELECT {columns} FROM {tasks} WHERE status = %(status)s ORDER BY id DESC LIMIT %(limit)s",
-    "oldest_queued": "SELECT min(created_at) FROM {tasks} WHERE {due}",
+    "oldest_queued": "SELECT min(run_at) FROM {tasks} WHERE {due}",
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
     "stats": "SELECT status, count(*) FROM {tasks} GROUP BY status",
 }
@@ -845,7 +845,7 @@ class PostgresStore:
         return sorted(row[0] for row in rows)
 
     async def oldest_queued(self) -> float | None:
-        """The ``created_at`` of the oldest queued task due (by the database's clock), or None: see ``AdminStore``."""
+        """Since when the longest-waiting due task has waited (its ``run_at``, due by the database's clock), or None."""
         return await self._run(self._oldest_queued)
 
     def _oldest_queued(self, connection: Connection) -> float | None:

@@ -172,7 +172,7 @@ _RETRY_DEAD: Final = (
 _STATUSES: Final = "SELECT id, status FROM wpxt_tasks WHERE id IN ({ids})"
 _LIST: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
 _LIST_STATUS: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks WHERE status = :status ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
-_OLDEST_QUEUED: Final = f"SELECT min(created_at) FROM wpxt_tasks WHERE {_DIALECT.due()}"  # noqa: S608 - fixed text
+_OLDEST_QUEUED: Final = f"SELECT min(run_at) FROM wpxt_tasks WHERE {_DIALECT.due()}"  # noqa: S608 - fixed text
 _STATEMENTS: Final = {Call.COMPLETE: _COMPLETE, Call.FAIL: _FAIL, Call.CANCEL: _CANCEL}
 
 
@@ -505,7 +505,7 @@ class SQLiteStore:
         return sorted(row[0] for row in rows)
 
     async def oldest_queued(self) -> float | None:
-        """The ``created_at`` of the oldest queued task due to run, or None: see ``AdminStore``."""
+        """Since when the longest-waiting due task has waited (its ``run_at``), or None: see ``AdminStore``."""
         return await self._run(self._oldest_queued)
 
     def _oldest_queued(self) -> float | None:

@@ -336,7 +336,13 @@ class AdminStore(Store, Protocol):
         """
 
     async def oldest_queued(self) -> float | None:
-        """The ``created_at`` of the oldest queued task due to run (its ``run_at`` has come), or None if none is."""
+        """Since when the queue's longest-waiting task has waited, or None if no queued task is due.
+
+        That is the earliest ``run_at`` of the queued tasks whose ``run_at`` has
+        come: a new task's creation, a deferred one's time, a retry's time, or
+        when an operator retried it. A task retried a week after it was made
+        has waited since then, not for the week.
+        """
 
 
 @runtime_checkable

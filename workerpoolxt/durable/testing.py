@@ -308,10 +308,10 @@ class MemoryStore:
             self._changed.unpark_all()
 
     async def oldest_queued(self) -> float | None:
-        """The ``created_at`` of the oldest queued task due to run, or None: see ``AdminStore``."""
+        """Since when the longest-waiting due task has waited (its ``run_at``), or None: see ``AdminStore``."""
         now = self.clock()
         queued = (task for task in self._tasks.values() if task.status is TaskStatus.QUEUED)
-        due = [task.created_at for task in queued if task.run_at <= now]
+        due = [task.run_at for task in queued if task.run_at <= now]
         await trio.lowlevel.checkpoint()
         return min(due, default=None)
 
