@@ -435,7 +435,7 @@ async def _enqueue(store: Store, jobs: list[Job[Any]], priority: int, run_at: fl
 @click.argument("task_ids", nargs=-1, type=int, metavar="[TASK_ID]...")
 @_json_option
 def status(store_url: str, task_ids: tuple[int, ...], as_json: bool) -> int:
-    """Show the counts per status, the oldest queued task's age and the running tasks; or the tasks named.
+    """Show the counts per status, how long the queue has waited and the running tasks; or the tasks named.
 
     Reads only: a store that does not exist is an error, and is not created.
     """
@@ -465,8 +465,8 @@ async def _overview(store: AdminStore) -> dict[str, Any]:
     return {
         "counts": counts,
         "total": sum(counts.values()),
-        "oldest_queued_at": _iso(oldest),
-        "oldest_queued_age": None if oldest is None else max(0.0, now - oldest),
+        "waiting_since": _iso(oldest),
+        "longest_wait": None if oldest is None else max(0.0, now - oldest),
         "running": [
             {
                 "id": record.id,
@@ -487,8 +487,8 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
     lines = []
     for name, count in counts.items():
         line = f"{name:<10} {count:>8}"
-        if name == "queued" and overview["oldest_queued_age"] is not None:
-            line += f"   oldest waiting {_age(overview['oldest_queued_age'])} (since {overview['oldest_queued_at']})"
+        if name == "queued" and overview["longest_wait"] is not None:
+            line += f"   longest waiting {_age(overview['longest_wait'])} (since {overview['waiting_since']})"
         lines.append(line)
     lines.append(f"{'total':<10} {overview['total']:>8}")
     running = overview["running"]
