@@ -287,7 +287,7 @@ async def test_enqueue_refuses_bad_arguments(
 
 
 def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
-    """status --json prints the counts per status and how long the queue has waited; with ids, a line of JSON per record."""
+    """status --json prints the counts per status and the queue's longest wait; with ids, a line of JSON per record."""
     before = time.time()
     enqueue_ids(tmp_path, "echo", "--count", "3", "--args", '{"n": 2}')
     done = run_cli(tmp_path, "status", "--store", STORE, "--json")
