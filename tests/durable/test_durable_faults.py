@@ -355,13 +355,14 @@ def assert_no_errors_logged(worker: WorkerProcess) -> None:
         assert marker not in log, f"worker {worker.worker_id} logged {marker.strip()}:\n{log}"
 
 
-LOST_LEASE: Final = re.compile(r"worker (\S+) lost the lease of task (\d+)")
+LOST_LEASE: Final = re.compile(r"task (\d+) \S+ lost to another worker")
+"""The outcome line of a task whose lease this worker lost: one line per outcome, in each worker's own log."""
 
 
 def assert_no_lease_lost(worker: WorkerProcess, credited: Mapping[int, str | None]) -> None:
     """The worker reported no lost lease; ``credited`` says which worker the store credits with each task."""
     log = worker.log()
-    lost = [int(task_id) for _, task_id in LOST_LEASE.findall(log)]
+    lost = [int(task_id) for task_id in LOST_LEASE.findall(log)]
     # A lease is lost to another worker; a task this worker itself finished was not lost.
     kept = [task_id for task_id in lost if credited.get(task_id) == worker.worker_id]
     assert not lost, (

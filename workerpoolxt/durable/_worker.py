@@ -663,8 +663,7 @@ class DurableWorker:
         if cancelled:
             self._counts["cancelled"] += 1
         else:
-            self._counts["lost"] += 1
-            _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
+            self._counts["lost"] += 1  # the outcome line says so: "task N handler lost to another worker"
         self._tell_end(self._held[task_id], TaskOutcome.CANCELLED if cancelled else TaskOutcome.LOST)
 
     # -- the tasks -----------------------------------------------------------------------
@@ -697,8 +696,7 @@ class DurableWorker:
             running[task_id] = handle
             runs[handle] = (record, job)
         for record, error in unrunnable:
-            # A row no worker can run: it alone is dead, the worker goes on.
-            _logger.error("task %d cannot run and is dead: %s: %s", record.id, type(error).__name__, error)
+            # A row no worker can run: it alone is dead (its outcome line says why), the worker goes on.
             self._counts["failed"] += 1
             self._settling.add(record.id)
             try:
