@@ -1,9 +1,15 @@
-"""examples/durable.py runs on the real clock (its store works in threads) and prints what it claims."""
+"""examples/durable.py and worker_app.py run on the real clock (their stores work in threads)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from helpers import run_example
+from helpers import EXAMPLES, run_example
 
 
 def test_durable(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,3 +20,38 @@ def test_durable(capsys: pytest.CaptureFixture[str]) -> None:
         "3 flaky_upload succeeded attempts=2 uploaded",
         "StoreStatistics(queued=0, running=0, succeeded=2, failed=0, cancelled=1, dead=0)",
     ]
+
+
+def test_worker_app(capsys: pytest.CaptureFixture[str]) -> None:
+    """The app runs once in burst mode: one email sent through the lifespan's client, one address cancelled."""
+    assert run_example("worker_app.py", capsys) == [
+        "2 send_email cancelled None",
+        "1 send_email succeeded sent to ada@example.com",
+        'outbox: {"to": "ada@example.com", "subject": "Welcome"}',
+    ]
+
+
+def test_worker_app_deployed(tmp_path: Path) -> None:
+    """Deployed as its docstring says: enqueue through the installed command, then a worker in burst mode sends it."""
+    command = Path(sys.executable).parent / "workerpoolxt"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(EXAMPLES),
+        "WPXT_STORE": "sqlite:///mail.db",
+        "WPXT_APP": "worker_app:app",
+    }
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command, *arguments], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    done = run("enqueue", "send_email", "--args", '{"to": "ada@example.com", "subject": "Welcome"}')
+    assert (done.returncode, done.stdout, done.stderr) == (0, "1\n", "")
+    # The app's handler takes `to` and `subject`: a task without `subject` is refused before it is stored.
+    done = run("enqueue", "send_email", "--args", '{"to": "ada@example.com"}')
+    assert (done.returncode, done.stderr) == (2, "error: send_email() missing a required argument: 'subject'\n")
+    done = run("worker", "--burst", "--poll", "0.05")
+    assert done.returncode == 0, done.stderr
+    assert "workerpoolxt.durable: task 1 send_email succeeded in " in done.stderr
+    assert json.loads((tmp_path / "outbox.jsonl").read_text()) == {"to": "ada@example.com", "subject": "Welcome"}
