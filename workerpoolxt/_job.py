@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final, Generic, TypeVar, overload
 
 import attrs
 
+from ._call import CallForm, call_form
 from ._context import Context
 from ._middleware import NO_MIDDLEWARE, Middleware, freeze_middleware
 from ._retry import Backoff
 from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
-from ._util import is_async_callable, task_name
 from ._validation import Seconds, count, rate, to_seconds
 
 __all__ = ["Job", "Options"]
@@ -23,7 +23,8 @@ T = TypeVar("T")
 Options = Mapping[str, Any]
 """The read-only mapping a task receives."""
 
-Task = Callable[[Options], Awaitable[T]] | Callable[[Options], T]
+# Any signature: how a task is called depends on its parameters (see _call.py).
+Task = Callable[..., Coroutine[Any, Any, T]] | Callable[..., T]
 
 EMPTY_OPTIONS: Options = types.MappingProxyType({})
 
@@ -106,6 +107,8 @@ class Job(Generic[T]):
     max_per_second: float | None
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the task is an ``async def`` function; otherwise it runs in a thread."""
+    _call: Callable[[Options], Any] = attrs.field(repr=False, eq=False)
+    """What a worker calls with the effective options to run the task with its args (see ``_call.py``)."""
 
     @overload
     def __init__(
@@ -128,7 +131,7 @@ class Job(Generic[T]):
     @overload
     def __init__(
         self,
-        task: Callable[[Options], Awaitable[T]],
+        task: Callable[..., Coroutine[Any, Any, T]],
         *,
         name: str | None = None,
         context: Context | None = None,
@@ -146,7 +149,7 @@ class Job(Generic[T]):
     @overload
     def __init__(
         self,
-        task: Callable[[Options], T],
+        task: Callable[..., T],
         *,
         name: str | None = None,
         context: Context | None = None,
@@ -184,6 +187,7 @@ class Job(Generic[T]):
                 raise ValueError("`task` must name a handler, not be empty")
             if name is None:
                 name = task
+            form = None
             is_async = False
         else:
             last = _last_task  # read once: another thread may replace it meanwhile
@@ -192,9 +196,10 @@ class Job(Generic[T]):
                 if not callable(task):
                     raise TypeError(f"`task` must be callable or a handler's name, not {type(task).__name__}")
                 last = _remember_task(task)
-            is_async = last[2]
+            form = last[1]
+            is_async = form.is_async
             if name is None:
-                name = last[1]
+                name = form.name
         if context is not None and not isinstance(context, Context):
             raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
         if retry is not None:
@@ -205,6 +210,12 @@ class Job(Generic[T]):
         if options is not None:
             options = freeze_options(options, "options")
         args = EMPTY_ARGS if args is None else freeze_args(args)
+        if form is None:
+            call: Callable[[Options], Any] = _unresolved
+        elif form.plain:  # called with the options alone: nothing to check, nothing to make
+            call = task  # type: ignore[assignment]  # a callable, as form says
+        else:
+            call = form.caller(task, args, form.name)  # type: ignore[arg-type]  # a callable, as form says
         if timeout is not None:
             timeout = to_seconds(timeout, "timeout")
         if attempt_timeout is not None:
@@ -229,17 +240,26 @@ class Job(Generic[T]):
         fields.middleware = chain
         fields.max_per_second = max_per_second
         fields.is_async = is_async
+        fields._call = call
         _set_class(self, "__class__", Job)
 
     def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
-        """This job with its handler name replaced by the handler, already checked."""
+        """This job with its handler name replaced by the handler, its args checked against it.
+
+        Raises:
+            TypeError: The args do not fit the handler's signature.
+        """
+        assert isinstance(self.task, str)
+        form = call_form(task)
+        call = form.caller(task, self.args, self.task)
         job: Job[Any] = object.__new__(Job)
         # Through Job's own slot descriptors, which a frozen class does not
         # guard (this is not the per-submission path).
         for slot in _SLOTS:
             slot.__set__(job, slot.__get__(self))
         _SLOT_TASK.__set__(job, task)
-        _SLOT_IS_ASYNC.__set__(job, is_async_callable(task))
+        _SLOT_IS_ASYNC.__set__(job, form.is_async)
+        _SLOT_CALL.__set__(job, call)
         return job
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,21 +285,26 @@ def _no_task() -> None:
     return None
 
 
-# The last task a Job was made for, its name and whether it is async: jobs come
-# in batches of one task, and an identity check is cheaper than the lookups.
-# The task is held weakly, so the cache keeps no closure alive.
-_last_task: tuple[Callable[[], object], str, bool] = (_no_task, "", False)
+def _unresolved(options: Options) -> Any:
+    raise RuntimeError("a job naming a handler runs only once a pool with a Registry resolved it")
 
 
-def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool]:
+# The last task a Job was made for and its form (its name, whether it is async,
+# how it is called): jobs come in batches of one task, and an identity check is
+# cheaper than a lookup. The task is held weakly, so the cache keeps no closure
+# alive.
+_last_task: tuple[Callable[[], object], CallForm] = (_no_task, CallForm(_no_task))
+
+
+def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], CallForm]:
     """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
     global _last_task
-    name, is_async = task_name(task), is_async_callable(task)
+    form = call_form(task)
     try:
         reference: Callable[[], object] = weakref.ref(task)
-    except TypeError:  # a callable that takes no weak reference is described every time
-        return (_no_task, name, is_async)
-    _last_task = (reference, name, is_async)
+    except TypeError:  # a callable that takes no weak reference is looked up every time
+        return (_no_task, form)
+    _last_task = (reference, form)
     return _last_task
 
 
@@ -302,6 +327,7 @@ class _JobFields(Generic[T]):
     middleware: tuple[Middleware, ...]
     max_per_second: float | None
     is_async: bool
+    _call: Callable[[Options], Any]
 
 
 _set_class = object.__setattr__
@@ -311,3 +337,4 @@ _set_class = object.__setattr__
 _SLOTS: Final = tuple(Job.__dict__[field.name] for field in attrs.fields(Job))
 _SLOT_TASK: Final = Job.__dict__["task"]
 _SLOT_IS_ASYNC: Final = Job.__dict__["is_async"]
+_SLOT_CALL: Final = Job.__dict__["_call"]
