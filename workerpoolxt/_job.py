@@ -187,8 +187,9 @@ class Job(Generic[T]):
                 raise ValueError("`task` must name a handler, not be empty")
             if name is None:
                 name = task
-            form = None
             is_async = False
+            call: Callable[[Options], Any] = _unresolved
+            keywords = None
         else:
             last = _last_task  # read once: another thread may replace it meanwhile
             # None is what a dead weak reference gives, and never a task.
@@ -196,10 +197,11 @@ class Job(Generic[T]):
                 if not callable(task):
                     raise TypeError(f"`task` must be callable or a handler's name, not {type(task).__name__}")
                 last = _remember_task(task)
-            form = last[1]
-            is_async = form.is_async
+            is_async = last[2]
             if name is None:
-                name = form.name
+                name = last[1]
+            call = task
+            keywords = last[3]
         if context is not None and not isinstance(context, Context):
             raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
         if retry is not None:
@@ -210,12 +212,8 @@ class Job(Generic[T]):
         if options is not None:
             options = freeze_options(options, "options")
         args = EMPTY_ARGS if args is None else freeze_args(args)
-        if form is None:
-            call: Callable[[Options], Any] = _unresolved
-        elif form.plain:  # called with the options alone: nothing to check, nothing to make
-            call = task  # type: ignore[assignment]  # a callable, as form says
-        else:
-            call = form.caller(task, args, form.name)  # type: ignore[arg-type]  # a callable, as form says
+        if keywords is not None:  # the args checked, and bound for the call
+            call = keywords.caller(call, args, keywords.name)
         if timeout is not None:
             timeout = to_seconds(timeout, "timeout")
         if attempt_timeout is not None:
@@ -289,22 +287,23 @@ def _unresolved(options: Options) -> Any:
     raise RuntimeError("a job naming a handler runs only once a pool with a Registry resolved it")
 
 
-# The last task a Job was made for and its form (its name, whether it is async,
-# how it is called): jobs come in batches of one task, and an identity check is
-# cheaper than a lookup. The task is held weakly, so the cache keeps no closure
-# alive.
-_last_task: tuple[Callable[[], object], CallForm] = (_no_task, CallForm(_no_task))
+# The last task a Job was made for, its name, whether it is async, and its form
+# if it takes the args as keywords (None: it is called with the options alone):
+# jobs come in batches of one task, and an identity check is cheaper than a
+# lookup. The task is held weakly, so the cache keeps no closure alive.
+_last_task: tuple[Callable[[], object], str, bool, CallForm | None] = (_no_task, "", False, None)
 
 
-def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], CallForm]:
+def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool, CallForm | None]:
     """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
     global _last_task
     form = call_form(task)
+    described = (_no_task, form.name, form.is_async, None if form.plain else form)
     try:
         reference: Callable[[], object] = weakref.ref(task)
     except TypeError:  # a callable that takes no weak reference is looked up every time
-        return (_no_task, form)
-    _last_task = (reference, form)
+        return described
+    _last_task = (reference, *described[1:])
     return _last_task
 
 
