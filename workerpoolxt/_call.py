@@ -131,23 +131,36 @@ class CallForm:
         if self.plain:
             return task
         self.check(args, handler)
+        if not args and self.takes_options:  # task(options, **{}) is task(options): no partial to make
+            return task
         return functools.partial(_with_options_and_args if self.takes_options else _with_args, task, args)
 
 
-# Forms already read, held weakly so no closure is kept alive by having run.
-# A bound method is a new object at each attribute access: its form is kept
-# under its function (in a map of its own, the signature lacking ``self``).
-_forms: weakref.WeakKeyDictionary[Callable[..., Any], CallForm] = weakref.WeakKeyDictionary()
-_method_forms: weakref.WeakKeyDictionary[Callable[..., Any], CallForm] = weakref.WeakKeyDictionary()
+# Forms already read, per task, held weakly so no closure is kept alive by
+# having run. A bound method and a partial are new objects each time they are
+# made (a method at each attribute access, ``chain()`` a partial per job), so
+# their forms are kept under the function they wrap, with what the form also
+# depends on: that ``self`` is bound, or how many positional arguments and
+# which keywords the partial fills (not their values).
+_forms: weakref.WeakKeyDictionary[Callable[..., Any], dict[object, CallForm]] = weakref.WeakKeyDictionary()
+_METHOD: Final = "bound method"
 
 
 def call_form(task: Callable[..., Any]) -> CallForm:
     """The form of ``task``, read once per task and kept."""
-    forms, key = (_method_forms, task.__func__) if type(task) is types.MethodType else (_forms, task)
+    key: Callable[..., Any] = task
+    shape: object = None
+    if type(task) is types.MethodType:
+        key, shape = task.__func__, _METHOD
+    elif type(task) is functools.partial:
+        key, shape = task.func, (len(task.args), *task.keywords)
     try:
-        form = forms.get(key)
+        forms = _forms.get(key)
     except TypeError:  # not hashable, or takes no weak reference: read every time
         return CallForm(task)
+    if forms is None:
+        forms = _forms[key] = {}
+    form = forms.get(shape)
     if form is None:
-        form = forms[key] = CallForm(task)
+        form = forms[shape] = CallForm(task)
     return form

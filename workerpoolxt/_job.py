@@ -63,19 +63,31 @@ def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None
 class Job(Generic[T]):
     """A task to run in a pool, with its name, limits and retry policy.
 
-    The task is called as ``await task(options)``; a plain function runs in a
-    thread instead. Fields left as None take the pool's default, and a
-    job's ``options`` or ``context`` *replace* the pool's: they are never merged.
+    How the task is called depends on its parameters, read once per task:
+
+    - ``async def task(options)``, whose only parameter is named ``options``
+      (or is positional-only, or ``*args``), is awaited as ``task(options)``
+      with the effective read-only options, and reads its ``args`` as
+      ``current_job().args``;
+    - any other task gets the job's ``args`` as keyword arguments:
+      ``async def send_email(to, subject)`` is awaited as
+      ``send_email(**args)``, and ``async def f(options, *, to)`` as
+      ``f(options, **args)``. The args are checked against the parameters as
+      ``inspect.Signature.bind()`` would (their types are not), when the Job is
+      built, or for a handler's name when a Registry resolves it.
+
+    A plain function runs in a thread instead, by the same rule. Fields left
+    as None take the pool's default, and a job's ``options`` or ``context``
+    *replace* the pool's: they are never merged.
 
     Args:
         task: An ``async def`` function, or a plain function to run in a thread.
-            It receives one argument, the effective read-only options. Or the
-            name of a handler in the pool's ``Registry``.
+            Or the name of a handler in the pool's ``Registry``.
         name: Defaults to the task's ``__name__``.
         context: A ``Context`` whose deadline and cancellation apply to the job.
         options: A mapping handed to the task, copied read-only at construction.
-        args: JSON-compatible arguments, checked and copied at construction, and
-            read by the task as ``current_job().args``.
+        args: JSON-compatible arguments, checked and copied at construction:
+            the task's keyword arguments, and ``current_job().args``.
         retry: Retries after a failed attempt, so up to ``retry + 1`` attempts.
         timeout: The job's budget in seconds from its first start, covering
             every attempt and backoff wait.
@@ -91,6 +103,8 @@ class Job(Generic[T]):
 
     Raises:
         TypeError, ValueError: A field has a wrong type or value; the message names it.
+        TypeError: ``args`` lack an argument the task requires, or hold one it
+            has no parameter for; the message names the argument and the task.
     """
 
     task: Task[T] | str
@@ -298,12 +312,12 @@ def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str,
     """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
     global _last_task
     form = call_form(task)
-    described = (_no_task, form.name, form.is_async, None if form.plain else form)
+    keywords = None if form.plain else form
     try:
         reference: Callable[[], object] = weakref.ref(task)
     except TypeError:  # a callable that takes no weak reference is looked up every time
-        return described
-    _last_task = (reference, *described[1:])
+        return (_no_task, form.name, form.is_async, keywords)
+    _last_task = (reference, form.name, form.is_async, keywords)
     return _last_task
 
 

@@ -163,6 +163,12 @@ async def test_options_beside_keyword_only_args() -> None:
     result = await run_one(Job(task, options={"o": 1}, args={"to": "ada"}))
     assert data_of(result) == ({"o": 1}, "ada", "")
 
+    async def optional(options: wpxt.Options, *, cc: str = "none") -> tuple[dict[str, Any], str]:
+        return dict(options), cc
+
+    result = await run_one(Job(optional, options={"o": 1}))  # no args: every keyword-only default
+    assert data_of(result) == ({"o": 1}, "none")
+
 
 async def test_positional_only_first_parameter_beside_args() -> None:
     """A positional-only first parameter takes the options, whatever its name; the rest take the args."""
@@ -327,12 +333,12 @@ async def test_unresolved_named_job_does_not_run() -> None:
 
 
 def test_signature_is_read_once_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Jobs alternating between two tasks, and a method read afresh each time, read each signature once."""
+    """Jobs alternating between tasks, methods read afresh and partials made afresh read each signature once."""
     read: list[str] = []
     real = inspect.signature
 
     def counting(task: Callable[..., Any]) -> inspect.Signature:
-        read.append(task.__name__)
+        read.append(getattr(task, "__name__", type(task).__name__))
         return real(task)
 
     async def first(to: str) -> None:
@@ -347,8 +353,21 @@ def test_signature_is_read_once_per_task(monkeypatch: pytest.MonkeyPatch) -> Non
 
     mailer = Mailer()
     monkeypatch.setattr(inspect, "signature", counting)
-    for _ in range(3):
+    for number in range(3):
         Job(first, args={"to": "ada"})
         Job(second)
         Job(mailer.send, args={"to": "ada"})
-    assert sorted(read) == ["first", "second", "send"]
+        Job(functools.partial(first, to=str(number)))
+        Job(functools.partial(first, str(number)))
+    # The partials differ in what they fill, so in their forms; not in the values they fill it with.
+    assert sorted(read) == ["first", "partial", "partial", "second", "send"]
+
+
+async def test_partials_filling_different_parameters_are_told_apart() -> None:
+    """Two partials of one function filling different parameters each take the args their own signature asks for."""
+    by_keyword = functools.partial(send_email, subject="hi")
+    by_position = functools.partial(send_email, "ada")
+    assert data_of(await run_one(Job(by_keyword, args={"to": "ada"}))) == ("ada", "hi", 3)
+    assert data_of(await run_one(Job(by_position, args={"subject": "yo"}))) == ("ada", "yo", 3)
+    with pytest.raises(TypeError, match="'subject'"):
+        Job(functools.partial(send_email, "bob"), args={"to": "ada"})
