@@ -9,6 +9,7 @@ ends is killed.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -28,7 +29,7 @@ import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, UnknownHandlerError
-from workerpoolxt.durable import SQLiteStore, StoreStatistics, TaskRecord, TaskStatus
+from workerpoolxt.durable import Order, SQLiteStore, StoreStatistics, TaskRecord, TaskStatus
 from workerpoolxt.durable._cli import load_registry, open_store
 
 DSN: Final = POSTGRES_DSN
@@ -216,7 +217,7 @@ def test_enqueue_prints_ids(tmp_path: Path) -> None:
     """enqueue prints the new task's id; --count N adds N copies and prints their N increasing ids."""
     assert enqueue_ids(tmp_path, "echo") == [1]
     assert enqueue_ids(tmp_path, "echo", "--count", "3", "--args", '{"n": 1}') == [2, 3, 4]
-    done = run_cli(tmp_path, "status", "--store", STORE, "2", "4")
+    done = run_cli(tmp_path, "status", "--store", STORE, "--json", "2", "4")
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(record["id"], record["status"], record["job"]["args"]) for record in records] == [
         (2, "queued", {"n": 1}),
@@ -229,7 +230,7 @@ def test_enqueue_options_reach_the_record(tmp_path: Path) -> None:
     [task_id] = enqueue_ids(
         tmp_path, "echo", "--args", '{"to": ["a@example.com"]}', "--retry", "2", "--timeout", "5", "--priority", "7"
     )
-    [line] = run_cli(tmp_path, "status", "--store", STORE, str(task_id)).stdout.splitlines()
+    [line] = run_cli(tmp_path, "status", "--store", STORE, "--json", str(task_id)).stdout.splitlines()
     record = json.loads(line)
     assert (record["handler"], record["retry"], record["priority"], record["attempts"]) == ("echo", 2, 7, 0)
     assert (record["job"]["args"], record["job"]["retry"], record["job"]["timeout"]) == (
@@ -245,8 +246,8 @@ def test_enqueue_with_registry_refuses_an_unknown_handler(tmp_path: Path, handle
     assert_user_error(done, "'nope'")
     assert done.stdout == ""
     assert enqueue_ids(tmp_path, "echo", "--registry", "handlers:registry") == [1]
-    counts = json.loads(run_cli(tmp_path, "status", "--store", STORE).stdout)
-    assert counts["queued"] == 1
+    overview = json.loads(run_cli(tmp_path, "status", "--store", STORE, "--json").stdout)
+    assert overview["counts"]["queued"] == 1
 
 
 @pytest.mark.parametrize(
@@ -255,7 +256,7 @@ def test_enqueue_with_registry_refuses_an_unknown_handler(tmp_path: Path, handle
         pytest.param("handlers", "module:attribute", id="no-colon"),
         pytest.param("handlers:", "module:attribute", id="no-attribute"),
         pytest.param("handlers:not_a_registry", "must be a workerpoolxt.Registry, not dict", id="not-a-registry"),
-        pytest.param("handlers:missing", "must be a workerpoolxt.Registry, not NoneType", id="missing-attribute"),
+        pytest.param("handlers:missing", "module 'handlers' has no attribute 'missing'", id="missing-attribute"),
         pytest.param("no_such_module:registry", "no_such_module", id="missing-module"),
     ],
 )
@@ -289,26 +290,29 @@ async def test_enqueue_refuses_bad_arguments(
 # -- status --------------------------------------------------------------------------------
 
 
-def test_status_prints_counts_and_records(tmp_path: Path) -> None:
-    """status prints the counts per status as JSON, or each named task's record as a line of JSON."""
+def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
+    """status --json prints the counts per status and the oldest queued task; with ids, a line of JSON per record."""
+    before = time.time()
     enqueue_ids(tmp_path, "echo", "--count", "3", "--args", '{"n": 2}')
-    done = run_cli(tmp_path, "status", "--store", STORE)
+    done = run_cli(tmp_path, "status", "--store", STORE, "--json")
     assert (done.returncode, done.stderr) == (0, "")
-    assert json.loads(done.stdout) == {
-        "queued": 3,
-        "running": 0,
-        "succeeded": 0,
-        "failed": 0,
-        "cancelled": 0,
-        "dead": 0,
-    }
-    done = run_cli(tmp_path, "status", "--store", STORE, "3", "1")
+    overview = json.loads(done.stdout)
+    assert overview["counts"] == {"queued": 3, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "dead": 0}
+    assert (overview["total"], overview["running"]) == (3, [])
+    oldest = datetime.datetime.fromisoformat(overview["oldest_queued_at"]).timestamp()
+    assert before - 0.001 <= oldest <= time.time()
+    assert 0 <= overview["oldest_queued_age"] < HANG
+    done = run_cli(tmp_path, "status", "--store", STORE, "--json", "3", "1")
     first, second = (json.loads(line) for line in done.stdout.splitlines())
     assert (first["id"], second["id"]) == (3, 1)
     assert first["handler"] == "echo"
     assert first["status"] == "queued"
     assert first["job"]["args"] == {"n": 2}
     assert (first["attempts"], first["retry"], first["worker_id"], first["result"]) == (0, 0, None, None)
+    # Times are ISO 8601, in UTC; those not set yet are null.
+    assert datetime.datetime.fromisoformat(first["created_at"]).utcoffset() == datetime.timedelta(0)
+    assert abs(datetime.datetime.fromisoformat(first["run_at"]).timestamp() - oldest) < 1
+    assert (first["started_at"], first["finished_at"], first["heartbeat_at"]) == (None, None, None)
     assert set(first) == {
         "id",
         "handler",
@@ -607,7 +611,7 @@ def test_load_registry_imports_from_the_working_directory(module_dir: tuple[Path
         pytest.param(
             "not_a_registry", TypeError, r":not_a_registry must be a workerpoolxt\.Registry, not dict", id="dict"
         ),
-        pytest.param("missing", TypeError, r"must be a workerpoolxt\.Registry, not NoneType", id="missing"),
+        pytest.param("missing", ValueError, r"has no attribute 'missing'", id="missing"),
         pytest.param("", ValueError, "--registry must look like module:attribute", id="empty"),
     ],
 )
@@ -622,9 +626,9 @@ def test_load_registry_refuses_what_is_not_a_registry(
 
 
 def test_load_registry_missing_module(module_dir: tuple[Path, str]) -> None:
-    """A module that cannot be imported is an ImportError naming it."""
+    """A module that is not there is a ValueError naming it, a mistake on the command line."""
     _, name = module_dir
-    with pytest.raises(ImportError, match=name):
+    with pytest.raises(ValueError, match=f"no module named '{name}'"):
         load_registry(f"{name}:registry")
 
 
@@ -653,7 +657,7 @@ async def test_worker_drains_the_store_then_stops_on_sigint(tmp_path: Path, hand
     log = worker.log()
     assert "got SIGINT: stopping" in log
     assert "Traceback" not in log
-    counts = json.loads((await arun_cli(tmp_path, "status", "--store", STORE)).stdout)
+    counts = json.loads((await arun_cli(tmp_path, "status", "--store", STORE, "--json")).stdout)["counts"]
     assert counts["succeeded"] == 20
 
 
@@ -806,9 +810,9 @@ async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
             await wait_until(drained, lambda: f"the worker runs the 5 tasks; its log:\n{worker.log()}")
             worker.send_signal(signal.SIGINT)
             assert await worker.wait_exit() == 0
-        counts = json.loads((await arun_cli(tmp_path, "status", "--store", url)).stdout)
+        counts = json.loads((await arun_cli(tmp_path, "status", "--store", url, "--json")).stdout)["counts"]
         assert counts == {"queued": 0, "running": 0, "succeeded": 5, "failed": 0, "cancelled": 0, "dead": 0}
-        done = await arun_cli(tmp_path, "status", "--store", url, str(ids[0]))
+        done = await arun_cli(tmp_path, "status", "--store", url, "--json", str(ids[0]))
         record = json.loads(done.stdout)
         assert (record["status"], record["worker_id"], record["result"]) == (
             "succeeded",
@@ -819,3 +823,291 @@ async def test_postgres_url_round_trip(tmp_path: Path, handlers: Path) -> None:
         with trio.fail_after(HANG):
             await store.aclose()
             await trio.to_thread.run_sync(drop_schema, schema)
+
+
+# -- the command itself: installed, --version, help, environment, one error format -------
+
+
+def test_the_installed_command_prints_its_version(tmp_path: Path) -> None:
+    """Installing the package gives a ``workerpoolxt`` command; --version prints the installed version."""
+    import importlib.metadata
+
+    command = Path(sys.executable).parent / "workerpoolxt"
+    done = subprocess.run(
+        [command, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=HANG, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"workerpoolxt {importlib.metadata.version('workerpoolxt')}\n"
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    """--help names each command with its one-line summary."""
+    done = run_cli(tmp_path, "--help")
+    assert done.returncode == 0
+    assert done.stdout.startswith("Usage: python -m workerpoolxt [OPTIONS] COMMAND [ARGS]...")
+    commands = done.stdout.split("Commands:")[1]
+    names = [line.split()[0] for line in commands.splitlines() if line.strip()]
+    assert sorted(names) == ["cancel", "enqueue", "healthcheck", "list", "retry", "schema", "status", "worker"]
+
+
+def test_every_option_has_help_text() -> None:
+    """Each option of each command says what it does; the worker's help shows the defaults and the variables."""
+    import click
+
+    from workerpoolxt.durable._commands import cli
+
+    assert isinstance(cli, click.Group)
+    for name, command in cli.commands.items():
+        assert command.help, name
+        for parameter in command.params:
+            if isinstance(parameter, click.Option):
+                assert parameter.help, f"{name} {parameter.opts}"
+
+
+def test_worker_help_shows_defaults_and_environment(tmp_path: Path) -> None:
+    """worker --help shows each default and that --store and --app come from WPXT_STORE and WPXT_APP."""
+    done = run_cli(tmp_path, "worker", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # click wraps long lines
+    for shown in (
+        "[default: 30.0; x>0]",
+        "[default: 8]",
+        "[default: fifo]",
+        "[default: no limit]",
+        "[env var: WPXT_STORE; required]",
+        "[env var: WPXT_APP; required]",
+        "--log-format [text|json]",
+    ):
+        assert shown in text
+
+
+def test_store_and_app_come_from_the_environment(tmp_path: Path, handlers: Path) -> None:
+    """WPXT_STORE stands in for --store and WPXT_APP for --app, on every command that takes them."""
+    env = {"WPXT_STORE": STORE, "WPXT_APP": "handlers:registry"}
+    done = run_cli(tmp_path, "enqueue", "echo", env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "1\n", "")
+    assert_user_error(run_cli(tmp_path, "enqueue", "nope", env=env), "'nope'")
+    overview = json.loads(run_cli(tmp_path, "status", "--json", env=env).stdout)
+    assert overview["counts"]["queued"] == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        pytest.param(["status"], "Missing option '--store'", id="missing-option"),
+        pytest.param(["status", "--store", STORE, "x"], "'x' is not a valid integer", id="bad-argument"),
+        pytest.param(["list", "--store", STORE, "--limit", "0"], "0 is not in the range x>=1", id="out-of-range"),
+        pytest.param(["nope"], "No such command 'nope'", id="unknown-command"),
+        pytest.param(["retry", "--store", STORE], "name the tasks to retry, or give --all-dead", id="retry-nothing"),
+        pytest.param(["enqueue", "--store", STORE, "echo", "--in", "5", "--at", "2030-01-01"], "not both", id="in-at"),
+        pytest.param(["enqueue", "--store", STORE, "echo", "--at", "soon"], "--at must be an ISO 8601 time", id="at"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_line(tmp_path: Path, arguments: list[str], fragment: str) -> None:
+    """click's own errors come out in the command's one format: one line, exit 2, and where to find help."""
+    done = run_cli(tmp_path, *arguments)
+    assert_user_error(done, fragment)
+
+
+def test_an_error_in_the_users_module_keeps_its_traceback(tmp_path: Path) -> None:
+    """An error raised while importing the user's module shows its traceback, with the file and line, then one line."""
+    (tmp_path / "broken.py").write_text("import workerpoolxt\n\nregistry = workerpoolxt.Registry()\nint('ten')\n")
+    done = run_cli(tmp_path, "worker", "--store", STORE, "--app", "broken:registry")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert f'File "{tmp_path / "broken.py"}", line 4, in <module>' in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last == (
+        "error: importing broken:registry raised ValueError: invalid literal for int() with base 10: 'ten'"
+        " (traceback above)"
+    )
+    assert not (tmp_path / "tasks.db").exists()
+
+
+def test_a_missing_import_inside_the_users_module_keeps_its_traceback(tmp_path: Path) -> None:
+    """A module the user's module imports, missing, is their code's error (a traceback), not a missing --app module."""
+    (tmp_path / "needs.py").write_text("import no_such_dependency_x\n")
+    done = run_cli(tmp_path, "worker", "--store", STORE, "--app", "needs:registry")
+    assert done.returncode == 1
+    assert f'File "{tmp_path / "needs.py"}", line 1' in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: importing needs:registry raised ModuleNotFoundError")
+
+
+# -- status, list, retry, cancel, schema: on SQLite and on PostgreSQL ----------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
+    """A store's URL, for the commands (run in ``tmp_path``), and the test's own connection to it, initialised."""
+    if request.param == "sqlite":
+        store: Any = SQLiteStore(tmp_path / "tasks.db")
+        url, schema = STORE, None
+    else:
+        from workerpoolxt.durable import PostgresStore
+
+        schema = new_schema()
+        url = f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
+        store = PostgresStore(DSN, schema=schema)
+    try:
+        await store.init()
+        yield url, store
+    finally:
+        with trio.fail_after(HANG):
+            await store.aclose()
+            if schema is not None:
+                await trio.to_thread.run_sync(drop_schema, schema)
+
+
+async def make_dead(store: Any, error: str = "boom") -> int:
+    """Enqueue a task with no retry, claim it and fail its only attempt: the task is dead. Return its id."""
+    [task_id] = await store.enqueue([Job("echo")])
+    [record] = await store.claim("w-test", 1, order=Order.LIFO)  # this one, not those queued before it
+    assert record.id == task_id
+    await store.fail(task_id, ValueError(error), worker_id="w-test")
+    assert (await store.get(task_id)).status is TaskStatus.DEAD
+    return task_id
+
+
+async def test_status_table_shows_counts_oldest_and_running(any_store: tuple[str, Any], tmp_path: Path) -> None:
+    """status prints a table: a line per status, the oldest queued task's age, and each running task."""
+    url, store = any_store
+    [running_id] = await store.enqueue([Job("echo")], priority=5)
+    await store.enqueue([Job("echo"), Job("echo")])
+    [claimed] = await store.claim("w-table", 1, order=Order.PRIORITY)
+    assert claimed.id == running_id
+    done = await arun_cli(tmp_path, "status", "--store", url)
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"queued +2   oldest waiting \d+\.\ds \(since \d{4}-\d\d-\d\dT[\d:.]+\+00:00\)", lines[0])
+    assert [line.split() for line in lines[1:7]] == [
+        ["running", "1"],
+        ["succeeded", "0"],
+        ["failed", "0"],
+        ["cancelled", "0"],
+        ["dead", "0"],
+        ["total", "3"],
+    ]
+    assert lines[7:9] == ["", "running:"]
+    assert lines[9].split() == ["ID", "HANDLER", "WORKER", "ELAPSED", "ATTEMPT"]
+    row = lines[10].split()
+    assert (row[0], row[1], row[2], row[4]) == (str(running_id), "echo", "w-table", "1/1")
+    assert re.fullmatch(r"\d+\.\ds", row[3])
+    assert len(lines) == 11
+
+
+async def test_list_filters_by_status_newest_first(any_store: tuple[str, Any], tmp_path: Path) -> None:
+    """list --status dead --limit N shows the newest N dead tasks with their last error; --json gives JSON lines."""
+    url, store = any_store
+    first = await make_dead(store, "first")
+    await store.enqueue([Job("echo")])
+    second = await make_dead(store, "second")
+    done = await arun_cli(tmp_path, "list", "--store", url, "--status", "dead")
+    assert (done.returncode, done.stderr) == (0, "")
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "HANDLER", "ATTEMPTS", "CREATED", "WORKER", "ERROR"]
+    assert [row.split()[:4] for row in rows] == [
+        [str(second), "dead", "echo", "1/1"],
+        [str(first), "dead", "echo", "1/1"],
+    ]
+    assert rows[0].endswith("w-test  ValueError: second")
+    done = await arun_cli(tmp_path, "list", "--store", url, "--status", "dead", "--limit", "1", "--json")
+    [line] = done.stdout.splitlines()
+    record = json.loads(line)
+    assert (record["id"], record["status"], record["error_type"], record["error_message"]) == (
+        second,
+        "dead",
+        "ValueError",
+        "second",
+    )
+    everything = await arun_cli(tmp_path, "list", "--store", url, "--json")
+    assert [json.loads(line)["id"] for line in everything.stdout.splitlines()] == [second, second - 1, first]
+
+
+async def test_retry_requeues_dead_tasks_with_a_fresh_budget(any_store: tuple[str, Any], tmp_path: Path) -> None:
+    """retry ID puts a dead task back in the queue with no attempts used; --all-dead does so for every dead task."""
+    url, store = any_store
+    first, second, third = [await make_dead(store) for _ in range(3)]
+    done = await arun_cli(tmp_path, "retry", "--store", url, str(second))
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{second}\n", "")
+    record = await store.get(second)
+    assert (record.status, record.attempts, record.error_type, record.worker_id) == (TaskStatus.QUEUED, 0, None, None)
+    done = await arun_cli(tmp_path, "retry", "--store", url, "--all-dead")
+    assert (done.returncode, done.stdout) == (0, f"{first}\n{third}\n")
+    assert await statuses(store, [first, second, third]) == [TaskStatus.QUEUED] * 3
+
+
+async def test_retry_of_a_task_that_is_not_final_changes_nothing(any_store: tuple[str, Any], tmp_path: Path) -> None:
+    """retry naming a queued task or no task is one line naming it, and the dead task named beside it stays dead."""
+    url, store = any_store
+    dead = await make_dead(store)
+    [queued] = await store.enqueue([Job("echo")])
+    assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), str(queued)), f"task {queued}")
+    assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), "999"), "no task with id 999")
+    assert await statuses(store, [dead, queued]) == [TaskStatus.DEAD, TaskStatus.QUEUED]
+
+
+async def test_cancel_cancels_queued_tasks(any_store: tuple[str, Any], tmp_path: Path) -> None:
+    """cancel ID... cancels each queued task and prints its id; a task already final is one line naming it."""
+    url, store = any_store
+    first, second = await store.enqueue([Job("echo"), Job("echo")])
+    done = await arun_cli(tmp_path, "cancel", "--store", url, str(first), str(second))
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{first}\n{second}\n", "")
+    assert await statuses(store, [first, second]) == [TaskStatus.CANCELLED] * 2
+    assert_user_error(await arun_cli(tmp_path, "cancel", "--store", url, str(first)), f"task {first}")
+
+
+def test_list_of_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    """list, like status, reads only: on a SQLite file that does not exist it fails and creates nothing."""
+    assert_user_error(run_cli(tmp_path, "list", "--store", "sqlite:///typo.db"), "the file does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_prints_sql_that_makes_a_working_store(tmp_path: Path) -> None:
+    """schema prints the SQLite DDL without creating the file; applied by hand, it gives a store the commands use."""
+    done = run_cli(tmp_path, "schema", "--store", "sqlite:///fresh.db")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "CREATE TABLE" in done.stdout
+    assert not (tmp_path / "fresh.db").exists()
+    with sqlite3.connect(tmp_path / "by_hand.db") as connection:
+        connection.executescript(done.stdout)
+    connection.close()
+    assert enqueue_ids(tmp_path, "echo", store="sqlite:///by_hand.db") == [1]
+    overview = json.loads(run_cli(tmp_path, "status", "--store", "sqlite:///by_hand.db", "--json").stdout)
+    assert overview["counts"]["queued"] == 1
+
+
+def test_schema_apply_creates_the_store(tmp_path: Path) -> None:
+    """schema --apply creates the store's tables; status can read it afterwards."""
+    done = run_cli(tmp_path, "schema", "--store", "sqlite:///made.db", "--apply")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "the store at sqlite:///made.db is ready\n", "")
+    overview = json.loads(run_cli(tmp_path, "status", "--store", "sqlite:///made.db", "--json").stdout)
+    assert overview["total"] == 0
+
+
+@requires_postgres
+async def test_schema_prints_postgres_sql_for_its_schema(tmp_path: Path) -> None:
+    """On PostgreSQL, schema prints SQL naming the URL's schema, and creates nothing."""
+    import psycopg
+
+    schema = new_schema()
+    done = await arun_cli(tmp_path, "schema", "--store", f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "CREATE TABLE" in done.stdout
+    assert schema in done.stdout
+    with psycopg.connect(DSN) as connection:
+        assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
+
+
+def test_healthcheck_without_a_worker_exits_1(tmp_path: Path) -> None:
+    """healthcheck where nothing listens exits 1 with one line saying it got no answer."""
+    done = run_cli(tmp_path, "healthcheck", "--port", "1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("not ready: no answer from http://127.0.0.1:1/ready")
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["retry", "1"], ["retry", "--all-dead"], ["cancel", "1"]])
+def test_changing_a_missing_store_creates_nothing(tmp_path: Path, command: list[str]) -> None:
+    """retry and cancel on a SQLite file that does not exist fail in one line, and create no file."""
+    assert_user_error(run_cli(tmp_path, command[0], "--store", "sqlite:///typo.db", *command[1:]), "does not exist")
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import trio
 
 import workerpoolxt as wpxt
 import workerpoolxt.durable
-from workerpoolxt.durable import _cli
+from workerpoolxt.durable import _cli, _commands
 from workerpoolxt.durable.testing import MemoryStore
 
 HANDLERS = """
@@ -76,10 +76,17 @@ def test_enqueue_then_status_in_process(workdir: Path, capsys: pytest.CaptureFix
         capsys,
     )
     assert (status, out.split()) == (0, ["1", "2"])
-    status, out, _ = run_cli(["status", "--store", store], capsys)
+    status, out, _ = run_cli(["status", "--store", store, "--json"], capsys)
     assert status == 0
-    assert json.loads(out) == {"queued": 2, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "dead": 0}
-    status, out, _ = run_cli(["status", "--store", store, "2"], capsys)
+    assert json.loads(out)["counts"] == {
+        "queued": 2,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "dead": 0,
+    }
+    status, out, _ = run_cli(["status", "--store", store, "--json", "2"], capsys)
     record = json.loads(out)
     assert (record["id"], record["status"], record["retry"], record["priority"]) == (2, "queued", 1, 5)
     assert record["job"]["args"] == {"x": 1, "y": 2}
@@ -139,7 +146,7 @@ def test_an_unexpected_error_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr(_cli, "open_store", broken)
+    monkeypatch.setattr(_commands, "open_store", broken)
     with pytest.raises(KeyError, match="bug"):
         _cli.main(["status", "--store", "sqlite:///x.db"])
 
@@ -150,12 +157,10 @@ async def test_worker_runs_tasks_and_stops_on_sigint_then_cancels_on_a_second(wo
     store = MemoryStore(registry=registry)
     await store.enqueue([wpxt.Job("add", args={"x": 1, "y": 2})])
     [slow] = await store.enqueue([wpxt.Job("add", args={"x": 0, "y": 0, "seconds": 30})])
-    arguments = _cli._parser().parse_args(
-        ["worker", "--store", "sqlite:///unused.db", "--registry", "cli_handlers:registry", "--poll", "0.01"]
-    )
+    settings = worker_settings("--poll", "0.01")
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cli._work, store, registry, arguments)
+            nursery.start_soon(_commands._work, store, registry, settings)
             while (await store.get(slow)).status is not wpxt.durable.TaskStatus.RUNNING:  # noqa: ASYNC110 - a store to poll
                 await trio.sleep(0.01)
             os.kill(os.getpid(), signal.SIGINT)
@@ -166,3 +171,15 @@ async def test_worker_runs_tasks_and_stops_on_sigint_then_cancels_on_a_second(wo
     assert (await store.stats()).succeeded == 1
     record = await store.get(slow)
     assert (record.status, record.attempts) == (wpxt.durable.TaskStatus.QUEUED, 0)
+
+
+def worker_settings(*arguments: str) -> dict[str, Any]:
+    """The settings the worker command hands to ``_work()`` for these command-line ``arguments``."""
+    command = _commands.cli.commands["worker"]
+    context = command.make_context(
+        "worker", ["--store", "sqlite:///unused.db", "--app", "cli_handlers:registry", *arguments]
+    )
+    settings = dict(context.params)
+    for name in ("app_spec", "store_url", "verbose", "quiet", "log_level", "log_format"):
+        settings.pop(name)
+    return settings

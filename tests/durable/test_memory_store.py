@@ -13,7 +13,8 @@ import pytest
 import trio
 import trio.testing
 
-from workerpoolxt import Job
+from workerpoolxt import Backoff, Job, Options, Registry, current_job
+from workerpoolxt.durable import DurableWorker
 from workerpoolxt.durable._store import StoreStatistics, TaskStatus
 from workerpoolxt.durable.testing import MemoryStore
 
@@ -142,3 +143,46 @@ async def test_wait_for_cancellations_returns_at_the_cancel(autojump_clock: trio
         nursery.start_soon(cancel_at, 1.25, running)
         assert await store.wait_for_cancellations() == [running]
         assert trio.current_time() == 1.25
+
+
+async def test_a_task_retried_runs_at_once_on_an_idle_worker(autojump_clock: trio.testing.MockClock) -> None:
+    """A dead task retried at t=5 starts at t=5 on a worker polling every 60 s, as the first attempt of a new budget."""
+    registry = Registry()
+    attempts: list[tuple[float, int]] = []
+
+    @registry.register("flaky")
+    async def flaky(options: Options) -> str:
+        attempt = current_job().attempt
+        attempts.append((trio.current_time(), attempt))
+        if trio.current_time() < 5:
+            raise ValueError(f"attempt {attempt}")
+        return "done"
+
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    [task_id] = await store.enqueue([Job("flaky", retry=1)])
+    async with DurableWorker(store, registry, poll=60, backoff=Backoff(initial=1.0, multiplier=1.0, jitter=0.0)):
+        dead = await store.wait(task_id)
+        assert (dead.status, dead.attempts, dead.finished_at) == (TaskStatus.DEAD, 2, 1.0)
+        await trio.sleep_until(5.0)
+        assert await store.retry([task_id]) == [task_id]
+        record = await store.wait(task_id)
+    assert attempts == [(0.0, 1), (1.0, 2), (5.0, 1)]
+    assert (record.status, record.result, record.attempts, record.started_at, record.run_at) == (
+        TaskStatus.SUCCEEDED,
+        "done",
+        1,
+        5.0,
+        5.0,
+    )
+    assert record.created_at == 0.0
+
+
+async def test_oldest_queued_counts_a_task_from_its_run_at(autojump_clock: trio.testing.MockClock) -> None:
+    """A task created at t=1 to run at t=3 is not the oldest queued at t=2.5; from t=3 on, its creation, 1.0, is."""
+    store = virtual_store()
+    await trio.sleep(1.0)
+    await store.enqueue([Job("handler")], run_at=3.0)
+    await trio.sleep(1.5)
+    assert await store.oldest_queued() is None
+    await trio.sleep_until(3.0)
+    assert await store.oldest_queued() == 1.0

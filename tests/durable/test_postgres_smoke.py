@@ -455,6 +455,62 @@ async def test_a_read_only_store_reads_and_refuses_writes(
     assert await reader.stats() == StoreStatistics(queued=1)
 
 
+def catalog(schema: str) -> tuple[list[Any], ...]:
+    """A schema's columns, indexes (their definitions with the schema's name as S) and recorded schema versions."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(DSN) as connection:
+        columns = connection.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity "
+            "FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+            (schema,),
+        ).fetchall()
+        indexes = connection.execute(
+            "SELECT indexname, replace(indexdef, %s, 'S') FROM pg_indexes WHERE schemaname = %s ORDER BY indexname",
+            (schema, schema),
+        ).fetchall()
+        versions = connection.execute(
+            sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, "wpxt_schema"))
+        ).fetchall()
+    return columns, indexes, versions
+
+
+async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: PostgresStore, dsn: str) -> None:
+    """schema_sql() run by psycopg on a new schema makes what init() makes; the store then opens on it, runs tasks."""
+    import psycopg
+
+    by_hand = new_schema()
+    writer = PostgresStore(dsn, schema=by_hand)
+    reader = PostgresStore(dsn, schema=by_hand, read_only=True)
+    text = writer.schema_sql()
+    assert f'CREATE SCHEMA IF NOT EXISTS "{by_hand}";' in text
+    assert f'CREATE TABLE "{by_hand}"."wpxt_tasks" (' in text
+    assert "workerpoolxt" not in text
+    assert (text.startswith("BEGIN;\n"), text.endswith("COMMIT;\n")) == (True, True)
+
+    def apply() -> None:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(text)
+
+    try:
+        await trio.to_thread.run_sync(apply)
+        made_by_init = await trio.to_thread.run_sync(catalog, store.schema)
+        assert made_by_init[2] == [(1,), (2,)]
+        assert await trio.to_thread.run_sync(catalog, by_hand) == made_by_init
+        await reader.init()  # it checks that the tables are there, at the latest version
+        await writer.init()  # nothing is left for it to do
+        [task_id] = await writer.enqueue([job()])
+        assert await claim_one(writer) == task_id
+        await writer.complete(task_id, "done", worker_id="w1")
+        assert (await reader.get(task_id)).result == "done"
+        assert await trio.to_thread.run_sync(catalog, by_hand) == made_by_init
+    finally:
+        await reader.aclose()
+        await writer.aclose()
+        await trio.to_thread.run_sync(drop_schema, by_hand)
+
+
 async def test_aclose_is_prompt_and_wakes_waiters(open_store: Callable[..., PostgresStore]) -> None:
     """aclose() stops the listener and the pool within a second, and a parked waiter returns."""
     store = open_store()

@@ -231,3 +231,45 @@ async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monk
     finally:
         await store.aclose()
     assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,)]
+
+
+# -- the schema as SQL ---------------------------------------------------------------------
+
+
+def run_script(path: Path, text: str) -> None:
+    """Run a SQL script on a database file with the sqlite3 module, as an administrator would."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(text)
+    finally:
+        connection.close()
+
+
+def schema_of(path: Path) -> tuple[list[Any], list[Any]]:
+    """A database's tables and indexes as SQLite keeps their SQL, and the schema versions it records."""
+    tables = execute(path, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+    return tables, execute(path, "SELECT version FROM wpxt_schema ORDER BY version")
+
+
+async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: SQLiteStore, tmp_path: Path) -> None:
+    """schema_sql() run by sqlite3 on a new file makes what init() makes; the store then opens on it and runs tasks."""
+    text = store.schema_sql()
+    assert (text.startswith("BEGIN;\n"), text.endswith("COMMIT;\n")) == (True, True)
+    path = tmp_path / "by_hand.db"
+    await trio.to_thread.run_sync(run_script, path, text)
+    made_by_init = schema_of(store.path)
+    assert made_by_init[1] == [(1,), (2,)]
+    assert schema_of(path) == made_by_init
+    reader, writer = SQLiteStore(path, read_only=True), SQLiteStore(path)
+    try:
+        with trio.fail_after(HANG):
+            await reader.init()  # it checks that the tables are there, at the latest version
+            await writer.init()  # nothing is left for it to do
+            [task_id] = await writer.enqueue([Job("work")])
+            [claimed] = await writer.claim("w1", 1)
+            await writer.complete(task_id, "done", worker_id="w1")
+            assert (claimed.id, claimed.attempts, (await reader.get(task_id)).result) == (task_id, 1, "done")
+    finally:
+        await reader.aclose()
+        await writer.aclose()
+    assert schema_of(path) == made_by_init

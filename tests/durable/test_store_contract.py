@@ -29,9 +29,12 @@ from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
 from workerpoolxt import Job, Registry, UnknownHandlerError
 from workerpoolxt.durable import (
+    AdminStore,
     Order,
     SQLiteStore,
+    SQLStore,
     Store,
+    StoreError,
     StoreStatistics,
     TaskConflictError,
     TaskNotFoundError,
@@ -1115,6 +1118,329 @@ async def test_wait_for_work_wakes_on_enqueue(store: Store, backend: Backend) ->
         assert 0.2 - EPSILON <= elapsed < timeout - 0.2
     else:
         assert elapsed <= timeout + EPSILON
+
+
+# -- an operator's calls: AdminStore ------------------------------------------------------
+
+
+async def one_of_each(store: Store) -> dict[TaskStatus, int]:
+    """A task in each status; their ids increase in the order running, succeeded, failed, dead, queued, cancelled."""
+    running, succeeded, failed, dead = await store.enqueue([job(0), job(1), job(2, retry=1), job(3)])
+    await store.claim("w1", 4)
+    await store.complete(succeeded, None)
+    await store.fail(failed, ValueError("boom"))
+    await store.fail(dead, ValueError("boom"), dead=True)
+    queued, cancelled = await store.enqueue([job(4), job(5)])
+    await store.cancel(cancelled)
+    tasks = {
+        TaskStatus.RUNNING: running,
+        TaskStatus.SUCCEEDED: succeeded,
+        TaskStatus.FAILED: failed,
+        TaskStatus.DEAD: dead,
+        TaskStatus.QUEUED: queued,
+        TaskStatus.CANCELLED: cancelled,
+    }
+    assert await statuses(store, list(tasks.values())) == list(tasks)
+    return tasks
+
+
+def admin(store: Store) -> AdminStore:
+    assert isinstance(store, AdminStore)
+    return store
+
+
+def test_a_store_without_the_operators_calls_is_still_a_store() -> None:
+    """AdminStore and SQLStore are protocols apart from Store: a store lacking their calls is a Store all the same."""
+    calls = [name for name in dir(Store) if not name.startswith("_")]
+    minimal = type("MinimalStore", (), {name: getattr(MemoryStore, name) for name in calls})()
+    assert isinstance(minimal, Store)
+    assert not isinstance(minimal, AdminStore)
+    assert not isinstance(minimal, SQLStore)
+
+
+async def test_every_store_is_an_admin_store(store: Store, backend: Backend) -> None:
+    """Every store here is an AdminStore; the SQL ones are SQLStores too, and MemoryStore, which has no SQL, is not."""
+    assert isinstance(store, AdminStore)
+    assert isinstance(store, SQLStore) is (backend.kind != "memory")
+    assert not hasattr(MemoryStore, "schema_sql")
+
+
+async def test_list_tasks_returns_the_newest_first_up_to_limit(store: Store) -> None:
+    """list_tasks() returns the records get() returns, highest id first, 100 of them unless ``limit`` says otherwise."""
+    assert await admin(store).list_tasks() == []
+    ids = await store.enqueue([job(number) for number in range(105)])
+    await claim_one(store)  # the oldest task changes, and keeps its place
+    newest_first = ids[::-1]
+    listed = await admin(store).list_tasks()
+    assert [record.id for record in listed] == newest_first[:100]
+    assert listed[:2] == [await store.get(ids[-1]), await store.get(ids[-2])]
+    assert [record.id for record in await admin(store).list_tasks(limit=3)] == newest_first[:3]
+    everything = await admin(store).list_tasks(limit=1000)
+    assert [record.id for record in everything] == newest_first
+    assert everything[-1] == await store.get(ids[0])
+    assert everything[-1].status is TaskStatus.RUNNING
+
+
+async def test_list_tasks_filters_by_status(store: Store) -> None:
+    """list_tasks(status=...) returns only the tasks in that status, newest first; the status's value works alike."""
+    tasks = await one_of_each(store)
+    another = await enqueue_one(store)
+    await store.cancel(another)
+    for status, task_id in tasks.items():
+        expected = [another, task_id] if status is TaskStatus.CANCELLED else [task_id]
+        assert [record.id for record in await admin(store).list_tasks(status=status)] == expected
+        assert await admin(store).list_tasks(status=status.value) == await admin(store).list_tasks(status=status)
+    assert await admin(store).list_tasks(status=TaskStatus.CANCELLED, limit=1) == [await store.get(another)]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        pytest.param({"limit": 0}, ValueError, "`limit` must be at least 1, got 0", id="limit-zero"),
+        pytest.param({"limit": -5}, ValueError, "`limit` must be at least 1, got -5", id="limit-negative"),
+        pytest.param({"limit": 2**31}, ValueError, "`limit` must be at most", id="limit-huge"),
+        pytest.param({"limit": 1.5}, TypeError, "`limit` must be an int, not float", id="limit-float"),
+        pytest.param({"limit": True}, TypeError, "`limit` must be an int, not bool", id="limit-bool"),
+        pytest.param({"limit": None}, TypeError, "`limit` must be an int, not NoneType", id="limit-none"),
+        pytest.param({"status": "finished"}, ValueError, "`status` must be one of", id="status-unknown"),
+        pytest.param({"status": 3}, TypeError, "`status` must be a TaskStatus, its value, or None", id="status-int"),
+    ],
+)
+async def test_list_tasks_refuses_bad_arguments(
+    store: Store, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """A bad list_tasks() argument is a TypeError or ValueError naming it."""
+    await enqueue_one(store)
+    with pytest.raises(error, match=message):
+        await admin(store).list_tasks(**arguments)
+
+
+async def test_retry_requeues_failed_dead_and_cancelled_tasks_afresh(store: Store) -> None:
+    """retry() queues a failed, a dead and a cancelled task to run now, with nothing left from their previous run.
+
+    Their job, retry, priority and creation stay; a worker then claims each as
+    its first attempt, and can complete it.
+    """
+    long_ago = time.time() - 3600
+    tasks = [job(0, retry=1), job(1, retry=2), job(2)]
+    failed, dead, cancelled = await store.enqueue(tasks, priority=7, run_at=long_ago)
+    await store.claim("w1", 3)
+    await store.fail(failed, ValueError("boom"), worker_id="w1")
+    await store.cancel(cancelled, worker_id="w1")
+    with trio.fail_after(HANG):
+        await trio.sleep(EXPIRE)
+    # w1 died holding `dead`: at w2's claim it lost its lease once too often.
+    assert await store.claim("w2", 10, lease=LEASE, max_lost_leases=0) == []
+    before = {task_id: await store.get(task_id) for task_id in (failed, dead, cancelled)}
+    assert [record.status for record in before.values()] == [TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.CANCELLED]
+    assert (before[dead].error_type, before[dead].lost_leases, before[dead].worker_id) == ("LeaseExpired", 1, "w1")
+    assert {record.run_at for record in before.values()} == {long_ago}
+
+    start = time.time()
+    assert await admin(store).retry([cancelled, failed, dead]) == [cancelled, failed, dead]
+    end = time.time()
+    for task_id, old in before.items():
+        record = await store.get(task_id)
+        assert start - CLOCK_SLACK <= record.run_at <= end + CLOCK_SLACK
+        assert record == attrs.evolve(
+            old,
+            status=TaskStatus.QUEUED,
+            attempts=0,
+            lost_leases=0,
+            run_at=record.run_at,
+            started_at=None,
+            finished_at=None,
+            worker_id=None,
+            heartbeat_at=None,
+            result=None,
+            error_type=None,
+            error_message=None,
+        )
+    claimed = await store.claim("w3", 10)
+    assert [(record.id, record.attempts, record.lost_leases, record.worker_id) for record in claimed] == [
+        (failed, 1, 0, "w3"),
+        (dead, 1, 0, "w3"),
+        (cancelled, 1, 0, "w3"),
+    ]
+    assert [(record.retry, record.priority, record.job) for record in claimed] == [
+        (1, 7, tasks[0].to_dict()),
+        (2, 7, tasks[1].to_dict()),
+        (0, 7, tasks[2].to_dict()),
+    ]
+    for record in claimed:
+        await store.complete(record.id, record.id, worker_id="w3")
+    assert [(await store.get(task_id)).result for task_id in (failed, dead, cancelled)] == [failed, dead, cancelled]
+
+
+async def test_a_retried_task_has_all_its_attempts_again(store: Store) -> None:
+    """A task dead after its last attempt, once retried, has retry + 1 attempts again: it runs twice more, then dies."""
+    task_id = await enqueue_one(store, job(retry=1))
+    for _ in range(2):
+        for attempt in (1, 2):
+            claimed = await claim_one(store)
+            assert (claimed.id, claimed.attempts) == (task_id, attempt)
+            await store.fail(task_id, ValueError(f"attempt {attempt}"), time.time() - 1.0, worker_id="w1")
+        record = await store.get(task_id)
+        assert (record.status, record.attempts, record.error_message) == (TaskStatus.DEAD, 2, "attempt 2")
+        assert await admin(store).retry([task_id]) == [task_id]
+    assert await claim_one(store) == attrs.evolve(await store.get(task_id), attempts=1)
+
+
+@pytest.mark.parametrize("how", ["retry", "retry_dead"])
+async def test_requeueing_wakes_waiting_workers(store: Store, backend: Backend, how: str) -> None:
+    """A store that can notify returns from wait_for_work() when a dead task is requeued, as when one is enqueued."""
+    timeout = 1.0
+    task_id = await enqueue_one(store)
+    await claim_one(store)
+    await store.fail(task_id, ValueError("boom"), dead=True)
+
+    async def requeue_later() -> None:
+        await trio.sleep(0.2)
+        requeued = await (admin(store).retry([task_id]) if how == "retry" else admin(store).retry_dead())
+        assert requeued == [task_id]
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(requeue_later)
+        with trio.fail_after(HANG):
+            await store.wait_for_work(timeout)
+        elapsed = trio.current_time() - start
+    if backend.notifies:
+        assert 0.2 - EPSILON <= elapsed < timeout - 0.2
+    else:
+        assert elapsed <= timeout + EPSILON
+    assert (await claim_one(store)).id == task_id
+
+
+@pytest.mark.parametrize("status", [TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCEEDED])
+async def test_retry_refuses_a_task_not_failed_and_changes_nothing(store: Store, status: TaskStatus) -> None:
+    """retry() of a queued, running or succeeded task is a TaskConflictError naming it; the others given stay final."""
+    tasks = await one_of_each(store)
+    before = await admin(store).list_tasks()
+    with pytest.raises(TaskConflictError) as caught:
+        await admin(store).retry([tasks[TaskStatus.DEAD], tasks[status], tasks[TaskStatus.FAILED]])
+    assert (caught.value.task_id, caught.value.status, caught.value.action) == (tasks[status], status, "retried")
+    assert str(caught.value) == f"task {tasks[status]} cannot be retried: it is {status.value}"
+    assert await admin(store).list_tasks() == before
+
+
+@pytest.mark.parametrize("unknown", [UNKNOWN_ID, 0, -1, 2**63, -(2**63) - 1, 2**80])
+async def test_retry_of_an_unknown_id_is_not_found_and_changes_nothing(store: Store, unknown: int) -> None:
+    """retry() of an id no task has (even one too large for a database) is TaskNotFoundError; the others stay final."""
+    tasks = await one_of_each(store)
+    before = await admin(store).list_tasks()
+    with pytest.raises(TaskNotFoundError) as caught:
+        await admin(store).retry([tasks[TaskStatus.DEAD], unknown, tasks[TaskStatus.CANCELLED]])
+    assert caught.value.task_id == unknown
+    assert await admin(store).list_tasks() == before
+
+
+async def test_retry_names_the_first_id_refused_in_the_order_given(store: Store) -> None:
+    """Of several ids retry() refuses, the error names the first given."""
+    tasks = await one_of_each(store)
+    failed, running = tasks[TaskStatus.FAILED], tasks[TaskStatus.RUNNING]
+    with pytest.raises(TaskNotFoundError):
+        await admin(store).retry([failed, UNKNOWN_ID, running])
+    with pytest.raises(TaskConflictError) as caught:
+        await admin(store).retry([failed, running, UNKNOWN_ID])
+    assert caught.value.task_id == running
+    assert (await store.get(failed)).status is TaskStatus.FAILED
+
+
+async def test_retry_requeues_an_id_given_twice_once_and_nothing_for_no_ids(store: Store) -> None:
+    """retry() returns each id once, where it was first given; retry([]) requeues nothing."""
+    tasks = await one_of_each(store)
+    before = await admin(store).list_tasks()
+    assert await admin(store).retry([]) == []
+    assert await admin(store).list_tasks() == before
+    cancelled, failed = tasks[TaskStatus.CANCELLED], tasks[TaskStatus.FAILED]
+    assert await admin(store).retry([cancelled, failed, cancelled]) == [cancelled, failed]
+    assert await statuses(store, [cancelled, failed]) == [TaskStatus.QUEUED] * 2
+
+
+@pytest.mark.parametrize(
+    ("task_ids", "message"),
+    [
+        pytest.param(5, "`task_ids` must be a sequence of ints, not int", id="int"),
+        pytest.param("12", "`task_ids` must be a sequence of ints, not str", id="str"),
+        pytest.param({1, 2}, "`task_ids` must be a sequence of ints, not set", id="set"),
+        pytest.param([1, "2"], r"`task_ids\[1\]` must be an int, not str", id="str-id"),
+        pytest.param([True], r"`task_ids\[0\]` must be an int, not bool", id="bool-id"),
+        pytest.param([1.0], r"`task_ids\[0\]` must be an int, not float", id="float-id"),
+    ],
+)
+async def test_retry_refuses_ids_that_are_not_ints(store: Store, task_ids: Any, message: str) -> None:
+    """retry() of something other than a sequence of ints is a TypeError naming it, and changes nothing."""
+    await one_of_each(store)
+    before = await admin(store).list_tasks()
+    with pytest.raises(TypeError, match=message):
+        await admin(store).retry(task_ids)
+    assert await admin(store).list_tasks() == before
+
+
+async def test_retry_dead_requeues_every_dead_task_and_no_other(store: Store, backend: Backend) -> None:
+    """retry_dead() requeues afresh each dead task, however it died, returns their ids ascending, and no other task."""
+    spent = await enqueue_one(store, job(retry=0))
+    await backend.force(spent, attempts=1)
+    assert await store.claim("w0", 1) == []  # buried: its attempts were used up
+    tasks = await one_of_each(store)
+    dead = [spent, tasks[TaskStatus.DEAD]]
+    assert await statuses(store, dead) == [TaskStatus.DEAD] * 2
+    others = [record for record in await admin(store).list_tasks() if record.id not in dead]
+    assert len(others) == 5
+
+    assert await admin(store).retry_dead() == dead
+    for task_id in dead:
+        record = await store.get(task_id)
+        assert (record.status, record.attempts, record.error_type, record.finished_at) == (
+            TaskStatus.QUEUED,
+            0,
+            None,
+            None,
+        )
+    assert [record for record in await admin(store).list_tasks() if record.id not in dead] == others
+    assert await admin(store).retry_dead() == []
+
+
+async def test_oldest_queued_is_the_creation_of_the_oldest_task_due(store: Store, backend: Backend) -> None:
+    """oldest_queued() is the created_at of the oldest queued task due to run; a task not yet due does not count."""
+    assert await admin(store).oldest_queued() is None
+    now = time.time()
+    later = await enqueue_one(store, run_at=now + 3600)
+    await backend.force(later, created_at=now - 7200)  # the oldest of all, but not due
+    assert await admin(store).oldest_queued() is None
+    first, second = await store.enqueue([job(1), job(2)])
+    await backend.force(first, created_at=now - 600)
+    await backend.force(second, created_at=now - 300)
+    assert await admin(store).oldest_queued() == now - 600
+    assert (await claim_one(store)).id == first  # running: no longer queued
+    assert await admin(store).oldest_queued() == now - 300
+    await store.cancel(second)
+    assert await admin(store).oldest_queued() is None
+
+
+# The SQL stores only: MemoryStore has no read-only mode.
+@pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind.values != ("memory",)], indirect=True)
+async def test_a_read_only_store_lists_but_refuses_to_requeue(store: Store, backend: Backend) -> None:
+    """A store opened read-only lists tasks and finds the oldest queued; retry() and retry_dead() raise StoreError."""
+    tasks = await one_of_each(store)
+    reader = admin(backend.make(None, read_only=True))
+    await reader.init()
+    before = await admin(store).list_tasks()
+    assert await reader.list_tasks() == before
+    assert await reader.list_tasks(status="dead") == [await store.get(tasks[TaskStatus.DEAD])]
+    oldest = await reader.oldest_queued()
+    assert oldest is not None
+    assert oldest == (await store.get(tasks[TaskStatus.QUEUED])).created_at
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: reader.retry([tasks[TaskStatus.DEAD]]),
+        lambda: reader.retry([UNKNOWN_ID]),
+        reader.retry_dead,
+    ]
+    for call in calls:
+        with trio.fail_after(HANG), pytest.raises(StoreError, match=r"read-?only"):
+            await call()
+    assert await admin(store).list_tasks() == before
 
 
 # -- concurrency and a random walk ------------------------------------------------------

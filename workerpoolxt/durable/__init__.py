@@ -12,16 +12,18 @@ command line.
 from .._errors import CancelTask, PostgresConnectionError, StoreError, TaskConflictError, TaskNotFoundError
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
-from ._store import Order, Store, StoreStatistics, TaskRecord, TaskStatus
+from ._store import AdminStore, Order, SQLStore, Store, StoreStatistics, TaskRecord, TaskStatus
 from ._worker import DurableWorker, DurableWorkerStatistics
 
 __all__ = [
+    "AdminStore",
     "CancelTask",
     "DurableWorker",
     "DurableWorkerStatistics",
     "Order",
     "PostgresConnectionError",
     "PostgresStore",
+    "SQLStore",
     "SQLiteStore",
     "Store",
     "StoreError",

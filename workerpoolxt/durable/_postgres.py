@@ -10,11 +10,11 @@ LOCKED))``: claimers in any number of processes lock disjoint rows and never
 wait for one another. Finalising writes from many tasks share one transaction
 (group commit), as in ``SQLiteStore``.
 
-Enqueueing, releasing and requeueing a failed task ``NOTIFY`` the channel
-``wpxt_<schema>``; cancelling a task (not by its own worker) notifies
-``cancel <id>`` there. One thread per store, started by the first
-``wait_for_work()`` or ``wait_for_cancellations()``, ``LISTEN``s on its own
-connection and wakes the trio tasks parked there.
+Enqueueing, releasing, requeueing a failed task and an operator's
+``retry()`` ``NOTIFY`` the channel ``wpxt_<schema>``; cancelling a task (not
+by its own worker) notifies ``cancel <id>`` there. One thread per store,
+started by the first ``wait_for_work()`` or ``wait_for_cancellations()``,
+``LISTEN``s on its own connection and wakes the trio tasks parked there.
 
 "Now" is the database's clock (``statement_timestamp()``), never a worker's:
 workers whose clocks disagree still agree on whose lease has expired.
@@ -27,6 +27,7 @@ import hashlib
 import math
 import os
 import re
+import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -52,15 +53,19 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_listing,
     check_max_json_bytes,
     check_priority,
     check_schema_version,
+    check_task_ids,
     check_time,
     encode_jobs,
     encode_result,
     error_fields,
     poll_until_final,
     refusal,
+    retry_refusal,
+    storable_ids,
 )
 
 if TYPE_CHECKING:
@@ -129,6 +134,12 @@ _MIGRATIONS: Final = (
     ("ALTER TABLE {tasks} ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",),
 )
 
+# What init() creates before the migrations: the schema, and the table of the versions applied.
+_SETUP: Final = (
+    "CREATE SCHEMA IF NOT EXISTS {schema}",
+    "CREATE TABLE IF NOT EXISTS {versions} (version INTEGER NOT NULL)",
+)
+
 # The columns in the order record_from_row() reads them. The JSON columns come
 # back as text: psycopg would decode jsonb itself, and a decoded JSON string is
 # indistinguishable from undecoded text.
@@ -171,6 +182,10 @@ _PARTS: Final = {
     ),
     "cancel_rows": _DIALECT.where(Call.CANCEL),
     "cancel_set": _DIALECT.assignments(Call.CANCEL),
+    "due": _DIALECT.due(),
+    "retryable": _DIALECT.retryable(),
+    "retry_set": _DIALECT.retry_assignments(),
+    "dead": literal(TaskStatus.DEAD),
 }
 
 # The max_attempts column holds retry + 1, the attempts allowed.
@@ -236,6 +251,23 @@ _QUERIES: Final = {
         RETURNING old.status
     """,
     "status": "SELECT status FROM {tasks} WHERE id = %(id)s",
+    "statuses": "SELECT id, status FROM {tasks} WHERE id = ANY(%(ids)b::bigint[])",
+    # An operator's requeueing; rows lock in id order, as elsewhere.
+    "retry": """
+        UPDATE {tasks} SET {retry_set}
+        WHERE id = ANY(ARRAY(
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {retryable} ORDER BY id FOR UPDATE
+        ))
+        RETURNING id
+    """,
+    "retry_dead": """
+        UPDATE {tasks} SET {retry_set}
+        WHERE id = ANY(ARRAY(SELECT id FROM {tasks} WHERE status = {dead} ORDER BY id FOR UPDATE))
+        RETURNING id
+    """,
+    "list": "SELECT {columns} FROM {tasks} ORDER BY id DESC LIMIT %(limit)s",
+    "list_status": "SELECT {columns} FROM {tasks} WHERE status = %(status)s ORDER BY id DESC LIMIT %(limit)s",
+    "oldest_queued": "SELECT min(created_at) FROM {tasks} WHERE {due}",
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
     "stats": "SELECT status, count(*) FROM {tasks} GROUP BY status",
 }
@@ -451,14 +483,22 @@ class PostgresStore:
         # Checked before creating, so a role without CREATE can use a schema made for it.
         row = connection.execute("SELECT to_regclass(%s)", (versions.as_string(connection),)).fetchone()
         if row is None or row[0] is None:
-            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            connection.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (version INTEGER NOT NULL)").format(versions))
-        row = connection.execute(sql.SQL("SELECT max(version) FROM {}").format(versions)).fetchone()
-        version = (row[0] if row else None) or 0
-        for number, migration in enumerate(_MIGRATIONS[version:], start=version + 1):
-            for statement in migration:
+            for statement in _SETUP:
                 connection.execute(_format(statement, self.schema))
-            connection.execute(sql.SQL("INSERT INTO {} (version) VALUES (%s)").format(versions), (number,))
+        row = connection.execute(sql.SQL("SELECT max(version) FROM {}").format(versions)).fetchone()
+        for upgrade in _upgrade(self.schema, (row[0] if row else None) or 0):
+            connection.execute(upgrade)
+
+    def schema_sql(self) -> str:
+        """The SQL that ``init()`` applies to a new database: the schema, tables and indexes, in one transaction.
+
+        For ``psql -f schema.sql``, by a role that may create them; the store,
+        with the same ``schema``, then opens without creating anything. See
+        ``SQLStore``.
+        """
+        statements = [_format(statement, self.schema) for statement in _SETUP] + _upgrade(self.schema, 0)
+        texts = [textwrap.dedent(statement.as_string(None)).strip() for statement in statements]
+        return "".join(f"{text};\n" for text in ["BEGIN", *texts, "COMMIT"])
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         """Store named jobs as queued tasks, in one transaction, and return their ids in order.
@@ -752,6 +792,67 @@ class PostgresStore:
         rows = connection.execute(self._sql["stats"]).fetchall()
         return StoreStatistics(**dict(rows))
 
+    # -- the AdminStore interface ------------------------------------------------------
+
+    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit)
+        return await self._run(self._list, wanted, limit)
+
+    def _list(self, connection: Connection, status: TaskStatus | None, limit: int) -> list[TaskRecord]:
+        if status is None:
+            rows = connection.execute(self._sql["list"], {"limit": limit}).fetchall()
+        else:
+            rows = connection.execute(self._sql["list_status"], {"status": status.value, "limit": limit}).fetchall()
+        return [record_from_row(row) for row in rows]
+
+    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+        """Requeue failed, dead or cancelled tasks afresh, all or none, and notify waiting workers: see ``AdminStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        ids = check_task_ids(task_ids)
+        if not ids:
+            await trio.lowlevel.checkpoint()
+            return []
+        return await self._run(self._retry, ids)
+
+    def _retry(self, connection: Connection, task_ids: list[int]) -> list[int]:
+        # Requeue first, then find out why any was refused: a read-only store
+        # refuses the write whatever the ids, and a refusal rolls it back.
+        ids = storable_ids(task_ids)
+        requeued = {row[0] for row in connection.execute(self._sql["retry"], {"ids": ids}).fetchall()}
+        if len(requeued) < len(task_ids):
+            statuses: dict[int, str] = dict(connection.execute(self._sql["statuses"], {"ids": ids}).fetchall())
+            refused = retry_refusal(task_ids, requeued, statuses)
+            if refused is not None:
+                raise refused
+        self._notify(connection)
+        return task_ids
+
+    async def retry_dead(self) -> list[int]:
+        """Requeue every dead task afresh, and notify waiting workers: see ``AdminStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        return await self._run(self._retry_dead)
+
+    def _retry_dead(self, connection: Connection) -> list[int]:
+        rows = connection.execute(self._sql["retry_dead"]).fetchall()
+        if rows:
+            self._notify(connection)
+        return sorted(row[0] for row in rows)
+
+    async def oldest_queued(self) -> float | None:
+        """The ``created_at`` of the oldest queued task due (by the database's clock), or None: see ``AdminStore``."""
+        return await self._run(self._oldest_queued)
+
+    def _oldest_queued(self, connection: Connection) -> float | None:
+        row = connection.execute(self._sql["oldest_queued"]).fetchone()
+        return None if row is None else row[0]
+
     async def aclose(self) -> None:
         """Stop the listener thread and close the pool; a later call opens them again."""
         async with self._listener_lock:  # a listener being started is stopped too
@@ -801,10 +902,24 @@ def _reason(error: Exception) -> str:
 
 
 def _format(text: str, schema: str, **names: sql.Composable) -> sql.Composed:
-    """``text`` with ``{schema}``, ``{tasks}`` and any further ``names`` filled in."""
+    """``text`` with ``{schema}``, ``{tasks}``, ``{versions}`` and any further ``names`` filled in."""
     from psycopg import sql
 
-    return sql.SQL(text).format(schema=sql.Identifier(schema), tasks=sql.Identifier(schema, "wpxt_tasks"), **names)
+    return sql.SQL(text).format(
+        schema=sql.Identifier(schema),
+        tasks=sql.Identifier(schema, "wpxt_tasks"),
+        versions=sql.Identifier(schema, "wpxt_schema"),
+        **names,
+    )
+
+
+def _upgrade(schema: str, version: int) -> list[sql.Composed]:
+    """The statements that bring ``schema`` from ``version`` to the latest, each version recorded as it is reached."""
+    statements = []
+    for number, migration in enumerate(_MIGRATIONS[version:], start=version + 1):
+        statements += [_format(statement, schema) for statement in migration]
+        statements.append(_format(f"INSERT INTO {{versions}} (version) VALUES ({number})", schema))  # noqa: S608 - an int
+    return statements
 
 
 def _compose(schema: str) -> dict[str, sql.Composed]:

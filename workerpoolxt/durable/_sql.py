@@ -18,7 +18,7 @@ from typing import Any, Final
 import attrs
 
 from ._machine import Call, Check, TaskStatus, Transition, sources, transitions
-from ._store import Order, TaskRecord
+from ._store import FRESH_START, RETRYABLE, Order, TaskRecord
 
 __all__ = ["ORDER_BY", "Dialect", "columns", "literal", "record_from_row"]
 
@@ -192,6 +192,20 @@ class Dialect:
             error_type=lambda move: "error_type" if move.error_type is None else literal(move.error_type),
             error_message=lambda move: "error_message" if move.error_type is None else _BURIALS[move.error_type],
         )
+
+    def due(self) -> str:
+        """The condition that a row is queued and its ``run_at`` has come: a task a claim would take now."""
+        return f"{_status_in((TaskStatus.QUEUED,))} AND {self.check(Check.DUE)}"
+
+    def retryable(self) -> str:
+        """The condition that ``retry()`` may requeue a row: it is final, and did not succeed."""
+        return _status_in(RETRYABLE)
+
+    def retry_assignments(self) -> str:
+        """The SET list of ``retry()``: the task queued to run now, with a fresh start (``FRESH_START``)."""
+        fresh = [f"{name} = {'NULL' if value is None else value}" for name, value in FRESH_START.items()]
+        sets = [f"status = {literal(TaskStatus.QUEUED)}", "run_at = {now}", *fresh]
+        return ", ".join(sets).format_map(self.params)
 
     @staticmethod
     def _required(call: Call, status: TaskStatus) -> tuple[Check, ...]:

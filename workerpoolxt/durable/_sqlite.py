@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,9 +38,11 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_listing,
     check_max_json_bytes,
     check_priority,
     check_schema_version,
+    check_task_ids,
     check_time,
     encode_jobs,
     encode_result,
@@ -47,6 +50,8 @@ from ._store import (
     not_ready,
     poll_until_final,
     refusal,
+    retry_refusal,
+    storable_ids,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +94,19 @@ _MIGRATIONS: Final = (
     # 2: lost leases are counted apart from attempts.
     "ALTER TABLE wpxt_tasks ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",
 )
+
+_VERSIONS: Final = "CREATE TABLE IF NOT EXISTS wpxt_schema (version INTEGER NOT NULL)"
+"""The table of the schema versions applied, which init() creates first."""
+
+
+def _upgrade(version: int) -> list[str]:
+    """The statements that bring the schema from ``version`` to the latest, each version recorded as it is reached."""
+    statements = []
+    for number, migration in enumerate(_MIGRATIONS[version:], start=version + 1):
+        statements += [textwrap.dedent(statement).strip() for statement in migration.split(";") if statement.strip()]
+        statements.append(f"INSERT INTO wpxt_schema (version) VALUES ({number})")  # noqa: S608 - an int
+    return statements
+
 
 _COLUMNS: Final = columns()
 
@@ -144,6 +162,17 @@ _FAIL: Final = _moves(
     run_at=lambda move: "{retry_at}" if move.target is TaskStatus.QUEUED else "run_at",
 )
 _CANCEL: Final = _moves(Call.CANCEL, "id = :id")
+_RETRY: Final = (
+    f"UPDATE wpxt_tasks SET {_DIALECT.retry_assignments()} "  # noqa: S608 - fixed text
+    "WHERE id IN ({ids}) AND " + _DIALECT.retryable() + " RETURNING id"
+)
+_RETRY_DEAD: Final = (
+    f"UPDATE wpxt_tasks SET {_DIALECT.retry_assignments()} WHERE status = {literal(TaskStatus.DEAD)} RETURNING id"  # noqa: S608 - fixed text
+)
+_STATUSES: Final = "SELECT id, status FROM wpxt_tasks WHERE id IN ({ids})"
+_LIST: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
+_LIST_STATUS: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks WHERE status = :status ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
+_OLDEST_QUEUED: Final = f"SELECT min(created_at) FROM wpxt_tasks WHERE {_DIALECT.due()}"  # noqa: S608 - fixed text
 _STATEMENTS: Final = {Call.COMPLETE: _COMPLETE, Call.FAIL: _FAIL, Call.CANCEL: _CANCEL}
 
 
@@ -261,14 +290,18 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         with self._transaction() as connection:
-            connection.execute("CREATE TABLE IF NOT EXISTS wpxt_schema (version INTEGER NOT NULL)")
+            connection.execute(_VERSIONS)
             row = connection.execute("SELECT max(version) FROM wpxt_schema").fetchone()
-            version = row[0] or 0
-            for number, migration in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in migration.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute("INSERT INTO wpxt_schema (version) VALUES (?)", (number,))
+            for statement in _upgrade(row[0] or 0):
+                connection.execute(statement)
+
+    def schema_sql(self) -> str:
+        """The SQL that ``init()`` applies to a new file: the store's tables and indexes, in one transaction.
+
+        For ``sqlite3 path.db < schema.sql``; the store then opens the file
+        without creating anything. See ``SQLStore``.
+        """
+        return "".join(f"{statement};\n" for statement in ["BEGIN", _VERSIONS, *_upgrade(0), "COMMIT"])
 
     async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
         encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
@@ -418,6 +451,67 @@ class SQLiteStore:
     def _stats(self) -> StoreStatistics:
         rows = self._connect().execute("SELECT status, count(*) FROM wpxt_tasks GROUP BY status").fetchall()
         return StoreStatistics(**dict(rows))
+
+    # -- the AdminStore interface ------------------------------------------------------
+
+    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit)
+        return await self._run(self._list, wanted, limit)
+
+    def _list(self, status: TaskStatus | None, limit: int) -> list[TaskRecord]:
+        if status is None:
+            rows = self._connect().execute(_LIST, {"limit": limit}).fetchall()
+        else:
+            rows = self._connect().execute(_LIST_STATUS, {"status": status.value, "limit": limit}).fetchall()
+        return [record_from_row(row) for row in rows]
+
+    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+        """Requeue failed, dead or cancelled tasks afresh, all or none: see ``AdminStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        ids = check_task_ids(task_ids)
+        if not ids:
+            await trio.lowlevel.checkpoint()
+            return []
+        return await self._run(self._retry, ids)
+
+    def _retry(self, task_ids: list[int]) -> list[int]:
+        marks, ids = _ids(storable_ids(task_ids))
+        # Requeue first, then find out why any was refused: a read-only store
+        # refuses the write whatever the ids, and a refusal rolls it back.
+        with self._transaction() as connection:
+            rows = connection.execute(_RETRY.format(ids=marks), {**ids, "now": time.time()}).fetchall()
+            requeued = {row[0] for row in rows}
+            if len(requeued) < len(task_ids):
+                statuses = dict(connection.execute(_STATUSES.format(ids=marks), ids).fetchall())
+                refused = retry_refusal(task_ids, requeued, statuses)
+                if refused is not None:
+                    raise refused
+        return task_ids
+
+    async def retry_dead(self) -> list[int]:
+        """Requeue every dead task afresh: see ``AdminStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        return await self._run(self._retry_dead)
+
+    def _retry_dead(self) -> list[int]:
+        with self._transaction() as connection:
+            rows = connection.execute(_RETRY_DEAD, {"now": time.time()}).fetchall()
+        return sorted(row[0] for row in rows)
+
+    async def oldest_queued(self) -> float | None:
+        """The ``created_at`` of the oldest queued task due to run, or None: see ``AdminStore``."""
+        return await self._run(self._oldest_queued)
+
+    def _oldest_queued(self) -> float | None:
+        oldest: float | None = self._connect().execute(_OLDEST_QUEUED, {"now": time.time()}).fetchone()[0]
+        return oldest
 
     async def aclose(self) -> None:
         await self._run(self._close)

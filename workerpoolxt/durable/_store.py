@@ -23,13 +23,13 @@ import enum
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, runtime_checkable
 
 import attrs
 import trio
 
-from .._errors import StoreError, TaskNotFoundError
+from .._errors import StoreError, TaskConflictError, TaskNotFoundError
 from .._job import Job
 from .._serialize import json_copy
 from .._validation import count
@@ -38,7 +38,17 @@ from ._machine import Call, TaskStatus, conflict
 if TYPE_CHECKING:
     from .._registry import Registry
 
-__all__ = ["BatchingStore", "Order", "Store", "StoreStatistics", "TaskEnd", "TaskRecord", "TaskStatus"]
+__all__ = [
+    "AdminStore",
+    "BatchingStore",
+    "Order",
+    "SQLStore",
+    "Store",
+    "StoreStatistics",
+    "TaskEnd",
+    "TaskRecord",
+    "TaskStatus",
+]
 
 DEFAULT_MAX_LOST_LEASES: Final = 3
 """How many times a task's worker may die (its lease expire) before the task is dead rather than run again."""
@@ -132,7 +142,8 @@ class Store(Protocol):
 
     A store may also write many tasks' ends and claim more in one transaction
     (``finish_and_claim()``, see ``BatchingStore``): all three stores here do,
-    and ``DurableWorker`` uses it when a store has it.
+    and ``DurableWorker`` uses it when a store has it. An operator's calls,
+    to list tasks and requeue failed ones, are ``AdminStore``'s.
     """
 
     async def init(self) -> None:
@@ -271,6 +282,75 @@ class BatchingStore(Store, Protocol):
         the ends are written before the claim, a worker may count their tasks'
         slots free for it: it never holds more leases than ``limit`` plus the
         tasks it still runs. If the call raises, nothing was written or claimed.
+        """
+
+
+@runtime_checkable
+class AdminStore(Store, Protocol):
+    """A store an operator can look into and repair: list its tasks, and put failed ones back in the queue.
+
+    ``MemoryStore``, ``SQLiteStore`` and ``PostgresStore`` implement it; the
+    command line's ``list``, ``retry`` and ``status`` use it. A store without
+    it is still a ``Store``: workers need none of it.
+
+    A store opened read-only lists its tasks, and refuses ``retry()`` and
+    ``retry_dead()`` with the ``StoreError`` its other writes raise.
+    """
+
+    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
+        """The newest tasks (highest id first), at most ``limit``, of ``status`` only if given.
+
+        Args:
+            status: A ``TaskStatus``, or its value (``"dead"``); None for every status.
+            limit: The most tasks to return, a positive int.
+
+        Raises:
+            TypeError, ValueError: ``status`` or ``limit`` is not one; the message names it.
+        """
+
+    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+        """Put final tasks that did not succeed (failed, dead or cancelled) back in the queue, afresh.
+
+        Each is queued to run now with a fresh budget: no attempts or lost
+        leases counted, and no worker, times, error or result left from its
+        previous life; its job, ``retry`` and ``priority`` stay, and so does
+        ``created_at``. Workers waiting for work are woken, as by ``enqueue()``.
+        All or none: one transaction, which changes nothing if any id is refused.
+
+        Args:
+            task_ids: The tasks' ids; an id given twice is requeued once.
+
+        Returns:
+            The ids requeued, in the order given.
+
+        Raises:
+            TaskNotFoundError: No task has one of the ids.
+            TaskConflictError: A task is queued, running or succeeded; it names the task and its status.
+        """
+
+    async def retry_dead(self) -> list[int]:
+        """Put every dead task back in the queue, as ``retry()`` does, in one transaction.
+
+        Returns:
+            The ids requeued, ascending.
+        """
+
+    async def oldest_queued(self) -> float | None:
+        """The ``created_at`` of the oldest queued task due to run (its ``run_at`` has come), or None if none is."""
+
+
+@runtime_checkable
+class SQLStore(Protocol):
+    """A store whose tables are SQL: it can show the statements that create them, for a database administrator.
+
+    ``SQLiteStore`` and ``PostgresStore`` implement it.
+    """
+
+    def schema_sql(self) -> str:
+        """The SQL that ``init()`` applies to an empty database: the store's tables and indexes, at the latest version.
+
+        One transaction, ready for ``sqlite3`` or ``psql``. Once it is applied,
+        the store opens without creating anything (a read-only store too).
         """
 
 
@@ -537,3 +617,94 @@ class EndBatch:
         for index, outcome in zip(self._indexes, written, strict=True):
             self.outcomes[index] = outcome
         return self.outcomes
+
+
+# -- an operator's retry ------------------------------------------------------------
+#
+# retry() is no step of _machine.py's table: the table describes a task's run,
+# in which a final status is never left, so a worker can trust that a
+# finished task stays finished. An operator's retry begins the task's life
+# anew instead, as if it were enqueued again with the same job: nothing it
+# counted or recorded in its previous life carries over.
+
+RETRYABLE: Final = (TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.CANCELLED)
+"""The statuses ``retry()`` requeues: the final ones but success."""
+
+
+class _FreshStart(TypedDict):
+    attempts: int
+    lost_leases: int
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    heartbeat_at: float | None
+    result: Any
+    error_type: str | None
+    error_message: str | None
+
+
+FRESH_START: Final = _FreshStart(
+    attempts=0,
+    lost_leases=0,
+    started_at=None,
+    finished_at=None,
+    worker_id=None,
+    heartbeat_at=None,
+    result=None,
+    error_type=None,
+    error_message=None,
+)
+"""What a task starts with, when enqueued and when ``retry()`` requeues it, besides its status (queued) and ``run_at``.
+
+Each is a TaskRecord field and a column of the SQL stores.
+"""
+
+MAX_LIMIT: Final = 2**31 - 1
+"""The largest ``limit`` of ``list_tasks()``: a limit every database takes as a number, far above any listing."""
+
+_MIN_ID: Final = -(2**63)
+_MAX_ID: Final = 2**63 - 1
+
+
+def check_listing(status: object, limit: object) -> TaskStatus | None:
+    """Check ``list_tasks()``'s arguments; return ``status`` as a TaskStatus, or None."""
+    count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+    if status is None:
+        return None
+    if not isinstance(status, str):
+        raise TypeError(f"`status` must be a TaskStatus, its value, or None, not {type(status).__name__}")
+    try:
+        return TaskStatus(status)
+    except ValueError:
+        raise ValueError(f"`status` must be one of {[s.value for s in TaskStatus]}, got {status!r}") from None
+
+
+def check_task_ids(task_ids: object) -> list[int]:
+    """Check ``retry()``'s ids; return them, each once, in the order given."""
+    if isinstance(task_ids, str | bytes) or not isinstance(task_ids, Sequence):
+        raise TypeError(f"`task_ids` must be a sequence of ints, not {type(task_ids).__name__}")
+    for index, task_id in enumerate(task_ids):
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            raise TypeError(f"`task_ids[{index}]` must be an int, not {type(task_id).__name__}")
+    return list(dict.fromkeys(task_ids))
+
+
+def storable_ids(task_ids: Sequence[int]) -> list[int]:
+    """The ids a SQL store can look up: the others (beyond 64 bits) name no task, and its driver would refuse them."""
+    return [task_id for task_id in task_ids if _MIN_ID <= task_id <= _MAX_ID]
+
+
+def retry_refusal(
+    task_ids: Sequence[int], requeued: Collection[int], statuses: Mapping[int, str]
+) -> BaseException | None:
+    """Why ``retry()`` must change nothing: the first id given that it could not requeue; None if it requeued all.
+
+    ``statuses`` holds the status of every task the ids name.
+    """
+    for task_id in task_ids:
+        if task_id not in requeued:
+            status = statuses.get(task_id)
+            if status is None:
+                return TaskNotFoundError(task_id)
+            return TaskConflictError(task_id, TaskStatus(status), "retried")
+    return None

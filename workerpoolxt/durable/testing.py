@@ -20,7 +20,9 @@ from .._errors import TaskConflictError, TaskNotFoundError
 from ._machine import Call, Check, Transition, conflict, step
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
+    FRESH_START,
     MAX_JSON_BYTES,
+    RETRYABLE,
     SORT_KEYS,
     Cancellations,
     EndBatch,
@@ -31,14 +33,17 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_listing,
     check_max_json_bytes,
     check_priority,
+    check_task_ids,
     check_time,
     encode_jobs,
     encode_result,
     error_fields,
     exhausted_message,
     lease_expired_message,
+    retry_refusal,
 )
 
 if TYPE_CHECKING:
@@ -90,19 +95,11 @@ class MemoryStore:
                 handler=handler,
                 job=json.loads(job),
                 status=TaskStatus.QUEUED,
-                attempts=0,
                 retry=retry,
                 priority=priority,
                 created_at=now,
                 run_at=now if run_at is None else run_at,
-                started_at=None,
-                finished_at=None,
-                worker_id=None,
-                heartbeat_at=None,
-                result=None,
-                error_type=None,
-                error_message=None,
-                lost_leases=0,
+                **FRESH_START,
             )
             ids.append(task_id)
         self._changed.unpark_all()
@@ -275,6 +272,49 @@ class MemoryStore:
             counts[task.status] += 1
         await trio.lowlevel.checkpoint()
         return StoreStatistics(**{status.value: number for status, number in counts.items()})
+
+    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit)
+        # Ids are given in increasing order, and a task's entry keeps its place when it changes: newest last.
+        newest = (task for task in reversed(self._tasks.values()) if wanted is None or task.status is wanted)
+        tasks = list(itertools.islice(newest, limit))
+        await trio.lowlevel.checkpoint()
+        return tasks
+
+    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+        """Requeue failed, dead or cancelled tasks afresh, all or none: see ``AdminStore``."""
+        ids = check_task_ids(task_ids)
+        statuses = {task_id: self._tasks[task_id].status for task_id in ids if task_id in self._tasks}
+        requeued = [task_id for task_id in ids if statuses.get(task_id) in RETRYABLE]
+        refused = retry_refusal(ids, requeued, statuses)
+        if refused is not None:
+            raise refused
+        self._requeue(requeued)
+        await trio.lowlevel.checkpoint()
+        return requeued
+
+    async def retry_dead(self) -> list[int]:
+        """Requeue every dead task afresh: see ``AdminStore``."""
+        dead = sorted(task_id for task_id, task in self._tasks.items() if task.status is TaskStatus.DEAD)
+        self._requeue(dead)
+        await trio.lowlevel.checkpoint()
+        return dead
+
+    def _requeue(self, task_ids: Sequence[int]) -> None:
+        now = self.clock()
+        for task_id in task_ids:
+            self._put(self._tasks[task_id], status=TaskStatus.QUEUED, run_at=now, **FRESH_START)
+        if task_ids:
+            self._changed.unpark_all()
+
+    async def oldest_queued(self) -> float | None:
+        """The ``created_at`` of the oldest queued task due to run, or None: see ``AdminStore``."""
+        now = self.clock()
+        queued = (task for task in self._tasks.values() if task.status is TaskStatus.QUEUED)
+        due = [task.created_at for task in queued if task.run_at <= now]
+        await trio.lowlevel.checkpoint()
+        return min(due, default=None)
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
