@@ -160,7 +160,7 @@ async def test_worker_runs_tasks_and_stops_on_sigint_then_cancels_on_a_second(wo
     settings = worker_settings("--poll", "0.01")
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_commands._work, store, registry, settings)
+            nursery.start_soon(_commands._work, store, workerpoolxt.durable.WorkerApp(registry), settings)
             while (await store.get(slow)).status is not wpxt.durable.TaskStatus.RUNNING:  # noqa: ASYNC110 - a store to poll
                 await trio.sleep(0.01)
             os.kill(os.getpid(), signal.SIGINT)

@@ -1912,6 +1912,34 @@ async def test_a_retry_wakes_an_idle_worker_before_its_poll(autojump_clock: trio
     assert starts == [0.0, 1.0]
 
 
+@bounded
+async def test_a_retry_wakes_the_worker_though_another_end_cut_its_wait_short(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A retry due at t=1.5 still starts then when another task's end, at t=1.25, wakes the idle worker first."""
+    registry = Registry()
+    starts: list[float] = []
+
+    @registry.register("flaky")
+    async def flaky(options: Options) -> None:
+        starts.append(trio.current_time())
+        await trio.sleep(1)
+        if len(starts) == 1:
+            raise ConnectionError("down")
+
+    @registry.register("other")
+    async def other(options: Options) -> None:
+        await trio.sleep(1.25)
+
+    store = virtual_store(registry)
+    backoff = Backoff(initial=0.5, multiplier=1, jitter=0)
+    [task_id, _] = await store.enqueue([Job("flaky", retry=1, backoff=backoff), Job("other")])
+    async with DurableWorker(store, registry, poll=10):
+        record = await store.wait(task_id)
+    assert record.status is TaskStatus.SUCCEEDED
+    assert starts == [0.0, 1.5]
+
+
 class FailingWaitStore(MemoryStore):
     """A virtual-time MemoryStore whose first wait_for_work() raises, as a lost LISTEN connection would."""
 

@@ -9,7 +9,9 @@ from helpers import Task, noop, sleeper
 
 import workerpoolxt as wpxt
 import workerpoolxt.supervise
-from workerpoolxt import Backoff, Job, WorkerPool
+from workerpoolxt import Backoff, Job, Registry, WorkerPool
+from workerpoolxt.durable import DurableWorker, WorkerApp
+from workerpoolxt.durable.testing import MemoryStore
 
 prometheus_client = pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
 
@@ -176,3 +178,57 @@ async def test_service_executions_by_how_they_ended(autojump_clock: trio.testing
         for service, values in expected.items()
         for status, value in zip(statuses, values, strict=True)
     }
+
+
+# -- durable workers ------------------------------------------------------------------------
+
+
+async def test_durable_worker_tasks_by_outcome_and_queue_depth(autojump_clock: trio.testing.MockClock) -> None:
+    """A WorkerApp's metrics count claims and outcomes per handler, and gauge the store's queue after heartbeats."""
+    registry = Registry()
+    registry.register("ok", sleeper(1))
+    registry.register("bad", flaky_then_fails)
+    metrics = PrometheusMetrics()
+    app = WorkerApp(registry, metrics=metrics, backoff=Backoff(initial=1, multiplier=1, jitter=0))
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    await store.enqueue([Job("ok"), Job("ok"), Job("bad", retry=1), Job("ok")])
+    await store.enqueue([Job("ok")], run_at=100.0)  # deferred: stays queued
+    sample = metrics.registry.get_sample_value
+
+    def tasks(handler: str, outcome: str) -> float | None:
+        return sample("workerpoolxt_durable_tasks_total", {"handler": handler, "outcome": outcome})
+
+    def depth() -> dict[str, float | None]:
+        statuses = ("queued", "running", "succeeded", "failed", "cancelled", "dead")
+        return {status: sample("workerpoolxt_durable_queue_depth", {"status": status}) for status in statuses}
+
+    zero = dict.fromkeys(("queued", "running", "succeeded", "failed", "cancelled", "dead"), 0.0)
+
+    async with DurableWorker(store, app, heartbeat=0.75, lease=5, poll=0.25, log_outcomes=False) as worker:
+        assert metrics.attach(worker) is worker  # attached once already, by the app: counts stay single
+        await trio.sleep(0.9)  # the heartbeat of t=0.75 counted "bad" queued for its retry at t=1
+        assert depth() == zero | {"queued": 2.0, "running": 3.0}
+        await trio.sleep(1.6)  # t=2.5: the heartbeat of t=2.25 counted the ends
+        assert depth() == zero | {"queued": 1.0, "succeeded": 3.0, "dead": 1.0}
+    assert (tasks("ok", "claimed"), tasks("ok", "succeeded")) == (3.0, 3.0)
+    assert (tasks("bad", "claimed"), tasks("bad", "retrying"), tasks("bad", "dead")) == (2.0, 1.0, 1.0)
+    assert tasks("bad", "succeeded") is None
+    statistics = worker.statistics()
+    assert (statistics.claimed, statistics.retried, statistics.failed) == (5, 1, 1)
+
+
+async def test_durable_worker_released_task_is_counted(autojump_clock: trio.testing.MockClock) -> None:
+    """A task a stop hands back counts as released, under its handler."""
+    registry = Registry()
+    registry.register("long", sleeper(10))
+    metrics = PrometheusMetrics()
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    await store.enqueue([Job("long")])
+    worker = metrics.attach(DurableWorker(store, registry, log_outcomes=False))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(1)
+        worker.stop(cancel_running=True)
+    sample = metrics.registry.get_sample_value
+    assert sample("workerpoolxt_durable_tasks_total", {"handler": "long", "outcome": "claimed"}) == 1.0
+    assert sample("workerpoolxt_durable_tasks_total", {"handler": "long", "outcome": "released"}) == 1.0

@@ -5,11 +5,14 @@ machine that reaches the store can run it. ``SQLiteStore`` keeps tasks in one
 file for one machine; ``PostgresStore`` shares them between machines (it needs
 ``pip install workerpoolxt[postgres]``); ``workerpoolxt.durable.testing.MemoryStore``
 is an in-memory fake for tests. ``DurableWorker`` claims tasks from a store and
-runs them on an ordinary ``WorkerPool``. ``python -m workerpoolxt`` is its
-command line.
+runs them on an ordinary ``WorkerPool``, as a ``WorkerApp`` configures it; its
+observers (``DurableObserver``) see each task's claim and end. ``python -m
+workerpoolxt`` is its command line.
 """
 
 from .._errors import CancelTask, PostgresConnectionError, StoreError, TaskConflictError, TaskNotFoundError
+from ._app import WorkerApp, lifespan_value
+from ._observer import DurableObserver, QueueDepth, TaskClaimed, TaskEnded, TaskOutcome
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 from ._store import AdminStore, Order, SQLStore, Store, StoreStatistics, TaskRecord, TaskStatus
@@ -18,18 +21,25 @@ from ._worker import DurableWorker, DurableWorkerStatistics
 __all__ = [
     "AdminStore",
     "CancelTask",
+    "DurableObserver",
     "DurableWorker",
     "DurableWorkerStatistics",
     "Order",
     "PostgresConnectionError",
     "PostgresStore",
+    "QueueDepth",
     "SQLStore",
     "SQLiteStore",
     "Store",
     "StoreError",
     "StoreStatistics",
+    "TaskClaimed",
     "TaskConflictError",
+    "TaskEnded",
     "TaskNotFoundError",
+    "TaskOutcome",
     "TaskRecord",
     "TaskStatus",
+    "WorkerApp",
+    "lifespan_value",
 ]

@@ -24,6 +24,7 @@ import click
 import trio
 
 from .. import Job, Registry
+from ._app import WorkerApp
 from ._cli import load_registry, load_target, open_store
 from ._store import DEFAULT_MAX_LOST_LEASES, AdminStore, Order, SQLStore, Store, TaskRecord, TaskStatus
 from ._worker import DurableWorker
@@ -185,16 +186,23 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
     _configure_logging(
         settings.pop("verbose"), settings.pop("quiet"), settings.pop("log_level"), settings.pop("log_format")
     )
-    registry = _registry_of(load_target(app_spec, "--app"), app_spec)
-    store = open_store(store_url, registry=registry)
-    trio.run(_work, store, registry, settings)
+    app = _app_of(load_target(app_spec, "--app"), app_spec)
+    if settings["metrics_port"] is not None and getattr(app.metrics, "registry", None) is None:
+        raise ValueError(
+            f"--metrics-port serves the app's metrics, and {app_spec} has none: "
+            "give it WorkerApp(..., metrics=PrometheusMetrics())"
+        )
+    store = open_store(store_url, registry=app.registry)
+    trio.run(_work, store, app, settings)
     return 0
 
 
-def _registry_of(target: object, spec: str) -> Registry:
-    if isinstance(target, Registry):
+def _app_of(target: object, spec: str) -> WorkerApp:
+    if isinstance(target, WorkerApp):
         return target
-    raise TypeError(f"--app {spec} must be a workerpoolxt.Registry, not {type(target).__name__}")
+    if isinstance(target, Registry):
+        return WorkerApp(target)
+    raise TypeError(f"--app {spec} must be a workerpoolxt WorkerApp or Registry, not {type(target).__name__}")
 
 
 def _configure_logging(verbose: int, quiet: int, level: str | None, log_format: str) -> None:
@@ -229,11 +237,17 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-async def _work(store: Store, target: Registry, settings: dict[str, Any]) -> None:
+# The worker's flags that are also WorkerApp fields: one left at its default keeps the app's value.
+_APP_FLAGS: Final = ("concurrency", "shutdown_timeout")
+
+
+async def _work(store: Store, app: WorkerApp, settings: dict[str, Any]) -> None:
+    overrides = {name: settings[name] for name in _APP_FLAGS if settings[name] is not None}
+    if settings["burst"]:
+        overrides["burst"] = True
     worker = DurableWorker(
         store,
-        target,
-        concurrency=settings["concurrency"] or 8,
+        app,
         lease=settings["lease"],
         heartbeat=settings["heartbeat"],
         max_lost_leases=settings["max_lost_leases"],
@@ -241,11 +255,16 @@ async def _work(store: Store, target: Registry, settings: dict[str, Any]) -> Non
         order=settings["order"],
         worker_id=settings["worker_id"],
         give_up_after=settings["give_up_after"],
+        **overrides,
     )
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(worker.run)
+                if settings["metrics_port"] is not None:
+                    await nursery.start(_serve_metrics, app, settings["host"], settings["metrics_port"])
+                if settings["health_port"] is not None:
+                    await nursery.start(_serve_health, worker, settings["host"], settings["health_port"])
                 _LOG.info("worker %s started", worker.worker_id)
                 nursery.start_soon(_stop_on_signals, worker, signals)
                 await worker.wait_stopped()
@@ -253,6 +272,70 @@ async def _work(store: Store, target: Registry, settings: dict[str, Any]) -> Non
         _LOG.info("worker %s stopped: %s", worker.worker_id, worker.statistics())
     finally:
         await store.aclose()
+
+
+async def _serve_metrics(
+    app: WorkerApp, host: str, port: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve the app's Prometheus registry on /metrics with prometheus-client's own server, until cancelled."""
+    import prometheus_client
+
+    server, thread = prometheus_client.start_http_server(port, addr=host, registry=app.metrics.registry)
+    _LOG.info("serving Prometheus metrics on http://%s:%d/metrics", host, port)
+    try:
+        task_status.started()
+        await trio.sleep_forever()
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+async def _serve_health(
+    worker: DurableWorker, host: str, port: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve ``worker.health()`` on /ready (200 or 503, with the reasons as JSON) through hypercorn, until cancelled."""
+    try:
+        import hypercorn.config
+        import hypercorn.trio
+    except ImportError as error:  # pragma: no cover - the extra is installed in CI
+        raise ImportError("--health-port serves /ready with hypercorn: pip install 'workerpoolxt[http]'") from error
+    config = hypercorn.config.Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = config.errorlog = None
+    _LOG.info("serving readiness on http://%s:%d/ready", host, port)
+    await hypercorn.trio.serve(_health_app(worker), config, task_status=task_status)  # type: ignore[arg-type]
+
+
+def _health_app(worker: DurableWorker) -> Callable[..., Awaitable[None]]:
+    """The smallest ASGI app hypercorn can serve: /ready, and 404 for anything else."""
+
+    async def app(
+        scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["path"] == "/ready":
+            health = worker.health()
+            status_code = 200 if health.healthy else 503
+            body: dict[str, Any] = {
+                "healthy": health.healthy,
+                "reasons": list(health.reasons),
+                "running": worker.statistics().running,
+                "worker_id": worker.worker_id,
+            }
+        else:
+            status_code, body = 404, {"error": f"no such path: {scope['path']}; try /ready"}
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
 
 
 async def _stop_on_signals(worker: DurableWorker, signals: Any) -> None:

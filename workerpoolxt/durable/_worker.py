@@ -32,20 +32,23 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 import trio
 
 # The core's public names, as any user of the pool has them; and, as a wing of
 # the package, its engine's retry policy and its helpers for errors and arguments.
-from .. import Backoff, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
+from .. import Backoff, Health, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
 from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
 from .._serialize import job_from_dict
-from .._validation import MAX_WORKERS, Seconds, count, to_seconds
+from .._validation import Seconds, count, to_seconds
 from ..hooks import JobFinished, Observer
+from ._app import WorkerApp, reset_lifespan_value, set_lifespan_value
 from ._machine import Call
+from ._observer import DurableObserver, Observers, OutcomeLog, QueueDepth, TaskClaimed, TaskEnded, TaskOutcome, notify
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
@@ -66,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
-_DEFAULT_BACKOFF: Final = Backoff()
+_T = TypeVar("_T")
 # A durable task's failed attempt is retried whatever its handler raised: the store keeps the count.
 _ANY_FAILURE: Final = (BaseException,)
 # Seconds a worker with few free slots waits for more before it claims.
@@ -91,18 +94,58 @@ class DurableWorkerStatistics:
     lost: int
     """Tasks whose lease this worker lost to another worker while running them."""
     running: int
+    """Tasks this worker holds: running, or their end still to be written."""
+
+
+class _Default:
+    """A keyword's default, told apart from the same value passed: given a WorkerApp, only a passed one overrides it.
+
+    Its repr is the value's, so the signature reads as usual.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def _default(value: _T) -> _T:
+    return cast("_T", _Default(value))
+
+
+# The DurableWorker keywords that are WorkerApp fields too, and their defaults (those of WorkerApp).
+_APP_KEYWORDS: Final = ("concurrency", "middleware", "options", "backoff", "shutdown_timeout", "burst", "log_outcomes")
+_CONCURRENCY: Final = _default(8)
+_NONE: Final = _default(None)
+_BACKOFF: Final = _default(Backoff())
+_FALSE: Final = _default(False)
+_TRUE: Final = _default(True)
 
 
 class DurableWorker:
-    """Runs tasks from a durable ``Store`` with the handlers of a ``Registry``.
+    """Runs tasks from a durable ``Store`` with the handlers of a ``Registry`` or a ``WorkerApp``.
 
     Use it as an async context manager (it runs in the background until the
     block ends, then stops gracefully) or ``await worker.run()`` until
     ``stop()``.
 
+    Each task's outcome is logged on one line on the ``workerpoolxt.durable``
+    logger (unless ``log_outcomes`` is false): INFO when it succeeded, was
+    cancelled or released, WARNING when its attempt failed (retrying, failed,
+    dead) or its lease was lost, as in ``task 4 send_email failed attempt 1/3,
+    retrying in 0.5s: ValueError: boom``. The record's ``extra`` fields give
+    the same facts to a structured formatter: ``task_id``, ``handler``,
+    ``attempt``, ``max_attempts``, ``status``, ``duration``, ``worker_id``
+    and ``error``. It is an observer (``DurableObserver``); add your own with
+    ``add_observer()``.
+
     Args:
         store: Where the tasks are: ``MemoryStore``, ``SQLiteStore``, ``PostgresStore``.
-        registry: The handlers that tasks name.
+        registry: The handlers that tasks name; or a ``WorkerApp``, whose fields
+            then give the settings that are not passed here as keywords.
         concurrency: How many tasks run at once; the worker claims no more.
         lease: Seconds after its last heartbeat that a running task may be
             claimed by another worker, as its worker is presumed dead.
@@ -127,6 +170,14 @@ class DurableWorker:
             them back to the store if it can, and ``run()`` raises the last
             claim's error, so that a process supervisor sees the exit. The
             default, 300, outlasts a database restart or a network blip.
+        shutdown_timeout: Seconds a graceful ``stop()`` waits for the running
+            tasks; then they are cancelled and handed back to the store, as
+            ``stop(cancel_running=True)`` does. None: as long as they run.
+        burst: Stop by itself once no task is claimable now and none runs;
+            it still waits for the retries it scheduled itself, so each task
+            it started reaches a final status, but not for tasks their
+            enqueuer deferred. ``run()`` then returns.
+        log_outcomes: Log each task's outcome (above).
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -135,30 +186,48 @@ class DurableWorker:
     def __init__(
         self,
         store: Store,
-        registry: Registry,
+        registry: Registry | WorkerApp,
         *,
-        concurrency: int = 8,
+        concurrency: int = _CONCURRENCY,
         lease: Seconds = 30.0,
         heartbeat: Seconds = 10.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
         poll: Seconds = 1.0,
         order: Order | str = Order.FIFO,
         worker_id: str | None = None,
-        middleware: Iterable[Middleware] | None = None,
-        options: Mapping[str, Any] | None = None,
-        backoff: Backoff = _DEFAULT_BACKOFF,
+        middleware: Iterable[Middleware] | None = _NONE,
+        options: Mapping[str, Any] | None = _NONE,
+        backoff: Backoff = _BACKOFF,
         final_write_timeout: Seconds = 10.0,
         give_up_after: Seconds = 300.0,
+        shutdown_timeout: Seconds | None = _NONE,
+        burst: bool = _FALSE,
+        log_outcomes: bool = _TRUE,
     ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"`store` must be a workerpoolxt Store, not {type(store).__name__}")
-        if not isinstance(registry, Registry):
-            raise TypeError(f"`registry` must be a Registry, not {type(registry).__name__}")
+        given: dict[str, Any] = {
+            name: value
+            for name, value in zip(
+                _APP_KEYWORDS,
+                (concurrency, middleware, options, backoff, shutdown_timeout, burst, log_outcomes),
+                strict=True,
+            )
+            if not isinstance(value, _Default)
+        }
+        if isinstance(registry, WorkerApp):
+            app = attrs.evolve(registry, **given) if given else registry
+        elif isinstance(registry, Registry):
+            app = WorkerApp(registry, **given)
+        else:
+            raise TypeError(f"`registry` must be a Registry or a WorkerApp, not {type(registry).__name__}")
+        self.app: Final = app
+        """The worker's settings: the ``WorkerApp`` it was given, with the keywords passed here applied."""
         self._store = store
         # Retry times are on the store's clock: wall-clock seconds, or virtual for a MemoryStore under test.
         self._clock: Callable[[], float] = getattr(store, "clock", time.time)
-        self._registry = registry
-        self._concurrency = count(concurrency, "concurrency", minimum=1, maximum=MAX_WORKERS)
+        self._registry = app.registry
+        self._concurrency = app.concurrency
         self._claim_batch = max(1, self._concurrency // 4)
         self._lease = to_seconds(lease, "lease")
         self._heartbeat = to_seconds(heartbeat, "heartbeat")
@@ -175,13 +244,12 @@ class DurableWorker:
         elif not isinstance(worker_id, str) or not worker_id:
             raise TypeError("`worker_id` must be a non-empty str or None")
         self.worker_id = worker_id
-        if not isinstance(backoff, Backoff):
-            raise TypeError(f"`backoff` must be a Backoff, not {type(backoff).__name__}")
-        self._backoff = backoff
+        self._backoff = app.backoff
         self._final_write_timeout = to_seconds(final_write_timeout, "final_write_timeout")
         self._give_up_after = to_seconds(give_up_after, "give_up_after")
-        # Checked now, so a mistake shows here rather than inside the run.
-        self._pool = WorkerPool(self._concurrency, registry=registry, middleware=middleware, options=options)
+        self._pool = WorkerPool(
+            self._concurrency, registry=app.registry, middleware=app.middleware, options=app.options
+        )
 
         # The tasks whose lease this worker holds, from their claim until their
         # end is written: what it heartbeats, and what bounds its claims. The
@@ -190,6 +258,8 @@ class DurableWorker:
         # never holds more leases than it has slots
         # (test_concurrency_bounds_claims_and_runs). Each maps to its job's handle.
         self._running: dict[int, JobHandle[Any] | None] = {}
+        # The record of each task held, for what observers are told of it.
+        self._held: dict[int, TaskRecord] = {}
         # The task and job behind each handle of the pool, until the job ends.
         self._runs: dict[JobHandle[Any], tuple[TaskRecord, Job[Any]]] = {}
         # Tasks whose jobs ended, their ends not yet written: the claim loop
@@ -203,13 +273,20 @@ class DurableWorker:
         self._settling: set[int] = set()
         self._counts = dict.fromkeys(("claimed", "succeeded", "failed", "retried", "cancelled", "released", "lost"), 0)
         self._stop_requested = False
-        # The earliest retry this worker scheduled, so an idle worker wakes for it.
-        self._next_retry = math.inf
+        self._stopping = trio.Event()
+        # The retries this worker scheduled, by task, until a claim could take them: an idle worker wakes for
+        # each. In burst mode they stay until this worker claims them or the store says another took them.
+        self._own_retries: dict[int, float] = {}
+        # When, on the store's clock, the last claim started: the retries due by then were claimable.
+        self._claimed_at = -math.inf
         self._cancel_running = False
-        # When the claims started failing, with none succeeding since; and the error that made the worker give up.
+        # When the claims started failing, with none succeeding since, and why; and the error that made the worker
+        # give up.
         self._failing_since: float | None = None
+        self._claim_error: Exception | None = None
         self._gave_up: Exception | None = None
         self._started = False
+        self._serving = False
         self._idle: trio.CancelScope | None = None
         self._slot_free = trio.lowlevel.ParkingLot()
         self._stopped = trio.Event()
@@ -218,6 +295,21 @@ class DurableWorker:
         self._batching = isinstance(store, BatchingStore)
         # The pool tells the worker of each job's end: no task per job waits for it.
         self._pool.add_observer(_EndObserver(self._job_ended))
+        self._observers = Observers()
+        if app.log_outcomes:
+            self.add_observer(OutcomeLog())
+        if app.metrics is not None:
+            app.metrics.attach(self)
+
+    def add_observer(self, observer: DurableObserver) -> None:
+        """Tell ``observer`` of the tasks this worker claims and ends from now on, and of the store's counts.
+
+        Adding the same observer again does nothing. See ``DurableObserver``.
+
+        Raises:
+            TypeError: ``observer`` is not a DurableObserver.
+        """
+        self._observers = self._observers.adding(observer)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -251,6 +343,7 @@ class DurableWorker:
         they are cancelled and released, and the attempt cut short does not count.
         """
         self._stop_requested = True
+        self._stopping.set()
         self._cancel_running = self._cancel_running or cancel_running
         if self._idle is not None:
             self._idle.cancel()
@@ -263,42 +356,87 @@ class DurableWorker:
         await self._stopped.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Claim and run tasks until ``stop()``.
+        """Claim and run tasks until ``stop()`` (or, in burst mode, until no work is left).
+
+        The app's lifespan, if it has one, is entered once the store is ready,
+        before the first claim, and exited after the last task's end is
+        written, however the run ends.
 
         Raises:
             Exception: The store's error, such as ``StoreError``, if ``init()``
-                fails, or if every claim failed for ``give_up_after`` seconds.
+                fails, or if every claim failed for ``give_up_after`` seconds;
+                or what the lifespan raised.
         """
         if self._started:
             raise RuntimeError("a DurableWorker runs only once; create a new one")
         self._started = True
         try:
             await self._store.init()
-            try:
-                async with self._pool, trio.open_nursery() as services:
-                    services.start_soon(self._beat)
-                    services.start_soon(self._watch_cancellations)
-                    task_status.started()
-                    await self._claim_loop()
-                    if self._stop_requested:
-                        self.stop(cancel_running=self._cancel_running)
-                    # The tasks still running finish (or are cancelled); their ends are written as they come.
-                    while self._running:
-                        if self._ended:
-                            await self._finish(0)
-                        else:
-                            await self._slot_free.park()
-                    services.cancel_scope.cancel(reason="the DurableWorker stopped")
-            finally:
-                # Cut short by a cancellation or a handler's BaseException: the
-                # pool has cancelled its jobs, and their ends go to the store,
-                # whatever cancels us.
-                with trio.CancelScope(shield=True):
-                    await self._finish_cut_short()
+            lifespan = self.app.lifespan
+            if lifespan is None:
+                await self._serve(task_status)
+            else:
+                manager = lifespan(self.app)
+                if not isinstance(manager, AbstractAsyncContextManager):
+                    raise TypeError(
+                        "`lifespan` must return an async context manager (decorate it with "
+                        f"@contextlib.asynccontextmanager), not {type(manager).__name__}"
+                    )
+                async with manager as value:
+                    # Set here, in run()'s own task, so the pool's workers (started below) and all they start see it.
+                    token = set_lifespan_value(value)
+                    try:
+                        await self._serve(task_status)
+                    finally:
+                        reset_lifespan_value(token)
             if self._gave_up is not None:
                 raise self._gave_up
         finally:
+            self._serving = False
             self._stopped.set()
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
+        """Run the pool and claim tasks for it until stopped; write every end, however it stops."""
+        try:
+            async with self._pool, trio.open_nursery() as services:
+                services.start_soon(self._beat)
+                services.start_soon(self._watch_cancellations)
+                services.start_soon(self._bound_shutdown)
+                self._serving = True
+                task_status.started()
+                await self._claim_loop()
+                if self._stop_requested:
+                    self.stop(cancel_running=self._cancel_running)
+                # The tasks still running finish (or are cancelled); their ends are written as they come.
+                while self._running:
+                    if self._ended:
+                        await self._finish(0)
+                    else:
+                        await self._slot_free.park()
+                services.cancel_scope.cancel(reason="the DurableWorker stopped")
+        finally:
+            self._serving = False
+            # Cut short by a cancellation or a handler's BaseException: the
+            # pool has cancelled its jobs, and their ends go to the store,
+            # whatever cancels us.
+            with trio.CancelScope(shield=True):
+                await self._finish_cut_short()
+
+    async def _bound_shutdown(self) -> None:
+        """Once a graceful stop has waited ``shutdown_timeout`` for the running tasks, cancel and release them."""
+        timeout = self.app.shutdown_timeout
+        if timeout is None:
+            return
+        await self._stopping.wait()
+        await trio.sleep(timeout)
+        if self._running and not self._cancel_running:
+            _logger.warning(
+                "worker %s: %d task(s) still running %gs after the stop; cancelling them",
+                self.worker_id,
+                len(self._running),
+                timeout,
+            )
+            self.stop(cancel_running=True)
 
     async def _claim_loop(self) -> None:
         while not self._stop_requested:
@@ -336,7 +474,11 @@ class DurableWorker:
                 return
             self._counts["claimed"] += len(records)
             if records:
+                self._claimed(records)
                 await self._start(records)
+            elif self.app.burst and not self._running and not failed and await self._burst_done():
+                self.stop()
+                return
             elif not self._ended or failed:
                 with trio.CancelScope() as self._idle:
                     if self._stop_requested:
@@ -351,8 +493,77 @@ class DurableWorker:
     async def _hand_back(self, records: Sequence[TaskRecord]) -> None:
         """Release tasks claimed once the worker was stopping: they never run, their claim not counted."""
         self._counts["claimed"] += len(records)
+        self._claimed(records)
         self._counts["released"] += len(records)
-        await self._write_shielded(self._store.release([record.id for record in records], worker_id=self.worker_id))
+        if await self._write_shielded(self._store.release([record.id for record in records], worker_id=self.worker_id)):
+            for record in records:
+                self._tell_end(record, TaskOutcome.RELEASED)
+
+    def _claimed(self, records: Sequence[TaskRecord]) -> None:
+        """Tell the observers of tasks just claimed."""
+        own_retries = self._own_retries
+        if own_retries:
+            for record in records:
+                own_retries.pop(record.id, None)
+        methods = self._observers.task_claimed
+        if not methods:
+            return
+        now, worker_id = trio.current_time(), self.worker_id
+        for record in records:
+            event = TaskClaimed(
+                task_id=record.id,
+                handler=record.handler,
+                attempt=record.attempts,
+                max_attempts=record.retry + 1,
+                worker_id=worker_id,
+                time=now,
+            )
+            notify(methods, event)
+
+    def _tell_end(
+        self,
+        record: TaskRecord,
+        outcome: TaskOutcome,
+        *,
+        duration: float | None = None,
+        error: BaseException | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        """Tell the observers of a task's end, once written."""
+        methods = self._observers.task_ended
+        if methods:
+            event = TaskEnded(
+                task_id=record.id,
+                handler=record.handler,
+                attempt=record.attempts,
+                max_attempts=record.retry + 1,
+                worker_id=self.worker_id,
+                outcome=outcome,
+                duration=duration,
+                error=error,
+                retry_in=retry_in,
+                time=trio.current_time(),
+            )
+            notify(methods, event)
+
+    async def _burst_done(self) -> bool:
+        """In burst mode, with nothing claimed and nothing held: whether no retry of this worker's is left to wait for.
+
+        A retry due by now that the claim did not return was taken by another
+        worker or cancelled, unless the store's clock lags this one's: the
+        store says which.
+        """
+        now = self._clock()
+        for task_id, retry_at in list(self._own_retries.items()):
+            if retry_at > now:
+                continue
+            try:
+                record = await self._store.get(task_id)
+            except Exception:  # not knowing, wait for it: the next claim tells
+                record = None
+            if record is not None and record.status is not TaskStatus.QUEUED:
+                del self._own_retries[task_id]
+        return not self._own_retries
 
     def _give_up(self, error: Exception) -> bool:
         """Count a failed claim; once claims failed for ``give_up_after``, stop with ``error`` for run() to raise."""
@@ -369,34 +580,58 @@ class DurableWorker:
 
     def _idle_wait(self) -> float:
         """How long an idle worker waits for work: a poll, or less if a retry it scheduled is due sooner."""
-        retry_in = self._next_retry - self._clock()
-        if retry_in < self._poll:
-            self._next_retry = math.inf
-            return max(retry_in, 0.0)
-        return self._poll
+        own_retries = self._own_retries
+        if not own_retries:
+            return self._poll
+        claimed_at, now = self._claimed_at, self._clock()
+        waits = [retry_at - now for retry_at in own_retries.values() if retry_at > claimed_at]
+        if not self.app.burst:
+            # Due by the last claim, it was the claim's to take (by this worker or another): forget it.
+            for task_id, retry_at in list(own_retries.items()):
+                if retry_at <= claimed_at:
+                    del own_retries[task_id]
+        return min([self._poll, *(max(wait, 0.0) for wait in waits)])
 
     async def _beat(self) -> None:
-        """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled."""
+        """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled.
+
+        Before the first heartbeat and after each, tell the observers that want it of the store's counts.
+        """
         while True:
+            await self._tell_queue_depth()
             await trio.sleep(self._heartbeat)
             task_ids = list(self._running)
-            if not task_ids:
+            if task_ids:
+                await self._heartbeat_tasks(task_ids)
+
+    async def _tell_queue_depth(self) -> None:
+        methods = self._observers.queue_depth
+        if not methods:
+            return
+        try:
+            stats = await self._store.stats()
+        except Exception as exc:
+            _log_failure(exc, "worker %s could not count the store's tasks", self.worker_id)
+            return
+        notify(methods, QueueDepth(stats=stats, worker_id=self.worker_id, time=trio.current_time()))
+
+    async def _heartbeat_tasks(self, task_ids: list[int]) -> None:
+        """Refresh the leases of ``task_ids``; drop those the store says this worker no longer holds."""
+        try:
+            held = set(await self._store.heartbeat(task_ids, worker_id=self.worker_id))
+        except Exception as exc:
+            _log_failure(exc, "worker %s could not send its heartbeat", self.worker_id)
+            return
+        for task_id in task_ids:
+            if task_id in held or not self._holds(task_id):
                 continue
+            # Rare, so worth a look at the store: cancelled there, or lost to another worker?
             try:
-                held = set(await self._store.heartbeat(task_ids, worker_id=self.worker_id))
-            except Exception as exc:
-                _log_failure(exc, "worker %s could not send its heartbeat", self.worker_id)
-                continue
-            for task_id in task_ids:
-                if task_id in held or not self._holds(task_id):
-                    continue
-                # Rare, so worth a look at the store: cancelled there, or lost to another worker?
-                try:
-                    status = (await self._store.get(task_id)).status
-                except Exception:  # not knowing why, it is lost all the same
-                    status = None
-                if self._holds(task_id):
-                    self._drop(task_id, cancelled=status is TaskStatus.CANCELLED)
+                status = (await self._store.get(task_id)).status
+            except Exception:  # not knowing why, it is lost all the same
+                status = None
+            if self._holds(task_id):
+                self._drop(task_id, cancelled=status is TaskStatus.CANCELLED)
 
     async def _watch_cancellations(self) -> None:
         """Cancel at once the handlers of running tasks someone cancelled in the store, as it announces them."""
@@ -430,6 +665,7 @@ class DurableWorker:
         else:
             self._counts["lost"] += 1
             _logger.warning("worker %s lost the lease of task %d", self.worker_id, task_id)
+        self._tell_end(self._held[task_id], TaskOutcome.CANCELLED if cancelled else TaskOutcome.LOST)
 
     # -- the tasks -----------------------------------------------------------------------
 
@@ -443,9 +679,11 @@ class DurableWorker:
         store, worker_id, pool, running, runs = self._store, self.worker_id, self._pool, self._running, self._runs
         unrunnable: list[tuple[TaskRecord, Exception]] = []
         unsubmitted: list[int] = []
+        held = self._held
         for record in records:
             task_id = record.id
             running[task_id] = None
+            held[task_id] = record
             try:
                 job = self._job_for(record)
             except Exception as exc:
@@ -464,17 +702,12 @@ class DurableWorker:
             self._counts["failed"] += 1
             self._settling.add(record.id)
             try:
-                await self._write_shielded(store.fail(record.id, error, None, worker_id=worker_id, dead=True))
+                if await self._write_shielded(store.fail(record.id, error, None, worker_id=worker_id, dead=True)):
+                    self._tell_end(record, TaskOutcome.DEAD, error=error)
             finally:
                 self._settled(record.id)
         if unsubmitted:
-            self._counts["released"] += len(unsubmitted)
-            self._settling.update(unsubmitted)
-            try:
-                await self._write_shielded(store.release(unsubmitted, worker_id=worker_id))
-            finally:
-                for task_id in unsubmitted:
-                    self._settled(task_id)
+            await self._release_settling(unsubmitted)
 
     def _job_ended(self, event: JobFinished) -> None:
         """The pool's word that a job ended: its task's end is to be written, unless the task is no longer ours."""
@@ -494,6 +727,7 @@ class DurableWorker:
     def _settled(self, task_id: int) -> None:
         """The task's end is written, or not ours to write: its slot is free."""
         self._running.pop(task_id, None)
+        self._held.pop(task_id, None)
         self._dropped.discard(task_id)
         self._settling.discard(task_id)
         self._slot_free.unpark()
@@ -509,18 +743,20 @@ class DurableWorker:
         if limit > 0:
             # Cancelled (a handler's BaseException, say): no claim, and the ends are left for run() to write.
             await trio.lowlevel.checkpoint_if_cancelled()
+            self._claimed_at = self._clock()
         ended, self._ended = self._ended, []
         store, worker_id = self._store, self.worker_id
         ends: list[TaskEnd] = []
-        counters: list[str] = []
-        released: list[int] = []
+        # What each end adds to: its counter, and what its observers are told.
+        tallies: list[tuple[str, TaskRecord, Result[Any], float | None]] = []
+        released: list[TaskRecord] = []
         for record, job, result in ended:
             written = self._end_of(record, job, result)
             if written is None:
-                released.append(record.id)
+                released.append(record)
             else:
                 ends.append(written[0])
-                counters.append(written[1])
+                tallies.append((written[1], record, result, written[2]))
         records: list[TaskRecord] | None = None
         claim_error: Exception | None = None
         try:
@@ -547,8 +783,8 @@ class DurableWorker:
                             outcomes = await self._finish_each(ends)
                     else:
                         outcomes = await self._finish_each(ends)
-                    for end, counter, outcome in zip(ends, counters, outcomes, strict=True):
-                        await self._count_end(end, counter, outcome)
+                    for end, tally, outcome in zip(ends, tallies, outcomes, strict=True):
+                        await self._count_end(end, tally, outcome)
                 self._report_bound(bound)
         finally:
             for record, _, _ in ended:
@@ -564,28 +800,45 @@ class DurableWorker:
                     claim_error = exc
         if claim_error is None:
             if records is not None:
-                self._failing_since = None
+                self._failing_since = self._claim_error = None
             return records, False
+        self._claim_error = claim_error
         if not self._give_up(claim_error):
             _log_failure(
                 claim_error, "worker %s could not claim tasks; trying again in %gs", self.worker_id, self._poll
             )
         return None, True
 
-    async def _release(self, task_ids: list[int]) -> None:
-        await self._store.release(task_ids, worker_id=self.worker_id)
-        self._counts["released"] += len(task_ids)
+    async def _release(self, records: Sequence[TaskRecord]) -> None:
+        await self._store.release([record.id for record in records], worker_id=self.worker_id)
+        self._counts["released"] += len(records)
+        for record in records:
+            self._tell_end(record, TaskOutcome.RELEASED)
 
-    def _end_of(self, record: TaskRecord, job: Job[Any], result: Result[Any]) -> tuple[TaskEnd, str] | None:
-        """How the task's run ended, to write, and the counter it adds to; None if it goes back to the queue."""
+    async def _release_settling(self, task_ids: Sequence[int]) -> None:
+        """Release held tasks that never ran: their slots are free once it is written, or given up."""
+        self._settling.update(task_ids)
+        try:
+            await self._write_shielded(self._release([self._held[task_id] for task_id in task_ids]))
+        finally:
+            for task_id in task_ids:
+                self._settled(task_id)
+
+    def _end_of(
+        self, record: TaskRecord, job: Job[Any], result: Result[Any]
+    ) -> tuple[TaskEnd, str, float | None] | None:
+        """How the task's run ended, to write, the counter it adds to, and the wait before its retry (if any).
+
+        None if it goes back to the queue.
+        """
         task_id = record.id
         status = result.status
         if status is Status.SUCCEEDED:
-            return TaskEnd(task_id, Call.COMPLETE, result=result.data), "succeeded"
+            return TaskEnd(task_id, Call.COMPLETE, result=result.data), "succeeded", None
         if status is Status.ABANDONED or status is Status.CANCELLED:
             return None
         if isinstance(result.error, CancelTask):
-            return TaskEnd(task_id, Call.CANCEL), "cancelled"
+            return TaskEnd(task_id, Call.CANCEL), "cancelled", None
         # A failed attempt, whatever the handler raised: a BaseException too.
         error = result.error
         assert error is not None
@@ -595,9 +848,9 @@ class DurableWorker:
         delay = policy.delay_after(record.attempts, error)
         if delay is not None:
             retry_at = self._clock() + delay
-            self._next_retry = min(self._next_retry, retry_at)
-            return TaskEnd(task_id, Call.FAIL, error=error, retry_at=retry_at), "retried"
-        return TaskEnd(task_id, Call.FAIL, error=error), "failed"
+            self._own_retries[task_id] = retry_at
+            return TaskEnd(task_id, Call.FAIL, error=error, retry_at=retry_at), "retried", delay
+        return TaskEnd(task_id, Call.FAIL, error=error), "failed", None
 
     async def _finish_each(self, ends: Sequence[TaskEnd]) -> list[BaseException | None]:
         """Write each end with its own call, all at once, for a store that groups them itself."""
@@ -627,10 +880,23 @@ class DurableWorker:
         else:
             await store.cancel(end.task_id, worker_id=worker_id)
 
-    async def _count_end(self, end: TaskEnd, counter: str, outcome: BaseException | None) -> None:
+    async def _count_end(
+        self, end: TaskEnd, tally: tuple[str, TaskRecord, Result[Any], float | None], outcome: BaseException | None
+    ) -> None:
         """Count an end once written; else say why not, or, for a result JSON cannot hold, fail the task."""
+        counter, record, result, retry_in = tally
         if outcome is None:
             self._counts[counter] += 1
+            if counter == "succeeded":
+                self._tell_end(record, TaskOutcome.SUCCEEDED, duration=result.duration)
+            elif counter == "cancelled":
+                self._tell_end(record, TaskOutcome.CANCELLED, duration=result.duration)
+            elif counter == "retried":
+                self._tell_end(
+                    record, TaskOutcome.RETRYING, duration=result.duration, error=end.error, retry_in=retry_in
+                )
+            else:
+                self._tell_failed(record, result, end.error)
             return
         if end.call is Call.COMPLETE and isinstance(outcome, TypeError | ValueError):
             # The handler returned something JSON cannot hold.
@@ -640,18 +906,27 @@ class DurableWorker:
                 outcome = exc
             else:
                 self._counts["failed"] += 1
+                self._tell_failed(record, result, outcome)
                 return
         if isinstance(outcome, TaskConflictError):
             if outcome.status == TaskStatus.CANCELLED:
                 # Cancelled in the store as it ended here, before a heartbeat told
                 # us: cancelled is its end, as if we had been told in time.
                 self._counts["cancelled"] += 1
+                self._tell_end(record, TaskOutcome.CANCELLED, duration=result.duration)
             else:  # another worker took the task after our lease ran out
                 _logger.warning("worker %s: %s", self.worker_id, outcome)
+                self._counts["lost"] += 1
+                self._tell_end(record, TaskOutcome.LOST)
         elif isinstance(outcome, Exception):
             _log_failure(outcome, "worker %s could not write a task's status", self.worker_id)
         else:
             raise outcome
+
+    def _tell_failed(self, record: TaskRecord, result: Result[Any], error: BaseException | None) -> None:
+        """Tell of a task failed for good: dead if it used its attempts, as the store decides."""
+        dead = record.attempts >= record.retry + 1
+        self._tell_end(record, TaskOutcome.DEAD if dead else TaskOutcome.FAILED, duration=result.duration, error=error)
 
     async def _finish_cut_short(self) -> None:
         """After the pool's exit: write the ends its jobs had, and hand back the tasks it never ran."""
@@ -659,12 +934,7 @@ class DurableWorker:
             await self._finish(0)
         unsubmitted = [task_id for task_id, handle in self._running.items() if handle is None]
         if unsubmitted:
-            self._settling.update(unsubmitted)
-            try:
-                await self._write_shielded(self._release(unsubmitted))
-            finally:
-                for task_id in unsubmitted:
-                    self._settled(task_id)
+            await self._release_settling(unsubmitted)
 
     def _final_write_scope(self) -> trio.CancelScope:
         """A scope no cancellation enters, bounded by ``final_write_timeout``, for writes that must not be lost."""
@@ -675,8 +945,9 @@ class DurableWorker:
             seconds = self._final_write_timeout
             _logger.error("worker %s gave up writing a task's status after %gs", self.worker_id, seconds)
 
-    async def _write_shielded(self, write: Awaitable[None]) -> None:
-        """Await a write to the store that no cancellation may lose, within its bound."""
+    async def _write_shielded(self, write: Awaitable[None]) -> bool:
+        """Await a write to the store that no cancellation may lose, within its bound; return whether it was made."""
+        written = False
         with self._final_write_scope() as bound:
             try:
                 await write
@@ -684,13 +955,38 @@ class DurableWorker:
                 _logger.warning("worker %s: %s", self.worker_id, exc)
             except Exception as exc:
                 _log_failure(exc, "worker %s could not write a task's status", self.worker_id)
+            else:
+                written = True
         self._report_bound(bound)
+        return written
 
     # -- observing -----------------------------------------------------------------------
 
     def statistics(self) -> DurableWorkerStatistics:
         """A frozen snapshot of the worker's counters."""
         return DurableWorkerStatistics(running=len(self._running), **self._counts)
+
+    def health(self) -> Health:
+        """Whether the worker is ready for work: what a readiness probe (``/ready``) reports.
+
+        As for a pool or a Supervisor, a ``Health`` whose ``reasons`` say why
+        not: healthy while it runs (its store initialised, its lifespan entered), is
+        not stopping, and its last claim succeeded: a failing claim makes it
+        unready until a claim succeeds again (or it gives up).
+        """
+        if self._stopped.is_set():
+            reason = "stopped"
+        elif self._stop_requested:
+            reason = "stopping"
+        elif not self._serving:
+            reason = "starting" if self._started else "not started"
+        elif self._failing_since is not None:
+            failing = trio.current_time() - self._failing_since
+            error = self._claim_error
+            reason = f"its claims have failed for {failing:.1f}s: {type(error).__name__}: {error}"
+        else:
+            reason = ""
+        return Health(not reason, (reason,) if reason else ())
 
 
 def _log_failure(error: Exception, message: str, *args: object) -> None:

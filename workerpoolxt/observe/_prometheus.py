@@ -1,4 +1,4 @@
-"""Prometheus metrics for pools, with prometheus-client.
+"""Prometheus metrics for pools, supervisors and durable workers, with prometheus-client.
 
 Nothing registers on prometheus-client's global registry unless asked: by
 default the metrics live in a registry of their own, ``metrics.registry``, to
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, overload
 
+import attrs
+
+from ..durable import DurableObserver
 from ..hooks import JobFinished, Observer
 from ..supervise import SupervisorObserver
 
 if TYPE_CHECKING:
     from .. import Status, WorkerPool
+    from ..durable import DurableWorker, QueueDepth, TaskClaimed, TaskEnded
     from ..supervise import ExecutionEnded, ExecutionStarted, Supervisor
 
 __all__ = ["PrometheusMetrics"]
@@ -32,7 +36,14 @@ class PrometheusMetrics(Observer):
     - ``service_executions_total{service,status}``: executions of supervised
       services, counted under ``started`` as each starts, then under how it
       ended (``success``, ``error`` or ``stopped``), and under ``restarted``
-      when a restart follows.
+      when a restart follows;
+    - ``durable_tasks_total{handler,outcome}``: tasks of durable workers,
+      counted under ``claimed`` as each is claimed, then under how its run
+      ended (``TaskOutcome``: ``succeeded``, ``retrying``, ``failed``,
+      ``dead``, ``cancelled``, ``released``, ``lost``);
+    - ``durable_queue_depth{status}``: the tasks in a durable worker's store
+      per status (``queued``, ``running``, ...), as its worker last counted
+      them: as it starts and after each heartbeat.
 
     Args:
         registry: A ``prometheus_client.CollectorRegistry``; by default a new
@@ -78,6 +89,13 @@ class PrometheusMetrics(Observer):
             "service_executions", "Executions of supervised services.", ["service", "status"], **names
         )
         self._services = _ServiceCounts(self.executions)
+        self.tasks = prometheus_client.Counter(
+            "durable_tasks", "Durable tasks claimed, and how their runs ended.", ["handler", "outcome"], **names
+        )
+        self.queue_depth = prometheus_client.Gauge(
+            "durable_queue_depth", "Tasks in the durable store, by status.", ["status"], **names
+        )
+        self._tasks = _TaskCounts(self.tasks, self.queue_depth)
         self._pools: list[WorkerPool] = []
         self._children: dict[tuple[str, Status, int], tuple[Any, Any, Any]] = {}
         queue = prometheus_client.Gauge("queue_size", "Jobs queued, not yet started.", **names)
@@ -91,16 +109,27 @@ class PrometheusMetrics(Observer):
     @overload
     def attach(self, pool: Supervisor) -> Supervisor: ...
 
-    def attach(self, pool: WorkerPool | Supervisor) -> WorkerPool | Supervisor:
-        """Count the jobs of a pool, or the executions of a supervisor's services, from now on; return it."""
+    @overload
+    def attach(self, pool: DurableWorker) -> DurableWorker: ...
+
+    def attach(self, pool: WorkerPool | Supervisor | DurableWorker) -> WorkerPool | Supervisor | DurableWorker:
+        """Count the jobs of a pool, the executions of a supervisor's services, or a durable worker's tasks and
+        its store's queue, from now on; return it.
+
+        A ``WorkerApp``'s ``metrics`` are attached to its worker this way as the worker is made.
+        """
         from .. import WorkerPool
+        from ..durable import DurableWorker
         from ..supervise import Supervisor
 
         if isinstance(pool, Supervisor):
             pool.add_observer(self._services)
             return pool
+        if isinstance(pool, DurableWorker):
+            pool.add_observer(self._tasks)
+            return pool
         if not isinstance(pool, WorkerPool):
-            raise TypeError(f"`pool` must be a WorkerPool or a Supervisor, not {type(pool).__name__}")
+            raise TypeError(f"`pool` must be a WorkerPool, a Supervisor or a DurableWorker, not {type(pool).__name__}")
         if pool not in self._pools:
             self._pools.append(pool)
             pool.add_observer(self)
@@ -141,3 +170,24 @@ class _ServiceCounts(SupervisorObserver):
         self._executions.labels(event.name, event.status.value).inc()
         if event.restart_in is not None:
             self._executions.labels(event.name, "restarted").inc()
+
+
+class _TaskCounts(DurableObserver):
+    """Counts the tasks of the durable workers a PrometheusMetrics is attached to, and gauges their store's queue."""
+
+    __slots__ = ("_depth", "_tasks")
+
+    def __init__(self, tasks: Any, depth: Any) -> None:
+        self._tasks = tasks
+        self._depth = depth
+
+    def task_claimed(self, event: TaskClaimed) -> None:
+        self._tasks.labels(event.handler, "claimed").inc()
+
+    def task_ended(self, event: TaskEnded) -> None:
+        self._tasks.labels(event.handler, event.outcome.value).inc()
+
+    def queue_depth(self, event: QueueDepth) -> None:
+        depth, stats = self._depth, event.stats
+        for field in attrs.fields(type(stats)):
+            depth.labels(field.name).set(getattr(stats, field.name))

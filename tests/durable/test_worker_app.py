@@ -1,0 +1,515 @@
+"""Tests for ``WorkerApp`` and what it brings a ``DurableWorker``: lifespan, bounded shutdown, burst mode, health.
+
+A ``MemoryStore`` on the virtual clock under ``autojump_clock``, so stops,
+timeouts and retries land at exact times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import types
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from helpers import bounded
+
+import workerpoolxt as wpxt
+from workerpoolxt import Backoff, Health, Job, Options, Registry
+from workerpoolxt.durable import (
+    DurableWorker,
+    Order,
+    StoreError,
+    TaskRecord,
+    TaskStatus,
+    WorkerApp,
+    lifespan_value,
+)
+from workerpoolxt.durable._machine import Call
+from workerpoolxt.durable._store import TaskEnd
+from workerpoolxt.durable.testing import MemoryStore
+
+NO_JITTER: Final = Backoff(initial=1.0, multiplier=1.0, jitter=0.0)
+"""Exactly one second between attempts."""
+
+
+async def noop(options: Options) -> None:
+    """A handler that returns at once."""
+
+
+def registry_of(**handlers: Any) -> Registry:
+    registry = Registry()
+    for name, handler in handlers.items():
+        registry.register(name, handler)
+    return registry
+
+
+def sleeper(seconds: float) -> Any:
+    async def sleep(options: Options) -> None:
+        await trio.sleep(seconds)
+
+    return sleep
+
+
+class RecordingStore(MemoryStore):
+    """A virtual-time MemoryStore that appends its claims, ends and releases to ``events``, as (call, time).
+
+    With ``failing`` true, every claim raises StoreError.
+    """
+
+    def __init__(self, registry: Registry | None = None, events: list[tuple[str, float]] | None = None) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+        self.events: list[tuple[str, float]] = [] if events is None else events
+        self.failing = False
+
+    def _note(self, call: str) -> None:
+        self.events.append((call, trio.current_time()))
+
+    async def claim(
+        self, worker_id: str, limit: int, *, order: Order = Order.FIFO, lease: float = 30.0, max_lost_leases: int = 3
+    ) -> list[TaskRecord]:
+        self._note("claim")
+        if self.failing:
+            raise StoreError("memory", "the store is down")
+        return await super().claim(worker_id, limit, order=order, lease=lease, max_lost_leases=max_lost_leases)
+
+    async def finish_and_claim(
+        self,
+        ends: Sequence[TaskEnd],
+        worker_id: str,
+        limit: int,
+        *,
+        order: Order = Order.FIFO,
+        lease: float = 30.0,
+        max_lost_leases: int = 3,
+    ) -> tuple[list[BaseException | None], list[TaskRecord]]:
+        for end in ends:
+            self._note(end.call.value)
+        if limit > 0:
+            self._note("claim")
+            if self.failing:
+                raise StoreError("memory", "the store is down")
+        return await super().finish_and_claim(
+            ends, worker_id, limit, order=order, lease=lease, max_lost_leases=max_lost_leases
+        )
+
+    async def complete(self, task_id: int, result: Any, *, worker_id: str | None = None) -> None:
+        self._note(Call.COMPLETE.value)
+        await super().complete(task_id, result, worker_id=worker_id)
+
+    async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
+        self._note("release")
+        await super().release(task_ids, worker_id=worker_id)
+
+
+# -- the app's fields --------------------------------------------------------------------
+
+
+def test_app_defaults_and_frozen_fields() -> None:
+    """A WorkerApp's defaults match DurableWorker's; middleware becomes a tuple, options a read-only copy."""
+    registry = registry_of(job=noop)
+
+    async def outer(job: wpxt.RunningJob, call_next: Any) -> Any:
+        return await call_next()
+
+    options = {"key": 1}
+    app = WorkerApp(registry, middleware=[outer], options=options, shutdown_timeout=datetime.timedelta(seconds=3))
+    options["key"] = 2
+    assert app.middleware == (outer,)
+    assert app.options == {"key": 1}
+    assert isinstance(app.options, types.MappingProxyType)
+    assert app.shutdown_timeout == 3.0
+    bare = WorkerApp(registry)
+    assert (bare.concurrency, bare.middleware, bare.options, bare.backoff) == (8, (), None, Backoff())
+    assert (bare.lifespan, bare.metrics, bare.shutdown_timeout, bare.burst, bare.log_outcomes) == (
+        None,
+        None,
+        None,
+        False,
+        True,
+    )
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        app.concurrency = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "word"),
+    [
+        pytest.param({"registry": "jobs"}, TypeError, "`registry`", id="registry"),
+        pytest.param({"concurrency": 0}, ValueError, "`concurrency`", id="concurrency-zero"),
+        pytest.param({"concurrency": True}, TypeError, "`concurrency`", id="concurrency-bool"),
+        pytest.param({"middleware": [print]}, TypeError, "`middleware[0]`", id="middleware-sync"),
+        pytest.param({"options": ["x"]}, TypeError, "`options`", id="options"),
+        pytest.param({"backoff": 1.0}, TypeError, "`backoff`", id="backoff"),
+        pytest.param({"lifespan": "db"}, TypeError, "`lifespan`", id="lifespan"),
+        pytest.param({"metrics": object()}, TypeError, "`metrics`", id="metrics"),
+        pytest.param({"shutdown_timeout": 0}, ValueError, "`shutdown_timeout`", id="shutdown-timeout-zero"),
+        pytest.param({"shutdown_timeout": "5"}, TypeError, "`shutdown_timeout`", id="shutdown-timeout-str"),
+        pytest.param({"burst": 1}, TypeError, "`burst`", id="burst"),
+        pytest.param({"log_outcomes": None}, TypeError, "`log_outcomes`", id="log-outcomes"),
+    ],
+)
+def test_bad_app_fields_are_refused(arguments: dict[str, Any], error: type[Exception], word: str) -> None:
+    """An invalid field is a TypeError or ValueError whose message names it, from WorkerApp and DurableWorker alike."""
+    call: dict[str, Any] = {"registry": registry_of(job=noop)} | arguments
+    with pytest.raises(error) as caught:
+        WorkerApp(**call)
+    assert word in str(caught.value)
+    if "registry" not in arguments and "lifespan" not in arguments and "metrics" not in arguments:
+        with pytest.raises(error) as caught:
+            DurableWorker(MemoryStore(), **call)
+        assert word in str(caught.value)
+
+
+def test_worker_takes_the_apps_settings_and_keywords_win() -> None:
+    """DurableWorker(store, app) runs the app as given; a keyword passed too, its default value included, wins."""
+    app = WorkerApp(registry_of(job=noop), concurrency=3, burst=True, shutdown_timeout=5)
+    assert DurableWorker(MemoryStore(), app).app is app
+    worker = DurableWorker(MemoryStore(), app, concurrency=8, shutdown_timeout=None, log_outcomes=False)
+    assert worker.app == attrs.evolve(app, concurrency=8, shutdown_timeout=None, log_outcomes=False)
+    assert (app.concurrency, app.shutdown_timeout, app.log_outcomes) == (3, 5.0, True)
+    from_registry = DurableWorker(MemoryStore(), app.registry, concurrency=2)
+    assert from_registry.app == WorkerApp(app.registry, concurrency=2)
+    with pytest.raises(TypeError, match="`registry` must be a Registry or a WorkerApp"):
+        DurableWorker(MemoryStore(), {"job": noop})  # type: ignore[arg-type]
+
+
+@bounded
+async def test_apps_concurrency_middleware_and_options_apply(autojump_clock: trio.testing.MockClock) -> None:
+    """With an app of concurrency 1, three 1 s tasks end at 1, 2 and 3, each seeing the app's options and middleware."""
+    seen: list[tuple[float, Any]] = []
+    wrapped: list[str] = []
+
+    async def record(options: Options) -> None:
+        await trio.sleep(1)
+        seen.append((trio.current_time(), options["tag"]))
+
+    async def around(job: wpxt.RunningJob, call_next: Any) -> Any:
+        wrapped.append(job.name)
+        return await call_next()
+
+    registry = registry_of(record=record)
+    app = WorkerApp(registry, concurrency=1, middleware=[around], options={"tag": "app"})
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    ids = await store.enqueue([Job("record")] * 3)
+    async with DurableWorker(store, app):
+        for task_id in ids:
+            await store.wait(task_id)
+    assert seen == [(1.0, "app"), (2.0, "app"), (3.0, "app")]
+    assert wrapped == ["record"] * 3
+
+
+# -- lifespan ------------------------------------------------------------------------------
+
+
+@bounded
+async def test_lifespan_wraps_the_run_and_its_value_reaches_handlers(autojump_clock: trio.testing.MockClock) -> None:
+    """The lifespan enters before the first claim, exits after the stop, the end written; handlers get its value."""
+    events: list[tuple[str, float]] = []
+    seen: list[Any] = []
+    apps: list[WorkerApp] = []
+
+    async def use(options: Options) -> None:
+        await trio.sleep(1)
+        seen.append(lifespan_value())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[dict[str, str]]:
+        apps.append(app)
+        events.append(("enter", trio.current_time()))
+        yield {"db": "pool"}
+        events.append(("exit", trio.current_time()))
+
+    registry = registry_of(use=use)
+    app = WorkerApp(registry, lifespan=lifespan)
+    store = RecordingStore(registry, events)
+    [task_id] = await store.enqueue([Job("use")])
+    async with DurableWorker(store, app) as worker:
+        await store.wait(task_id)
+        await trio.sleep(0.5)
+        assert events[0] == ("enter", 0.0)
+    assert seen == [{"db": "pool"}]
+    assert apps == [worker.app]
+    # Claims after the first, made as the worker idles, left out.
+    assert [events[0], *(event for event in events[1:] if event[0] != "claim")] == [
+        ("enter", 0.0),
+        ("complete", 1.0),
+        ("exit", 1.5),
+    ]
+    assert events[1] == ("claim", 0.0)
+    with pytest.raises(LookupError, match="lifespan_value"):
+        lifespan_value()
+
+
+@bounded
+async def test_lifespan_yielding_none_is_still_a_value(autojump_clock: trio.testing.MockClock) -> None:
+    """A lifespan that yields None gives handlers None, in threads too; without a lifespan they get LookupError."""
+    seen: list[Any] = []
+
+    async def look(options: Options) -> None:
+        try:
+            seen.append(lifespan_value())
+            seen.append(await trio.to_thread.run_sync(lifespan_value))
+        except LookupError as error:
+            seen.append(type(error))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
+        yield None
+
+    registry = registry_of(look=look)
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    [first] = await store.enqueue([Job("look")])
+    async with DurableWorker(store, WorkerApp(registry, lifespan=lifespan)):
+        await store.wait(first)
+    [second] = await store.enqueue([Job("look")])
+    async with DurableWorker(store, registry):
+        await store.wait(second)
+    assert seen == [None, None, LookupError]
+
+
+@bounded
+async def test_lifespan_that_fails_to_enter_stops_the_worker_before_any_claim(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An error as the lifespan enters comes out of run() and of the block; nothing was claimed, nor ready."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
+        await trio.sleep(1)
+        raise ConnectionError("no database")
+        yield  # pragma: no cover - never reached
+
+    registry = registry_of(job=noop)
+    store = RecordingStore(registry)
+    [task_id] = await store.enqueue([Job("job")])
+    app = WorkerApp(registry, lifespan=lifespan)
+    worker = DurableWorker(store, app)
+
+    async def while_entering() -> None:
+        await trio.sleep(0.5)
+        health.append(worker.health().reasons)
+
+    health: list[str] = []
+    with pytest.RaisesGroup(pytest.RaisesExc(ConnectionError, match="no database")):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(while_entering)
+            await worker.run()
+    assert trio.current_time() == 1.0
+    assert health == [("starting",)]
+    with pytest.raises(ConnectionError, match="no database"):
+        async with DurableWorker(store, app):
+            pytest.fail("the block ran")  # pragma: no cover
+    assert store.events == []
+    assert (await store.get(task_id)).status is TaskStatus.QUEUED
+    assert worker.health() == Health(False, ("stopped",))
+
+
+@bounded
+async def test_lifespan_exits_after_the_running_task_is_released_on_an_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An error in the worker's block releases the running task, then exits the lifespan, then comes out."""
+    events: list[tuple[str, float]] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
+        events.append(("enter", trio.current_time()))
+        try:
+            yield
+        finally:
+            events.append(("exit", trio.current_time()))
+
+    registry = registry_of(long=sleeper(10))
+    store = RecordingStore(registry, events)
+    [task_id] = await store.enqueue([Job("long")])
+    with pytest.raises(KeyError, match="oops"):  # noqa: PT012 - the block's own error comes out bare
+        async with DurableWorker(store, WorkerApp(registry, lifespan=lifespan)):
+            await trio.sleep(2)
+            raise KeyError("oops")
+    assert [event for event in events if event[0] != "claim"] == [("enter", 0.0), ("release", 2.0), ("exit", 2.0)]
+    assert (await store.get(task_id)).status is TaskStatus.QUEUED
+
+
+@bounded
+async def test_lifespan_must_return_an_async_context_manager(autojump_clock: trio.testing.MockClock) -> None:
+    """A lifespan that returns something else is a TypeError from run(), naming it, before any claim."""
+
+    def lifespan(app: WorkerApp) -> Any:
+        return "not a context manager"
+
+    registry = registry_of(job=noop)
+    store = RecordingStore(registry)
+    with pytest.raises(TypeError, match="`lifespan` must return an async context manager"):
+        await DurableWorker(store, WorkerApp(registry, lifespan=lifespan)).run()
+    assert store.events == []
+
+
+# -- bounded shutdown --------------------------------------------------------------------
+
+
+@bounded
+async def test_shutdown_timeout_cancels_and_releases_the_running_task(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """stop() at t=1 with shutdown_timeout=2: the 10 s task runs on until t=3, then is cancelled and released."""
+    cancelled_at: list[float] = []
+
+    async def long(options: Options) -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            cancelled_at.append(trio.current_time())
+            raise
+
+    registry = registry_of(long=long)
+    store = RecordingStore(registry)
+    [task_id] = await store.enqueue([Job("long", retry=2)])
+    worker = DurableWorker(store, WorkerApp(registry, shutdown_timeout=2))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(1)
+        worker.stop()
+        assert worker.statistics().running == 1
+        await trio.sleep(1.5)
+        assert (await store.get(task_id)).status is TaskStatus.RUNNING
+        await worker.wait_stopped()
+        assert trio.current_time() == 3.0
+    assert cancelled_at == [3.0]
+    record = await store.get(task_id)
+    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
+    assert store.events[-1] == ("release", 3.0)
+    assert (worker.statistics().released, worker.statistics().running) == (1, 0)
+    [warning] = [record for record in caplog.records if "after the stop" in record.getMessage()]
+    message = f"worker {worker.worker_id}: 1 task(s) still running 2s after the stop; cancelling them"
+    assert (warning.name, warning.levelno, warning.getMessage()) == ("workerpoolxt", logging.WARNING, message)
+
+
+@bounded
+async def test_tasks_ending_within_the_shutdown_timeout_finish(autojump_clock: trio.testing.MockClock) -> None:
+    """With shutdown_timeout=5, a task ending 2 s after the stop succeeds, and run() returns then."""
+    registry = registry_of(job=sleeper(3))
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    [task_id] = await store.enqueue([Job("job")])
+    worker = DurableWorker(store, registry, shutdown_timeout=5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(1)
+        worker.stop()
+        await worker.wait_stopped()
+        assert trio.current_time() == 3.0
+    assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
+
+
+# -- burst mode ------------------------------------------------------------------------------
+
+
+@bounded
+async def test_burst_worker_on_an_empty_queue_returns_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """In burst mode, run() on an empty store claims once and returns at t=0."""
+    store = RecordingStore()
+    worker = DurableWorker(store, registry_of(job=noop), burst=True)
+    await worker.run()
+    assert store.events == [("claim", 0.0)]
+    assert worker.health() == Health(False, ("stopped",))
+
+
+@bounded
+async def test_burst_worker_runs_the_queue_then_returns(autojump_clock: trio.testing.MockClock) -> None:
+    """Three 1 s tasks on a burst worker of concurrency 1 all succeed; run() returns at t=3."""
+    registry = registry_of(job=sleeper(1))
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    ids = await store.enqueue([Job("job")] * 3)
+    worker = DurableWorker(store, WorkerApp(registry, concurrency=1, burst=True))
+    await worker.run()
+    assert trio.current_time() == 3.0
+    assert [(await store.get(task_id)).status for task_id in ids] == [TaskStatus.SUCCEEDED] * 3
+    assert worker.statistics().succeeded == 3
+
+
+@bounded
+async def test_burst_worker_waits_for_its_own_retries_not_deferred_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A task failing at t=0 retries at t=1 (not at the 10 s poll) and succeeds; a task deferred to t=5 stays queued."""
+    starts: list[float] = []
+
+    async def flaky(options: Options) -> None:
+        starts.append(trio.current_time())
+        if len(starts) == 1:
+            raise ValueError("first")
+
+    registry = registry_of(flaky=flaky, later=noop)
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    [task_id] = await store.enqueue([Job("flaky", retry=1, backoff=NO_JITTER)])
+    [deferred] = await store.enqueue([Job("later")], run_at=5.0)
+    worker = DurableWorker(store, registry, burst=True, poll=10)
+    await worker.run()
+    assert trio.current_time() == 1.0
+    assert starts == [0.0, 1.0]
+    assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
+    assert (await store.get(deferred)).status is TaskStatus.QUEUED
+
+
+@bounded
+async def test_burst_worker_stops_waiting_for_a_retry_cancelled_meanwhile(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A retry due at t=1 and cancelled in the store at t=0.5 is not waited for: run() returns at t=1."""
+
+    async def fails(options: Options) -> None:
+        raise ValueError("no")
+
+    registry = registry_of(fails=fails)
+    store = MemoryStore(registry=registry, clock=trio.current_time)
+    [task_id] = await store.enqueue([Job("fails", retry=3, backoff=NO_JITTER)])
+    worker = DurableWorker(store, registry, burst=True, poll=10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await trio.sleep(0.5)
+        assert (await store.get(task_id)).status is TaskStatus.QUEUED
+        await store.cancel(task_id)
+        await worker.wait_stopped()
+        assert trio.current_time() == 1.0
+    assert (await store.get(task_id)).status is TaskStatus.CANCELLED
+    assert worker.statistics().retried == 1
+
+
+# -- health ----------------------------------------------------------------------------------
+
+
+@bounded
+async def test_health_follows_the_worker_from_start_to_stop(autojump_clock: trio.testing.MockClock) -> None:
+    """Not ready before run(), ready while it runs, unready while its claims fail and ready again, stopping, stopped."""
+    registry = registry_of(job=sleeper(5))
+    store = RecordingStore(registry)
+    worker = DurableWorker(store, registry, worker_id="w1", poll=1)
+
+    def health(ready: bool, reason: str, running: int = 0) -> Health:
+        assert worker.statistics().running == running
+        return Health(ready, (reason,) if reason else ())
+
+    assert worker.health() == health(False, "not started")
+    [task_id] = await store.enqueue([Job("job")])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert worker.health() == health(True, "", running=1)
+        await store.wait(task_id)  # t=5: its end is written in a transaction with the next claim
+        store.failing = True
+        await store.enqueue([Job("job")])  # wakes the worker: its claim fails at t=5
+        await trio.sleep(2.5)
+        failing = "its claims have failed for 2.5s: StoreError: memory: the store is down"
+        assert worker.health() == health(False, failing)
+        store.failing = False
+        await trio.sleep(1)  # the next poll, at t=8, claims
+        assert worker.health() == health(True, "", running=1)
+        worker.stop()
+        assert worker.health() == health(False, "stopping", running=1)
+    assert worker.health() == health(False, "stopped")
+    assert trio.current_time() == 13.0
