@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final, Generic, TypeVar, overload
 
 import attrs
 
+from ._call import CallForm, call_form
 from ._context import Context
 from ._middleware import NO_MIDDLEWARE, Middleware, freeze_middleware
 from ._retry import Backoff
 from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
-from ._util import is_async_callable, task_name
 from ._validation import Seconds, count, rate, to_seconds
 
 __all__ = ["Job", "Options"]
@@ -23,7 +23,8 @@ T = TypeVar("T")
 Options = Mapping[str, Any]
 """The read-only mapping a task receives."""
 
-Task = Callable[[Options], Awaitable[T]] | Callable[[Options], T]
+# Any signature: how a task is called depends on its parameters (see _call.py).
+Task = Callable[..., Coroutine[Any, Any, T]] | Callable[..., T]
 
 EMPTY_OPTIONS: Options = types.MappingProxyType({})
 
@@ -62,19 +63,31 @@ def retry_on_classes(value: type[Exception] | tuple[type[Exception], ...] | None
 class Job(Generic[T]):
     """A task to run in a pool, with its name, limits and retry policy.
 
-    The task is called as ``await task(options)``; a plain function runs in a
-    thread instead. Fields left as None take the pool's default, and a
-    job's ``options`` or ``context`` *replace* the pool's: they are never merged.
+    How the task is called depends on its parameters, read once per task:
+
+    - ``async def task(options)``, whose only parameter is named ``options``
+      (or is positional-only, or ``*args``), is awaited as ``task(options)``
+      with the effective read-only options, and reads its ``args`` as
+      ``current_job().args``;
+    - any other task gets the job's ``args`` as keyword arguments:
+      ``async def send_email(to, subject)`` is awaited as
+      ``send_email(**args)``, and ``async def f(options, *, to)`` as
+      ``f(options, **args)``. The args are checked against the parameters as
+      ``inspect.Signature.bind()`` would (their types are not), when the Job is
+      built, or for a handler's name when a Registry resolves it.
+
+    A plain function runs in a thread instead, by the same rule. Fields left
+    as None take the pool's default, and a job's ``options`` or ``context``
+    *replace* the pool's: they are never merged.
 
     Args:
         task: An ``async def`` function, or a plain function to run in a thread.
-            It receives one argument, the effective read-only options. Or the
-            name of a handler in the pool's ``Registry``.
+            Or the name of a handler in the pool's ``Registry``.
         name: Defaults to the task's ``__name__``.
         context: A ``Context`` whose deadline and cancellation apply to the job.
         options: A mapping handed to the task, copied read-only at construction.
-        args: JSON-compatible arguments, checked and copied at construction, and
-            read by the task as ``current_job().args``.
+        args: JSON-compatible arguments, checked and copied at construction:
+            the task's keyword arguments, and ``current_job().args``.
         retry: Retries after a failed attempt, so up to ``retry + 1`` attempts.
         timeout: The job's budget in seconds from its first start, covering
             every attempt and backoff wait.
@@ -90,6 +103,8 @@ class Job(Generic[T]):
 
     Raises:
         TypeError, ValueError: A field has a wrong type or value; the message names it.
+        TypeError: ``args`` lack an argument the task requires, or hold one it
+            has no parameter for; the message names the argument and the task.
     """
 
     task: Task[T] | str
@@ -106,6 +121,8 @@ class Job(Generic[T]):
     max_per_second: float | None
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the task is an ``async def`` function; otherwise it runs in a thread."""
+    _call: Callable[[Options], Any] = attrs.field(repr=False, eq=False)
+    """What a worker calls with the effective options to run the task with its args (see ``_call.py``)."""
 
     @overload
     def __init__(
@@ -128,7 +145,7 @@ class Job(Generic[T]):
     @overload
     def __init__(
         self,
-        task: Callable[[Options], Awaitable[T]],
+        task: Callable[..., Coroutine[Any, Any, T]],
         *,
         name: str | None = None,
         context: Context | None = None,
@@ -146,7 +163,7 @@ class Job(Generic[T]):
     @overload
     def __init__(
         self,
-        task: Callable[[Options], T],
+        task: Callable[..., T],
         *,
         name: str | None = None,
         context: Context | None = None,
@@ -185,6 +202,8 @@ class Job(Generic[T]):
             if name is None:
                 name = task
             is_async = False
+            call: Callable[[Options], Any] = _unresolved
+            keywords = None
         else:
             last = _last_task  # read once: another thread may replace it meanwhile
             # None is what a dead weak reference gives, and never a task.
@@ -195,6 +214,8 @@ class Job(Generic[T]):
             is_async = last[2]
             if name is None:
                 name = last[1]
+            call = task
+            keywords = last[3]
         if context is not None and not isinstance(context, Context):
             raise TypeError(f"`context` must be a Context or None, not {type(context).__name__}")
         if retry is not None:
@@ -205,6 +226,8 @@ class Job(Generic[T]):
         if options is not None:
             options = freeze_options(options, "options")
         args = EMPTY_ARGS if args is None else freeze_args(args)
+        if keywords is not None:  # the args checked, and bound for the call
+            call = keywords.caller(call, args, keywords.name)
         if timeout is not None:
             timeout = to_seconds(timeout, "timeout")
         if attempt_timeout is not None:
@@ -229,17 +252,26 @@ class Job(Generic[T]):
         fields.middleware = chain
         fields.max_per_second = max_per_second
         fields.is_async = is_async
+        fields._call = call
         _set_class(self, "__class__", Job)
 
     def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
-        """This job with its handler name replaced by the handler, already checked."""
+        """This job with its handler name replaced by the handler, its args checked against it.
+
+        Raises:
+            TypeError: The args do not fit the handler's signature.
+        """
+        assert isinstance(self.task, str)
+        form = call_form(task)
+        call = form.caller(task, self.args, self.task)
         job: Job[Any] = object.__new__(Job)
         # Through Job's own slot descriptors, which a frozen class does not
         # guard (this is not the per-submission path).
         for slot in _SLOTS:
             slot.__set__(job, slot.__get__(self))
         _SLOT_TASK.__set__(job, task)
-        _SLOT_IS_ASYNC.__set__(job, is_async_callable(task))
+        _SLOT_IS_ASYNC.__set__(job, form.is_async)
+        _SLOT_CALL.__set__(job, call)
         return job
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,21 +297,27 @@ def _no_task() -> None:
     return None
 
 
-# The last task a Job was made for, its name and whether it is async: jobs come
-# in batches of one task, and an identity check is cheaper than the lookups.
-# The task is held weakly, so the cache keeps no closure alive.
-_last_task: tuple[Callable[[], object], str, bool] = (_no_task, "", False)
+def _unresolved(options: Options) -> Any:
+    raise RuntimeError("a job naming a handler runs only once a pool with a Registry resolved it")
 
 
-def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool]:
+# The last task a Job was made for, its name, whether it is async, and its form
+# if it takes the args as keywords (None: it is called with the options alone):
+# jobs come in batches of one task, and an identity check is cheaper than a
+# lookup. The task is held weakly, so the cache keeps no closure alive.
+_last_task: tuple[Callable[[], object], str, bool, CallForm | None] = (_no_task, "", False, None)
+
+
+def _remember_task(task: Callable[..., Any]) -> tuple[Callable[[], object], str, bool, CallForm | None]:
     """Describe ``task``, and keep the description for the next Job if ``task`` can be held weakly."""
     global _last_task
-    name, is_async = task_name(task), is_async_callable(task)
+    form = call_form(task)
+    keywords = None if form.plain else form
     try:
         reference: Callable[[], object] = weakref.ref(task)
-    except TypeError:  # a callable that takes no weak reference is described every time
-        return (_no_task, name, is_async)
-    _last_task = (reference, name, is_async)
+    except TypeError:  # a callable that takes no weak reference is looked up every time
+        return (_no_task, form.name, form.is_async, keywords)
+    _last_task = (reference, form.name, form.is_async, keywords)
     return _last_task
 
 
@@ -302,6 +340,7 @@ class _JobFields(Generic[T]):
     middleware: tuple[Middleware, ...]
     max_per_second: float | None
     is_async: bool
+    _call: Callable[[Options], Any]
 
 
 _set_class = object.__setattr__
@@ -311,3 +350,4 @@ _set_class = object.__setattr__
 _SLOTS: Final = tuple(Job.__dict__[field.name] for field in attrs.fields(Job))
 _SLOT_TASK: Final = Job.__dict__["task"]
 _SLOT_IS_ASYNC: Final = Job.__dict__["is_async"]
+_SLOT_CALL: Final = Job.__dict__["_call"]

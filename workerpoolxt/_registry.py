@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._call import call_form
 from ._errors import HandlerExistsError, UnknownHandlerError
+
+if TYPE_CHECKING:
+    from ._job import Job
 
 __all__ = ["Registry"]
 
@@ -18,16 +22,16 @@ class Registry:
     """Maps handler names to tasks.
 
     Give it to a pool with ``WorkerPool(..., registry=registry)``; a job naming a
-    handler is then resolved when it is submitted, so an unknown name fails at
-    ``submit()``, not inside a Result.
+    handler is then resolved when it is submitted, so an unknown name, or
+    ``args`` that do not fit the handler's parameters, fail at ``submit()``,
+    not inside a Result.
 
     Example::
 
         registry = wpxt.Registry()
 
         @registry.register("send_email")
-        async def send_email(options):
-            address = wpxt.current_job().args["to"]
+        async def send_email(to: str, subject: str) -> None:  # the job's args, as keywords
             ...
 
         registry.register("resize", resize_image)
@@ -72,6 +76,23 @@ class Registry:
             return self._handlers[name]
         except KeyError:
             raise UnknownHandlerError(name) from None
+
+    def check(self, job: Job[Any]) -> None:
+        """Check that ``job``'s handler is registered here and that its ``args`` fit the handler.
+
+        The args are bound to the handler's parameters as
+        ``inspect.Signature.bind()`` binds them; their types are not checked. A
+        handler that takes only the options (``async def f(options)``) accepts
+        any args. A job holding its task was checked when it was built: for it,
+        this checks nothing.
+
+        Raises:
+            UnknownHandlerError: The job names a handler that is not registered.
+            TypeError: An argument is missing or unknown; the message names it and the handler.
+        """
+        name = job.task
+        if isinstance(name, str):
+            call_form(self[name]).check(job.args, name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._handlers

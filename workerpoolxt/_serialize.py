@@ -99,7 +99,8 @@ def job_from_dict(
 
     Raises:
         ValueError: ``data`` has unknown keys or lacks ``task``.
-        TypeError: A value has the wrong type (the message names the field).
+        TypeError: A value has the wrong type (the message names the field), or
+            the args do not fit ``handler``'s parameters (the message names both).
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"a job dict must be a mapping, not {type(data).__name__}")
@@ -115,12 +116,9 @@ def job_from_dict(
         if not isinstance(backoff, Mapping):
             raise TypeError(f"`backoff` must be a mapping or None, not {type(backoff).__name__}")
         backoff = Backoff(**backoff)
-    name = data.get("name")
-    if handler is not None and name is None:
-        name = task  # as Job(task) names itself, where Job(handler) would take the function's name
-    return job_class(
-        task if handler is None else handler,
-        name=name,
+    job = job_class(
+        task,
+        name=data.get("name"),
         args=data.get("args"),
         retry=data.get("retry") if retry is _NO_OVERRIDE else retry,
         timeout=data.get("timeout"),
@@ -128,3 +126,6 @@ def job_from_dict(
         backoff=backoff,
         max_per_second=data.get("max_per_second"),
     )
+    # Resolved as a pool resolves a named job: the args are checked against the
+    # handler, and an error names it as the task does.
+    return job if handler is None else job._with_task(handler)

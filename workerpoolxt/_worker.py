@@ -217,10 +217,10 @@ class Worker:
                         if through is not None:
                             data = await through(1)
                         elif job.is_async and job.attempt_timeout is None:
-                            data = await job.task(options)  # type: ignore[operator]  # submit() resolved names
+                            data = await job._call(options)
                         else:
                             data = await engine.attempt_once(
-                                job.task,  # type: ignore[arg-type]  # submit() resolved names
+                                job._call,
                                 options,
                                 job.is_async,
                                 job.attempt_timeout,
@@ -231,7 +231,7 @@ class Worker:
                             policy,
                             deadline,
                             job.name,
-                            job.task,  # type: ignore[arg-type]  # submit() resolved names
+                            job._call,
                             options,
                             job.is_async,
                             through,
@@ -400,7 +400,7 @@ class Worker:
                 value = await self._through_middleware(attempt)
             else:
                 value = await self.engine.attempt_once(
-                    job.task,  # type: ignore[arg-type]  # submit() resolved names
+                    job._call,
                     self.options,
                     job.is_async,
                     job.attempt_timeout,
@@ -454,9 +454,9 @@ class Worker:
         job = running._job
         seconds = running._attempt_timeout
         if job.is_async and seconds is None:  # the common case, a coroutine fewer
-            return await job.task(self.options)  # type: ignore[operator]  # submit() resolved names
+            return await job._call(self.options)
         return await self.engine.attempt_once(
-            job.task,  # type: ignore[arg-type]  # submit() resolved names
+            job._call,
             self.options,
             job.is_async,
             seconds,

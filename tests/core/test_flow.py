@@ -709,7 +709,7 @@ async def test_sync_steps_run_in_threads() -> None:
 
     with trio.fail_after(SAFETY):
         async with wpxt.WorkerPool(2, options={"numbers": [1, 2, 3]}) as pool:
-            pool.submit(wpxt.Job(double, options={}))
+            pool.submit(wpxt.Job(double, args={"value": 1}))
             result = await pool.submit_wait(wpxt.chain(load, square, total))
     assert result.status is Status.SUCCEEDED
     assert result.name == "load -> square -> total"

@@ -637,6 +637,58 @@ async def test_unknown_handler_is_dead_and_the_worker_goes_on(autojump_clock: tr
     assert worker.statistics() == counters(claimed=4, succeeded=3, failed=1)
 
 
+@bounded
+async def test_keyword_handlers_get_their_args(autojump_clock: trio.testing.MockClock) -> None:
+    """Handlers taking parameters get the task's args as keywords, async and plain, defaults filled, options beside."""
+    registry = Registry()
+
+    @registry.register("send")
+    async def send(to: str, subject: str = "hi") -> list[Any]:
+        await trio.sleep(1)
+        return [to, subject, wpxt.current_job().task_id]
+
+    @registry.register("count")
+    def count(words: list[str]) -> int:  # a plain handler: in a thread
+        return len(words)
+
+    @registry.register("both")
+    async def both(options: Options, *, n: int) -> list[Any]:
+        return [dict(options), n]
+
+    store = virtual_store(registry)
+    ids = await store.enqueue(
+        [Job("send", args={"to": "ada"}), Job("count", args={"words": ["a", "b"]}), Job("both", args={"n": 2})]
+    )
+    async with DurableWorker(store, registry, options={"o": 1}):
+        records = [await store.wait(task_id) for task_id in ids]
+    assert [record.status for record in records] == [TaskStatus.SUCCEEDED] * 3
+    assert [record.result for record in records] == [["ada", "hi", ids[0]], 2, [{"o": 1}, 2]]
+    assert records[0].finished_at == 1.0
+
+
+@bounded
+async def test_task_whose_args_do_not_fit_is_dead_and_the_worker_goes_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A stored task whose args do not fit its handler is DEAD, with a TypeError naming the argument and the handler."""
+    registry = Registry()
+
+    @registry.register("mail")
+    async def send(to: str) -> str:  # registered under another name, which errors use
+        return to
+
+    store = virtual_store()  # no registry: enqueue() checks nothing
+    bad, good = await store.enqueue(
+        [Job("mail", args={"to": "ada", "cc": "bob"}, retry=3), Job("mail", args={"to": "x"})]
+    )
+    async with DurableWorker(store, registry, concurrency=1) as worker:
+        bad_record, good_record = await store.wait(bad), await store.wait(good)
+    assert (bad_record.status, bad_record.error_type, bad_record.attempts) == (TaskStatus.DEAD, "TypeError", 1)
+    assert bad_record.error_message == "mail() got an unexpected keyword argument 'cc'"
+    assert (good_record.status, good_record.result) == (TaskStatus.SUCCEEDED, "x")
+    assert worker.statistics() == counters(claimed=2, succeeded=1, failed=1)
+
+
 @pytest.mark.parametrize(
     ("job", "error_type", "words"),
     [

@@ -379,6 +379,31 @@ async def test_enqueue_checks_handlers_against_the_registry(backend: Backend) ->
     assert (await guarded.get(task_id)).handler == "known"
 
 
+async def keyword_handler(to: str, subject: str = "hi") -> None:
+    """A keyword handler that is registered, never run."""
+
+
+async def test_enqueue_checks_args_against_the_handler(backend: Backend) -> None:
+    """A store with a registry refuses args that miss or add an argument, naming it; it stores none of the batch."""
+    registry = Registry()
+    registry.register("send", keyword_handler)
+    registry.register("legacy", noop_handler)
+    guarded = backend.make(registry)
+    await guarded.init()
+    good = Job("send", args={"to": "ada"})
+    with pytest.raises(TypeError, match=r"^send\(\) missing a required argument: 'to'$"):
+        await guarded.enqueue([good, Job("send", args={"subject": "hi"})])
+    with pytest.raises(TypeError, match=r"^send\(\) got an unexpected keyword argument 'cc'$"):
+        await guarded.enqueue([good, Job("send", args={"to": "ada", "cc": "bob"})])
+    assert (await guarded.stats()).total == 0
+    # The options form takes no keywords, so any args; and a store without a registry checks none.
+    ids = await guarded.enqueue([good, Job("legacy", args={"anything": 1})])
+    unguarded = backend.make()
+    await unguarded.init()
+    ids += await unguarded.enqueue([Job("send", args={"cc": "bob"})])
+    assert [(await guarded.get(task_id)).handler for task_id in ids] == ["send", "legacy", "send"]
+
+
 async def test_record_after_enqueue(store: Store) -> None:
     """A new task is queued, unattempted, with the job's retry, the batch's priority and the job as data."""
     submitted = Job("handler", name="report", args={"to": ["a@example.com"], "n": 1.5}, retry=2, timeout=30)

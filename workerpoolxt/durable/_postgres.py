@@ -292,7 +292,8 @@ class PostgresStore:
 
     Args:
         dsn: A libpq connection string or URL, e.g. ``postgresql://user@host:5432/db``.
-        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
+        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks, or
+            whose args do not fit their handler's parameters (a TypeError naming them).
         schema: The schema holding the tables: a plain SQL identifier.
         min_size: Connections the pool keeps open.
         max_size: Connections the pool opens at most, and the calls run at once.

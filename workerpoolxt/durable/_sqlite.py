@@ -181,7 +181,8 @@ class SQLiteStore:
 
     Args:
         path: The database file; created if missing.
-        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
+        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks, or
+            whose args do not fit their handler's parameters (a TypeError naming them).
         busy_timeout: Seconds a write waits for another process's transaction.
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take; ``enqueue()`` and ``complete()`` refuse more with a

@@ -389,6 +389,7 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
         ValueError: A job has a field that is not data, a ``retry`` above 2**31 - 2,
             or JSON of more than ``max_bytes``.
         UnknownHandlerError: ``registry`` is given and lacks a job's handler.
+        TypeError: ``registry`` is given and a job's args do not fit its handler's parameters.
     """
     if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
         raise TypeError(f"`jobs` must be a sequence of Jobs, not {type(jobs).__name__}")
@@ -398,7 +399,7 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
             raise TypeError(f"`jobs[{index}]` must be a workerpoolxt.Job, not {type(job).__name__}")
         data = job.to_dict()
         if registry is not None:
-            registry[data["task"]]  # raises UnknownHandlerError naming it
+            registry.check(job)  # an unknown handler, or args that do not fit it, fail here
         retry = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_RETRY)
         text = _JSON.encode(data)
         check_size(text, f"jobs[{index}]", max_bytes)

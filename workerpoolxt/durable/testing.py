@@ -57,7 +57,8 @@ class MemoryStore:
     """A durable task store that keeps everything in this process's memory.
 
     Args:
-        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks.
+        registry: If given, ``enqueue()`` refuses jobs naming a handler it lacks, or
+            whose args do not fit their handler's parameters (a TypeError naming them).
         clock: Wall-clock seconds by default; ``trio.current_time`` for virtual time.
         max_json_bytes: The most bytes of JSON a task's job (with its args) or
             result may take, as in the database stores. 1 MiB by default.
