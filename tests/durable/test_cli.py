@@ -251,7 +251,9 @@ def test_enqueue_with_registry_refuses_an_unknown_handler(tmp_path: Path, handle
     [
         pytest.param("handlers", "module:attribute", id="no-colon"),
         pytest.param("handlers:", "module:attribute", id="no-attribute"),
-        pytest.param("handlers:not_a_registry", "must be a workerpoolxt.Registry, not dict", id="not-a-registry"),
+        pytest.param(
+            "handlers:not_a_registry", "must be a workerpoolxt WorkerApp or Registry, not dict", id="not-a-registry"
+        ),
         pytest.param("handlers:missing", "module 'handlers' has no attribute 'missing'", id="missing-attribute"),
         pytest.param("no_such_module:registry", "no_such_module", id="missing-module"),
     ],
@@ -605,7 +607,10 @@ def test_load_registry_imports_from_the_working_directory(module_dir: tuple[Path
     ("attribute", "error", "match"),
     [
         pytest.param(
-            "not_a_registry", TypeError, r":not_a_registry must be a workerpoolxt\.Registry, not dict", id="dict"
+            "not_a_registry",
+            TypeError,
+            r":not_a_registry must be a workerpoolxt WorkerApp or Registry, not dict",
+            id="dict",
         ),
         pytest.param("missing", ValueError, r"has no attribute 'missing'", id="missing"),
         pytest.param("", ValueError, "--registry must look like module:attribute", id="empty"),

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import Registry
 from .._errors import WorkerPoolError, sole_exception
+from ._app import WorkerApp
 from ._store import Store
 
 __all__ = ["main", "open_store"]
@@ -103,12 +104,19 @@ def load_target(spec: str, option: str = "--app") -> object:
         raise ValueError(f"{option} {spec}: module {module_name!r} has no attribute {attribute!r}") from None
 
 
-def load_registry(spec: str, option: str = "--registry") -> Registry:
-    """Import ``module:attribute`` and return it if it is a Registry."""
+def load_app(spec: str, option: str = "--app") -> WorkerApp:
+    """Import ``module:attribute`` and return it if it is a WorkerApp; a bare Registry gets a WorkerApp of its own."""
     target = load_target(spec, option)
-    if not isinstance(target, Registry):
-        raise TypeError(f"{option} {spec} must be a workerpoolxt.Registry, not {type(target).__name__}")
-    return target
+    if isinstance(target, WorkerApp):
+        return target
+    if isinstance(target, Registry):
+        return WorkerApp(target)
+    raise TypeError(f"{option} {spec} must be a workerpoolxt WorkerApp or Registry, not {type(target).__name__}")
+
+
+def load_registry(spec: str, option: str = "--registry") -> Registry:
+    """Import ``module:attribute`` and return its Registry: the attribute itself, or the WorkerApp's registry."""
+    return load_app(spec, option).registry
 
 
 # What a command reports as a one-line error rather than a traceback: the user's mistakes

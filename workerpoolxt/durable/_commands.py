@@ -23,9 +23,9 @@ import attrs
 import click
 import trio
 
-from .. import Job, Registry
+from .. import Job
 from ._app import WorkerApp
-from ._cli import load_registry, load_target, open_store
+from ._cli import load_app, load_registry, open_store
 from ._store import DEFAULT_MAX_LOST_LEASES, AdminStore, Order, SQLStore, Store, TaskRecord, TaskStatus
 from ._worker import DurableWorker
 
@@ -186,7 +186,7 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
     _configure_logging(
         settings.pop("verbose"), settings.pop("quiet"), settings.pop("log_level"), settings.pop("log_format")
     )
-    app = _app_of(load_target(app_spec, "--app"), app_spec)
+    app = load_app(app_spec)
     if settings["metrics_port"] is not None and getattr(app.metrics, "registry", None) is None:
         raise ValueError(
             f"--metrics-port serves the app's metrics, and {app_spec} has none: "
@@ -195,14 +195,6 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
     store = open_store(store_url, registry=app.registry)
     trio.run(_work, store, app, settings)
     return 0
-
-
-def _app_of(target: object, spec: str) -> WorkerApp:
-    if isinstance(target, WorkerApp):
-        return target
-    if isinstance(target, Registry):
-        return WorkerApp(target)
-    raise TypeError(f"--app {spec} must be a workerpoolxt WorkerApp or Registry, not {type(target).__name__}")
 
 
 def _configure_logging(verbose: int, quiet: int, level: str | None, log_format: str) -> None:
