@@ -1119,6 +1119,8 @@ def test_changing_a_missing_store_creates_nothing(tmp_path: Path, command: list[
 APP: Final = '''\
 """A worker app for the tests of the installed command: handlers that succeed, fail, retry and sleep."""
 
+import logging
+
 import trio
 
 import workerpoolxt as wpxt
@@ -1148,6 +1150,8 @@ async def flaky(options):
 
 @registry.register("sleep")
 async def sleep(options):
+    # Said once the handler runs: a task the store shows running may not have started yet.
+    logging.getLogger("service").info("task %d sleeps", wpxt.current_job().task_id)
     await trio.sleep(wpxt.current_job().args["seconds"])
     return "slept"
 
@@ -1246,9 +1250,7 @@ async def test_sigterm_waits_for_the_running_task_and_says_so(
     [task_id] = await store.enqueue([Job("sleep", args={"seconds": 1.0})])
     with WorkerProcess(tmp_path, url, "w1", "--poll", "0.05", app="service:plain", installed=True) as worker:
         await worker.wait_started()
-        await wait_until(
-            lambda: _is(store, task_id, TaskStatus.RUNNING), lambda: f"task {task_id} runs; log:\n{worker.log()}"
-        )
+        await worker.wait_logged(f"task {task_id} sleeps")
         worker.send_signal(signal.SIGTERM)
         await worker.wait_logged("got SIGTERM: stopping, waiting for 1 running task; signal again to cancel it")
         assert await worker.wait_exit() == 0
@@ -1271,9 +1273,7 @@ async def test_the_shutdown_timeout_cancels_and_releases_the_running_task(
     [task_id] = await store.enqueue([Job("sleep", args={"seconds": 60})])
     with WorkerProcess(tmp_path, url, "w1", "--poll", "0.05", *options, app=app, installed=True) as worker:
         await worker.wait_started()
-        await wait_until(
-            lambda: _is(store, task_id, TaskStatus.RUNNING), lambda: f"task {task_id} runs; log:\n{worker.log()}"
-        )
+        await worker.wait_logged(f"task {task_id} sleeps")
         stopped = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         assert await worker.wait_exit() == 0
