@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._handle import JobHandle
     from ._result import Result
 
-__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobQueued", "JobStarted", "Observer"]
+__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobProgress", "JobQueued", "JobStarted", "Observer"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 
@@ -66,6 +66,23 @@ class AttemptEnded:
 
 
 @attrs.frozen
+class JobProgress:
+    """The job's task reported how far it is, with ``current_job().progress(done, total)``."""
+
+    handle: JobHandle[Any]
+    done: float
+    """How much is done, in the task's own units."""
+    total: float | None
+    """How much there is to do, or None if the task did not say."""
+    time: float
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total``, from 0.0 to 1.0; None without a total."""
+        return None if self.total is None else self.done / self.total
+
+
+@attrs.frozen
 class JobFinished:
     """The job has its one Result: the last event of every job, whether it ran or not."""
 
@@ -98,14 +115,17 @@ class Observer:
     def attempt_ended(self, event: AttemptEnded) -> None:
         """An attempt ended, in its own task."""
 
+    def job_progress(self, event: JobProgress) -> None:
+        """A running job reported its progress, from its own task (or its thread's trio side)."""
+
     def job_finished(self, event: JobFinished) -> None:
         """A job has its Result."""
 
 
-JobEvent = JobQueued | JobStarted | AttemptStarted | AttemptEnded | JobFinished
+JobEvent = JobQueued | JobStarted | AttemptStarted | AttemptEnded | JobProgress | JobFinished
 """Any of the events a pool's observers receive."""
 
-_METHODS: Final = ("job_queued", "job_started", "attempt_started", "attempt_ended", "job_finished")
+_METHODS: Final = ("job_queued", "job_started", "attempt_started", "attempt_ended", "job_progress", "job_finished")
 
 
 class Observers:
@@ -119,6 +139,7 @@ class Observers:
         self.job_started: tuple[Callable[[JobStarted], object], ...] = ()
         self.attempt_started: tuple[Callable[[AttemptStarted], object], ...] = ()
         self.attempt_ended: tuple[Callable[[AttemptEnded], object], ...] = ()
+        self.job_progress: tuple[Callable[[JobProgress], object], ...] = ()
         self.job_finished: tuple[Callable[[JobFinished], object], ...] = ()
         # Whether each attempt must pass through the hooks: the worker's one check per job.
         self.around_attempts = False
