@@ -116,7 +116,11 @@ class Observer:
         """An attempt ended, in its own task."""
 
     def job_progress(self, event: JobProgress) -> None:
-        """A running job reported its progress, from its own task (or its thread's trio side)."""
+        """A running job reported its progress (``current_job().progress()``): on trio's thread, as it reports.
+
+        Only a pool with an observer that overrides it builds these events;
+        a job may report often, so keep this method cheap.
+        """
 
     def job_finished(self, event: JobFinished) -> None:
         """A job has its Result."""

@@ -15,6 +15,8 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 import workerpoolxt as wpxt
 from workerpoolxt import Job, Progress, WorkerPool
@@ -85,6 +87,23 @@ def test_progress_refuses_what_is_not_a_report(done: Any, total: Any, error: typ
     """A bool, a non-number, a negative or infinite done, a total not above zero, or done above total: refused."""
     with pytest.raises(error, match=message):
         Progress(done, total)
+
+
+numbers = st.one_of(st.integers(min_value=-(10**6), max_value=10**6), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@given(done=numbers, total=st.one_of(st.none(), numbers))
+def test_progress_is_valid_exactly_when_its_fraction_is_a_fraction(done: float, total: float | None) -> None:
+    """Any two numbers make a Progress, or a ValueError, as they are finite and 0 <= done <= total, total > 0."""
+    valid = (
+        math.isfinite(done) and done >= 0 and (total is None or (math.isfinite(total) and total > 0 and done <= total))
+    )
+    if not valid:
+        with pytest.raises(ValueError, match=r"`done`|`total`"):
+            Progress(done, total)
+        return
+    fraction = Progress(done, total).fraction
+    assert fraction is None if total is None else 0.0 <= fraction <= 1.0
 
 
 # -- reporting -----------------------------------------------------------------------------

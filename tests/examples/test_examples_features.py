@@ -1,4 +1,4 @@
-"""The scheduling, load-shaping and flow examples run and print what they claim."""
+"""The scheduling, load-shaping, flow and progress-bar examples run and print what they claim."""
 
 from __future__ import annotations
 
