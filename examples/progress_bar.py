@@ -13,7 +13,7 @@ import trio
 from tqdm import tqdm
 
 import workerpoolxt as wpxt
-from workerpoolxt.hooks import JobProgress, Observer
+from workerpoolxt.hooks import JobFinished, JobProgress, Observer
 
 CHUNK = 64 * 1024
 FILES = {f"part-{number:02}.bin": (number % 5 + 1) * 3 * CHUNK for number in range(12)}
@@ -39,8 +39,12 @@ class BytesBar(Observer):
         self.seen = {}  # each job's last report, by its handle
 
     def job_progress(self, event: JobProgress):
-        self.bar.update(event.done - self.seen.get(event.handle, 0))
-        self.seen[event.handle] = event.done
+        done = event.progress.done
+        self.bar.update(done - self.seen.get(event.handle, 0))
+        self.seen[event.handle] = done
+
+    def job_finished(self, event: JobFinished):
+        self.seen.pop(event.handle, None)
 
 
 async def main():

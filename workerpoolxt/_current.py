@@ -308,7 +308,7 @@ class RunningJob:
         pool._extra(entry).progress = report
         methods = pool._observers.job_progress
         if methods:
-            event = JobProgress(new_handle(entry), report.done, report.total, trio.current_time())
+            event = JobProgress(new_handle(entry), report, trio.current_time())
             notify(methods, event, "as it reported progress")
 
     @property

@@ -17,6 +17,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._current import Progress
     from ._handle import JobHandle
     from ._result import Result
 
@@ -70,16 +71,9 @@ class JobProgress:
     """The job's task reported how far it is, with ``current_job().progress(done, total)``."""
 
     handle: JobHandle[Any]
-    done: float
-    """How much is done, in the task's own units."""
-    total: float | None
-    """How much there is to do, or None if the task did not say."""
+    progress: Progress
+    """The report: ``done``, ``total`` (None if the task did not say) and their ``fraction``."""
     time: float
-
-    @property
-    def fraction(self) -> float | None:
-        """``done / total``, from 0.0 to 1.0; None without a total."""
-        return None if self.total is None else self.done / self.total
 
 
 @attrs.frozen

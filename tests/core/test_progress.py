@@ -33,7 +33,7 @@ class ProgressRecorder(Observer):
         self.events: list[tuple[Any, ...]] = []
 
     def job_progress(self, event: JobProgress) -> None:
-        self.events.append((event.handle.name, event.done, event.total, event.time))
+        self.events.append((event.handle.name, event.progress.done, event.progress.total, event.time))
 
     def job_finished(self, event: JobFinished) -> None:
         self.events.append((event.handle.name, "finished", trio.current_time()))
@@ -126,8 +126,8 @@ async def test_observers_see_each_report_at_its_time(autojump_clock: trio.testin
     ]
 
 
-async def test_the_event_carries_the_submitted_handle_and_its_fraction(autojump_clock: trio.testing.MockClock) -> None:
-    """The event's handle equals the one submit() returned; its fraction is done / total, or None."""
+async def test_the_event_carries_the_submitted_handle_and_the_report(autojump_clock: trio.testing.MockClock) -> None:
+    """The event's handle equals the one submit() returned; its progress is the report, as made."""
     events: list[JobProgress] = []
 
     class Keep(Observer):
@@ -141,7 +141,10 @@ async def test_the_event_carries_the_submitted_handle_and_its_fraction(autojump_
     async with WorkerPool(1) as pool:
         pool.add_observer(Keep())
         handle = pool.submit(Job(two))
-    assert [(event.handle == handle, event.fraction) for event in events] == [(True, 0.25), (True, None)]
+    assert [(event.handle == handle, event.progress) for event in events] == [
+        (True, Progress(1, 4)),
+        (True, Progress(5)),
+    ]
 
 
 async def test_the_latest_report_is_read_by_the_job_and_its_handle(autojump_clock: trio.testing.MockClock) -> None:

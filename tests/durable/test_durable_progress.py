@@ -44,7 +44,8 @@ class ProgressLog(DurableObserver):
         self.events: list[tuple[Any, ...]] = []
 
     def task_progress(self, event: TaskProgress) -> None:
-        self.events.append((event.task_id, event.attempt, event.done, event.total, event.fraction, event.time))
+        progress = event.progress
+        self.events.append((event.task_id, event.attempt, progress.done, progress.total, progress.fraction, event.time))
 
 
 def reporter(*steps: tuple[float, float, float | None], end: float | None = None) -> Any:

@@ -21,6 +21,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .. import Progress
     from ._store import StoreStatistics
 
 __all__ = ["DurableObserver", "QueueDepth", "TaskClaimed", "TaskEnded", "TaskOutcome", "TaskProgress"]
@@ -75,15 +76,9 @@ class TaskProgress:
     handler: str
     attempt: int
     worker_id: str
-    done: float
-    total: float | None
-    """None if the handler did not say."""
+    progress: Progress
+    """The report: ``done``, ``total`` (None if the handler did not say) and their ``fraction``."""
     time: float
-
-    @property
-    def fraction(self) -> float | None:
-        """``done / total``, from 0.0 to 1.0; None without a total."""
-        return None if self.total is None else self.done / self.total
 
 
 @attrs.frozen(kw_only=True)

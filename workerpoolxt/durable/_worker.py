@@ -770,19 +770,18 @@ class DurableWorker:
         task_id = record.id
         if not self._holds(task_id):
             return
-        self._progress[task_id] = Progress(event.done, event.total)
+        self._progress[task_id] = event.progress
         methods = self._observers.task_progress
         if methods:
-            progress = TaskProgress(
+            told = TaskProgress(
                 task_id=task_id,
                 handler=record.handler,
                 attempt=record.attempts,
                 worker_id=self.worker_id,
-                done=event.done,
-                total=event.total,
+                progress=event.progress,
                 time=event.time,
             )
-            notify(methods, progress)
+            notify(methods, told)
 
     def _settled(self, task_id: int) -> None:
         """The task's end is written, or not ours to write: its slot is free."""
