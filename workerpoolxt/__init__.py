@@ -2,7 +2,7 @@
 
 from . import hooks, middleware
 from ._context import Context
-from ._current import Code, RunInfo, RunningJob, current_job
+from ._current import Code, Progress, RunInfo, RunningJob, current_job
 from ._errors import (
     HandlerExistsError,
     JobAbandonedError,
@@ -39,6 +39,7 @@ __all__ = [
     "Options",
     "PoolClosedError",
     "PoolStatistics",
+    "Progress",
     "QueueFullError",
     "Registry",
     "Result",

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
+import trio
 
-from ._result import Status
-from ._validation import count, to_seconds
+from ._handle import new_handle
+from ._observer import JobProgress, notify
+from ._result import Result, Status
+from ._trio_thread import in_trio_thread
+from ._validation import count, number, to_seconds
 
 if TYPE_CHECKING:
     from ._handle import Entry
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
     from ._pool import WorkerPool
     from ._worker import Worker
 
-__all__ = ["Code", "RunInfo", "RunningJob", "current_job"]
+__all__ = ["Code", "Progress", "RunInfo", "RunningJob", "current_job"]
 
 
 class _NoItem:
@@ -58,6 +64,45 @@ class RunInfo:
 
 
 NO_INFO: Final = RunInfo()
+
+
+@attrs.frozen
+class Progress:
+    """How far a running job says it is: ``done`` of ``total``, or ``done`` alone when the total is unknown.
+
+    A task reports it with ``current_job().progress(done, total)``; the units
+    are the task's own (items, bytes, percent).
+
+    Args:
+        done: How much is done: a finite int or float, zero or more.
+        total: How much there is to do: a finite int or float above zero, at
+            least ``done``; or None if it is not known.
+
+    Raises:
+        TypeError: ``done`` or ``total`` is not an int or a float (a bool is refused).
+        ValueError: ``done`` is negative or not finite, ``total`` is not positive
+            and finite, or ``done`` exceeds ``total``.
+    """
+
+    done: float
+    total: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        done = number(self.done, "done")
+        if not 0 <= done < math.inf:
+            raise ValueError(f"`done` must be finite and zero or more, got {self.done!r}")
+        if self.total is not None:
+            total = number(self.total, "total", "a number or None")
+            if not 0 < total < math.inf:
+                raise ValueError(f"`total` must be finite and above zero, got {self.total!r}")
+            if done > total:
+                raise ValueError(f"`done` ({self.done!r}) must not exceed `total` ({self.total!r})")
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total``, from 0.0 to 1.0; None without a total."""
+        return None if self.total is None else self.done / self.total
+
 
 # The worker whose task is running. Each worker task sets it once, so every job
 # it runs, the tasks those jobs start and the threads of plain tasks (which get
@@ -229,6 +274,49 @@ class RunningJob:
     def task_id(self) -> int | None:
         """The durable task's id in its store, for a job that a ``DurableWorker`` runs."""
         return self._info.task_id
+
+    def progress(self, done: float, total: float | None = None) -> None:
+        """Report how far the job is: ``done`` of ``total`` (None if the total is not known).
+
+        The report replaces the previous one: ``last_progress`` and the job's
+        handle (``JobHandle.last_progress``) read it, the pool's observers
+        receive it (``Observer.job_progress``), and a ``DurableWorker`` stores
+        the latest of its task at its next heartbeat. With no observer of
+        progress, a report costs about what building ``Progress`` does. From
+        a plain task's thread, each report waits for trio's thread to take
+        it: report at a modest rate (per item of a few thousand, or every
+        tenth of a second) rather than per byte.
+
+        A report after the job has its Result (from a task it started that
+        outlived it, say) is ignored.
+
+        Args:
+            done: How much is done, in the task's own units: a finite number, zero or more.
+            total: How much there is to do, above zero and at least ``done``; or None.
+
+        Raises:
+            TypeError, ValueError: ``done`` or ``total`` is not one (see ``Progress``); the message names it.
+        """
+        report = Progress(done, total)
+        in_trio_thread(functools.partial(self._record_progress, report), "current_job().progress()")
+
+    def _record_progress(self, report: Progress) -> None:
+        entry = self._entry
+        if type(entry.value) is Result:  # too late: the job is over, and its extras gone
+            return
+        pool = entry.pool
+        pool._extra(entry).progress = report
+        methods = pool._observers.job_progress
+        if methods:
+            event = JobProgress(new_handle(entry), report, trio.current_time())
+            notify(methods, event, "as it reported progress")
+
+    @property
+    def last_progress(self) -> Progress | None:
+        """The job's latest ``progress()`` report, across its attempts; None before the first."""
+        entry = self._entry
+        extras = entry.pool._extras.get(entry)
+        return None if extras is None else extras.progress
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""

@@ -10,7 +10,7 @@ from ._result import Result
 from ._trio_thread import in_trio_thread
 
 if TYPE_CHECKING:
-    from ._current import RunInfo
+    from ._current import Progress, RunInfo
     from ._job import Job
     from ._pool import WorkerPool
 
@@ -60,7 +60,7 @@ class Entry:
 class Extras:
     """What a few entries need besides their three slots, kept in their pool's ``_extras`` while they do."""
 
-    __slots__ = ("cancel_reason", "done_event", "info")
+    __slots__ = ("cancel_reason", "done_event", "info", "progress")
 
     def __init__(self) -> None:
         self.info: RunInfo | None = None
@@ -69,6 +69,8 @@ class Extras:
         """Made by the first ``wait()`` before the Result."""
         self.cancel_reason: str | None = None
         """Why the pool or the caller cancelled it while it ran or was held by a worker."""
+        self.progress: Progress | None = None
+        """The latest report of its task's ``current_job().progress()``."""
 
 
 def entry_class(pool: WorkerPool) -> type[Entry]:
@@ -132,6 +134,17 @@ class JobHandle(Generic[T]):
     def result(self) -> Result[T] | None:
         """The job's Result, or None until it is done."""
         return self._entry.result
+
+    @property
+    def last_progress(self) -> Progress | None:
+        """The latest report of the job's ``current_job().progress()`` while it runs.
+
+        None before its first report, and once the job is done: its Result
+        says how it ended, and the pool keeps nothing else of it.
+        """
+        entry = self._entry
+        extras = entry.pool._extras.get(entry)
+        return None if extras is None else extras.progress
 
     async def wait(self) -> Result[T]:
         """Wait until the job is done and return its Result.

@@ -17,10 +17,11 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._current import Progress
     from ._handle import JobHandle
     from ._result import Result
 
-__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobQueued", "JobStarted", "Observer"]
+__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobProgress", "JobQueued", "JobStarted", "Observer"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 
@@ -66,6 +67,16 @@ class AttemptEnded:
 
 
 @attrs.frozen
+class JobProgress:
+    """The job's task reported how far it is, with ``current_job().progress(done, total)``."""
+
+    handle: JobHandle[Any]
+    progress: Progress
+    """The report: ``done``, ``total`` (None if the task did not say) and their ``fraction``."""
+    time: float
+
+
+@attrs.frozen
 class JobFinished:
     """The job has its one Result: the last event of every job, whether it ran or not."""
 
@@ -98,14 +109,21 @@ class Observer:
     def attempt_ended(self, event: AttemptEnded) -> None:
         """An attempt ended, in its own task."""
 
+    def job_progress(self, event: JobProgress) -> None:
+        """A running job reported its progress (``current_job().progress()``): on trio's thread, as it reports.
+
+        Only a pool with an observer that overrides it builds these events;
+        a job may report often, so keep this method cheap.
+        """
+
     def job_finished(self, event: JobFinished) -> None:
         """A job has its Result."""
 
 
-JobEvent = JobQueued | JobStarted | AttemptStarted | AttemptEnded | JobFinished
+JobEvent = JobQueued | JobStarted | AttemptStarted | AttemptEnded | JobProgress | JobFinished
 """Any of the events a pool's observers receive."""
 
-_METHODS: Final = ("job_queued", "job_started", "attempt_started", "attempt_ended", "job_finished")
+_METHODS: Final = ("job_queued", "job_started", "attempt_started", "attempt_ended", "job_progress", "job_finished")
 
 
 class Observers:
@@ -119,6 +137,7 @@ class Observers:
         self.job_started: tuple[Callable[[JobStarted], object], ...] = ()
         self.attempt_started: tuple[Callable[[AttemptStarted], object], ...] = ()
         self.attempt_ended: tuple[Callable[[AttemptEnded], object], ...] = ()
+        self.job_progress: tuple[Callable[[JobProgress], object], ...] = ()
         self.job_finished: tuple[Callable[[JobFinished], object], ...] = ()
         # Whether each attempt must pass through the hooks: the worker's one check per job.
         self.around_attempts = False

@@ -1,5 +1,5 @@
 """The observer protocol of a ``WorkerPool``: subclass ``Observer``, add it with ``pool.add_observer()``."""
 
-from ._observer import AttemptEnded, AttemptStarted, JobFinished, JobQueued, JobStarted, Observer
+from ._observer import AttemptEnded, AttemptStarted, JobFinished, JobProgress, JobQueued, JobStarted, Observer
 
-__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobQueued", "JobStarted", "Observer"]
+__all__ = ["AttemptEnded", "AttemptStarted", "JobFinished", "JobProgress", "JobQueued", "JobStarted", "Observer"]

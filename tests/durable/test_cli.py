@@ -329,7 +329,10 @@ def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
         "error_type",
         "error_message",
         "lost_leases",
+        "progress_done",
+        "progress_total",
     }
+    assert (first["progress_done"], first["progress_total"]) == (None, None)
 
 
 def test_status_of_an_unknown_task(tmp_path: Path) -> None:

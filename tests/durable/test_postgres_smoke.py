@@ -15,7 +15,7 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, POSTGRES_REASON, drop_schema, new_schema
 
-from workerpoolxt import Job, Registry
+from workerpoolxt import Job, Progress, Registry
 from workerpoolxt.durable import Order, StoreError, StoreStatistics, TaskConflictError, TaskNotFoundError, TaskStatus
 
 pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install workerpoolxt[postgres]")
@@ -103,7 +103,34 @@ async def test_init_upgrades_a_schema_of_version_1(
     [claimed] = await store.claim("w1", 1)
     assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
+
+
+async def test_init_upgrades_a_schema_of_version_2(
+    open_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only store asks for the progress columns; init() adds them, and the running task then takes reports."""
+    from workerpoolxt.durable import _postgres
+
+    old = open_store()
+    monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:2])
+    await old.init()
+    [running, queued] = await old.enqueue([job(1), job(2)])
+    monkeypatch.undo()
+    reader = open_store(read_only=True)
+    with pytest.raises(StoreError, match="its tables are at schema version 2, older than this workerpoolxt's 3; "):
+        await reader.init()
+    store = open_store()
+    await store.init()
+    assert [(await store.get(task_id)).progress for task_id in (running, queued)] == [None, None]
+    assert await claim_one(store) == running
+    await store.record_progress({running: Progress(2, 8), queued: Progress(1)}, worker_id="w1")
+    record = await store.get(running)
+    assert (record.status, record.attempts, record.progress) == (TaskStatus.RUNNING, 1, Progress(2.0, 8.0))
+    assert (await store.get(queued)).progress is None
+    await reader.init()  # current now
+    versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
+    assert versions == [(1,), (2,), (3,)]
 
 
 def read(query: str) -> list[Any]:
@@ -496,7 +523,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: Post
     try:
         await trio.to_thread.run_sync(apply)
         made_by_init = await trio.to_thread.run_sync(catalog, store.schema)
-        assert made_by_init[2] == [(1,), (2,)]
+        assert made_by_init[2] == [(1,), (2,), (3,)]
         assert await trio.to_thread.run_sync(catalog, by_hand) == made_by_init
         await reader.init()  # it checks that the tables are there, at the latest version
         await writer.init()  # nothing is left for it to do

@@ -16,7 +16,7 @@ from typing import Any, Final
 import pytest
 import trio
 
-from workerpoolxt import Job, Options, Registry, WorkerPoolError
+from workerpoolxt import Job, Options, Progress, Registry, WorkerPoolError
 from workerpoolxt.durable import DurableWorker, SQLiteStore, StoreError, StoreStatistics, TaskStatus, _sqlite
 
 HANG: Final = 10.0
@@ -230,7 +230,42 @@ async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monk
             assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     finally:
         await store.aclose()
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,)]
+
+
+async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only store asks for the progress columns; init() adds them, and the running task then takes reports."""
+    path = tmp_path / "tasks.db"
+    old = SQLiteStore(path)
+    monkeypatch.setattr(_sqlite, "_MIGRATIONS", _sqlite._MIGRATIONS[:2])
+    try:
+        with trio.fail_after(HANG):
+            await old.init()
+            [running, queued] = await old.enqueue([Job("work"), Job("work")])
+    finally:
+        await old.aclose()
+    monkeypatch.undo()
+    reader = SQLiteStore(path, read_only=True)
+    try:
+        error = await failure(reader.init)
+    finally:
+        await reader.aclose()
+    assert str(error).startswith(
+        f"SQLite store {path}: its tables are at schema version 2, older than this workerpoolxt's 3; "
+    )
+    store = SQLiteStore(path)
+    try:
+        with trio.fail_after(HANG):
+            await store.init()
+            assert [(await store.get(task_id)).progress for task_id in (running, queued)] == [None, None]
+            assert [record.id for record in await store.claim("w1", 1)] == [running]
+            await store.record_progress({running: Progress(2, 8), queued: Progress(1)}, worker_id="w1")
+            record = await store.get(running)
+            assert (record.status, record.attempts, record.progress) == (TaskStatus.RUNNING, 1, Progress(2.0, 8.0))
+            assert (await store.get(queued)).progress is None
+    finally:
+        await store.aclose()
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,)]
 
 
 # -- the schema as SQL ---------------------------------------------------------------------
@@ -258,7 +293,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: SQLi
     path = tmp_path / "by_hand.db"
     await trio.to_thread.run_sync(run_script, path, text)
     made_by_init = schema_of(store.path)
-    assert made_by_init[1] == [(1,), (2,)]
+    assert made_by_init[1] == [(1,), (2,), (3,)]
     assert schema_of(path) == made_by_init
     reader, writer = SQLiteStore(path, read_only=True), SQLiteStore(path)
     try:

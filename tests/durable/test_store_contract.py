@@ -27,10 +27,11 @@ import pytest
 import trio
 from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
 
-from workerpoolxt import Job, Registry, UnknownHandlerError
+from workerpoolxt import Job, Progress, Registry, UnknownHandlerError
 from workerpoolxt.durable import (
     AdminStore,
     Order,
+    ProgressStore,
     SQLiteStore,
     SQLStore,
     Store,
@@ -1498,3 +1499,135 @@ async def test_random_operations_lose_no_task(store: Store, seed: int) -> None:
     assert stats.total == len(ids)
     counts = collections.Counter(await statuses(store, ids))
     assert stats == StoreStatistics(**{status.value: counts[status] for status in TaskStatus})
+
+
+# -- progress reports ----------------------------------------------------------------------
+
+
+def reporting(store: Store) -> ProgressStore:
+    assert isinstance(store, ProgressStore)
+    return store
+
+
+async def progress_of(store: Store, task_ids: list[int]) -> list[tuple[float | None, float | None]]:
+    records = [await store.get(task_id) for task_id in task_ids]
+    return [(record.progress_done, record.progress_total) for record in records]
+
+
+async def test_record_progress_stores_the_reports_of_running_tasks(store: Store) -> None:
+    """Each running task held by the worker keeps its latest report, as floats; get() and list_tasks() show it."""
+    first, second, third = await store.enqueue([job(1), job(2), job(3)])
+    await store.claim("w1", 3)
+    assert await progress_of(store, [first, second, third]) == [(None, None)] * 3
+    assert (await store.get(first)).progress is None
+    await reporting(store).record_progress({first: Progress(3, 12), second: Progress(0.25)}, worker_id="w1")
+    await reporting(store).record_progress({first: Progress(6, 12), third: Progress(1.5, 2.5)}, worker_id="w1")
+    assert await progress_of(store, [first, second, third]) == [(6.0, 12.0), (0.25, None), (1.5, 2.5)]
+    record = await store.get(first)
+    assert (record.progress, record.progress.fraction if record.progress else None) == (Progress(6.0, 12.0), 0.5)
+    assert [task.progress for task in await admin(store).list_tasks()] == [
+        Progress(1.5, 2.5),
+        Progress(0.25),
+        Progress(6.0, 12.0),
+    ]
+    assert attrs.asdict(record)["progress_done"] == 6.0
+    json.dumps(attrs.asdict(record, value_serializer=lambda _, __, value: getattr(value, "value", value)))
+
+
+async def test_record_progress_ignores_tasks_the_worker_does_not_run(store: Store) -> None:
+    """Queued, finished, unknown tasks and another worker's are left as they are, silently; no worker_id: any holder."""
+    finished, others, own, queued = await store.enqueue([job(1), job(2), job(3), job(4)])
+    assert (await claim_one(store, "w1")).id == finished
+    await store.complete(finished, "done", worker_id="w1")
+    assert (await claim_one(store, "w2")).id == others
+    assert (await claim_one(store, "w1")).id == own
+    reports = {task_id: Progress(1, 2) for task_id in (queued, finished, others, own, UNKNOWN_ID, 2**70)}
+    await reporting(store).record_progress(reports, worker_id="w1")
+    assert await progress_of(store, [finished, others, own, queued]) == [
+        (None, None),
+        (None, None),
+        (1.0, 2.0),
+        (None, None),
+    ]
+    await reporting(store).record_progress({others: Progress(4), own: Progress(5)})
+    assert await progress_of(store, [finished, others, own, queued]) == [
+        (None, None),
+        (4.0, None),
+        (5.0, None),
+        (None, None),
+    ]
+    await reporting(store).record_progress({})
+    assert await statuses(store, [finished, others, own, queued]) == [
+        TaskStatus.SUCCEEDED,
+        TaskStatus.RUNNING,
+        TaskStatus.RUNNING,
+        TaskStatus.QUEUED,
+    ]
+
+
+async def test_the_last_report_outlives_the_run_until_an_operator_retries(store: Store) -> None:
+    """A report stays through a retry, a release, a completion and a death; an operator's retry() starts afresh."""
+    retried, released, completed, failed = await store.enqueue([job(1, retry=1), job(2), job(3), job(4)])
+    await store.claim("w1", 4)
+    await reporting(store).record_progress(
+        {task_id: Progress(task_id, 100) for task_id in (retried, released, completed, failed)}, worker_id="w1"
+    )
+    await store.fail(retried, ValueError("again"), time.time() + 3600, worker_id="w1")
+    await store.release([released], worker_id="w1")
+    await store.complete(completed, "done", worker_id="w1")
+    await store.fail(failed, ValueError("boom"), worker_id="w1")
+    assert await statuses(store, [retried, released, completed, failed]) == [
+        TaskStatus.QUEUED,
+        TaskStatus.QUEUED,
+        TaskStatus.SUCCEEDED,
+        TaskStatus.DEAD,
+    ]
+    kept = [(float(task_id), 100.0) for task_id in (retried, released, completed, failed)]
+    assert await progress_of(store, [retried, released, completed, failed]) == kept
+    assert (await claim_one(store, "w2")).progress == Progress(released, 100)  # the next attempt starts with it
+    assert await admin(store).retry([failed]) == [failed]
+    assert (await store.get(failed)).progress is None
+
+
+@pytest.mark.parametrize(
+    ("progress", "worker_id", "error", "message"),
+    [
+        ([(1, Progress(1))], None, TypeError, "`progress` must be a mapping of task ids to Progress values, not list"),
+        ({"1": Progress(1)}, None, TypeError, "`progress` keys must be int task ids, not str"),
+        ({True: Progress(1)}, None, TypeError, "`progress` keys must be int task ids, not bool"),
+        ({1: (1, 2)}, None, TypeError, r"`progress\[1\]` must be a workerpoolxt.Progress, not tuple"),
+        ({1: Progress(1)}, 7, TypeError, "`worker_id` must be a str or None, not int"),
+        ({1: Progress(1)}, "w\x00", ValueError, "`worker_id` must not hold a NUL character"),
+    ],
+)
+async def test_record_progress_refuses_what_is_not_a_report(
+    store: Store, progress: Any, worker_id: Any, error: type[Exception], message: str
+) -> None:
+    """Reports not keyed by int ids, values that are not Progress, or a bad worker_id: refused, naming the parameter."""
+    [task_id] = await store.enqueue([job()])
+    await claim_one(store)
+    with pytest.raises(error, match=message):
+        await reporting(store).record_progress(progress, worker_id=worker_id)
+    assert (await store.get(task_id)).progress is None
+
+
+# The SQL stores only: MemoryStore has no read-only mode.
+@pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind.values != ("memory",)], indirect=True)
+async def test_a_read_only_store_refuses_to_record_progress(store: Store, backend: Backend) -> None:
+    """A store opened read-only refuses record_progress() with the StoreError its other writes raise."""
+    task_id = await enqueue_one(store)
+    await claim_one(store)
+    reader = reporting(backend.make(None, read_only=True))
+    await reader.init()
+    with trio.fail_after(HANG), pytest.raises(StoreError, match=r"read-?only"):
+        await reader.record_progress({task_id: Progress(1)})
+    assert (await store.get(task_id)).progress is None
+
+
+def test_a_store_without_record_progress_is_still_a_store() -> None:
+    """ProgressStore is optional: a Store that lacks record_progress() is no ProgressStore; MemoryStore is one."""
+    calls = [name for name in dir(Store) if not name.startswith("_")]
+    minimal = type("MinimalStore", (), {name: getattr(MemoryStore, name) for name in calls})()
+    assert isinstance(minimal, Store)
+    assert not isinstance(minimal, ProgressStore)
+    assert isinstance(MemoryStore(), ProgressStore)

@@ -1,4 +1,4 @@
-"""The scheduling, load-shaping and flow examples run and print what they claim."""
+"""The scheduling, load-shaping, flow and progress-bar examples run and print what they claim."""
 
 from __future__ import annotations
 
@@ -50,4 +50,14 @@ def test_flows(capsys: pytest.CaptureFixture[str]) -> None:
         "paid signup: failed: step 1 'charge_card' of chain 'paid signup' failed after 1 attempt(s)",
         "  step 1 'charge_card' failed because of ValueError('card declined')",
         "list_users -> render_avatars -> summarize: 3 avatars: ada.png, grace.png, linus.png in 0.2 s",
+    ]
+
+
+@pytest.mark.usefixtures("virtual_time")
+def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    """Both bars reach their totals: every file's result, and every byte its job reported."""
+    pytest.importorskip("tqdm", reason="the example draws its bars with tqdm: pip install tqdm")
+    # 99 chunks of 0.1 s on 4 workers, files taken in submission order: the last, 15 chunks, starts at 1.5 s.
+    assert run_example("progress_bar.py", capsys) == [
+        "12 files, 6,336 KiB in 3.0 s; the bars reached 12/12 files and 6,336 KiB",
     ]

@@ -21,9 +21,10 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .. import Progress
     from ._store import StoreStatistics
 
-__all__ = ["DurableObserver", "QueueDepth", "TaskClaimed", "TaskEnded", "TaskOutcome"]
+__all__ = ["DurableObserver", "QueueDepth", "TaskClaimed", "TaskEnded", "TaskOutcome", "TaskProgress"]
 
 _logger: Final = logging.getLogger("workerpoolxt")
 _outcomes_logger: Final = logging.getLogger("workerpoolxt.durable")
@@ -61,6 +62,23 @@ class TaskClaimed:
     worker_id: str
     time: float
     """When, on the trio clock."""
+
+
+@attrs.frozen(kw_only=True)
+class TaskProgress:
+    """A running task's handler reported how far it is; what ``DurableObserver.task_progress`` receives.
+
+    It comes as the handler calls ``current_job().progress()``; the store
+    gets the task's latest report at the worker's next heartbeat.
+    """
+
+    task_id: int
+    handler: str
+    attempt: int
+    worker_id: str
+    progress: Progress
+    """The report: ``done``, ``total`` (None if the handler did not say) and their ``fraction``."""
+    time: float
 
 
 @attrs.frozen(kw_only=True)
@@ -112,6 +130,9 @@ class DurableObserver:
     def task_claimed(self, event: TaskClaimed) -> None:
         """The worker claimed a task (it may yet hand it back unrun, if a stop comes first)."""
 
+    def task_progress(self, event: TaskProgress) -> None:
+        """A running task's handler reported its progress."""
+
     def task_ended(self, event: TaskEnded) -> None:
         """A task's end is written: once per claim whose end this worker wrote or gave up (lost)."""
 
@@ -119,7 +140,7 @@ class DurableObserver:
         """The store's counts per status, after a heartbeat."""
 
 
-_METHODS: Final = ("task_claimed", "task_ended", "queue_depth")
+_METHODS: Final = ("task_claimed", "task_progress", "task_ended", "queue_depth")
 
 
 @attrs.frozen
@@ -128,6 +149,7 @@ class Observers:
 
     all: tuple[DurableObserver, ...] = ()
     task_claimed: tuple[Callable[[TaskClaimed], object], ...] = ()
+    task_progress: tuple[Callable[[TaskProgress], object], ...] = ()
     task_ended: tuple[Callable[[TaskEnded], object], ...] = ()
     queue_depth: tuple[Callable[[QueueDepth], object], ...] = ()
 
@@ -149,7 +171,9 @@ class Observers:
         return Observers((*self.all, observer), **methods)
 
 
-def notify(methods: tuple[Callable[[Any], object], ...], event: TaskClaimed | TaskEnded | QueueDepth) -> None:
+def notify(
+    methods: tuple[Callable[[Any], object], ...], event: TaskClaimed | TaskProgress | TaskEnded | QueueDepth
+) -> None:
     """Call each observer method with ``event``; log what one raises, and go on."""
     for method in methods:
         try:

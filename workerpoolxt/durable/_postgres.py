@@ -29,7 +29,7 @@ import os
 import re
 import textwrap
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
@@ -56,6 +56,7 @@ from ._store import (
     check_listing,
     check_max_json_bytes,
     check_priority,
+    check_progress,
     check_schema_version,
     check_task_ids,
     check_time,
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
+    from .. import Progress
     from .._job import Job
 
     Connection = psycopg.Connection[tuple[Any, ...]]
@@ -132,6 +134,11 @@ _MIGRATIONS: Final = (
     ),
     # 2: lost leases are counted apart from attempts. A constant default adds the column without rewriting the table.
     ("ALTER TABLE {tasks} ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",),
+    # 3: each task keeps its handler's latest progress report. Columns without a default change no row.
+    (
+        "ALTER TABLE {tasks} ADD COLUMN progress_done DOUBLE PRECISION",
+        "ALTER TABLE {tasks} ADD COLUMN progress_total DOUBLE PRECISION",
+    ),
 )
 
 # What init() creates before the migrations: the schema, and the table of the versions applied.
@@ -223,6 +230,14 @@ _QUERIES: Final = {
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {heartbeat_rows} ORDER BY id FOR UPDATE
         ))
         RETURNING id
+    """,
+    # The rows a heartbeat would refresh (running, held by the worker) take their reports, locked in id order.
+    "progress": """
+        UPDATE {tasks} AS task SET progress_done = input.done, progress_total = input.total
+        FROM unnest(%(ids)b::bigint[], %(dones)b::float8[], %(totals)b::float8[]) AS input (id, done, total)
+        WHERE task.id = input.id AND task.id = ANY(ARRAY(
+            SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {heartbeat_rows} ORDER BY id FOR UPDATE
+        ))
     """,
     "release": """
         UPDATE {tasks} SET {release_set}
@@ -719,6 +734,26 @@ class PostgresStore:
         rows = connection.execute(self._sql["release"], {"ids": task_ids, "worker_id": worker_id}).fetchall()
         if rows:
             self._notify(connection)
+
+    async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
+        """Store the latest reports of the running tasks ``worker_id`` holds, ignore the rest: see ``ProgressStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        rows = check_progress(progress, worker_id)
+        if rows:
+            await self._run(self._record_progress, rows, worker_id)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _record_progress(
+        self, connection: Connection, rows: list[tuple[int, float, float | None]], worker_id: str | None
+    ) -> None:
+        ids, dones, totals = (list(column) for column in zip(*rows, strict=True))
+        connection.execute(
+            self._sql["progress"], {"ids": ids, "dones": dones, "totals": totals, "worker_id": worker_id}
+        )
 
     async def get(self, task_id: int) -> TaskRecord:
         return await self._run(self._get, task_id)

@@ -31,7 +31,8 @@ def columns(json_as: str = "") -> str:
     """
     return (
         f"id, handler, job{json_as}, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
-        f"finished_at, worker_id, heartbeat_at, result{json_as}, error_type, error_message, lost_leases"
+        f"finished_at, worker_id, heartbeat_at, result{json_as}, error_type, error_message, lost_leases, "
+        "progress_done, progress_total"
     )
 
 
@@ -56,6 +57,8 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         error_type=row[14],
         error_message=row[15],
         lost_leases=row[16],
+        progress_done=row[17],
+        progress_total=row[18],
     )
 
 

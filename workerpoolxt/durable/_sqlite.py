@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -41,6 +41,7 @@ from ._store import (
     check_listing,
     check_max_json_bytes,
     check_priority,
+    check_progress,
     check_schema_version,
     check_task_ids,
     check_time,
@@ -55,6 +56,7 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
+    from .. import Progress
     from .._job import Job
     from .._registry import Registry
 
@@ -93,6 +95,11 @@ _MIGRATIONS: Final = (
     """,
     # 2: lost leases are counted apart from attempts.
     "ALTER TABLE wpxt_tasks ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0",
+    # 3: each task keeps its handler's latest progress report.
+    """
+    ALTER TABLE wpxt_tasks ADD COLUMN progress_done REAL;
+    ALTER TABLE wpxt_tasks ADD COLUMN progress_total REAL
+    """,
 )
 
 _VERSIONS: Final = "CREATE TABLE IF NOT EXISTS wpxt_schema (version INTEGER NOT NULL)"
@@ -153,6 +160,11 @@ def _ids(task_ids: Sequence[int]) -> tuple[str, dict[str, int]]:
 # heartbeat() and release() take many ids: `{ids}` is filled in with as many placeholders (_ids()).
 _HEARTBEAT: Final = _moves(Call.HEARTBEAT, "id IN ({ids})") + " RETURNING id"
 _RELEASE: Final = _moves(Call.RELEASE, "id IN ({ids})")
+# A report is written to the rows a heartbeat would refresh: running, and held by the worker.
+_PROGRESS: Final = (
+    "UPDATE wpxt_tasks SET progress_done = :done, progress_total = :total "  # noqa: S608 - fixed text
+    f"WHERE id = :id AND {_DIALECT.where(Call.HEARTBEAT)}"
+)
 _COMPLETE: Final = _moves(Call.COMPLETE, "id = :id", result=lambda _: ":result")
 _FAIL: Final = _moves(
     Call.FAIL,
@@ -424,6 +436,25 @@ class SQLiteStore:
         marks, ids = _ids(task_ids)
         with self._transaction() as connection:
             connection.execute(_RELEASE.format(ids=marks), {**ids, "worker_id": worker_id})
+
+    async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
+        """Store the latest reports of the running tasks ``worker_id`` holds, ignore the rest: see ``ProgressStore``.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        rows = check_progress(progress, worker_id)
+        if rows:
+            await self._run(self._record_progress, rows, worker_id)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _record_progress(self, rows: list[tuple[int, float, float | None]], worker_id: str | None) -> None:
+        params = [
+            {"id": task_id, "done": done, "total": total, "worker_id": worker_id} for task_id, done, total in rows
+        ]
+        with self._transaction() as connection:
+            connection.executemany(_PROGRESS, params)
 
     async def get(self, task_id: int) -> TaskRecord:
         return await self._run(self._get, task_id)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, runtime_check
 import attrs
 import trio
 
+from .. import Progress
 from .._errors import StoreError, TaskConflictError, TaskNotFoundError
 from .._job import Job
 from .._serialize import json_copy
@@ -42,6 +43,7 @@ __all__ = [
     "AdminStore",
     "BatchingStore",
     "Order",
+    "ProgressStore",
     "SQLStore",
     "Store",
     "StoreStatistics",
@@ -110,10 +112,28 @@ class TaskRecord:
     error_message: str | None
     lost_leases: int
     """How many times the task's worker died (stopped heartbeating) while it ran it, and another took it over."""
+    progress_done: float | None = None
+    """How much its handler said was done (``current_job().progress()``), as its worker last stored it; None if
+    it never reported."""
+    progress_total: float | None = None
+    """How much its handler said there was to do, with that report; None if it did not say."""
 
     @property
     def final(self) -> bool:
         return self.status.final
+
+    @property
+    def progress(self) -> Progress | None:
+        """The handler's latest progress report that its worker stored, or None.
+
+        A worker stores the latest report of each task it runs at its
+        heartbeat. The report is kept when the task ends, is retried, released
+        or taken over by another worker (the last known progress of a dead task
+        says how far it got), and replaced by the next attempt's first report;
+        an operator's ``retry()`` starts the task afresh, without one.
+        """
+        done = self.progress_done
+        return None if done is None else Progress(done, self.progress_total)
 
 
 @attrs.frozen
@@ -346,6 +366,33 @@ class AdminStore(Store, Protocol):
 
 
 @runtime_checkable
+class ProgressStore(Store, Protocol):
+    """A store that keeps the latest progress report of each running task: ``DurableWorker`` writes it if it can.
+
+    ``MemoryStore``, ``SQLiteStore`` and ``PostgresStore`` implement it; a
+    store without it is still a ``Store``, and its tasks' reports only reach
+    the worker's observers. ``TaskRecord.progress`` reads what was stored.
+    """
+
+    async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
+        """Store each task's report, in one transaction, replacing the one it had.
+
+        Only tasks still running, and held by ``worker_id`` (any worker if
+        None), are written; the others are left as they are, silently: a
+        report that comes as its task ends, or after another worker took it
+        over, is of no more use.
+
+        Args:
+            progress: Each task's id, and its latest report.
+            worker_id: The worker that runs the tasks, or None.
+
+        Raises:
+            TypeError, ValueError: ``progress`` is not a mapping of int ids to Progress values, or ``worker_id``
+                is not a str without NUL characters; the message names it.
+        """
+
+
+@runtime_checkable
 class SQLStore(Protocol):
     """A store whose tables are SQL: it can show the statements that create them, for a database administrator.
 
@@ -520,6 +567,11 @@ def check_final(task_id: object, worker_id: object) -> None:
     """Check a finalising call's arguments before it joins a transaction shared with other callers."""
     if not isinstance(task_id, int) or isinstance(task_id, bool):
         raise TypeError(f"`task_id` must be an int, not {type(task_id).__name__}")
+    check_worker_id(worker_id)
+
+
+def check_worker_id(worker_id: object) -> None:
+    """Check the ``worker_id`` a worker's write passes: a str without NUL, or None."""
     if worker_id is not None:
         if not isinstance(worker_id, str):
             raise TypeError(f"`worker_id` must be a str or None, not {type(worker_id).__name__}")
@@ -647,6 +699,8 @@ class _FreshStart(TypedDict):
     result: Any
     error_type: str | None
     error_message: str | None
+    progress_done: float | None
+    progress_total: float | None
 
 
 FRESH_START: Final = _FreshStart(
@@ -659,6 +713,8 @@ FRESH_START: Final = _FreshStart(
     result=None,
     error_type=None,
     error_message=None,
+    progress_done=None,
+    progress_total=None,
 )
 """What a task starts with, when enqueued and when ``retry()`` requeues it, besides its status (queued) and ``run_at``.
 
@@ -670,6 +726,27 @@ MAX_LIMIT: Final = 2**31 - 1
 
 _MIN_ID: Final = -(2**63)
 _MAX_ID: Final = 2**63 - 1
+
+
+def check_progress(progress: object, worker_id: object) -> list[tuple[int, float, float | None]]:
+    """Check ``record_progress()``'s arguments; return each task's id, done and total as floats, ids ascending.
+
+    Ids no SQL store can hold are left out: they name no task.
+    """
+    if not isinstance(progress, Mapping):
+        raise TypeError(f"`progress` must be a mapping of task ids to Progress values, not {type(progress).__name__}")
+    check_worker_id(worker_id)
+    rows = []
+    for task_id, report in progress.items():
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            raise TypeError(f"`progress` keys must be int task ids, not {type(task_id).__name__}")
+        if not isinstance(report, Progress):
+            raise TypeError(f"`progress[{task_id}]` must be a workerpoolxt.Progress, not {type(report).__name__}")
+        if _MIN_ID <= task_id <= _MAX_ID:  # beyond 64 bits, an id names no task (a SQL driver would refuse it)
+            total = None if report.total is None else float(report.total)
+            rows.append((task_id, float(report.done), total))
+    # Ascending, as the SQL stores lock rows: two writers over the same tasks queue up rather than deadlock.
+    return sorted(rows)
 
 
 def check_listing(status: object, limit: object) -> TaskStatus | None:

@@ -40,20 +40,31 @@ import trio
 
 # The core's public names, as any user of the pool has them; and, as a wing of
 # the package, its engine's retry policy and its helpers for errors and arguments.
-from .. import Backoff, Health, Job, PoolClosedError, Registry, RunInfo, Status, WorkerPool
+from .. import Backoff, Health, Job, PoolClosedError, Progress, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
 from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
 from .._serialize import job_from_dict
 from .._validation import Seconds, count, to_seconds
-from ..hooks import JobFinished, Observer
+from ..hooks import JobFinished, JobProgress, Observer
 from ._app import WorkerApp, reset_lifespan_value, set_lifespan_value
 from ._machine import Call
-from ._observer import DurableObserver, Observers, OutcomeLog, QueueDepth, TaskClaimed, TaskEnded, TaskOutcome, notify
+from ._observer import (
+    DurableObserver,
+    Observers,
+    OutcomeLog,
+    QueueDepth,
+    TaskClaimed,
+    TaskEnded,
+    TaskOutcome,
+    TaskProgress,
+    notify,
+)
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
     BatchingStore,
     Order,
+    ProgressStore,
     Store,
     TaskEnd,
     TaskRecord,
@@ -140,7 +151,8 @@ class DurableWorker:
     the same facts to a structured formatter: ``task_id``, ``handler``,
     ``attempt``, ``max_attempts``, ``status``, ``duration``, ``worker_id``
     and ``error``. It is an observer (``DurableObserver``); add your own with
-    ``add_observer()``.
+    ``add_observer()``: they also hear each progress report as it comes
+    (``task_progress``).
 
     Args:
         store: Where the tasks are: ``MemoryStore``, ``SQLiteStore``, ``PostgresStore``.
@@ -152,6 +164,9 @@ class DurableWorker:
         heartbeat: Seconds between heartbeats, well below ``lease``. A task
             cancelled in the store while it runs is cancelled here at the next
             heartbeat at the latest (at once on PostgreSQL and MemoryStore).
+            Each heartbeat also stores the latest progress report
+            (``current_job().progress()``) of each task that reported since
+            the last one, on a store that keeps them (``ProgressStore``).
         max_lost_leases: How many times a task's worker may die (its lease
             expire) with the task still run again; the next time, the claim
             finds it dead (``LeaseExpired``). It does not count against the
@@ -293,8 +308,13 @@ class DurableWorker:
         self._nursery_manager: Any = None
         # A store that writes ends and claims in one transaction saves one per batch of tasks.
         self._batching = isinstance(store, BatchingStore)
-        # The pool tells the worker of each job's end: no task per job waits for it.
-        self._pool.add_observer(_EndObserver(self._job_ended))
+        # The latest progress report of each task held, not yet written: the
+        # heartbeat writes them, so a handler reporting per item costs the
+        # store one write per heartbeat, not one per report.
+        self._progress: dict[int, Progress] = {}
+        self._progress_store = store if isinstance(store, ProgressStore) else None
+        # The pool tells the worker of each job's end and progress: no task per job waits for them.
+        self._pool.add_observer(_PoolObserver(self._job_ended, self._job_progress))
         self._observers = Observers()
         if app.log_outcomes:
             self.add_observer(OutcomeLog())
@@ -603,6 +623,8 @@ class DurableWorker:
             task_ids = list(self._running)
             if task_ids:
                 await self._heartbeat_tasks(task_ids)
+            if self._progress:
+                await self._write_progress()
 
     async def _tell_queue_depth(self) -> None:
         methods = self._observers.queue_depth
@@ -632,6 +654,21 @@ class DurableWorker:
                 status = None
             if self._holds(task_id):
                 self._drop(task_id, cancelled=status is TaskStatus.CANCELLED)
+
+    async def _write_progress(self) -> None:
+        """Write the reports that came since the last heartbeat, for the tasks this worker still holds."""
+        reports = {task_id: report for task_id, report in self._progress.items() if self._holds(task_id)}
+        self._progress.clear()
+        if not reports or self._progress_store is None:
+            return
+        try:
+            await self._progress_store.record_progress(reports, worker_id=self.worker_id)
+        except Exception as exc:
+            _log_failure(exc, "worker %s could not write its tasks' progress", self.worker_id)
+            # Kept for the next heartbeat, unless a newer report came meanwhile or the task is settled.
+            for task_id, report in reports.items():
+                if self._holds(task_id):
+                    self._progress.setdefault(task_id, report)
 
     async def _watch_cancellations(self) -> None:
         """Cancel at once the handlers of running tasks someone cancelled in the store, as it announces them."""
@@ -722,8 +759,31 @@ class DurableWorker:
         if self._idle is not None:  # an idle worker writes it now, not at its next poll
             self._idle.cancel()
 
+    def _job_progress(self, event: JobProgress) -> None:
+        """A handler's progress report: kept for the next heartbeat to write, and told to the observers."""
+        run = self._runs.get(event.handle)
+        if run is None:  # a job that is not a task's, or whose task ended
+            return
+        record = run[0]
+        task_id = record.id
+        if not self._holds(task_id):
+            return
+        self._progress[task_id] = event.progress
+        methods = self._observers.task_progress
+        if methods:
+            told = TaskProgress(
+                task_id=task_id,
+                handler=record.handler,
+                attempt=record.attempts,
+                worker_id=self.worker_id,
+                progress=event.progress,
+                time=event.time,
+            )
+            notify(methods, told)
+
     def _settled(self, task_id: int) -> None:
         """The task's end is written, or not ours to write: its slot is free."""
+        self._progress.pop(task_id, None)
         self._running.pop(task_id, None)
         self._held.pop(task_id, None)
         self._dropped.discard(task_id)
@@ -995,11 +1055,15 @@ def _log_failure(error: Exception, message: str, *args: object) -> None:
         _logger.error(message, *args, exc_info=error)
 
 
-class _EndObserver(Observer):
-    """Tells a DurableWorker of each job its pool ends."""
+class _PoolObserver(Observer):
+    """Tells a DurableWorker of each job its pool ends, and of each progress report."""
 
-    def __init__(self, job_ended: Callable[[JobFinished], None]) -> None:
+    def __init__(self, job_ended: Callable[[JobFinished], None], job_progress: Callable[[JobProgress], None]) -> None:
         self._job_ended = job_ended
+        self._job_progress = job_progress
+
+    def job_progress(self, event: JobProgress) -> None:
+        self._job_progress(event)
 
     def job_finished(self, event: JobFinished) -> None:
         self._job_ended(event)

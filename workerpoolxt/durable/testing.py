@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,6 +36,7 @@ from ._store import (
     check_listing,
     check_max_json_bytes,
     check_priority,
+    check_progress,
     check_task_ids,
     check_time,
     encode_jobs,
@@ -47,6 +48,7 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
+    from .. import Progress
     from .._job import Job
     from .._registry import Registry
 
@@ -243,6 +245,15 @@ class MemoryStore:
             task = self._tasks.get(task_id)
             if task is not None:
                 self._try(Call.RELEASE, task, {Check.HELD: _holds(task, worker_id)})
+        await trio.lowlevel.checkpoint()
+
+    async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
+        """Store the latest reports of the running tasks ``worker_id`` holds, ignore the rest: see ``ProgressStore``."""
+        for task_id, done, total in check_progress(progress, worker_id):
+            task = self._tasks.get(task_id)
+            # The tasks a heartbeat would refresh: running, and held by the worker.
+            if task is not None and step(Call.HEARTBEAT, task.status, {Check.HELD: _holds(task, worker_id)}):
+                self._put(task, progress_done=done, progress_total=total)
         await trio.lowlevel.checkpoint()
 
     async def get(self, task_id: int) -> TaskRecord:
