@@ -468,6 +468,8 @@ async def _overview(store: AdminStore) -> dict[str, Any]:
                 "max_attempts": record.retry + 1,
                 "started_at": _iso(record.started_at),
                 "elapsed": None if record.started_at is None else max(0.0, now - record.started_at),
+                "progress_done": record.progress_done,
+                "progress_total": record.progress_total,
             }
             for record in running
         ],
@@ -487,10 +489,17 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
     if running:
         lines += ["", "running:"]
         rows = [
-            [str(task["id"]), task["handler"], task["worker_id"] or "", _age(task["elapsed"]), _of(task)]
+            [
+                str(task["id"]),
+                task["handler"],
+                task["worker_id"] or "",
+                _age(task["elapsed"]),
+                _of(task),
+                _progress(task["progress_done"], task["progress_total"]),
+            ]
             for task in running
         ]
-        lines += _table(["ID", "HANDLER", "WORKER", "ELAPSED", "ATTEMPT"], rows)
+        lines += _table(["ID", "HANDLER", "WORKER", "ELAPSED", "ATTEMPT", "PROGRESS"], rows)
         if counts["running"] > len(running):
             lines.append(f"... and {counts['running'] - len(running)} more")
     return "\n".join(lines)
@@ -675,11 +684,14 @@ def _print_records(records: Sequence[TaskRecord], as_json: bool) -> None:
             f"{record.attempts}/{record.retry + 1}",
             _iso(record.created_at) or "",
             record.worker_id or "",
+            _progress(record.progress_done, record.progress_total),
             "" if record.error_type is None else f"{record.error_type}: {record.error_message}",
         ]
         for record in records
     ]
-    click.echo("\n".join(_table(["ID", "STATUS", "HANDLER", "ATTEMPTS", "CREATED", "WORKER", "ERROR"], rows)))
+    click.echo(
+        "\n".join(_table(["ID", "STATUS", "HANDLER", "ATTEMPTS", "CREATED", "WORKER", "PROGRESS", "ERROR"], rows))
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -692,6 +704,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _of(task: Mapping[str, Any]) -> str:
     return f"{task['attempt']}/{task['max_attempts']}"
+
+
+def _progress(done: float | None, total: float | None) -> str:
+    """A task's last progress report: ``3/10 (30%)``, or ``3`` without a total; empty without a report."""
+    if done is None:
+        return ""
+    if total is None:
+        return f"{done:g}"
+    return f"{done:g}/{total:g} ({done / total:.0%})"
 
 
 def _age(seconds: float | None) -> str:
