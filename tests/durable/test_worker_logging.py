@@ -13,7 +13,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import bounded
+from helpers import bounded, noop
 
 import workerpoolxt as wpxt
 from workerpoolxt import Backoff, Job, Options, Registry
@@ -274,7 +274,7 @@ async def test_log_outcomes_false_logs_nothing(
 ) -> None:
     """With log_outcomes=False, on the worker or its app, no outcome line is logged."""
     registry = Registry()
-    registry.register("job", lambda options: None)
+    registry.register("job", noop)  # async: the autojump clock does not wait for a plain function's thread
     store = virtual_store(registry)
     ids = await store.enqueue([Job("job"), Job("job")])
     async with DurableWorker(store, registry, log_outcomes=False):
@@ -361,7 +361,7 @@ async def test_an_observer_error_is_logged_and_contained(
             raise RuntimeError("observer bug")
 
     registry = Registry()
-    registry.register("job", lambda options: None)
+    registry.register("job", noop)  # async: the autojump clock does not wait for a plain function's thread
     store = virtual_store(registry)
     recorder = Recorder()
     [task_id] = await store.enqueue([Job("job")])
