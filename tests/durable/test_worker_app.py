@@ -406,6 +406,34 @@ async def test_tasks_ending_within_the_shutdown_timeout_finish(autojump_clock: t
     assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
 
 
+class SlowWriteStore(RecordingStore):
+    """A RecordingStore whose writes of ends take 2 s."""
+
+    async def finish_and_claim(self, ends: Sequence[TaskEnd], *args: Any, **kwargs: Any) -> Any:
+        if ends:
+            await trio.sleep(2)
+        return await super().finish_and_claim(ends, *args, **kwargs)
+
+
+@bounded
+async def test_a_task_whose_end_is_being_written_is_not_cancelled_by_the_shutdown_timeout(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The task ends at t=1.5, its end written until t=3.5: the shutdown timeout at t=2 finds nothing running."""
+    registry = registry_of(job=sleeper(1.5))
+    store = SlowWriteStore(registry)
+    [task_id] = await store.enqueue([Job("job")])
+    worker = DurableWorker(store, WorkerApp(registry, shutdown_timeout=1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(1)
+        worker.stop()
+        await worker.wait_stopped()
+        assert trio.current_time() == 3.5
+    assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
+    assert [record for record in caplog.records if "after the stop" in record.getMessage()] == []
+
+
 # -- burst mode ------------------------------------------------------------------------------
 
 

@@ -61,6 +61,13 @@ def fields(task_id: int, handler: str, attempt: int, max_attempts: int, status: 
     }
 
 
+def registry_of(**handlers: Any) -> Registry:
+    registry = Registry()
+    for name, handler in handlers.items():
+        registry.register(name, handler)
+    return registry
+
+
 def virtual_store(registry: Registry) -> MemoryStore:
     return MemoryStore(registry=registry, clock=trio.current_time)
 
@@ -383,3 +390,39 @@ def test_add_observer_refuses_what_is_not_one() -> None:
     worker = DurableWorker(MemoryStore(), Registry())
     with pytest.raises(TypeError, match=r"`observer` must be a workerpoolxt\.durable\.DurableObserver"):
         worker.add_observer(wpxt.hooks.Observer())  # type: ignore[arg-type]
+
+
+class SlowCountStore(MemoryStore):
+    """A virtual-time MemoryStore whose ``stats()`` takes 20 s, and which notes each heartbeat's time."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+        self.heartbeats: list[float] = []
+
+    async def stats(self) -> StoreStatistics:
+        await trio.sleep(20)
+        return await super().stats()
+
+    async def heartbeat(self, task_ids: Any, *, worker_id: str | None = None) -> list[int]:
+        self.heartbeats.append(trio.current_time())
+        return await super().heartbeat(task_ids, worker_id=worker_id)
+
+
+@bounded
+async def test_a_slow_count_of_the_store_never_holds_up_the_heartbeat(autojump_clock: trio.testing.MockClock) -> None:
+    """With an observer of queue depth, a 20 s stats() leaves the heartbeats on time: the 12 s task keeps its lease."""
+    starts: list[float] = []
+
+    async def long(options: Options) -> None:
+        starts.append(trio.current_time())
+        await trio.sleep(12)
+
+    store = SlowCountStore(registry_of(long=long))
+    [task_id] = await store.enqueue([Job("long")])
+    worker = DurableWorker(store, registry_of(long=long), lease=5, heartbeat=1, worker_id="w1")
+    worker.add_observer(Recorder())
+    async with worker:
+        record = await store.wait(task_id)
+    assert (record.status, record.lost_leases, starts) == (TaskStatus.SUCCEEDED, 0, [0.0])
+    assert store.heartbeats == [float(second) for second in range(1, 13)]
+    assert worker.statistics().lost == 0

@@ -304,6 +304,8 @@ class DurableWorker:
         self._serving = False
         self._idle: trio.CancelScope | None = None
         self._slot_free = trio.lowlevel.ParkingLot()
+        # Woken after each heartbeat: the reports that follow it (_report) wait here, never the heartbeat for them.
+        self._beaten = trio.lowlevel.ParkingLot()
         self._stopped = trio.Event()
         self._nursery_manager: Any = None
         # A store that writes ends and claims in one transaction saves one per batch of tasks.
@@ -420,6 +422,7 @@ class DurableWorker:
         try:
             async with self._pool, trio.open_nursery() as services:
                 services.start_soon(self._beat)
+                services.start_soon(self._report)
                 services.start_soon(self._watch_cancellations)
                 services.start_soon(self._bound_shutdown)
                 self._serving = True
@@ -449,11 +452,13 @@ class DurableWorker:
             return
         await self._stopping.wait()
         await trio.sleep(timeout)
-        if self._running and not self._cancel_running:
+        # Tasks whose handlers ended, their ends still being written, are not running: they need no cancelling.
+        running = sum(1 for handle in self._running.values() if handle is not None and handle.result is None)
+        if running and not self._cancel_running:
             _logger.warning(
                 "worker %s: %d task(s) still running %gs after the stop; cancelling them",
                 self.worker_id,
-                len(self._running),
+                running,
                 timeout,
             )
             self.stop(cancel_running=True)
@@ -613,16 +618,26 @@ class DurableWorker:
         return min([self._poll, *(max(wait, 0.0) for wait in waits)])
 
     async def _beat(self) -> None:
-        """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled.
-
-        Before the first heartbeat and after each, tell the observers that want it of the store's counts.
-        """
+        """Refresh the leases of the running tasks; cancel those another worker took, or someone cancelled."""
         while True:
-            await self._tell_queue_depth()
             await trio.sleep(self._heartbeat)
             task_ids = list(self._running)
             if task_ids:
                 await self._heartbeat_tasks(task_ids)
+            self._beaten.unpark_all()
+
+    async def _report(self) -> None:
+        """After each heartbeat, write the progress reports that came since, and tell observers the store's counts.
+
+        The counts go to the observers that want them at the start too. The
+        progress of the tasks the heartbeat found no longer held is left out.
+        In a task apart from ``_beat()``, which only wakes it: a slow count or
+        progress write must never hold up the heartbeat that keeps the leases
+        (a report that is still writing misses a heartbeat, and writes after the next).
+        """
+        while True:
+            await self._tell_queue_depth()
+            await self._beaten.park()
             if self._progress:
                 await self._write_progress()
 
