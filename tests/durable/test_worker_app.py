@@ -247,6 +247,52 @@ async def test_lifespan_wraps_the_run_and_its_value_reaches_handlers(autojump_cl
 
 
 @bounded
+async def test_lifespan_exit_may_await_when_the_worker_is_cancelled(autojump_clock: trio.testing.MockClock) -> None:
+    """Cancelled from outside at t=1, the worker still lets its lifespan's exit await: closing takes until t=3."""
+    closed: list[float] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await trio.sleep(2)  # closing a pool of connections, say
+            closed.append(trio.current_time())
+
+    registry = registry_of(job=sleeper(10))
+    store = RecordingStore(registry)
+    [task_id] = await store.enqueue([Job("job")])
+    with trio.move_on_after(1):
+        await DurableWorker(store, WorkerApp(registry, lifespan=lifespan)).run()
+    assert closed == [3.0]
+    assert trio.current_time() == 3.0
+    record = await store.get(task_id)
+    assert (record.status, record.attempts) == (TaskStatus.QUEUED, 0)
+
+
+@bounded
+async def test_lifespan_exit_is_bounded_as_a_final_write(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exit that would take 60 s is cut short after final_write_timeout=5, with a warning."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: WorkerApp) -> AsyncIterator[None]:
+        yield
+        await trio.sleep(60)
+
+    registry = registry_of(job=noop)
+    worker = DurableWorker(RecordingStore(registry), WorkerApp(registry, lifespan=lifespan), final_write_timeout=5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        worker.stop()
+    assert trio.current_time() == 5.0
+    [warning] = [record for record in caplog.records if "lifespan" in record.getMessage()]
+    message = f"worker {worker.worker_id}: its lifespan's exit did not finish within 5s, and was cut short"
+    assert (warning.levelno, warning.getMessage()) == (logging.WARNING, message)
+
+
+@bounded
 async def test_lifespan_yielding_none_is_still_a_value(autojump_clock: trio.testing.MockClock) -> None:
     """A lifespan that yields None gives handlers None, in threads too; without a lifespan they get LookupError."""
     seen: list[Any] = []

@@ -141,7 +141,10 @@ class WorkerApp:
             the worker enters before its first claim and exits after the last
             task's end is written, whether the worker stopped or failed; what
             it yields, tasks reach with ``lifespan_value()``. An error as it
-            enters stops the worker with that error, before any claim.
+            enters stops the worker with that error, before any claim. Its
+            exit is shielded from cancellation, so its cleanup may await even
+            when the worker is cancelled, for at most the worker's
+            ``final_write_timeout``.
         metrics: An object with an ``attach(worker)`` method, such as
             ``PrometheusMetrics``: the worker attaches itself to it as it is made.
         shutdown_timeout: Seconds a graceful stop waits for the running tasks;

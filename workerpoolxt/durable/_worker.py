@@ -26,6 +26,7 @@ queue, their attempts not counted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -72,7 +73,7 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
     from .. import JobHandle, Result
     from ..middleware import Middleware
@@ -404,7 +405,7 @@ class DurableWorker:
                         "`lifespan` must return an async context manager (decorate it with "
                         f"@contextlib.asynccontextmanager), not {type(manager).__name__}"
                     )
-                async with manager as value:
+                async with self._exit_shielded(manager) as value:
                     # Set here, in run()'s own task, so the pool's workers (started below) and all they start see it.
                     token = set_lifespan_value(value)
                     try:
@@ -416,6 +417,37 @@ class DurableWorker:
         finally:
             self._serving = False
             self._stopped.set()
+
+    @contextlib.asynccontextmanager
+    async def _exit_shielded(self, manager: AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+        """Enter the lifespan, and exit it in a scope no cancellation enters, bounded as a final write is.
+
+        A worker cancelled from outside (its process stopping) must still
+        close what its lifespan opened: a cleanup that awaits would otherwise
+        be cancelled at its first checkpoint.
+        """
+        value = await manager.__aenter__()
+        try:
+            yield value
+        except BaseException as error:
+            suppressed: bool | None = False  # if the bound cuts the exit short, the error goes on
+            with self._final_write_scope() as scope:
+                suppressed = await manager.__aexit__(type(error), error, error.__traceback__)
+            self._report_lifespan_bound(scope)
+            if suppressed:
+                return
+            raise
+        with self._final_write_scope() as scope:
+            await manager.__aexit__(None, None, None)
+        self._report_lifespan_bound(scope)
+
+    def _report_lifespan_bound(self, scope: trio.CancelScope) -> None:
+        if scope.cancelled_caught:
+            _logger.warning(
+                "worker %s: its lifespan's exit did not finish within %gs, and was cut short",
+                self.worker_id,
+                self._final_write_timeout,
+            )
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         """Run the pool and claim tasks for it until stopped; write every end, however it stops."""
