@@ -889,10 +889,14 @@ async def test_final_write_after_losing_the_lease_is_refused(
         stolen = steal(store, task_id)
         await trio.sleep(1)
     assert await store.get(task_id) == stolen
-    assert worker.statistics().succeeded == 0
-    [warning] = logged(caplog, "cannot be completed")
-    assert warning.levelno == logging.WARNING
-    assert "w1" in warning.getMessage()
+    assert (worker.statistics().succeeded, worker.statistics().lost) == (0, 1)
+    # One line, the task's outcome, with what the store refused.
+    [warning] = [record for record in caplog.records if "cannot be completed" in record.getMessage()]
+    assert (warning.name, warning.levelno, warning.worker_id) == ("workerpoolxt.durable", logging.WARNING, "w1")
+    assert warning.getMessage() == (
+        f"task {task_id} quick lost to another worker (attempt 1/1): "
+        f"TaskConflictError: task {task_id} cannot be completed: it is running"
+    )
 
 
 @pytest.mark.parametrize("retry", [None, 1])

@@ -46,7 +46,8 @@ class TaskOutcome(enum.StrEnum):
     RELEASED = "released"
     """A stop (or another task's BaseException) handed the task back to the queue, its attempt not counted."""
     LOST = "lost"
-    """Another worker took the task over, this worker's lease having expired; that worker writes its end."""
+    """This worker no longer holds the task: its lease expired and another worker took it over (and writes its end),
+    or the store ended it meanwhile; ``error`` then says what the store refused."""
 
 
 @attrs.frozen(kw_only=True)
@@ -217,6 +218,8 @@ class OutcomeLog(DurableObserver):
             message = f"{head} released to the queue, attempt {attempts} not counted"
         else:
             message = f"{head} lost to another worker (attempt {attempts})"
+            if event.error is not None:  # the store's word, when a final write found the task gone
+                message += f": {error}"
         _outcomes_logger.log(
             level,
             message,

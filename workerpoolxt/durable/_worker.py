@@ -1019,10 +1019,9 @@ class DurableWorker:
                 # us: cancelled is its end, as if we had been told in time.
                 self._counts["cancelled"] += 1
                 self._tell_end(record, TaskOutcome.CANCELLED, duration=result.duration)
-            else:  # another worker took the task after our lease ran out
-                _logger.warning("worker %s: %s", self.worker_id, outcome)
+            else:  # another worker took the task after our lease ran out: its outcome line says what the store said
                 self._counts["lost"] += 1
-                self._tell_end(record, TaskOutcome.LOST)
+                self._tell_end(record, TaskOutcome.LOST, error=outcome)
         elif isinstance(outcome, Exception):
             _log_failure(outcome, "worker %s could not write a task's status", self.worker_id)
         else:
