@@ -22,6 +22,7 @@ from workerpoolxt.durable import (
     DurableObserver,
     DurableWorker,
     QueueDepth,
+    StoreError,
     StoreStatistics,
     TaskClaimed,
     TaskEnded,
@@ -426,3 +427,37 @@ async def test_a_slow_count_of_the_store_never_holds_up_the_heartbeat(autojump_c
     assert (record.status, record.lost_leases, starts) == (TaskStatus.SUCCEEDED, 0, [0.0])
     assert store.heartbeats == [float(second) for second in range(1, 13)]
     assert worker.statistics().lost == 0
+
+
+class StopAtClaimStore(MemoryStore):
+    """A virtual-time MemoryStore whose claims stop the worker as they return, and whose releases fail."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+        self.worker: DurableWorker | None = None
+
+    async def finish_and_claim(self, *args: Any, **kwargs: Any) -> Any:
+        written, records = await super().finish_and_claim(*args, **kwargs)
+        if records and self.worker is not None:
+            self.worker.stop()
+        return written, records
+
+    async def release(self, task_ids: Any, *, worker_id: str | None = None) -> None:
+        raise StoreError("memory", "the store is down")
+
+
+@bounded
+async def test_a_hand_back_that_fails_to_write_is_not_counted_released(autojump_clock: trio.testing.MockClock) -> None:
+    """A task claimed as the worker stops goes back; if that write fails, it counts as claimed, not released."""
+    registry = registry_of(job=noop)
+    store = StopAtClaimStore(registry)
+    [task_id] = await store.enqueue([Job("job")])
+    worker = DurableWorker(store, registry, worker_id="w1", log_outcomes=False)
+    store.worker = worker
+    recorder = Recorder()
+    worker.add_observer(recorder)
+    await worker.run()
+    statistics = worker.statistics()
+    assert (statistics.claimed, statistics.released) == (1, 0)
+    assert [type(event) for event in recorder.events if not isinstance(event, QueueDepth)] == [TaskClaimed]
+    assert (await store.get(task_id)).status is TaskStatus.RUNNING  # left to its lease

@@ -551,10 +551,8 @@ class DurableWorker:
         """Release tasks claimed once the worker was stopping: they never run, their claim not counted."""
         self._counts["claimed"] += len(records)
         self._claimed(records)
-        self._counts["released"] += len(records)
-        if await self._write_shielded(self._store.release([record.id for record in records], worker_id=self.worker_id)):
-            for record in records:
-                self._tell_end(record, TaskOutcome.RELEASED)
+        # Counted and told once written, as every release is: a failed one leaves them to their leases.
+        await self._write_shielded(self._release(records))
 
     def _claimed(self, records: Sequence[TaskRecord]) -> None:
         """Tell the observers of tasks just claimed."""
