@@ -183,3 +183,151 @@ def worker_settings(*arguments: str) -> dict[str, Any]:
     for name in ("app_spec", "store_url", "verbose", "quiet", "log_level", "log_format"):
         settings.pop(name)
     return settings
+
+
+def make_dead(path: Path) -> int:
+    """Enqueue an ``add`` task into the SQLite store at ``path``, claim it and fail its only attempt; return its id."""
+
+    async def go() -> int:
+        store = wpxt.durable.SQLiteStore(path)
+        try:
+            await store.init()
+            [task_id] = await store.enqueue([wpxt.Job("add", args={"x": 1, "y": 2})])
+            await store.claim("w-test", 1, order=wpxt.durable.Order.LIFO)
+            await store.fail(task_id, ValueError("boom"), worker_id="w-test")
+            return task_id
+        finally:
+            await store.aclose()
+
+    return trio.run(go)
+
+
+def test_admin_commands_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status, list, retry, cancel and schema, run in this process: a dead task goes back, a queued one is cancelled."""
+    store = ["--store", "sqlite:///tasks.db"]
+    dead = make_dead(workdir / "tasks.db")
+    status, out, _ = run_cli(["status", *store], capsys)
+    assert status == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["queued", "0"],
+        ["running", "0"],
+        ["succeeded", "0"],
+        ["failed", "0"],
+        ["cancelled", "0"],
+        ["dead", "1"],
+        ["total", "1"],
+    ]
+    status, out, _ = run_cli(["status", *store, str(dead)], capsys)
+    assert (status, out.splitlines()[1].split()[:4]) == (0, [str(dead), "dead", "add", "1/1"])
+    status, out, _ = run_cli(["list", *store, "--status", "dead", "--json"], capsys)
+    assert (status, json.loads(out)["error_message"]) == (0, "boom")
+    assert run_cli(["retry", *store, "--all-dead"], capsys)[:2] == (0, f"{dead}\n")
+    assert run_cli(["retry", *store, "--all-dead"], capsys)[:2] == (0, "")
+    status, out, _ = run_cli(["status", *store, "--json"], capsys)
+    overview = json.loads(out)
+    assert (overview["counts"]["queued"], overview["running"]) == (1, [])
+    assert 0 <= overview["longest_wait"] < 60
+    assert run_cli(["cancel", *store, str(dead)], capsys)[:2] == (0, f"{dead}\n")
+    status, _, err = run_cli(["cancel", *store, str(dead)], capsys)
+    assert (status, err) == (2, f"error: task {dead} cannot be cancelled: it is cancelled\n")
+    status, out, _ = run_cli(["schema", "--store", "sqlite:///fresh.db"], capsys)
+    assert (status, "CREATE TABLE" in out, (workdir / "fresh.db").exists()) == (0, True, False)
+    assert run_cli(["schema", "--store", "sqlite:///fresh.db", "--apply"], capsys)[:2] == (
+        0,
+        "the store at sqlite:///fresh.db is ready\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["status"], "error: Missing option '--store' (env var: 'WPXT_STORE'). (see '"),
+        (["enqueue", "--store", "sqlite:///t.db", "add", "--in", "1", "--at", "2030-01-01"], "give --in or --at"),
+        (["enqueue", "--store", "sqlite:///t.db", "add", "--at", "tomorrow"], "--at must be an ISO 8601 time"),
+        (["retry", "--store", "sqlite:///t.db", "1", "--all-dead"], "name the tasks to retry, or give --all-dead"),
+        (["worker", "--store", "sqlite:///t.db", "--app", "cli_handlers:nothing"], "has no attribute 'nothing'"),
+        (["worker", "--store", "sqlite:///t.db", "--app", "cli_handlers:registry", "--metrics-port", "9"], "has none"),
+    ],
+)
+def test_command_line_mistakes_in_process(
+    workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Mistakes on the command line, click's own included, are one `error:` line and exit status 2."""
+    status, _, err = run_cli(args, capsys)
+    assert (status, err.count("\n")) == (2, 1)
+    assert err.startswith("error: ")
+    assert message in err
+    assert not (workdir / "t.db").exists()
+
+
+def test_an_error_importing_the_users_module_shows_its_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error raised by the user's module as it is imported is exit 1, its traceback, then one `error:` line."""
+    (workdir / "broken_app.py").write_text("raise RuntimeError('no config')\n")
+    sys.modules.pop("broken_app", None)
+    status, _, err = run_cli(["worker", "--store", "sqlite:///t.db", "--app", "broken_app:app"], capsys)
+    assert status == 1
+    assert f'File "{workdir / "broken_app.py"}", line 1' in err
+    assert err.splitlines()[-1] == "error: importing broken_app:app raised RuntimeError: no config (traceback above)"
+
+
+def test_healthcheck_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """healthcheck with no worker listening exits 1 and says so on one line."""
+    status, _, err = run_cli(["healthcheck", "--port", "1", "--timeout", "1"], capsys)
+    assert status == 1
+    assert err.startswith("not ready: no answer from http://127.0.0.1:1/ready")
+
+
+def test_version_and_help_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the installed version; --help exits 0."""
+    import importlib.metadata
+
+    assert run_cli(["--version"], capsys)[:2] == (0, f"workerpoolxt {importlib.metadata.version('workerpoolxt')}\n")
+    status, out, _ = run_cli(["list", "--help"], capsys)
+    assert (status, out.startswith("Usage: "), "workerpoolxt list [OPTIONS]" in out) == (0, True, True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+async def test_worker_serves_metrics_and_readiness_in_process(workdir: Path) -> None:
+    """The worker command serves the app's metrics on /metrics and its health on /ready, until it stops."""
+    from workerpoolxt.observe import PrometheusMetrics
+
+    registry = _cli.load_registry("cli_handlers:registry")
+    store = MemoryStore(registry=registry)
+    [task_id] = await store.enqueue([wpxt.Job("add", args={"x": 1, "y": 2})])
+    metrics_port, health_port = free_port(), free_port()
+    settings = worker_settings("--poll", "0.01", "--metrics-port", str(metrics_port), "--health-port", str(health_port))
+    app = workerpoolxt.durable.WorkerApp(registry, metrics=PrometheusMetrics())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_commands._work, store, app, settings)
+            while (await store.get(task_id)).status is not wpxt.durable.TaskStatus.SUCCEEDED:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/ready")
+            assert (status, json.loads(body)["healthy"]) == (200, True)
+            status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/nope")
+            assert status == 404
+            status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{metrics_port}/metrics")
+            assert status == 200
+            assert 'workerpoolxt_durable_tasks_total{handler="add",outcome="succeeded"} 1.0' in body
+            os.kill(os.getpid(), signal.SIGTERM)

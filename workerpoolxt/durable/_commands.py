@@ -183,9 +183,7 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
     --shutdown-timeout); a second one cancels them and hands them back to the
     store. Each task's outcome is logged, one line each.
     """
-    _configure_logging(
-        settings.pop("verbose"), settings.pop("quiet"), settings.pop("log_level"), settings.pop("log_format")
-    )
+    logging_flags = [settings.pop(name) for name in ("verbose", "quiet", "log_level", "log_format")]
     app = load_app(app_spec)
     if settings["metrics_port"] is not None and getattr(app.metrics, "registry", None) is None:
         raise ValueError(
@@ -193,6 +191,8 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
             "give it WorkerApp(..., metrics=PrometheusMetrics())"
         )
     store = open_store(store_url, registry=app.registry)
+    # Once the command line holds no mistake, so that one is reported on its own line, as every other command does.
+    _configure_logging(*logging_flags)
     trio.run(_work, store, app, settings)
     return 0
 
@@ -279,6 +279,7 @@ async def _serve_metrics(
         await trio.sleep_forever()
     finally:
         server.shutdown()
+        server.server_close()
         thread.join()
 
 
