@@ -94,7 +94,7 @@ class TaskEnded:
     outcome: TaskOutcome
     duration: float | None
     """Seconds the handler ran for this attempt; None if it did not run here to its end (released, lost, or
-    cancelled in the store)."""
+    cancelled in the store as a heartbeat found), or could not run at all."""
     error: BaseException | None
     """What the attempt raised, for ``RETRYING``, ``FAILED`` and ``DEAD``; else None."""
     retry_in: float | None
