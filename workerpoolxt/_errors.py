@@ -158,14 +158,16 @@ class StoreError(WorkerPoolError):
 class TaskConflictError(WorkerPoolError, RuntimeError):
     """A task was finalised twice, or by a worker that no longer holds it."""
 
-    def __init__(self, task_id: int, status: str, action: str) -> None:
-        super().__init__(f"task {task_id} cannot be {action}: it is {status}")
+    def __init__(self, task_id: int, status: str, action: str, reason: str = "") -> None:
+        super().__init__(f"task {task_id} cannot be {action}: it is {status}" + (f", and {reason}" if reason else ""))
         self.task_id = task_id
         self.status = status
         self.action = action
+        self.reason = reason
+        """Why, beyond its status; empty if the status says it all."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task_id, self.status, self.action))
+        return (type(self), (self.task_id, self.status, self.action, self.reason))
 
 
 class TaskNotFoundError(WorkerPoolError, LookupError):

@@ -268,7 +268,9 @@ def test_bad_registry_is_a_clear_error(tmp_path: Path, handlers: Path, spec: str
     [
         pytest.param(["--args", "not json"], "--args must be a JSON object", id="not-json"),
         pytest.param(["--args", "[1, 2]"], "`args` must be a mapping", id="json-list"),
-        pytest.param(["--count", "0"], "--count must be at least 1", id="count-zero"),
+        pytest.param(
+            ["--count", "0"], "Invalid value for '--count': 0 is not in the range 1<=x<=100000", id="count-zero"
+        ),
         pytest.param(["--retry", "2147483647"], "`jobs[0].retry` must be at most 2,147,483,646", id="retry-too-large"),
         pytest.param(
             ["--priority", "9223372036854775808"],
@@ -899,7 +901,9 @@ def test_store_and_app_come_from_the_environment(tmp_path: Path, handlers: Path)
     [
         pytest.param(["status"], "Missing option '--store'", id="missing-option"),
         pytest.param(["status", "--store", STORE, "x"], "'x' is not a valid integer", id="bad-argument"),
-        pytest.param(["list", "--store", STORE, "--limit", "0"], "0 is not in the range x>=1", id="out-of-range"),
+        pytest.param(
+            ["list", "--store", STORE, "--limit", "0"], "0 is not in the range 1<=x<=100000", id="out-of-range"
+        ),
         pytest.param(["nope"], "No such command 'nope'", id="unknown-command"),
         pytest.param(["retry", "--store", STORE], "name the tasks to retry, or give --all-dead", id="retry-nothing"),
         pytest.param(["enqueue", "--store", STORE, "echo", "--in", "5", "--at", "2030-01-01"], "not both", id="in-at"),
@@ -1353,3 +1357,39 @@ async def test_burst_drains_the_queue_and_exits(tmp_path: Path, app_module: Path
     with WorkerProcess(tmp_path, STORE, "w1", "--burst", "--poll", "0.05", app="service:plain") as worker:
         assert await worker.wait_exit() == 0
     assert await statuses(store, [*ids, later]) == [TaskStatus.SUCCEEDED, TaskStatus.SUCCEEDED, TaskStatus.QUEUED]
+
+
+@pytest.mark.parametrize("command", ["status", "cancel", "retry"])
+async def test_a_task_id_beyond_what_a_store_holds_is_one_line(
+    tmp_path: Path, store: SQLiteStore, command: str
+) -> None:
+    """An id past 64 bits is refused on the command line, in one line, before it reaches the store."""
+    done = await arun_cli(tmp_path, command, "--store", STORE, str(2**63))
+    assert_user_error(done, f"{2**63} is not in the range 1<=x<=9223372036854775807")
+
+
+def test_schema_apply_does_not_print_the_password(tmp_path: Path) -> None:
+    """schema --apply names the store it made ready with any password in its URL starred out."""
+    from workerpoolxt.durable._commands import _without_password
+
+    assert (
+        _without_password("postgresql://app:s3cret@db:5432/jobs?schema=q")
+        == "postgresql://app:***@db:5432/jobs?schema=q"
+    )
+    assert _without_password("postgresql://app@db/jobs") == "postgresql://app@db/jobs"
+    assert _without_password("sqlite:///tasks.db") == "sqlite:///tasks.db"
+
+
+async def test_retry_waits_a_lease_for_a_task_cancelled_under_its_worker(tmp_path: Path, store: SQLiteStore) -> None:
+    """retry of a task cancelled while a worker ran it is refused until --lease seconds after the cancel."""
+    [task_id] = await store.enqueue([Job("echo")])
+    await store.claim("w-test", 1)
+    await store.cancel(task_id)
+    done = await arun_cli(tmp_path, "retry", "--store", STORE, str(task_id))
+    assert_user_error(
+        done, f"task {task_id} cannot be retried: it is cancelled, and its worker may still be running it"
+    )
+    assert "the lease (30s)" in done.stderr
+    await trio.sleep(0.2)
+    done = await arun_cli(tmp_path, "retry", "--store", STORE, "--lease", "0.1", str(task_id))
+    assert (done.returncode, done.stdout) == (0, f"{task_id}\n")

@@ -100,7 +100,10 @@ def test_enqueue_then_status_in_process(workdir: Path, capsys: pytest.CaptureFix
         (["enqueue", "--store", "sqlite:///", "add"], "sqlite:///relative/path.db"),
         (["enqueue", "--store", "postgresql://", "add"], "postgresql://user@host:port/database"),
         (["enqueue", "--store", "sqlite:///t.db", "add", "--args", "{not json"], "--args must be a JSON object"),
-        (["enqueue", "--store", "sqlite:///t.db", "add", "--count", "0"], "--count must be at least 1"),
+        (
+            ["enqueue", "--store", "sqlite:///t.db", "add", "--count", "0"],
+            "Invalid value for '--count': 0 is not in the range 1<=x<=100000",
+        ),
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "cli_handlers:registry", "nope"], "'nope'"),
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "cli_handlers", "add"], "module:attribute"),
         (["enqueue", "--store", "sqlite:///t.db", "--registry", "cli_handlers:not_a_registry", "add"], "Registry"),

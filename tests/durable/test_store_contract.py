@@ -1238,7 +1238,7 @@ async def test_retry_requeues_failed_dead_and_cancelled_tasks_afresh(store: Stor
     assert {record.run_at for record in before.values()} == {long_ago}
 
     start = time.time()
-    assert await admin(store).retry([cancelled, failed, dead]) == [cancelled, failed, dead]
+    assert await admin(store).retry([cancelled, failed, dead], lease=LEASE) == [cancelled, failed, dead]
     end = time.time()
     for task_id, old in before.items():
         record = await store.get(task_id)
@@ -1285,6 +1285,32 @@ async def test_a_retried_task_has_all_its_attempts_again(store: Store) -> None:
         assert (record.status, record.attempts, record.error_message) == (TaskStatus.DEAD, 2, "attempt 2")
         assert await admin(store).retry([task_id]) == [task_id]
     assert await claim_one(store) == attrs.evolve(await store.get(task_id), attempts=1)
+
+
+async def test_a_task_cancelled_under_its_worker_is_retried_only_a_lease_later(store: Store, backend: Backend) -> None:
+    """Cancelled while a worker runs it, a task may still be running there: retry() refuses it for a lease, not after.
+
+    Retried at once, a second worker could claim and run it beside the first.
+    A task cancelled before any claim has no worker to wait for.
+    """
+    running, never_claimed = await store.enqueue([job(0), job(1)])
+    assert (await claim_one(store)).id == running
+    await store.cancel(running)  # by an operator: the worker hears of it later
+    await store.cancel(never_claimed)
+    with pytest.raises(TaskConflictError) as refused:
+        await admin(store).retry([never_claimed, running], lease=60)
+    assert str(refused.value) == (
+        f"task {running} cannot be retried: it is cancelled, and its worker may still be running it: "
+        "retry it once the lease (60s) has passed since"
+    )
+    assert (refused.value.status, refused.value.reason.startswith("its worker may")) == (TaskStatus.CANCELLED, True)
+    assert await statuses(store, [running, never_claimed]) == [TaskStatus.CANCELLED, TaskStatus.CANCELLED]
+    assert await admin(store).retry([never_claimed], lease=60) == [never_claimed]
+    # A lease later, its worker has let go: it heartbeats every third of a lease or more often.
+    await backend.force(running, finished_at=time.time() - 61)
+    assert await admin(store).retry([running], lease=60) == [running]
+    with pytest.raises(ValueError, match="`lease` must be a positive number of seconds, got 0"):
+        await admin(store).retry([running], lease=0)
 
 
 @pytest.mark.parametrize("how", ["retry", "retry_dead"])

@@ -15,6 +15,7 @@ import math
 import signal
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -34,6 +35,9 @@ __all__ = ["run"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LOG: Final = logging.getLogger("workerpoolxt")
+
+# A task id as the stores keep it (a 64-bit signed int, from 1): a larger one is refused as a mistake, not an overflow.
+_TASK_ID: Final = click.IntRange(1, 2**63 - 1)
 
 # The fields of a task record that hold times, shown as ISO 8601.
 _TIME_FIELDS: Final = ("created_at", "run_at", "started_at", "finished_at", "heartbeat_at")
@@ -168,7 +172,7 @@ def cli() -> None:
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default=None,
-    help="The log level; overrides -v and -q.  [default: INFO]",
+    help="The log level; overrides -v and -q.  [default: INFO, or as -v and -q say]",
 )
 @click.option(
     "--log-format",
@@ -364,9 +368,9 @@ async def _stop_on_signals(worker: DurableWorker, signals: Any) -> None:
 @click.option(
     "--in",
     "delay",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 10 * 365 * 24 * 3600),
     default=None,
-    help="Run it no sooner than this many seconds from now.",
+    help="Run it no sooner than this many seconds from now (at most ten years).  [default: now]",
 )
 @click.option(
     "--at",
@@ -375,12 +379,13 @@ async def _stop_on_signals(worker: DurableWorker, signals: Any) -> None:
     metavar="WHEN",
     help="Run it no sooner than this ISO 8601 time (local time unless it has an offset).",
 )
-@click.option("--count", type=int, default=1, help="How many copies to add.")
+@click.option("--count", type=click.IntRange(1, 100_000), default=1, help="How many copies to add, in one transaction.")
 @click.option(
-    "--registry",
     "--app",
+    "--registry",
     "registry_spec",
     envvar="WPXT_APP",
+    show_envvar=True,
     default=None,
     metavar="MODULE:ATTR",
     help="An app or Registry, to refuse unknown handlers and bad arguments before they are stored.",
@@ -391,8 +396,6 @@ def enqueue(store_url: str, handler: str, args_json: str, **settings: Any) -> in
         args = json.loads(args_json)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--args must be a JSON object: {exc}") from None
-    if settings["count"] < 1:
-        raise ValueError("--count must be at least 1")
     if settings["delay"] is not None and settings["at"] is not None:
         raise ValueError("give --in or --at, not both")
     run_at = None
@@ -425,7 +428,7 @@ async def _enqueue(store: Store, jobs: list[Job[Any]], priority: int, run_at: fl
 
 @cli.command()
 @_store_option
-@click.argument("task_ids", nargs=-1, type=int, metavar="[TASK_ID]...")
+@click.argument("task_ids", nargs=-1, type=_TASK_ID, metavar="[TASK_ID]...")
 @_json_option
 def status(store_url: str, task_ids: tuple[int, ...], as_json: bool) -> int:
     """Show the counts per status, how long the queue has waited and the running tasks; or the tasks named.
@@ -515,7 +518,7 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
     default=None,
     help="Only tasks in this status.  [default: any]",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=20, help="At most this many tasks, the newest first.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, help="At most this many tasks, the newest first.")
 @_json_option
 def list_(store_url: str, status_name: str | None, limit: int, as_json: bool) -> int:
     """List the newest tasks, with their status, attempts and last error."""
@@ -531,19 +534,26 @@ def list_(store_url: str, status_name: str | None, limit: int, as_json: bool) ->
 
 @cli.command()
 @_store_option
-@click.argument("task_ids", nargs=-1, type=int, metavar="[TASK_ID]...")
+@click.argument("task_ids", nargs=-1, type=_TASK_ID, metavar="[TASK_ID]...")
 @click.option("--all-dead", is_flag=True, help="Every dead task, instead of the ones named.")
-def retry(store_url: str, task_ids: tuple[int, ...], all_dead: bool) -> int:
+@click.option(
+    "--lease",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    help="The workers' --lease: a task cancelled while a worker ran it may be retried this long after.",
+)
+def retry(store_url: str, task_ids: tuple[int, ...], all_dead: bool, lease: float) -> int:
     """Put failed, dead or cancelled tasks back in the queue with a fresh attempt budget; print their ids.
 
     All or nothing: if one of the named tasks can't be retried (it is queued,
-    running or succeeded, or there is none), none is.
+    running or succeeded, there is none, or it was cancelled under a worker
+    that may still be running it), none is.
     """
     if bool(task_ids) == all_dead:
         raise ValueError("name the tasks to retry, or give --all-dead (not both)")
     store = _open_existing(store_url)
     admin = _admin(store)
-    ids = trio.run(_read, store, admin.retry_dead if all_dead else lambda: admin.retry(task_ids))
+    ids = trio.run(_read, store, admin.retry_dead if all_dead else lambda: admin.retry(task_ids, lease=lease))
     if ids:
         click.echo("\n".join(map(str, ids)))
     return 0
@@ -551,7 +561,7 @@ def retry(store_url: str, task_ids: tuple[int, ...], all_dead: bool) -> int:
 
 @cli.command()
 @_store_option
-@click.argument("task_ids", nargs=-1, type=int, required=True, metavar="TASK_ID...")
+@click.argument("task_ids", nargs=-1, type=_TASK_ID, required=True, metavar="TASK_ID...")
 def cancel(store_url: str, task_ids: tuple[int, ...]) -> int:
     """Cancel queued or running tasks, in the order given; print each id as it is cancelled.
 
@@ -587,7 +597,7 @@ def schema(store_url: str, print_only: bool) -> int:
             pass
 
     trio.run(apply)
-    click.echo(f"the store at {store_url} is ready")
+    click.echo(f"the store at {_without_password(store_url)} is ready")
     return 0
 
 
@@ -639,6 +649,15 @@ async def _opened(store: Store) -> AsyncIterator[Store]:
 async def _read(store: Store, call: Callable[[], Awaitable[T]]) -> T:
     async with _opened(store):
         return await call()
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit to print: a password in it is starred out."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _open_existing(url: str) -> Store:

@@ -53,6 +53,7 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_lease,
     check_listing,
     check_max_json_bytes,
     check_priority,
@@ -841,26 +842,28 @@ class PostgresStore:
             rows = connection.execute(self._sql["list_status"], {"status": status.value, "limit": limit}).fetchall()
         return [record_from_row(row) for row in rows]
 
-    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+    async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Requeue failed, dead or cancelled tasks afresh, all or none, and notify waiting workers: see ``AdminStore``.
 
         Raises:
             StoreError: The store is read-only.
         """
         ids = check_task_ids(task_ids)
+        lease = check_lease(lease)
         if not ids:
             await trio.lowlevel.checkpoint()
             return []
-        return await self._run(self._retry, ids)
+        return await self._run(self._retry, ids, lease)
 
-    def _retry(self, connection: Connection, task_ids: list[int]) -> list[int]:
+    def _retry(self, connection: Connection, task_ids: list[int], lease: float) -> list[int]:
         # Requeue first, then find out why any was refused: a read-only store
         # refuses the write whatever the ids, and a refusal rolls it back.
         ids = storable_ids(task_ids)
-        requeued = {row[0] for row in connection.execute(self._sql["retry"], {"ids": ids}).fetchall()}
+        rows = connection.execute(self._sql["retry"], {"ids": ids, "lease": lease}).fetchall()
+        requeued = {row[0] for row in rows}
         if len(requeued) < len(task_ids):
             statuses: dict[int, str] = dict(connection.execute(self._sql["statuses"], {"ids": ids}).fetchall())
-            refused = retry_refusal(task_ids, requeued, statuses)
+            refused = retry_refusal(task_ids, requeued, statuses, lease)
             if refused is not None:
                 raise refused
         self._notify(connection)

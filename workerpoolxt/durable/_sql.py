@@ -201,8 +201,11 @@ class Dialect:
         return f"{_status_in((TaskStatus.QUEUED,))} AND {self.check(Check.DUE)}"
 
     def retryable(self) -> str:
-        """The condition that ``retry()`` may requeue a row: it is final, and did not succeed."""
-        return _status_in(RETRYABLE)
+        """The condition that ``retry()`` may requeue a row: it is final and did not succeed; and if it was
+        cancelled after a claim, a lease has passed since (its worker has let go: see ``AdminStore.retry``)."""
+        let_go = "worker_id IS NULL OR finished_at < {stale}".format_map(self.params)
+        others = [status for status in RETRYABLE if status is not TaskStatus.CANCELLED]
+        return f"({_status_in(others)} OR ({_status_in((TaskStatus.CANCELLED,))} AND ({let_go})))"
 
     def retry_assignments(self) -> str:
         """The SET list of ``retry()``: the task queued to run now, with a fresh start (``FRESH_START``)."""

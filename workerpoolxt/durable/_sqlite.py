@@ -38,6 +38,7 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_lease,
     check_listing,
     check_max_json_bytes,
     check_priority,
@@ -497,28 +498,30 @@ class SQLiteStore:
             rows = self._connect().execute(_LIST_STATUS, {"status": status.value, "limit": limit}).fetchall()
         return [record_from_row(row) for row in rows]
 
-    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+    async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Requeue failed, dead or cancelled tasks afresh, all or none: see ``AdminStore``.
 
         Raises:
             StoreError: The store is read-only.
         """
         ids = check_task_ids(task_ids)
+        lease = check_lease(lease)
         if not ids:
             await trio.lowlevel.checkpoint()
             return []
-        return await self._run(self._retry, ids)
+        return await self._run(self._retry, ids, lease)
 
-    def _retry(self, task_ids: list[int]) -> list[int]:
+    def _retry(self, task_ids: list[int], lease: float) -> list[int]:
         marks, ids = _ids(storable_ids(task_ids))
         # Requeue first, then find out why any was refused: a read-only store
         # refuses the write whatever the ids, and a refusal rolls it back.
         with self._transaction() as connection:
-            rows = connection.execute(_RETRY.format(ids=marks), {**ids, "now": time.time()}).fetchall()
+            now = time.time()
+            rows = connection.execute(_RETRY.format(ids=marks), {**ids, "now": now, "stale": now - lease}).fetchall()
             requeued = {row[0] for row in rows}
             if len(requeued) < len(task_ids):
                 statuses = dict(connection.execute(_STATUSES.format(ids=marks), ids).fetchall())
-                refused = retry_refusal(task_ids, requeued, statuses)
+                refused = retry_refusal(task_ids, requeued, statuses, lease)
                 if refused is not None:
                     raise refused
         return task_ids

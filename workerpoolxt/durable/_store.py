@@ -328,7 +328,7 @@ class AdminStore(Store, Protocol):
             TypeError, ValueError: ``status`` or ``limit`` is not one; the message names it.
         """
 
-    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+    async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Put final tasks that did not succeed (failed, dead or cancelled) back in the queue, afresh.
 
         Each is queued to run now with a fresh budget: no attempts or lost
@@ -337,15 +337,25 @@ class AdminStore(Store, Protocol):
         ``created_at``. Workers waiting for work are woken, as by ``enqueue()``.
         All or none: one transaction, which changes nothing if any id is refused.
 
+        A task cancelled after a worker claimed it may still be running there:
+        its worker stops the handler once it hears (at its next heartbeat on
+        SQLite). So such a task may be retried only ``lease`` seconds after it
+        was cancelled, when a live worker has surely let it go (the same
+        bound by which a claim takes over a silent worker's task); retried at
+        once, it could run twice side by side.
+
         Args:
             task_ids: The tasks' ids; an id given twice is requeued once.
+            lease: The workers' lease, in seconds.
 
         Returns:
             The ids requeued, in the order given.
 
         Raises:
             TaskNotFoundError: No task has one of the ids.
-            TaskConflictError: A task is queued, running or succeeded; it names the task and its status.
+            TaskConflictError: A task is queued, running or succeeded, or was
+                cancelled under a worker less than ``lease`` seconds ago; it
+                names the task, its status and why.
         """
 
     async def retry_dead(self) -> list[int]:
@@ -588,8 +598,7 @@ def check_claim(worker_id: object, limit: object, order: object, lease: object, 
         raise TypeError("`worker_id` must be a non-empty str")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValueError(f"`limit` must be an int of at least 1, got {limit!r}")
-    if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < math.inf:
-        raise ValueError(f"`lease` must be a positive number of seconds, got {lease!r}")
+    check_lease(lease)
     count(max_lost_leases, "max_lost_leases", minimum=0, maximum=MAX_COUNT)
     if not isinstance(order, str):
         raise TypeError(f"`order` must be an Order, not {type(order).__name__}")
@@ -778,16 +787,29 @@ def storable_ids(task_ids: Sequence[int]) -> list[int]:
 
 
 def retry_refusal(
-    task_ids: Sequence[int], requeued: Collection[int], statuses: Mapping[int, str]
+    task_ids: Sequence[int], requeued: Collection[int], statuses: Mapping[int, str], lease: float
 ) -> BaseException | None:
     """Why ``retry()`` must change nothing: the first id given that it could not requeue; None if it requeued all.
 
-    ``statuses`` holds the status of every task the ids name.
+    ``statuses`` holds the status of every task the ids name. A cancelled task
+    is refused only while its last worker may still be running it.
     """
     for task_id in task_ids:
         if task_id not in requeued:
             status = statuses.get(task_id)
             if status is None:
                 return TaskNotFoundError(task_id)
-            return TaskConflictError(task_id, TaskStatus(status), "retried")
+            reason = (
+                f"its worker may still be running it: retry it once the lease ({lease:g}s) has passed since"
+                if status == TaskStatus.CANCELLED
+                else ""
+            )
+            return TaskConflictError(task_id, TaskStatus(status), "retried", reason)
     return None
+
+
+def check_lease(lease: object) -> float:
+    """A claim's or ``retry()``'s ``lease``: a finite number of seconds above zero."""
+    if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < math.inf:
+        raise ValueError(f"`lease` must be a positive number of seconds, got {lease!r}")
+    return float(lease)

@@ -33,6 +33,7 @@ from ._store import (
     TaskStatus,
     check_claim,
     check_final,
+    check_lease,
     check_listing,
     check_max_json_bytes,
     check_priority,
@@ -293,12 +294,14 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         return tasks
 
-    async def retry(self, task_ids: Sequence[int]) -> list[int]:
+    async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Requeue failed, dead or cancelled tasks afresh, all or none: see ``AdminStore``."""
         ids = check_task_ids(task_ids)
+        lease = check_lease(lease)
         statuses = {task_id: self._tasks[task_id].status for task_id in ids if task_id in self._tasks}
-        requeued = [task_id for task_id in ids if statuses.get(task_id) in RETRYABLE]
-        refused = retry_refusal(ids, requeued, statuses)
+        stale = self.clock() - lease
+        requeued = [task_id for task_id in ids if task_id in statuses and _retryable(self._tasks[task_id], stale)]
+        refused = retry_refusal(ids, requeued, statuses, lease)
         if refused is not None:
             raise refused
         self._requeue(requeued)
@@ -379,3 +382,10 @@ class MemoryStore:
 
 def _holds(task: TaskRecord, worker_id: str | None) -> bool:
     return worker_id is None or task.worker_id == worker_id
+
+
+def _retryable(task: TaskRecord, stale: float) -> bool:
+    """As the SQL stores' ``Dialect.retryable()``: final and not succeeded; if cancelled after a claim, a lease ago."""
+    if task.status is TaskStatus.CANCELLED:
+        return task.worker_id is None or (task.finished_at is not None and task.finished_at < stale)
+    return task.status in RETRYABLE
