@@ -1393,3 +1393,26 @@ async def test_retry_waits_a_lease_for_a_task_cancelled_under_its_worker(tmp_pat
     await trio.sleep(0.2)
     done = await arun_cli(tmp_path, "retry", "--store", STORE, "--lease", "0.1", str(task_id))
     assert (done.returncode, done.stdout) == (0, f"{task_id}\n")
+
+
+def test_an_error_in_the_apps_lifespan_keeps_its_traceback(tmp_path: Path) -> None:
+    """A lifespan that raises as it enters (a bad setting, say) is the user's code: its traceback, then one line."""
+    (tmp_path / "configured.py").write_text(
+        "import contextlib\n"
+        "import workerpoolxt\n"
+        "from workerpoolxt.durable import WorkerApp\n"
+        "\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    port = int('abc')\n"
+        "    yield port\n"
+        "\n"
+        "app = WorkerApp(workerpoolxt.Registry(), lifespan=lifespan)\n"
+    )
+    done = run_cli(tmp_path, "worker", "--store", STORE, "--app", "configured:app", "--burst")
+    assert done.returncode == 1
+    assert f'File "{tmp_path / "configured.py"}", line 7, in lifespan' in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: the lifespan of configured:app raised ValueError: invalid literal for int() with base 10: 'abc'"
+        " (traceback above)"
+    )

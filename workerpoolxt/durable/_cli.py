@@ -66,10 +66,11 @@ def open_store(url: str, *, registry: Registry | None = None, read_only: bool = 
 
 
 class UserCodeError(Exception):
-    """Importing the user's own module raised: the command shows that error's traceback, which points into it."""
+    """The user's own code raised (their module as it was imported, their app's lifespan): the command shows that
+    error's traceback, which points into it, whatever its type."""
 
-    def __init__(self, spec: str, error: Exception) -> None:
-        super().__init__(f"importing {spec} raised {type(error).__name__}: {error} (traceback above)")
+    def __init__(self, what: str, error: Exception) -> None:
+        super().__init__(f"{what} raised {type(error).__name__}: {error} (traceback above)")
         self.error = error
 
 
@@ -95,9 +96,9 @@ def load_target(spec: str, option: str = "--app") -> object:
             raise ValueError(
                 f"{option} {spec}: no module named {error.name!r} in {os.getcwd()} or on sys.path"
             ) from None
-        raise UserCodeError(spec, error) from error
+        raise UserCodeError(f"importing {spec}", error) from error
     except Exception as error:
-        raise UserCodeError(spec, error) from error
+        raise UserCodeError(f"importing {spec}", error) from error
     try:
         return getattr(module, attribute)
     except AttributeError:

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -26,7 +27,7 @@ import trio
 
 from .. import Job
 from ._app import WorkerApp
-from ._cli import load_app, load_registry, open_store
+from ._cli import UserCodeError, load_app, load_registry, open_store
 from ._store import DEFAULT_MAX_LOST_LEASES, AdminStore, Order, SQLStore, Store, TaskRecord, TaskStatus
 from ._worker import DurableWorker
 
@@ -194,11 +195,40 @@ def worker(app_spec: str, store_url: str, **settings: Any) -> int:
             f"--metrics-port serves the app's metrics, and {app_spec} has none: "
             "give it WorkerApp(..., metrics=PrometheusMetrics())"
         )
+    if app.lifespan is not None:
+        app = attrs.evolve(app, lifespan=_traced_lifespan(app.lifespan, app_spec))
     store = open_store(store_url, registry=app.registry)
     # Once the command line holds no mistake, so that one is reported on its own line, as every other command does.
     _configure_logging(*logging_flags)
     trio.run(_work, store, app, settings)
     return 0
+
+
+def _traced_lifespan(
+    lifespan: Callable[[WorkerApp], AbstractAsyncContextManager[Any]], spec: str
+) -> Callable[[WorkerApp], AbstractAsyncContextManager[Any]]:
+    """``lifespan``, whose errors as it enters are the user's code's: shown with their traceback, not as one line.
+
+    A ValueError from a lifespan reading its configuration is a bug to find in
+    the user's file, not a mistake on the command line.
+    """
+
+    @contextlib.asynccontextmanager
+    async def traced(app: WorkerApp) -> AsyncIterator[Any]:
+        try:
+            manager = lifespan(app)
+            value = await manager.__aenter__()
+        except Exception as error:
+            raise UserCodeError(f"the lifespan of {spec}", error) from error
+        try:
+            yield value
+        except BaseException as error:
+            if not await manager.__aexit__(type(error), error, error.__traceback__):
+                raise
+        else:
+            await manager.__aexit__(None, None, None)
+
+    return traced
 
 
 def _configure_logging(verbose: int, quiet: int, level: str | None, log_format: str) -> None:
