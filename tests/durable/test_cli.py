@@ -343,7 +343,7 @@ def test_status_of_an_unknown_task(tmp_path: Path) -> None:
     assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
 
 
-MISSING: Final = "run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only)"
+MISSING: Final = "run `workerpoolxt schema --apply` (or init() on a store that is not read-only)"
 """How a store that a reading command cannot use says to make it."""
 
 

@@ -464,7 +464,7 @@ async def test_a_read_only_store_of_a_missing_schema_creates_nothing(dsn: str) -
     finally:
         with trio.fail_after(HANG):
             await store.aclose()
-    assert caught.value.reason.startswith("there are no workerpoolxt tables; run `python -m workerpoolxt worker`")
+    assert caught.value.reason.startswith("there are no workerpoolxt tables; run `workerpoolxt schema --apply`")
     with psycopg.connect(dsn) as connection:
         assert connection.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
 

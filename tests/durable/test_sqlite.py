@@ -107,7 +107,7 @@ async def test_a_read_only_store_of_a_missing_file_creates_nothing(tmp_path: Pat
         for call in (store.init, store.stats):
             error = await failure(call)
             assert error.store == f"SQLite store {tmp_path / 'typo.db'}"
-            assert error.reason.startswith("the file does not exist; run `python -m workerpoolxt worker` or `enqueue`")
+            assert error.reason.startswith("the file does not exist; run `workerpoolxt schema --apply`")
     finally:
         await store.aclose()
     assert list(await trio.Path(tmp_path).iterdir()) == []

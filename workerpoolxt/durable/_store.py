@@ -513,8 +513,7 @@ def not_ready(store: str, what: str, action: str) -> StoreError:
     """A StoreError for a store that a read-only store cannot use, saying how to make it ready."""
     return StoreError(
         store,
-        f"{what}; run `python -m workerpoolxt worker` or `enqueue` (or init() on a store that is not read-only) "
-        f"to {action}",
+        f"{what}; run `workerpoolxt schema --apply` (or init() on a store that is not read-only) to {action}",
     )
 
 
