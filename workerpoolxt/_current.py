@@ -75,13 +75,14 @@ class Progress:
 
     Args:
         done: How much is done: a finite int or float, zero or more.
-        total: How much there is to do: a finite int or float above zero, at
-            least ``done``; or None if it is not known.
+        total: How much there is to do: a finite int or float, zero or more
+            (zero for an empty batch, which is all done), at least ``done``;
+            or None if it is not known.
 
     Raises:
         TypeError: ``done`` or ``total`` is not an int or a float (a bool is refused).
-        ValueError: ``done`` is negative or not finite, ``total`` is not positive
-            and finite, or ``done`` exceeds ``total``.
+        ValueError: ``done`` or ``total`` is negative or not finite, or ``done``
+            exceeds ``total``.
     """
 
     done: float
@@ -93,15 +94,17 @@ class Progress:
             raise ValueError(f"`done` must be finite and zero or more, got {self.done!r}")
         if self.total is not None:
             total = number(self.total, "total", "a number or None")
-            if not 0 < total < math.inf:
-                raise ValueError(f"`total` must be finite and above zero, got {self.total!r}")
+            if not 0 <= total < math.inf:
+                raise ValueError(f"`total` must be finite and zero or more, got {self.total!r}")
             if done > total:
                 raise ValueError(f"`done` ({self.done!r}) must not exceed `total` ({self.total!r})")
 
     @property
     def fraction(self) -> float | None:
-        """``done / total``, from 0.0 to 1.0; None without a total."""
-        return None if self.total is None else self.done / self.total
+        """``done / total``, from 0.0 to 1.0 (1.0 for a total of zero: nothing to do is done); None without a total."""
+        if self.total is None:
+            return None
+        return self.done / self.total if self.total else 1.0
 
 
 # The worker whose task is running. Each worker task sets it once, so every job
@@ -292,7 +295,7 @@ class RunningJob:
 
         Args:
             done: How much is done, in the task's own units: a finite number, zero or more.
-            total: How much there is to do, above zero and at least ``done``; or None.
+            total: How much there is to do, at least ``done`` (zero for an empty batch); or None.
 
         Raises:
             TypeError, ValueError: ``done`` or ``total`` is not one (see ``Progress``); the message names it.

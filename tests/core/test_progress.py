@@ -75,16 +75,16 @@ def test_progress_is_a_frozen_value_with_a_fraction() -> None:
         (-1, None, ValueError, "`done` must be finite and zero or more, got -1"),
         (math.nan, None, ValueError, "`done` must be finite and zero or more, got nan"),
         (math.inf, None, ValueError, "`done` must be finite and zero or more, got inf"),
-        (0, 0, ValueError, "`total` must be finite and above zero, got 0"),
-        (0, -2.5, ValueError, "`total` must be finite and above zero, got -2.5"),
-        (0, math.inf, ValueError, "`total` must be finite and above zero, got inf"),
-        (0, math.nan, ValueError, "`total` must be finite and above zero, got nan"),
+        (0, -2.5, ValueError, "`total` must be finite and zero or more, got -2.5"),
+        (0, math.inf, ValueError, "`total` must be finite and zero or more, got inf"),
+        (0, math.nan, ValueError, "`total` must be finite and zero or more, got nan"),
+        (1, 0, ValueError, r"`done` \(1\) must not exceed `total` \(0\)"),
         (11, 10, ValueError, r"`done` \(11\) must not exceed `total` \(10\)"),
         (10**400, None, ValueError, "`done` must be finite, got an int of"),
     ],
 )
 def test_progress_refuses_what_is_not_a_report(done: Any, total: Any, error: type[Exception], message: str) -> None:
-    """A bool, a non-number, a negative or infinite done, a total not above zero, or done above total: refused."""
+    """A bool, a non-number, a negative or infinite done or total, or done above total: refused."""
     with pytest.raises(error, match=message):
         Progress(done, total)
 
@@ -94,16 +94,20 @@ numbers = st.one_of(st.integers(min_value=-(10**6), max_value=10**6), st.floats(
 
 @given(done=numbers, total=st.one_of(st.none(), numbers))
 def test_progress_is_valid_exactly_when_its_fraction_is_a_fraction(done: float, total: float | None) -> None:
-    """Any two numbers make a Progress, or a ValueError, as they are finite and 0 <= done <= total, total > 0."""
-    valid = (
-        math.isfinite(done) and done >= 0 and (total is None or (math.isfinite(total) and total > 0 and done <= total))
-    )
+    """Any two numbers make a Progress, or a ValueError, as they are finite and 0 <= done <= total."""
+    valid = math.isfinite(done) and done >= 0 and (total is None or (math.isfinite(total) and done <= total))
     if not valid:
         with pytest.raises(ValueError, match=r"`done`|`total`"):
             Progress(done, total)
         return
     fraction = Progress(done, total).fraction
     assert fraction is None if total is None else 0.0 <= fraction <= 1.0
+
+
+def test_an_empty_batch_is_all_done() -> None:
+    """Progress(0, 0), a task's report on an empty batch, is valid, and its fraction is 1.0."""
+    assert Progress(0, 0).fraction == 1.0
+    assert (Progress(3, 4).fraction, Progress(3).fraction) == (0.75, None)
 
 
 # -- reporting -----------------------------------------------------------------------------
