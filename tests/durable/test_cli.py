@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import pytest
 import trio
-from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
+from helpers import POSTGRES_DSN, drop_schema, fetch, free_port, new_schema, requires_postgres
 
 from workerpoolxt import Job, Progress, Registry, UnknownHandlerError
 from workerpoolxt.durable import Order, SQLiteStore, StoreStatistics, TaskRecord, TaskStatus
@@ -1176,28 +1176,6 @@ def app_module(tmp_path: Path) -> Path:
     path = tmp_path / "service.py"
     path.write_text(APP)
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on, just now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def fetch(url: str) -> tuple[int, str]:
-    """GET ``url``; return the status and the body, for error statuses too."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=HANG) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 # The outcome lines of the worker run below, as regular expressions: one line per outcome.

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import fetch, free_port
 
 import workerpoolxt as wpxt
 import workerpoolxt.durable
@@ -289,26 +290,6 @@ def test_version_and_help_in_process(capsys: pytest.CaptureFixture[str]) -> None
     assert run_cli(["--version"], capsys)[:2] == (0, f"workerpoolxt {importlib.metadata.version('workerpoolxt')}\n")
     status, out, _ = run_cli(["list", "--help"], capsys)
     assert (status, out.startswith("Usage: "), "workerpoolxt list [OPTIONS]" in out) == (0, True, True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def fetch(url: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 async def test_worker_serves_metrics_and_readiness_in_process(workdir: Path) -> None:
