@@ -333,18 +333,30 @@ class RunningJob:
         return f"<RunningJob {self.job_id} {self.name!r} attempt {self.attempt}>"
 
 
+in_process = False
+"""True in a worker process that runs plain tasks for a pool (``_process.py``), where no job's run is."""
+
+
 def current_job() -> RunningJob:
     """Return the running job's context, from inside its task.
 
     It works in the job's task, in tasks the job starts, and in the thread of a
     plain task, with no argument passed along.
 
+    A task run in a process (``run_in="process"``) has no job here: the call
+    raises there.
+
     Raises:
-        RuntimeError: No job is running here.
+        RuntimeError: No job is running here, or this is a task's process.
     """
     worker = running_worker.get()
     entry = running_entry.get()
     if worker is None or entry is None or worker.current is not entry:
+        if in_process:
+            raise RuntimeError(
+                "current_job() is not available in a task run in a process (run_in='process'): "
+                "the job's run stays in the pool's process; pass what the task needs as the job's args"
+            )
         raise RuntimeError("current_job() must be called from inside a running workerpoolxt job")
     running = worker.running_job
     if running is None:

@@ -12,6 +12,7 @@ import attrs
 from ._call import CallForm, call_form
 from ._context import Context
 from ._middleware import NO_MIDDLEWARE, Middleware, freeze_middleware
+from ._process import ProcessCall, check_run_in
 from ._retry import Backoff
 from ._serialize import EMPTY_ARGS, freeze_args, job_from_dict, job_to_dict
 from ._validation import Seconds, count, rate, to_seconds
@@ -76,7 +77,8 @@ class Job(Generic[T]):
       ``inspect.Signature.bind()`` would (their types are not), when the Job is
       built, or for a handler's name when a Registry resolves it.
 
-    A plain function runs in a thread instead, by the same rule. Fields left
+    A plain function runs in a thread instead, by the same rule, or in a
+    worker process with ``run_in="process"``. Fields left
     as None take the pool's default, and a job's ``options`` or ``context``
     *replace* the pool's: they are never merged.
 
@@ -100,11 +102,19 @@ class Job(Generic[T]):
             middleware; the first listed is outermost.
         max_per_second: Start jobs of this name at most this often, spaced
             evenly, in place of the pool's ``max_per_second``.
+        run_in: Where a plain task runs: ``"thread"``, or ``"process"``, a
+            worker process that a deadline or a cancellation kills (needs
+            ``pip install 'workerpoolxt[process]'``). The task, its options
+            and args, its result and its errors are pickled; the task must be
+            importable at module level, and cannot call ``current_job()``.
+            None takes the pool's ``run_in`` (a handler's, for a registered
+            one). An ``async def`` task runs in trio, and refuses ``"process"``.
 
     Raises:
         TypeError, ValueError: A field has a wrong type or value; the message names it.
         TypeError: ``args`` lack an argument the task requires, or hold one it
             has no parameter for; the message names the argument and the task.
+        ImportError: ``run_in="process"`` without trio-parallel installed.
     """
 
     task: Task[T] | str
@@ -119,8 +129,10 @@ class Job(Generic[T]):
     retry_on: tuple[type[Exception], ...] | None
     middleware: tuple[Middleware, ...] = attrs.field(repr=False)
     max_per_second: float | None
+    run_in: str | None
     is_async: bool = attrs.field(repr=False, eq=False)
-    """True when the task is an ``async def`` function; otherwise it runs in a thread."""
+    """True when the job's call is awaited in trio: an ``async def`` task, or
+    a plain one that runs in a process; otherwise it runs in a thread."""
     _call: Callable[[Options], Any] = attrs.field(repr=False, eq=False)
     """What a worker calls with the effective options to run the task with its args (see ``_call.py``)."""
 
@@ -140,6 +152,7 @@ class Job(Generic[T]):
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
+        run_in: str | None = None,
     ) -> None: ...
 
     @overload
@@ -158,6 +171,7 @@ class Job(Generic[T]):
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
+        run_in: str | None = None,
     ) -> None: ...
 
     @overload
@@ -176,6 +190,7 @@ class Job(Generic[T]):
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
+        run_in: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -193,6 +208,7 @@ class Job(Generic[T]):
         retry_on: type[Exception] | tuple[type[Exception], ...] | None = None,
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
+        run_in: str | None = None,
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
@@ -236,6 +252,10 @@ class Job(Generic[T]):
         chain = NO_MIDDLEWARE if middleware is None else freeze_middleware(middleware, "middleware")
         if max_per_second is not None:
             max_per_second = rate(max_per_second, "max_per_second")
+        if run_in is not None:
+            run_in = check_run_in(run_in, "run_in")
+            if run_in == "process" and not isinstance(task, str):  # a handler's name: once resolved
+                call, is_async = _process_call(task, args, name), True
         # As _fill(), inline: a Job is made per submission.
         _set_class(self, "__class__", _JobFields)
         fields: _JobFields[Any] = self  # type: ignore[assignment]  # a _JobFields until the last line
@@ -251,27 +271,47 @@ class Job(Generic[T]):
         fields.retry_on = classes
         fields.middleware = chain
         fields.max_per_second = max_per_second
+        fields.run_in = run_in
         fields.is_async = is_async
         fields._call = call
         _set_class(self, "__class__", Job)
 
-    def _with_task(self, task: Callable[..., Any]) -> Job[Any]:
+    def _with_task(self, task: Callable[..., Any], run_in: str | None = None) -> Job[Any]:
         """This job with its handler name replaced by the handler, its args checked against it.
+
+        ``run_in`` is the handler's, as registered: it applies if the job set none.
 
         Raises:
             TypeError: The args do not fit the handler's signature.
+            ValueError: The handler is async and is to run in a process.
         """
         assert isinstance(self.task, str)
         form = call_form(task)
         call = form.caller(task, self.args, self.task)
+        if self.run_in is not None:
+            run_in = self.run_in
+        is_async = form.is_async
+        if run_in == "process":
+            call, is_async = _process_call(task, self.args, self.task), True
+        return self._copy(task, is_async, call, run_in)
+
+    def _in_process(self) -> Job[Any]:
+        """This job, whose plain task left ``run_in`` to the pool, run in a process as the pool's ``run_in`` says."""
+        assert callable(self.task)
+        return self._copy(self.task, True, _process_call(self.task, self.args, self.name), "process")
+
+    def _copy(
+        self, task: Callable[..., Any], is_async: bool, call: Callable[[Options], Any], run_in: str | None
+    ) -> Job[Any]:
         job: Job[Any] = object.__new__(Job)
         # Through Job's own slot descriptors, which a frozen class does not
         # guard (this is not the per-submission path).
         for slot in _SLOTS:
             slot.__set__(job, slot.__get__(self))
         _SLOT_TASK.__set__(job, task)
-        _SLOT_IS_ASYNC.__set__(job, form.is_async)
+        _SLOT_IS_ASYNC.__set__(job, is_async)
         _SLOT_CALL.__set__(job, call)
+        _SLOT_RUN_IN.__set__(job, run_in)
         return job
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,6 +331,21 @@ class Job(Generic[T]):
     def from_dict(cls, data: Mapping[str, Any]) -> Job[Any]:
         """Build the named job that ``to_dict()`` described."""
         return job_from_dict(cls, data)
+
+
+def _process_call(task: Callable[..., Any], args: Mapping[str, Any], name: str) -> ProcessCall:
+    """The call of a plain ``task`` with ``args`` in a worker process.
+
+    Raises:
+        ValueError: ``task`` is an ``async def`` function.
+    """
+    form = call_form(task)
+    if form.is_async:
+        raise ValueError(
+            f"`run_in` cannot be 'process' for {form.name}, an async def task: it runs in trio; "
+            "run_in='process' is for plain functions"
+        )
+    return ProcessCall(task, args, form.plain, form.takes_options, name)
 
 
 def _no_task() -> None:
@@ -339,6 +394,7 @@ class _JobFields(Generic[T]):
     retry_on: tuple[type[Exception], ...] | None
     middleware: tuple[Middleware, ...]
     max_per_second: float | None
+    run_in: str | None
     is_async: bool
     _call: Callable[[Options], Any]
 
@@ -351,3 +407,4 @@ _SLOTS: Final = tuple(Job.__dict__[field.name] for field in attrs.fields(Job))
 _SLOT_TASK: Final = Job.__dict__["task"]
 _SLOT_IS_ASYNC: Final = Job.__dict__["is_async"]
 _SLOT_CALL: Final = Job.__dict__["_call"]
+_SLOT_RUN_IN: Final = Job.__dict__["run_in"]

@@ -28,6 +28,7 @@ from ._health import Health, HealthPolicy, HealthTracker
 from ._job import EMPTY_OPTIONS, Job, freeze_options
 from ._middleware import Middleware, freeze_middleware
 from ._observer import JobFinished, JobQueued, Observer, Observers, notify
+from ._process import check_run_in
 from ._rate import Gcra
 from ._registry import Registry
 from ._result import Result, ResultBuilder, Status
@@ -126,9 +127,13 @@ class WorkerPool:
         max_per_second: Start at most this many jobs per second, spaced evenly
             (GCRA with no burst). A job with its own ``max_per_second`` is
             limited by that instead, shared with the jobs of the same name.
+        run_in: Where plain tasks run for jobs that set no ``run_in`` (nor
+            their handler): ``"thread"`` (None is the same) or ``"process"``,
+            a worker process that a deadline or a cancellation kills (see ``Job``).
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
+        ImportError: ``run_in="process"`` without trio-parallel installed.
     """
 
     __slots__ = (
@@ -162,6 +167,7 @@ class WorkerPool:
         "_options",
         "_pause_depth",
         "_policy",
+        "_process_default",
         "_queue",
         "_ramp_up",
         "_rate",
@@ -208,6 +214,7 @@ class WorkerPool:
         ramp_up: Seconds | None = None,
         max_per_second: float | None = None,
         health: HealthPolicy | None = _DEFAULT_HEALTH,
+        run_in: str | None = None,
     ) -> None:
         self._max_workers = count(max_workers, "max_workers", minimum=1, maximum=MAX_WORKERS)
         if context is not None and not isinstance(context, Context):
@@ -227,6 +234,8 @@ class WorkerPool:
         if registry is not None and not isinstance(registry, Registry):
             raise TypeError(f"`registry` must be a Registry or None, not {type(registry).__name__}")
         self._registry = registry
+        # Plain tasks of jobs that set no run_in run in a process: resolved on submitting (_check_accepts()).
+        self._process_default = check_run_in(run_in, "run_in") == "process"
         self._middleware = freeze_middleware(middleware, "middleware")
         self._ramp_up = optional_seconds(ramp_up, "ramp_up")
         self._rate = None if max_per_second is None else Gcra(rate(max_per_second, "max_per_second"))
@@ -405,7 +414,13 @@ class WorkerPool:
             info: What the run carries besides the job, for its task to read
                 through ``current_job().info``.
         """
-        if type(job) is not Job or self._stop_level or not self._entered or type(job.task) is str:
+        if (
+            type(job) is not Job
+            or self._stop_level
+            or not self._entered
+            or type(job.task) is str
+            or self._process_default
+        ):
             job = self._check_accepts(job)
         if info is not None and not isinstance(info, RunInfo):
             raise TypeError(f"`info` must be a RunInfo or None, not {type(info).__name__}")
@@ -460,7 +475,9 @@ class WorkerPool:
         if isinstance(job.task, str):
             if self._registry is None:
                 raise UnknownHandlerError(job.task)
-            job = job._with_task(self._registry[job.task])
+            job = job._with_task(self._registry[job.task], self._registry._run_in.get(job.task))
+        if self._process_default and job.run_in is None and not job.is_async:
+            job = job._in_process()
         return job
 
     def _enqueue(self, job: Job[T], info: RunInfo | None = None) -> JobHandle[T]:

@@ -63,7 +63,7 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
     """Describe a named job as JSON-compatible data; ``job_from_dict`` reverses it."""
     if not isinstance(job.task, str):
         raise TypeError("only a job naming a handler converts to a dict: use Job('handler name', args=...)")
-    for field in ("options", "context", "retry_on"):
+    for field in ("options", "context", "retry_on", "run_in"):
         if getattr(job, field) is not None:
             raise ValueError(f"`{field}` cannot be stored as data: set it on the pool that runs the job instead")
     if job.middleware:
@@ -90,12 +90,14 @@ def job_from_dict(
     *,
     handler: Callable[..., Any] | None = None,
     retry: int | None = _NO_OVERRIDE,
+    run_in: str | None = None,
 ) -> Job[Any]:
     """Build the named job that ``job_to_dict`` described, as a ``job_class`` (which is ``Job``).
 
     A durable worker passes ``handler``, the function ``data["task"]`` names in
     its registry, to make the job that runs it at once, rather than a job the
-    pool must look up and copy; and ``retry``, to replace the stored one.
+    pool must look up and copy, with the ``run_in`` it was registered with;
+    and ``retry``, to replace the stored one.
 
     Raises:
         ValueError: ``data`` has unknown keys or lacks ``task``.
@@ -128,4 +130,4 @@ def job_from_dict(
     )
     # Resolved as a pool resolves a named job: the args are checked against the
     # handler, and an error names it as the task does.
-    return job if handler is None else job._with_task(handler)
+    return job if handler is None else job._with_task(handler, run_in)

@@ -753,7 +753,8 @@ class DurableWorker:
     def _job_for(self, record: TaskRecord) -> Job[Any]:
         # The handler, looked up here (UnknownHandlerError names it), makes a job
         # the pool runs as it is; attempts are the store's to count: no retries.
-        return job_from_dict(Job, record.job, handler=self._registry[record.handler], retry=0)
+        registry, name = self._registry, record.handler
+        return job_from_dict(Job, record.job, handler=registry[name], retry=0, run_in=registry.run_in(name))
 
     async def _start(self, records: Sequence[TaskRecord]) -> None:
         """Hand claimed tasks to the pool; write off those that cannot run."""
