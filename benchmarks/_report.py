@@ -98,6 +98,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ratio("middleware_vs_plain", "one no-op middleware vs the plain pool", "wpxt_middleware", "wpxt_plain", 0.8)
     ratio("prometheus_vs_plain", "PrometheusMetrics attached vs the plain pool", "wpxt_prometheus", "wpxt_plain", 0.7)
     ratio("sync_vs_threadpool", "sync tasks vs ThreadPoolExecutor(16).map", "wpxt_sync", "threadpool_map", 0.3)
+    ratio(
+        "process_vs_executor",
+        "1 ms CPU tasks in processes vs ProcessPoolExecutor().map",
+        "wpxt_process",
+        "process_pool_executor",
+        0.5,
+    )
 
     # The rows with a Job per job are reported without a target: a caller's
     # Jobs cost what they hold (a million Job(task, options={...}) take about

@@ -55,6 +55,8 @@ class Variant:
     """Thread-run rows, measured only up to ``--sync-max-n``."""
     slow_peer: bool = False
     """Peers that take about a minute per run at 1M jobs: see ``--slow-peer-large-runs``."""
+    process: bool = False
+    """Rows of about a millisecond of CPU per job in processes, measured only up to ``PROCESS_MAX_N``."""
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -72,7 +74,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("wpxt_sync", "workerpoolxt, plain functions (threads)", core=True, sync=True),
     Variant("trio_to_thread", "bare trio: 16 workers + to_thread.run_sync (threads)", core=False, sync=True),
     Variant("threadpool_map", "ThreadPoolExecutor(16).map", core=False, sync=True),
+    Variant("wpxt_process", "workerpoolxt, 1 ms CPU jobs in processes, 1 worker per CPU", core=True, process=True),
+    Variant("process_pool_executor", "ProcessPoolExecutor().map, same jobs", core=False, process=True),
 )
+PROCESS_MAX_N = 10_000
+"""The largest size for the process rows: at a millisecond of CPU per job, 100k jobs take a minute per run."""
 BASELINE = "trio_fixed"
 
 # (key, label) of the peak-RSS scenarios in benchmarks._memory.
@@ -122,7 +128,7 @@ class Settings:
 
     def runs_for(self, variant: Variant, n: int) -> int:
         """How many runs ``variant`` gets at size ``n`` (0: not measured)."""
-        if variant.sync and n > self.sync_max_n:
+        if (variant.sync and n > self.sync_max_n) or (variant.process and n > PROCESS_MAX_N):
             return 0
         if variant.core or n < self.large:
             return self.runs

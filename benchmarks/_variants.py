@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +45,11 @@ def _wpxt_sync_task(options: Any) -> int:
 
 
 def _run_wpxt(
-    n: int, task: Callable[..., Any], pool_fields: dict[str, Any] | None = None, **job_fields: Any
+    n: int,
+    task: Callable[..., Any],
+    pool_fields: dict[str, Any] | None = None,
+    workers: int = CONCURRENCY,
+    **job_fields: Any,
 ) -> Outcome:
     import workerpoolxt as wpxt
 
@@ -53,7 +58,7 @@ def _run_wpxt(
         start = time.perf_counter()
         fields = dict(pool_fields or {})
         metrics = fields.pop("metrics", None)
-        pool = wpxt.WorkerPool(CONCURRENCY, **fields)
+        pool = wpxt.WorkerPool(workers, **fields)
         if metrics is not None:
             metrics.attach(pool)
         async with pool:
@@ -293,3 +298,36 @@ def trio_to_thread(n: int) -> Outcome:
         return elapsed, _count_indices(values)
 
     return trio.run(main)
+
+
+# -- processes -------------------------------------------------------------------------
+
+PROCESS_WORK = 20_000
+"""Loop turns of each process row's job: about a millisecond of CPU."""
+
+PROCESSES = os.cpu_count() or 1
+"""The process rows' concurrency: one process per CPU, as ``ProcessPoolExecutor()`` has."""
+
+
+def _cpu_job(i: int) -> int:
+    total = 0
+    for turn in range(PROCESS_WORK):
+        total += turn
+    return i if total else -1
+
+
+def _wpxt_cpu_task(options: Any) -> int:
+    return _cpu_job(options["i"])
+
+
+def wpxt_process(n: int) -> Outcome:
+    """workerpoolxt, plain functions in processes (run_in="process"), one worker per CPU, about 1 ms of CPU each."""
+    return _run_wpxt(n, _wpxt_cpu_task, workers=PROCESSES, run_in="process")
+
+
+def process_pool_executor(n: int) -> Outcome:
+    """concurrent.futures.ProcessPoolExecutor().map over the same work, the reference for process tasks."""
+    start = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(PROCESSES) as executor:
+        values = list(executor.map(_cpu_job, range(n)))
+    return time.perf_counter() - start, _count_indices(values)
