@@ -313,3 +313,12 @@ def test_import_loads_no_trio_parallel() -> None:
     probe = "import sys, workerpoolxt; print('trio_parallel' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "False"
+
+
+async def test_async_handler_named_for_a_process_is_refused_at_submit() -> None:
+    """A job naming an async handler with run_in='process' is a ValueError naming `run_in` at submit()."""
+    registry = Registry()
+    registry.register("async_task", async_task)
+    async with WorkerPool(1, registry=registry) as pool:
+        with pytest.raises(ValueError, match="`run_in`"):
+            pool.submit(Job("async_task", run_in="process"))
