@@ -292,7 +292,7 @@ class Job(Generic[T]):
             run_in = self.run_in
         is_async = form.is_async
         if run_in == "process":
-            call, is_async = _process_call(task, self.args, self.task), True
+            call, is_async = _process_call(task, self.args, self.name), True
         return self._copy(task, is_async, call, run_in)
 
     def _in_process(self) -> Job[Any]:

@@ -315,6 +315,16 @@ def test_import_loads_no_trio_parallel() -> None:
     assert loaded.strip() == "False"
 
 
+async def test_a_named_job_in_a_process_fails_under_its_own_name() -> None:
+    """A handler's job run in a process names the job, not the handler, in its errors."""
+    registry = Registry()
+    registry.register("lock", returns_a_lock, run_in="process")
+    async with WorkerPool(1, registry=registry) as pool:
+        result = await pool.submit_wait(Job("lock", name="nightly"))
+    assert isinstance(result.error, TypeError)
+    assert str(result.error).startswith("job 'nightly': its result could not be pickled")
+
+
 async def test_async_handler_named_for_a_process_is_refused_at_submit() -> None:
     """A job naming an async handler with run_in='process' is a ValueError naming `run_in` at submit()."""
     registry = Registry()
