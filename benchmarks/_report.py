@@ -103,7 +103,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "1 ms CPU tasks in processes vs ProcessPoolExecutor().map",
         "wpxt_process",
         "process_pool_executor",
-        0.5,
+        0.8,
     )
 
     # The rows with a Job per job are reported without a target: a caller's

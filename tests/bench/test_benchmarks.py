@@ -26,7 +26,7 @@ TARGETS = {
     "middleware_vs_plain": "≥ 0.8 x",
     "prometheus_vs_plain": "≥ 0.7 x",
     "sync_vs_threadpool": "≥ 0.3 x",
-    "process_vs_executor": "≥ 0.5 x",
+    "process_vs_executor": "≥ 0.8 x",
     "memory_kept_shared_job": "≤ 200 MiB",
     "memory_streaming_backpressure": "≤ 100 MiB",
     "handle_and_entry": "≤ 100 B",
