@@ -340,7 +340,9 @@ def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
 def test_status_of_an_unknown_task(tmp_path: Path) -> None:
     """status of an id no task has is exit 2 naming the id."""
     enqueue_ids(tmp_path, "echo")
-    assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
+    assert_user_error(
+        run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99 (it never existed, or was pruned)"
+    )
 
 
 MISSING: Final = "run `workerpoolxt schema --apply` (or init() on a store that is not read-only)"
@@ -1050,7 +1052,10 @@ async def test_retry_of_a_task_that_is_not_final_changes_nothing(any_store: tupl
     dead = await make_dead(store)
     [queued] = await store.enqueue([Job("echo")])
     assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), str(queued)), f"task {queued}")
-    assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), "999"), "no task with id 999")
+    assert_user_error(
+        await arun_cli(tmp_path, "retry", "--store", url, str(dead), "999"),
+        "no task with id 999 (it never existed, or was pruned)",
+    )
     assert await statuses(store, [dead, queued]) == [TaskStatus.DEAD, TaskStatus.QUEUED]
 
 
