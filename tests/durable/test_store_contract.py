@@ -27,7 +27,7 @@ from typing import Any, Final
 import attrs
 import pytest
 import trio
-from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
+from helpers import POSTGRES_DSN, drop_schema, new_schema, present, requires_postgres
 
 from workerpoolxt import Job, Progress, Registry, UnknownHandlerError
 from workerpoolxt.durable import (
@@ -1481,16 +1481,6 @@ async def finished_ago(store: Store, backend: Backend, ages: list[float]) -> lis
         await store.cancel(task_id)
         await backend.force(task_id, finished_at=now - age)
     return ids
-
-
-async def present(store: Store, task_ids: list[int]) -> list[int]:
-    """Those of ``task_ids`` that the store still holds."""
-    kept = []
-    for task_id in task_ids:
-        with contextlib.suppress(TaskNotFoundError):
-            await store.get(task_id)
-            kept.append(task_id)
-    return kept
 
 
 async def test_prune_deletes_only_final_tasks_finished_before_the_bound(store: Store, backend: Backend) -> None:

@@ -17,7 +17,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import bounded
+from helpers import bounded, present
 
 import workerpoolxt as wpxt
 from workerpoolxt import Backoff, Health, Job, Options, Registry
@@ -538,11 +538,13 @@ async def test_burst_worker_waits_for_its_own_retries_not_deferred_tasks(
     assert (await store.get(deferred)).status is TaskStatus.QUEUED
 
 
+@pytest.mark.parametrize("pruned", [False, True], ids=["cancelled", "cancelled-and-pruned"])
 @bounded
 async def test_burst_worker_stops_waiting_for_a_retry_cancelled_meanwhile(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, pruned: bool
 ) -> None:
-    """A retry due at t=1 and cancelled in the store at t=0.5 is not waited for: run() returns at t=1."""
+    """A retry due at t=1 and cancelled in the store at t=0.5 (and pruned at t=0.6, so the store no longer has it)
+    is not waited for: run() returns at t=1."""
 
     async def fails(options: Options) -> None:
         raise ValueError("no")
@@ -556,9 +558,12 @@ async def test_burst_worker_stops_waiting_for_a_retry_cancelled_meanwhile(
         await trio.sleep(0.5)
         assert (await store.get(task_id)).status is TaskStatus.QUEUED
         await store.cancel(task_id)
+        if pruned:
+            await trio.sleep(0.1)
+            assert await store.prune(older_than=0) == 1
         await worker.wait_stopped()
         assert trio.current_time() == 1.0
-    assert (await store.get(task_id)).status is TaskStatus.CANCELLED
+    assert await present(store, [task_id]) == ([] if pruned else [task_id])
     assert worker.statistics().retried == 1
 
 
@@ -690,40 +695,6 @@ def test_retention_needs_a_store_that_prunes() -> None:
     with pytest.raises(TypeError, match="`retention` needs a store that can delete finished tasks"):
         DurableWorker(store, registry_of(job=noop), retention=60)
     DurableWorker(store, registry_of(job=noop))  # without a retention, any Store will do
-
-
-async def present(store: MemoryStore, task_ids: list[int]) -> list[int]:
-    """Those of ``task_ids`` that the store still holds."""
-    kept = []
-    for task_id in task_ids:
-        with contextlib.suppress(TaskNotFoundError):
-            await store.get(task_id)
-            kept.append(task_id)
-    return kept
-
-
-@bounded
-async def test_burst_worker_stops_waiting_for_a_retry_cancelled_and_pruned_meanwhile(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A retry due at t=1, cancelled and pruned at t=0.5, is gone from the store: it is not waited for either."""
-
-    async def fails(options: Options) -> None:
-        raise ValueError("no")
-
-    registry = registry_of(fails=fails)
-    store = MemoryStore(registry=registry, clock=trio.current_time)
-    [task_id] = await store.enqueue([Job("fails", retry=3, backoff=NO_JITTER)])
-    worker = DurableWorker(store, registry, burst=True, poll=10)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await trio.sleep(0.5)
-        await store.cancel(task_id)
-        assert await store.prune(older_than=0) == 0  # finished now, not before
-        await trio.sleep(0.1)
-        assert await store.prune(older_than=0) == 1
-        await worker.wait_stopped()
-        assert trio.current_time() == 1.0
 
 
 # -- health ----------------------------------------------------------------------------------
