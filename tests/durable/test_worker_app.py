@@ -581,10 +581,13 @@ class PruningStore(MemoryStore):
         self.prunes: list[tuple[float, int | str]] = []
         self.failures: list[Exception] = []
         self.hold = False
+        self.delay = 0.0
+        """Virtual seconds each prune takes."""
 
     async def prune(self, *, older_than: Any, limit: int = 1000) -> int:
         if self.hold:
             await trio.sleep_forever()
+        await trio.sleep(self.delay)
         if self.failures:
             error = self.failures.pop(0)
             self.prunes.append((trio.current_time(), type(error).__name__))
@@ -684,6 +687,25 @@ async def test_a_prune_that_never_returns_holds_up_no_heartbeat_or_claim(
     assert [(await store.get(task_id)).status for task_id in (first, second)] == [TaskStatus.SUCCEEDED] * 2
     assert (await store.get(second)).lost_leases == 0
     assert (await store.get(second)).finished_at == 50.0
+
+
+@pytest.mark.parametrize(("delay", "stopped_at"), [(3.0, 3.0), (60.0, 10.0)], ids=["finished", "bounded"])
+@bounded
+async def test_a_burst_worker_with_nothing_to_do_lets_its_first_prune_finish(
+    autojump_clock: trio.testing.MockClock, delay: float, stopped_at: float
+) -> None:
+    """A burst worker on an empty queue, whose prune takes 3 s, returns at t=3 with the old task pruned; a prune
+    that takes longer than ``final_write_timeout`` (10 s) is cut short there."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    store.delay = delay
+    [task_id] = await store.enqueue([Job("job")])
+    await store.cancel(task_id)
+    autojump_clock.jump(100)
+    await DurableWorker(store, WorkerApp(registry, burst=True, retention=50)).run()
+    assert trio.current_time() == 100 + stopped_at
+    assert store.prunes == ([(103.0, 1)] if delay == 3.0 else [])
+    assert await present(store, [task_id]) == ([] if delay == 3.0 else [task_id])
 
 
 def test_retention_needs_a_store_that_prunes() -> None:

@@ -215,8 +215,10 @@ class DurableWorker:
             batches of 1000 until a batch comes back short, with a checkpoint
             between, in a task of its own that never holds up heartbeats or
             claims. A failing prune is logged and tried again at the next
-            interval. Workers sharing a store may all prune: each task is
-            deleted once. The store must be an ``AdminStore``.
+            interval. A burst worker that ran out of work lets its first prune
+            finish, for at most ``final_write_timeout``, before it stops.
+            Workers sharing a store may all prune: each task is deleted once.
+            The store must be an ``AdminStore``.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -337,6 +339,9 @@ class DurableWorker:
         # Woken after each heartbeat: the reports that follow it (_report) wait here, never the heartbeat for them.
         self._beaten = trio.lowlevel.ParkingLot()
         self._stopped = trio.Event()
+        # Set once the first prune (with a retention) has ended; a burst worker that ran out of work waits for it.
+        self._pruned = trio.Event()
+        self._burst_over = False
         self._nursery_manager: Any = None
         # A store that writes ends and claims in one transaction saves one per batch of tasks.
         self._batching = isinstance(store, BatchingStore)
@@ -499,6 +504,11 @@ class DurableWorker:
                         await self._finish(0)
                     else:
                         await self._slot_free.park()
+                if self._burst_over and self.app.retention is not None:
+                    # A burst worker may be done before its first prune is: let it finish, as a final write is
+                    # bounded, or a worker run from cron would never prune.
+                    with trio.move_on_after(self._final_write_timeout):
+                        await self._pruned.wait()
                 services.cancel_scope.cancel(reason="the DurableWorker stopped")
         finally:
             self._serving = False
@@ -565,6 +575,7 @@ class DurableWorker:
                 self._claimed(records)
                 await self._start(records)
             elif self.app.burst and not self._running and not failed and await self._burst_done():
+                self._burst_over = True
                 self.stop()
                 return
             elif not self._ended or failed:
@@ -713,6 +724,7 @@ class DurableWorker:
         interval = max(self._heartbeat, _PRUNE_EVERY)
         while True:
             await self._prune_batches(store, retention, interval)
+            self._pruned.set()
             await trio.sleep(interval)
 
     async def _prune_batches(self, store: AdminStore, retention: float, interval: float) -> None:
