@@ -16,9 +16,23 @@ import trio
 
 import workerpoolxt as wpxt
 from workerpoolxt import JobHandle, Result
+from workerpoolxt.durable import TaskNotFoundError
 
 Task = Callable[[wpxt.Options], Awaitable[Any]]
 P = ParamSpec("P")
+
+
+async def present(store: Any, task_ids: list[int]) -> list[int]:
+    """Those of ``task_ids`` that a durable store still holds: the others were pruned, or never were."""
+    kept = []
+    for task_id in task_ids:
+        try:
+            await store.get(task_id)
+        except TaskNotFoundError:
+            continue
+        kept.append(task_id)
+    return kept
+
 
 HANG = 1_000.0
 """Virtual seconds after which a test counts as hung; under the autojump clock a lost wakeup fails at once."""

@@ -171,10 +171,10 @@ class TaskConflictError(WorkerPoolError, RuntimeError):
 
 
 class TaskNotFoundError(WorkerPoolError, LookupError):
-    """No task has this id in the store."""
+    """No task has this id in the store: it never existed, or it finished and was pruned (``prune()``)."""
 
     def __init__(self, task_id: int) -> None:
-        super().__init__(f"no task with id {task_id}")
+        super().__init__(f"no task with id {task_id} (it never existed, or was pruned)")
         self.task_id = task_id
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -340,7 +340,9 @@ def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
 def test_status_of_an_unknown_task(tmp_path: Path) -> None:
     """status of an id no task has is exit 2 naming the id."""
     enqueue_ids(tmp_path, "echo")
-    assert_user_error(run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99")
+    assert_user_error(
+        run_cli(tmp_path, "status", "--store", STORE, "99"), "no task with id 99 (it never existed, or was pruned)"
+    )
 
 
 MISSING: Final = "run `workerpoolxt schema --apply` (or init() on a store that is not read-only)"
@@ -667,6 +669,29 @@ async def test_worker_drains_the_store_then_stops_on_sigint(tmp_path: Path, hand
     assert counts["succeeded"] == 20
 
 
+async def test_worker_with_a_retention_deletes_the_old_finished_tasks(
+    tmp_path: Path, handlers: Path, store: SQLiteStore
+) -> None:
+    """worker --retention 1h deletes, as it starts, a task that finished two hours ago, and keeps one just finished."""
+    old, recent = await store.enqueue([Job("echo"), Job("echo")])
+    await store.cancel(old)
+    await store.cancel(recent)
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE wpxt_tasks SET finished_at = ? WHERE id = ?", (time.time() - 7200, old))
+    connection.close()
+    with WorkerProcess(tmp_path, STORE, "w-keep", "--retention", "1h", "--poll", "0.05") as worker:
+        await worker.wait_started()
+
+        async def pruned() -> bool:
+            return (await store.stats()).cancelled == 1
+
+        await wait_until(pruned, lambda: f"the worker prunes the old task; its log:\n{worker.log()}")
+        worker.send_signal(signal.SIGINT)
+        assert await worker.wait_exit() == 0
+    assert (await store.get(recent)).status is TaskStatus.CANCELLED
+    assert "Traceback" not in worker.log()
+
+
 async def wait_running(store: Any, task_id: int) -> TaskRecord:
     """Wait until the task is running, and return its record."""
 
@@ -852,7 +877,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert done.stdout.startswith("Usage: python -m workerpoolxt [OPTIONS] COMMAND [ARGS]...")
     commands = done.stdout.split("Commands:")[1]
     names = [line.split()[0] for line in commands.splitlines() if line.strip()]
-    assert sorted(names) == ["cancel", "enqueue", "healthcheck", "list", "retry", "schema", "status", "worker"]
+    assert sorted(names) == ["cancel", "enqueue", "healthcheck", "list", "prune", "retry", "schema", "status", "worker"]
 
 
 def test_every_option_has_help_text() -> None:
@@ -908,6 +933,25 @@ def test_store_and_app_come_from_the_environment(tmp_path: Path, handlers: Path)
         pytest.param(["retry", "--store", STORE], "name the tasks to retry, or give --all-dead", id="retry-nothing"),
         pytest.param(["enqueue", "--store", STORE, "echo", "--in", "5", "--at", "2030-01-01"], "not both", id="in-at"),
         pytest.param(["enqueue", "--store", STORE, "echo", "--at", "soon"], "--at must be an ISO 8601 time", id="at"),
+        pytest.param(["prune", "--store", STORE], "Missing option '--older-than'", id="prune-no-bound"),
+        pytest.param(
+            ["prune", "--store", STORE, "--older-than", "7w"],
+            "Invalid value for '--older-than': '7w' is not a duration: give seconds, or a number and s, m, h or d",
+            id="prune-unit",
+        ),
+        pytest.param(
+            ["prune", "--store", STORE, "--older-than", "-1d"], "'-1d' is not a duration", id="prune-negative"
+        ),
+        pytest.param(
+            ["prune", "--store", STORE, "--older-than", "1d", "--batch", "0"],
+            "0 is not in the range 1<=x<=100000",
+            id="prune-batch",
+        ),
+        pytest.param(
+            ["worker", "--store", STORE, "--app", "handlers:registry", "--retention", "0"],
+            "Invalid value for '--retention': '0' must be more than zero",
+            id="retention-zero",
+        ),
     ],
 )
 def test_a_mistake_on_the_command_line_is_one_line(tmp_path: Path, arguments: list[str], fragment: str) -> None:
@@ -1050,7 +1094,10 @@ async def test_retry_of_a_task_that_is_not_final_changes_nothing(any_store: tupl
     dead = await make_dead(store)
     [queued] = await store.enqueue([Job("echo")])
     assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), str(queued)), f"task {queued}")
-    assert_user_error(await arun_cli(tmp_path, "retry", "--store", url, str(dead), "999"), "no task with id 999")
+    assert_user_error(
+        await arun_cli(tmp_path, "retry", "--store", url, str(dead), "999"),
+        "no task with id 999 (it never existed, or was pruned)",
+    )
     assert await statuses(store, [dead, queued]) == [TaskStatus.DEAD, TaskStatus.QUEUED]
 
 
@@ -1062,6 +1109,28 @@ async def test_cancel_cancels_queued_tasks(any_store: tuple[str, Any], tmp_path:
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{first}\n{second}\n", "")
     assert await statuses(store, [first, second]) == [TaskStatus.CANCELLED] * 2
     assert_user_error(await arun_cli(tmp_path, "cancel", "--store", url, str(first)), f"task {first}")
+
+
+async def test_prune_deletes_the_tasks_finished_before_the_bound_in_batches(
+    any_store: tuple[str, Any], tmp_path: Path
+) -> None:
+    """prune --older-than 1h keeps tasks that just finished; --older-than 0 --batch 2 deletes all five, in three
+    batches, and prints how many; the queued task stays."""
+    url, store = any_store
+    dead = [await make_dead(store) for _ in range(3)]
+    [queued, *cancelled] = await store.enqueue([Job("echo")] * 3)
+    for task_id in cancelled:
+        await store.cancel(task_id)
+    done = await arun_cli(tmp_path, "prune", "--store", url, "--older-than", "1h")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "deleted 0 finished tasks\n", "")
+    await trio.sleep(0.01)  # the last task finished before the command's "now", on any clock
+    done = await arun_cli(tmp_path, "prune", "--store", url, "--older-than", "0", "--batch", "2")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "deleted 5 finished tasks\n", "")
+    assert await store.stats() == StoreStatistics(queued=1)
+    assert (await store.get(queued)).status is TaskStatus.QUEUED
+    assert_user_error(await arun_cli(tmp_path, "status", "--store", url, str(dead[0])), "or was pruned")
+    done = await arun_cli(tmp_path, "prune", "--store", url, "--older-than", "0")
+    assert (done.returncode, done.stdout) == (0, "deleted 0 finished tasks\n")
 
 
 def test_list_of_a_missing_store_creates_nothing(tmp_path: Path) -> None:
@@ -1114,9 +1183,11 @@ def test_healthcheck_without_a_worker_exits_1(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", [["retry", "1"], ["retry", "--all-dead"], ["cancel", "1"]])
+@pytest.mark.parametrize(
+    "command", [["retry", "1"], ["retry", "--all-dead"], ["cancel", "1"], ["prune", "--older-than", "7d"]]
+)
 def test_changing_a_missing_store_creates_nothing(tmp_path: Path, command: list[str]) -> None:
-    """retry and cancel on a SQLite file that does not exist fail in one line, and create no file."""
+    """retry, cancel and prune on a SQLite file that does not exist fail in one line, and create no file."""
     assert_user_error(run_cli(tmp_path, command[0], "--store", "sqlite:///typo.db", *command[1:]), "does not exist")
     assert list(tmp_path.iterdir()) == []
 

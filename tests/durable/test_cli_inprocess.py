@@ -315,3 +315,30 @@ async def test_worker_serves_metrics_and_readiness_in_process(workdir: Path) -> 
             assert status == 200
             assert 'workerpoolxt_durable_tasks_total{handler="add",outcome="succeeded"} 1.0' in body
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("2.5", 2.5), ("30s", 30.0), ("15m", 900.0), ("12h", 43200.0), ("7d", 604800.0), (".5D", 43200.0)],
+)
+def test_durations_read_as_seconds(text: str, seconds: float) -> None:
+    """A duration on the command line is seconds, or a number and a unit: s, m, h or d, in either case."""
+    assert _commands._duration(allow_zero=False)(None, None, text) == seconds  # type: ignore[arg-type]
+
+
+def test_prune_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """prune --older-than 0 deletes the finished task, keeps the queued one, and says how many it deleted."""
+    store = "sqlite:///tasks.db"
+    status, out, _ = run_cli(["enqueue", "--store", store, "add", "--count", "2"], capsys)
+    assert (status, out.split()) == (0, ["1", "2"])
+    assert run_cli(["cancel", "--store", store, "1"], capsys)[0] == 0
+    assert run_cli(["prune", "--store", store, "--older-than", "0"], capsys) == (0, "deleted 1 finished task\n", "")
+    status, out, _ = run_cli(["status", "--store", store, "--json"], capsys)
+    assert json.loads(out)["counts"] == {
+        "queued": 1,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "dead": 0,
+    }

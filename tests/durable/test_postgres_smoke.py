@@ -103,7 +103,7 @@ async def test_init_upgrades_a_schema_of_version_1(
     [claimed] = await store.claim("w1", 1)
     assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 async def test_init_upgrades_a_schema_of_version_2(
@@ -118,7 +118,7 @@ async def test_init_upgrades_a_schema_of_version_2(
     [running, queued] = await old.enqueue([job(1), job(2)])
     monkeypatch.undo()
     reader = open_store(read_only=True)
-    with pytest.raises(StoreError, match="its tables are at schema version 2, older than this workerpoolxt's 3; "):
+    with pytest.raises(StoreError, match="its tables are at schema version 2, older than this workerpoolxt's 4; "):
         await reader.init()
     store = open_store()
     await store.init()
@@ -130,7 +130,36 @@ async def test_init_upgrades_a_schema_of_version_2(
     assert (await store.get(queued)).progress is None
     await reader.init()  # current now
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
+
+
+async def test_init_upgrades_a_schema_of_version_3(
+    open_store: Callable[..., PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only store asks for the index on finished tasks; init() adds it, and prune() deletes the old tasks."""
+    from workerpoolxt.durable import _postgres
+
+    old = open_store()
+    monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:3])
+    await old.init()
+    [done, queued] = await old.enqueue([job(1), job(2)])
+    await old.cancel(done)
+    monkeypatch.undo()
+    reader = open_store(read_only=True)
+    with pytest.raises(StoreError, match="its tables are at schema version 3, older than this workerpoolxt's 4; "):
+        await reader.init()
+    store = open_store()
+    await store.init()
+    index = (
+        f"SELECT indexname FROM pg_indexes WHERE schemaname = '{store.schema}' AND indexname = 'wpxt_tasks_finished'"
+    )
+    assert await trio.to_thread.run_sync(read, index) == [("wpxt_tasks_finished",)]
+    assert await store.prune(older_than=0) == 1
+    assert await store.stats() == StoreStatistics(queued=1)
+    assert (await store.get(queued)).status is TaskStatus.QUEUED
+    await reader.init()  # current now
+    versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def read(query: str) -> list[Any]:
@@ -523,7 +552,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: Post
     try:
         await trio.to_thread.run_sync(apply)
         made_by_init = await trio.to_thread.run_sync(catalog, store.schema)
-        assert made_by_init[2] == [(1,), (2,), (3,)]
+        assert made_by_init[2] == [(1,), (2,), (3,), (4,)]
         assert await trio.to_thread.run_sync(catalog, by_hand) == made_by_init
         await reader.init()  # it checks that the tables are there, at the latest version
         await writer.init()  # nothing is left for it to do

@@ -230,7 +230,7 @@ async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monk
             assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     finally:
         await store.aclose()
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
 
 
 async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,7 +251,7 @@ async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monk
     finally:
         await reader.aclose()
     assert str(error).startswith(
-        f"SQLite store {path}: its tables are at schema version 2, older than this workerpoolxt's 3; "
+        f"SQLite store {path}: its tables are at schema version 2, older than this workerpoolxt's 4; "
     )
     store = SQLiteStore(path)
     try:
@@ -265,7 +265,42 @@ async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monk
             assert (await store.get(queued)).progress is None
     finally:
         await store.aclose()
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
+
+
+async def test_init_upgrades_a_database_of_schema_version_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only store asks for the index on finished tasks; init() adds it, and prune() deletes the old tasks."""
+    path = tmp_path / "tasks.db"
+    old = SQLiteStore(path)
+    monkeypatch.setattr(_sqlite, "_MIGRATIONS", _sqlite._MIGRATIONS[:3])
+    try:
+        with trio.fail_after(HANG):
+            await old.init()
+            [done, queued] = await old.enqueue([Job("work"), Job("work")])
+            await old.cancel(done)
+    finally:
+        await old.aclose()
+    monkeypatch.undo()
+    assert execute(path, "SELECT name FROM sqlite_master WHERE name = 'wpxt_tasks_finished'") == []
+    reader = SQLiteStore(path, read_only=True)
+    try:
+        error = await failure(reader.init)
+    finally:
+        await reader.aclose()
+    assert "its tables are at schema version 3, older than this workerpoolxt's 4; " in str(error)
+    store = SQLiteStore(path)
+    try:
+        with trio.fail_after(HANG):
+            await store.init()
+            assert await store.prune(older_than=0) == 1
+            assert await store.stats() == StoreStatistics(queued=1)
+            assert (await store.get(queued)).status is TaskStatus.QUEUED
+    finally:
+        await store.aclose()
+    assert execute(path, "SELECT name FROM sqlite_master WHERE name = 'wpxt_tasks_finished'") == [
+        ("wpxt_tasks_finished",)
+    ]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
 
 
 # -- the schema as SQL ---------------------------------------------------------------------
@@ -293,7 +328,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: SQLi
     path = tmp_path / "by_hand.db"
     await trio.to_thread.run_sync(run_script, path, text)
     made_by_init = schema_of(store.path)
-    assert made_by_init[1] == [(1,), (2,), (3,)]
+    assert made_by_init[1] == [(1,), (2,), (3,), (4,)]
     assert schema_of(path) == made_by_init
     reader, writer = SQLiteStore(path, read_only=True), SQLiteStore(path)
     try:

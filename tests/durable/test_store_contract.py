@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import functools
 import itertools
 import json
+import math
 import random
 import re
 import sqlite3
@@ -25,7 +27,7 @@ from typing import Any, Final
 import attrs
 import pytest
 import trio
-from helpers import POSTGRES_DSN, drop_schema, new_schema, requires_postgres
+from helpers import POSTGRES_DSN, drop_schema, new_schema, present, requires_postgres
 
 from workerpoolxt import Job, Progress, Registry, UnknownHandlerError
 from workerpoolxt.durable import (
@@ -1469,6 +1471,131 @@ async def test_a_read_only_store_lists_but_refuses_to_requeue(store: Store, back
         with trio.fail_after(HANG), pytest.raises(StoreError, match=r"read-?only"):
             await call()
     assert await admin(store).list_tasks() == before
+
+
+async def finished_ago(store: Store, backend: Backend, ages: list[float]) -> list[int]:
+    """Tasks cancelled as if ``ages[i]`` seconds ago, by the store's clock (give or take the test's run)."""
+    ids = await store.enqueue([job(number) for number in range(len(ages))])
+    now = time.time() if not isinstance(store, MemoryStore) else store.clock()
+    for task_id, age in zip(ids, ages, strict=True):
+        await store.cancel(task_id)
+        await backend.force(task_id, finished_at=now - age)
+    return ids
+
+
+async def test_prune_deletes_only_final_tasks_finished_before_the_bound(store: Store, backend: Backend) -> None:
+    """prune() deletes the final tasks that finished more than ``older_than`` ago, of every final status, and none
+    queued or running, even with an old ``finished_at``; get() and wait() of a deleted task are TaskNotFoundError."""
+    tasks = await one_of_each(store)
+    now = time.time() if not isinstance(store, MemoryStore) else store.clock()
+    ages = {
+        TaskStatus.SUCCEEDED: 1000,
+        TaskStatus.FAILED: 3000,
+        TaskStatus.DEAD: 2000,
+        TaskStatus.CANCELLED: 100,
+        # As no store writes them, but a program might: their status alone keeps them.
+        TaskStatus.QUEUED: 9000,
+        TaskStatus.RUNNING: 9000,
+    }
+    for status, age in ages.items():
+        await backend.force(tasks[status], finished_at=now - age)
+    assert await admin(store).prune(older_than=1500) == 2
+    pruned = [tasks[TaskStatus.FAILED], tasks[TaskStatus.DEAD]]
+    for task_id in pruned:
+        message = rf"^no task with id {task_id} \(it never existed, or was pruned\)$"
+        with pytest.raises(TaskNotFoundError, match=message):
+            await store.get(task_id)
+        with trio.fail_after(HANG), pytest.raises(TaskNotFoundError, match=message):
+            await store.wait(task_id, poll=0.01)
+    assert await admin(store).prune(older_than=1500) == 0
+    assert await admin(store).prune(older_than=datetime.timedelta(seconds=500)) == 1
+    assert await present(store, list(tasks.values())) == [
+        tasks[status] for status in (TaskStatus.RUNNING, TaskStatus.QUEUED, TaskStatus.CANCELLED)
+    ]
+    assert await store.stats() == StoreStatistics(queued=1, running=1, cancelled=1)
+    assert await admin(store).prune(older_than=0) == 1
+    assert await store.stats() == StoreStatistics(queued=1, running=1)
+
+
+async def test_prune_deletes_at_most_limit_the_oldest_first(store: Store, backend: Backend) -> None:
+    """prune(limit=n) deletes the n tasks that finished first, whatever their ids; called again, the next n."""
+    # Oldest first: ids[2], ids[4], ids[0], ids[3], ids[1]; ids[5] is too recent.
+    ids = await finished_ago(store, backend, [300, 100, 500, 200, 400, 10])
+    assert await admin(store).prune(older_than=50, limit=2) == 2
+    assert await present(store, ids) == [ids[0], ids[1], ids[3], ids[5]]
+    assert await admin(store).prune(older_than=50, limit=2) == 2
+    assert await present(store, ids) == [ids[1], ids[5]]
+    assert await admin(store).prune(older_than=50, limit=2) == 1
+    assert await admin(store).prune(older_than=50, limit=2) == 0
+    assert await present(store, ids) == [ids[5]]
+
+
+async def test_prune_deletes_1000_tasks_by_default(store: Store, backend: Backend) -> None:
+    """Without a ``limit``, prune() deletes at most 1000 tasks in a call."""
+    ids = await store.enqueue([job(number) for number in range(1003)])
+    for task_id in ids:
+        await store.cancel(task_id)
+    await trio.sleep(0.01)  # finished before the call's "now", on any clock
+    assert await admin(store).prune(older_than=0) == 1000
+    assert await admin(store).prune(older_than=0) == 3
+    assert await store.stats() == StoreStatistics()
+
+
+async def test_prunes_at_once_delete_each_task_once(store: Store, backend: Backend) -> None:
+    """Four prune() calls at once share 30 old tasks: together they delete each once, and report 30."""
+    await finished_ago(store, backend, [100.0 + age for age in range(30)])
+    counts: list[int] = []
+
+    async def prune() -> None:
+        while deleted := await admin(store).prune(older_than=50, limit=4):
+            counts.append(deleted)
+
+    with trio.fail_after(HANG):
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(prune)
+    assert sum(counts) == 30
+    assert max(counts) <= 4
+    assert await store.stats() == StoreStatistics()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        pytest.param({"older_than": -1}, ValueError, "`older_than` must be non-negative and finite", id="negative"),
+        pytest.param({"older_than": math.inf}, ValueError, "`older_than` must be non-negative and finite", id="inf"),
+        pytest.param({"older_than": math.nan}, ValueError, "`older_than` must be non-negative and finite", id="nan"),
+        pytest.param(
+            {"older_than": "7d"}, TypeError, "`older_than` must be a number of seconds or a timedelta", id="str"
+        ),
+        pytest.param({"older_than": True}, TypeError, "`older_than` must be a number of seconds", id="bool"),
+        pytest.param({"older_than": None}, TypeError, "`older_than` must be a number of seconds", id="none"),
+        pytest.param({"older_than": 1, "limit": 0}, ValueError, "`limit` must be at least 1, got 0", id="limit-0"),
+        pytest.param({"older_than": 1, "limit": 2**31}, ValueError, "`limit` must be at most", id="limit-huge"),
+        pytest.param({"older_than": 1, "limit": 1.5}, TypeError, "`limit` must be an int, not float", id="limit-float"),
+        pytest.param({"older_than": 1, "limit": None}, TypeError, "`limit` must be an int, not NoneType", id="l-none"),
+    ],
+)
+async def test_prune_refuses_bad_arguments(
+    store: Store, backend: Backend, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """A bad prune() argument is a TypeError or ValueError naming it, and deletes nothing."""
+    [task_id] = await finished_ago(store, backend, [9000])
+    with pytest.raises(error, match=message):
+        await admin(store).prune(**arguments)
+    assert await present(store, [task_id]) == [task_id]
+
+
+# The SQL stores only: MemoryStore has no read-only mode.
+@pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind.values != ("memory",)], indirect=True)
+async def test_a_read_only_store_refuses_to_prune(store: Store, backend: Backend) -> None:
+    """A store opened read-only refuses prune() with the StoreError its other writes raise, and deletes nothing."""
+    [task_id] = await finished_ago(store, backend, [9000])
+    reader = admin(backend.make(None, read_only=True))
+    await reader.init()
+    with trio.fail_after(HANG), pytest.raises(StoreError, match=r"read-?only"):
+        await reader.prune(older_than=0)
+    assert await present(store, [task_id]) == [task_id]
 
 
 # -- concurrency and a random walk ------------------------------------------------------

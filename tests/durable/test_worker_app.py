@@ -17,14 +17,17 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from helpers import bounded
+from helpers import bounded, present
 
 import workerpoolxt as wpxt
 from workerpoolxt import Backoff, Health, Job, Options, Registry
 from workerpoolxt.durable import (
     DurableWorker,
     Order,
+    Store,
     StoreError,
+    StoreStatistics,
+    TaskNotFoundError,
     TaskRecord,
     TaskStatus,
     WorkerApp,
@@ -133,6 +136,8 @@ def test_app_defaults_and_frozen_fields() -> None:
         False,
         True,
     )
+    assert bare.retention is None
+    assert WorkerApp(registry, retention=datetime.timedelta(days=7)).retention == 7 * 86400.0
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         app.concurrency = 2  # type: ignore[misc]
 
@@ -152,6 +157,9 @@ def test_app_defaults_and_frozen_fields() -> None:
         pytest.param({"shutdown_timeout": "5"}, TypeError, "`shutdown_timeout`", id="shutdown-timeout-str"),
         pytest.param({"burst": 1}, TypeError, "`burst`", id="burst"),
         pytest.param({"log_outcomes": None}, TypeError, "`log_outcomes`", id="log-outcomes"),
+        pytest.param({"retention": 0}, ValueError, "`retention`", id="retention-zero"),
+        pytest.param({"retention": -1.0}, ValueError, "`retention`", id="retention-negative"),
+        pytest.param({"retention": "7d"}, TypeError, "`retention`", id="retention-str"),
     ],
 )
 def test_bad_app_fields_are_refused(arguments: dict[str, Any], error: type[Exception], word: str) -> None:
@@ -530,11 +538,13 @@ async def test_burst_worker_waits_for_its_own_retries_not_deferred_tasks(
     assert (await store.get(deferred)).status is TaskStatus.QUEUED
 
 
+@pytest.mark.parametrize("pruned", [False, True], ids=["cancelled", "cancelled-and-pruned"])
 @bounded
 async def test_burst_worker_stops_waiting_for_a_retry_cancelled_meanwhile(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, pruned: bool
 ) -> None:
-    """A retry due at t=1 and cancelled in the store at t=0.5 is not waited for: run() returns at t=1."""
+    """A retry due at t=1 and cancelled in the store at t=0.5 (and pruned at t=0.6, so the store no longer has it)
+    is not waited for: run() returns at t=1."""
 
     async def fails(options: Options) -> None:
         raise ValueError("no")
@@ -548,10 +558,165 @@ async def test_burst_worker_stops_waiting_for_a_retry_cancelled_meanwhile(
         await trio.sleep(0.5)
         assert (await store.get(task_id)).status is TaskStatus.QUEUED
         await store.cancel(task_id)
+        if pruned:
+            await trio.sleep(0.1)
+            assert await store.prune(older_than=0) == 1
         await worker.wait_stopped()
         assert trio.current_time() == 1.0
-    assert (await store.get(task_id)).status is TaskStatus.CANCELLED
+    assert await present(store, [task_id]) == ([] if pruned else [task_id])
     assert worker.statistics().retried == 1
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+class PruningStore(MemoryStore):
+    """A virtual-time MemoryStore that appends each prune() to ``prunes``, as (time, deleted or the error's name).
+
+    Each of ``failures`` is raised by a prune, in turn, before it deletes anything; ``hold`` blocks every prune.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        super().__init__(registry=registry, clock=trio.current_time)
+        self.prunes: list[tuple[float, int | str]] = []
+        self.failures: list[Exception] = []
+        self.hold = False
+        self.delay = 0.0
+        """Virtual seconds each prune takes."""
+
+    async def prune(self, *, older_than: Any, limit: int = 1000) -> int:
+        if self.hold:
+            await trio.sleep_forever()
+        await trio.sleep(self.delay)
+        if self.failures:
+            error = self.failures.pop(0)
+            self.prunes.append((trio.current_time(), type(error).__name__))
+            raise error
+        deleted = await super().prune(older_than=older_than, limit=limit)
+        self.prunes.append((trio.current_time(), deleted))
+        return deleted
+
+
+@bounded
+async def test_retention_prunes_at_start_and_every_minute(autojump_clock: trio.testing.MockClock) -> None:
+    """With a retention of 100 s, tasks that ended at t=0 and t=50 are deleted by the prunes at t=120 and t=180;
+    the worker prunes at start and every 60 s (its heartbeat, 10 s, being shorter), and a queued task stays."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    [first] = await store.enqueue([Job("job")])
+    [waiting] = await store.enqueue([Job("job")], run_at=1000.0)
+    async with DurableWorker(store, WorkerApp(registry, retention=100)) as worker:
+        await trio.sleep(50)
+        [second] = await store.enqueue([Job("job")])
+        await trio.sleep(125 - 50)
+        assert (await store.get(second)).status is TaskStatus.SUCCEEDED
+        with pytest.raises(TaskNotFoundError, match=f"no task with id {first} "):
+            await store.get(first)
+        await trio.sleep(60)
+        worker.stop()
+    assert store.prunes == [(0.0, 0), (60.0, 0), (120.0, 1), (180.0, 1)]
+    assert await present(store, [first, second, waiting]) == [waiting]
+
+
+@bounded
+async def test_retention_prunes_every_heartbeat_when_that_is_longer(autojump_clock: trio.testing.MockClock) -> None:
+    """A worker whose heartbeat is 90 s prunes every 90 s; a retention given to DurableWorker wins over the app's."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    app = WorkerApp(registry, retention=datetime.timedelta(days=7))
+    async with DurableWorker(store, app, heartbeat=90, lease=300, retention=5) as worker:
+        assert worker.app.retention == 5.0
+        await trio.sleep(200)
+    assert [at for at, _ in store.prunes] == [0.0, 90.0, 180.0]
+
+
+@bounded
+async def test_retention_prunes_full_batches_until_one_comes_back_short(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """2500 old tasks are deleted at start in batches of 1000, 1000 and 500, all at t=0; the next prune is at t=60."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    ids = await store.enqueue([Job("job")] * 2500)
+    for task_id in ids:
+        await store.cancel(task_id)
+    autojump_clock.jump(10)
+    async with DurableWorker(store, registry, retention=5):
+        await trio.sleep(61)
+    assert store.prunes == [(10.0, 1000), (10.0, 1000), (10.0, 500), (70.0, 0)]
+    assert await store.stats() == StoreStatistics()
+
+
+@bounded
+async def test_a_failing_prune_is_logged_on_one_line_and_tried_at_the_next_interval(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A prune raising StoreError at t=0 is logged as one ERROR line, and tried again at t=60, not before;
+    the worker meanwhile runs a task."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    store.failures.append(StoreError("memory", "the store is down"))
+    [task_id] = await store.enqueue([Job("job")])
+    async with DurableWorker(store, registry, retention=1000, worker_id="w1"):
+        await trio.sleep(61)
+        assert (await store.get(task_id)).status is TaskStatus.SUCCEEDED
+    assert store.prunes == [(0.0, "StoreError"), (60.0, 0)]
+    [record] = [record for record in caplog.records if "prune" in record.getMessage()]
+    assert (record.levelno, record.exc_info) == (logging.ERROR, None)
+    assert record.getMessage() == (
+        "worker w1 could not prune finished tasks; trying again in 60s: memory: the store is down"
+    )
+
+
+@bounded
+async def test_a_prune_that_never_returns_holds_up_no_heartbeat_or_claim(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With every prune stuck, a 25 s task keeps its lease by heartbeats and succeeds, the next task is claimed
+    as it ends, and the worker stops."""
+    registry = registry_of(job=sleeper(25))
+    store = PruningStore(registry)
+    store.hold = True
+    first, second = await store.enqueue([Job("job")] * 2)
+    async with DurableWorker(store, WorkerApp(registry, concurrency=1, retention=1), lease=15, heartbeat=5):
+        await trio.sleep(46)
+        record = await store.get(second)
+        assert (record.status, record.started_at, record.heartbeat_at) == (TaskStatus.RUNNING, 25.0, 45.0)
+        await trio.sleep(5)
+    assert trio.current_time() == 51.0
+    assert [(await store.get(task_id)).status for task_id in (first, second)] == [TaskStatus.SUCCEEDED] * 2
+    assert (await store.get(second)).lost_leases == 0
+    assert (await store.get(second)).finished_at == 50.0
+
+
+@pytest.mark.parametrize(("delay", "stopped_at"), [(3.0, 3.0), (60.0, 10.0)], ids=["finished", "bounded"])
+@bounded
+async def test_a_burst_worker_with_nothing_to_do_lets_its_first_prune_finish(
+    autojump_clock: trio.testing.MockClock, delay: float, stopped_at: float
+) -> None:
+    """A burst worker on an empty queue, whose prune takes 3 s, returns at t=3 with the old task pruned; a prune
+    that takes longer than ``final_write_timeout`` (10 s) is cut short there."""
+    registry = registry_of(job=noop)
+    store = PruningStore(registry)
+    store.delay = delay
+    [task_id] = await store.enqueue([Job("job")])
+    await store.cancel(task_id)
+    autojump_clock.jump(100)
+    await DurableWorker(store, WorkerApp(registry, burst=True, retention=50)).run()
+    assert trio.current_time() == 100 + stopped_at
+    assert store.prunes == ([(103.0, 1)] if delay == 3.0 else [])
+    assert await present(store, [task_id]) == ([] if delay == 3.0 else [task_id])
+
+
+def test_retention_needs_a_store_that_prunes() -> None:
+    """A retention with a store that lacks prune() is a TypeError naming it, as the worker is made."""
+    calls = [name for name in dir(Store) if not name.startswith("_")]
+    minimal = type("MinimalStore", (), {name: getattr(MemoryStore, name) for name in calls})
+    store = minimal()
+    store.__dict__.update(MemoryStore().__dict__)
+    with pytest.raises(TypeError, match="`retention` needs a store that can delete finished tasks"):
+        DurableWorker(store, registry_of(job=noop), retention=60)
+    DurableWorker(store, registry_of(job=noop))  # without a retention, any Store will do
 
 
 # -- health ----------------------------------------------------------------------------------

@@ -89,6 +89,10 @@ def _shutdown_timeout(value: Seconds | None) -> float | None:
     return None if value is None else to_seconds(value, "shutdown_timeout")
 
 
+def _retention(value: Seconds | None) -> float | None:
+    return None if value is None else to_seconds(value, "retention")
+
+
 def _backoff(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Backoff):
         raise TypeError(f"`backoff` must be a Backoff, not {type(value).__name__}")
@@ -154,6 +158,10 @@ class WorkerApp:
             runs, after the retries it scheduled itself; ``run()`` then returns.
         log_outcomes: Log one line per task outcome on the
             ``workerpoolxt.durable`` logger (see ``DurableWorker``).
+        retention: Seconds (or a ``timedelta``) to keep the finished tasks
+            (succeeded, failed, cancelled, dead) in the store; the worker then
+            deletes the older ones as it runs (see ``DurableWorker``), on a
+            store that can (``AdminStore.prune()``). None: keep them forever.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -171,3 +179,4 @@ class WorkerApp:
     shutdown_timeout: float | None = attrs.field(default=None, converter=_shutdown_timeout, kw_only=True)
     burst: bool = attrs.field(default=False, validator=_flag, kw_only=True)
     log_outcomes: bool = attrs.field(default=True, validator=_flag, kw_only=True)
+    retention: float | None = attrs.field(default=None, converter=_retention, kw_only=True)

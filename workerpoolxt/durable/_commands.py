@@ -12,6 +12,7 @@ import datetime
 import json
 import logging
 import math
+import re
 import signal
 import time
 import urllib.error
@@ -28,7 +29,7 @@ import trio
 from .. import Job
 from ._app import WorkerApp
 from ._cli import UserCodeError, load_app, load_registry, open_store
-from ._store import DEFAULT_MAX_LOST_LEASES, AdminStore, Order, SQLStore, Store, TaskRecord, TaskStatus
+from ._store import DEFAULT_MAX_LOST_LEASES, PRUNE_LIMIT, AdminStore, Order, SQLStore, Store, TaskRecord, TaskStatus
 from ._worker import DurableWorker
 
 __all__ = ["run"]
@@ -45,6 +46,37 @@ _TIME_FIELDS: Final = ("created_at", "run_at", "started_at", "finished_at", "hea
 
 # The extra fields a DurableWorker's outcome lines carry, which --log-format json emits.
 _LOG_FIELDS: Final = ("task_id", "handler", "attempt", "max_attempts", "status", "duration", "worker_id", "error")
+
+
+# A duration: a plain number of seconds, or a number and a unit, as in 30s, 15m, 12h, 7d.
+_DURATION: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)")
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_DURATION: Final = 100 * 365 * 86400
+"""A century: longer is surely a typo."""
+
+
+def _duration(*, allow_zero: bool) -> Callable[[click.Context, click.Parameter, str | None], float | None]:
+    """An option's callback that reads a duration (``90``, ``30s``, ``15m``, ``12h``, ``7d``) as seconds.
+
+    A callback rather than a ``click.ParamType``, which is generic in some click versions and not in others.
+    """
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        match = _DURATION.fullmatch(value.strip().lower())
+        if match is None:
+            raise click.BadParameter(
+                f"{value!r} is not a duration: give seconds, or a number and s, m, h or d (7d, 12h)", ctx, param
+            )
+        seconds = float(match[1]) * _UNITS[match[2]]
+        if seconds > _MAX_DURATION:
+            raise click.BadParameter(f"{value!r} is more than a century", ctx, param)
+        if seconds == 0 and not allow_zero:
+            raise click.BadParameter(f"{value!r} must be more than zero", ctx, param)
+        return seconds
+
+    return convert
 
 
 def run(argv: Sequence[str] | None, prog_name: str) -> int:
@@ -154,6 +186,14 @@ def cli() -> None:
     help="Seconds a stop waits for running tasks before it cancels them and hands them back.  [default: no limit]",
 )
 @click.option("--burst", is_flag=True, help="Run what is queued now, then exit.")
+@click.option(
+    "--retention",
+    callback=_duration(allow_zero=False),
+    default=None,
+    metavar="DURATION",
+    help="Delete the tasks that finished longer ago than this (30s, 15m, 12h, 7d, or seconds), every minute.  "
+    "[default: keep them, or as the app says]",
+)
 @click.option("--host", default="127.0.0.1", help="The address --metrics-port and --health-port listen on.")
 @click.option(
     "--metrics-port",
@@ -264,7 +304,7 @@ class JSONFormatter(logging.Formatter):
 
 
 # The worker's flags that are also WorkerApp fields: one left at its default keeps the app's value.
-_APP_FLAGS: Final = ("concurrency", "shutdown_timeout")
+_APP_FLAGS: Final = ("concurrency", "shutdown_timeout", "retention")
 
 
 async def _work(store: Store, app: WorkerApp, settings: dict[str, Any]) -> None:
@@ -612,6 +652,43 @@ def cancel(store_url: str, task_ids: tuple[int, ...]) -> int:
 
 @cli.command()
 @_store_option
+@click.option(
+    "--older-than",
+    callback=_duration(allow_zero=True),
+    required=True,
+    metavar="DURATION",
+    help="Delete the tasks that finished longer ago than this: 30s, 15m, 12h, 7d, or seconds; 0 for all.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=PRUNE_LIMIT,
+    help="Tasks deleted per transaction; each batch is committed before the next.",
+)
+def prune(store_url: str, older_than: float, batch: int) -> int:
+    """Delete the finished tasks (succeeded, failed, cancelled, dead) that finished over --older-than ago.
+
+    Queued and running tasks are never deleted. Prints how many tasks it
+    deleted. A store that does not exist is an error, and is not created.
+    """
+    store = _open_existing(store_url)
+    admin = _admin(store)
+
+    async def prune_all() -> int:
+        deleted = 0
+        while True:
+            pruned = await admin.prune(older_than=older_than, limit=batch)
+            deleted += pruned
+            if pruned < batch:
+                return deleted
+
+    deleted = trio.run(_read, store, prune_all)
+    click.echo(f"deleted {deleted} finished task{'' if deleted == 1 else 's'}")
+    return 0
+
+
+@cli.command()
+@_store_option
 @click.option("--print/--apply", "print_only", default=True, help="Print the SQL that creates the store, or apply it.")
 def schema(store_url: str, print_only: bool) -> int:
     """Print the SQL that creates the store's tables (for a DBA to review), or create or upgrade them."""
@@ -698,7 +775,7 @@ def _open_existing(url: str) -> Store:
 
 def _admin(store: Store) -> AdminStore:
     if not isinstance(store, AdminStore):
-        raise TypeError(f"{type(store).__name__} offers no admin operations (list_tasks, retry, oldest_queued)")
+        raise TypeError(f"{type(store).__name__} offers no admin operations (list_tasks, retry, oldest_queued, prune)")
     return store
 
 

@@ -42,7 +42,9 @@ from ._machine import Call, Check
 from ._sql import ORDER_BY, Dialect, columns, literal, record_from_row
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
+    FINAL,
     MAX_JSON_BYTES,
+    PRUNE_LIMIT,
     SORT_KEYS,
     Cancellations,
     EndBatch,
@@ -58,6 +60,7 @@ from ._store import (
     check_max_json_bytes,
     check_priority,
     check_progress,
+    check_prune,
     check_schema_version,
     check_task_ids,
     check_time,
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
 
     from .. import Progress
     from .._job import Job
+    from .._validation import Seconds
 
     Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -94,6 +98,9 @@ _LISTEN_POLL: Final = 0.5
 
 _CLOSE_TIMEOUT: Final = 5.0
 """Seconds aclose() waits for the listener thread and for the pool's threads."""
+
+_FINAL_ROWS: Final = f"status IN ({', '.join(map(literal, FINAL))})"
+"""The condition that a row is final: prune()'s, and that of the index it reads."""
 
 # Each entry upgrades the schema by one version; init() applies the missing
 # ones. {schema} and {tasks} are filled in with quoted identifiers.
@@ -140,6 +147,9 @@ _MIGRATIONS: Final = (
         "ALTER TABLE {tasks} ADD COLUMN progress_done DOUBLE PRECISION",
         "ALTER TABLE {tasks} ADD COLUMN progress_total DOUBLE PRECISION",
     ),
+    # 4: prune() finds the oldest finished tasks without reading the others. A
+    # task enters this index once, as it ends; claims never read it.
+    (f"CREATE INDEX wpxt_tasks_finished ON {{tasks}} (finished_at) WHERE {_FINAL_ROWS}",),
 )
 
 # What init() creates before the migrations: the schema, and the table of the versions applied.
@@ -194,6 +204,7 @@ _PARTS: Final = {
     "retryable": _DIALECT.retryable(),
     "retry_set": _DIALECT.retry_assignments(),
     "dead": literal(TaskStatus.DEAD),
+    "final": _FINAL_ROWS,
 }
 
 # The max_attempts column holds retry + 1, the attempts allowed.
@@ -280,6 +291,18 @@ _QUERIES: Final = {
         UPDATE {tasks} SET {retry_set}
         WHERE id = ANY(ARRAY(SELECT id FROM {tasks} WHERE status = {dead} ORDER BY id FOR UPDATE))
         RETURNING id
+    """,
+    # The oldest finished tasks, by the index on finished_at. Rows another
+    # pruner holds are skipped, so workers pruning at once never wait for each other.
+    "prune": """
+        DELETE FROM {tasks}
+        WHERE id = ANY(ARRAY(
+            SELECT id FROM {tasks}
+            WHERE {final} AND finished_at < {now} - %(older_than)s
+            ORDER BY finished_at
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ))
     """,
     "list": "SELECT {columns} FROM {tasks} ORDER BY id DESC LIMIT %(limit)s",
     "list_status": "SELECT {columns} FROM {tasks} WHERE status = %(status)s ORDER BY id DESC LIMIT %(limit)s",
@@ -882,6 +905,21 @@ class PostgresStore:
         if rows:
             self._notify(connection)
         return sorted(row[0] for row in rows)
+
+    async def prune(self, *, older_than: Seconds, limit: int = PRUNE_LIMIT) -> int:
+        """Delete at most ``limit`` tasks that finished more than ``older_than`` seconds ago, oldest first.
+
+        See ``AdminStore``; "ago" is by the database's clock. Rows another
+        ``prune()`` is deleting at the same moment are left to it.
+
+        Raises:
+            StoreError: The store is read-only.
+        """
+        seconds, limit = check_prune(older_than, limit)
+        return await self._run(self._prune, seconds, limit)
+
+    def _prune(self, connection: Connection, older_than: float, limit: int) -> int:
+        return connection.execute(self._sql["prune"], {"older_than": older_than, "limit": limit}).rowcount
 
     async def oldest_queued(self) -> float | None:
         """Since when the longest-waiting due task has waited (its ``run_at``, due by the database's clock), or None."""

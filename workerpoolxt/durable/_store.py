@@ -33,7 +33,7 @@ from .. import Progress
 from .._errors import StoreError, TaskConflictError, TaskNotFoundError
 from .._job import Job
 from .._serialize import json_copy
-from .._validation import count
+from .._validation import Seconds, count, non_negative_seconds
 from ._machine import Call, TaskStatus, conflict
 
 if TYPE_CHECKING:
@@ -57,6 +57,10 @@ DEFAULT_MAX_LOST_LEASES: Final = 3
 
 MAX_COUNT: Final = 2**31 - 2
 """The largest ``max_lost_leases``: the stores count lost leases in a 32-bit column, up to one past it."""
+
+
+PRUNE_LIMIT: Final = 1000
+"""The default ``limit`` of ``prune()``: a batch that one transaction deletes quickly."""
 
 
 class Order(enum.StrEnum):
@@ -307,14 +311,15 @@ class BatchingStore(Store, Protocol):
 
 @runtime_checkable
 class AdminStore(Store, Protocol):
-    """A store an operator can look into and repair: list its tasks, and put failed ones back in the queue.
+    """A store an operator can look into and repair: list its tasks, put failed ones back in the queue, prune old ones.
 
     ``MemoryStore``, ``SQLiteStore`` and ``PostgresStore`` implement it; the
-    command line's ``list``, ``retry`` and ``status`` use it. A store without
+    command line's ``list``, ``retry``, ``status`` and ``prune`` use it, and
+    so does a ``DurableWorker`` given a ``retention``. A store without
     it is still a ``Store``: workers need none of it.
 
-    A store opened read-only lists its tasks, and refuses ``retry()`` and
-    ``retry_dead()`` with the ``StoreError`` its other writes raise.
+    A store opened read-only lists its tasks, and refuses ``retry()``,
+    ``retry_dead()`` and ``prune()`` with the ``StoreError`` its other writes raise.
     """
 
     async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
@@ -363,6 +368,28 @@ class AdminStore(Store, Protocol):
 
         Returns:
             The ids requeued, ascending.
+        """
+
+    async def prune(self, *, older_than: Seconds, limit: int = PRUNE_LIMIT) -> int:
+        """Delete finished tasks, the oldest first: at most ``limit``, in one transaction; return how many.
+
+        A task is deleted once it is final (succeeded, failed, cancelled or
+        dead) and finished more than ``older_than`` seconds ago, on the
+        store's clock (the database's on PostgreSQL). Queued and running tasks
+        are never deleted. ``get()`` and ``wait()`` of a deleted task raise
+        ``TaskNotFoundError``. Bounded so that one call never holds the store
+        for long: call it again while it returns ``limit``.
+
+        Args:
+            older_than: Seconds since a task finished, zero or more (or a ``timedelta``).
+            limit: The most tasks to delete, a positive int.
+
+        Returns:
+            How many tasks were deleted.
+
+        Raises:
+            TypeError, ValueError: ``older_than`` or ``limit`` is not one; the message names it.
+            StoreError: The store is read-only.
         """
 
     async def oldest_queued(self) -> float | None:
@@ -728,6 +755,16 @@ FRESH_START: Final = _FreshStart(
 
 Each is a TaskRecord field and a column of the SQL stores.
 """
+
+FINAL: Final = tuple(status for status in TaskStatus if status.final)
+"""The final statuses, the ones ``prune()`` deletes: succeeded, failed, cancelled and dead."""
+
+
+def check_prune(older_than: object, limit: object) -> tuple[float, int]:
+    """Check ``prune()``'s arguments; return ``older_than`` in seconds, and ``limit``."""
+    seconds = non_negative_seconds(older_than, "older_than")
+    return seconds, count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+
 
 MAX_LIMIT: Final = 2**31 - 1
 """The largest ``limit`` of ``list_tasks()``: a limit every database takes as a number, far above any listing."""

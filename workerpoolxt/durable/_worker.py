@@ -43,7 +43,7 @@ import trio
 # the package, its engine's retry policy and its helpers for errors and arguments.
 from .. import Backoff, Health, Job, PoolClosedError, Progress, Registry, RunInfo, Status, WorkerPool
 from .._attempts import RetryPolicy
-from .._errors import CancelTask, StoreError, TaskConflictError, exit_with_sole
+from .._errors import CancelTask, StoreError, TaskConflictError, TaskNotFoundError, exit_with_sole
 from .._serialize import job_from_dict
 from .._validation import Seconds, count, to_seconds
 from ..hooks import JobFinished, JobProgress, Observer
@@ -63,6 +63,8 @@ from ._observer import (
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
+    PRUNE_LIMIT,
+    AdminStore,
     BatchingStore,
     Order,
     ProgressStore,
@@ -86,6 +88,9 @@ _T = TypeVar("_T")
 _ANY_FAILURE: Final = (BaseException,)
 # Seconds a worker with few free slots waits for more before it claims.
 _GATHER: Final = 0.005
+# The least seconds between a worker's prunes of finished tasks; its heartbeat, if longer. Pruning more
+# often gains nothing: a retention is hours or days, and each prune costs the store a query.
+_PRUNE_EVERY: Final = 60.0
 
 
 @attrs.frozen
@@ -129,7 +134,16 @@ def _default(value: _T) -> _T:
 
 
 # The DurableWorker keywords that are WorkerApp fields too, and their defaults (those of WorkerApp).
-_APP_KEYWORDS: Final = ("concurrency", "middleware", "options", "backoff", "shutdown_timeout", "burst", "log_outcomes")
+_APP_KEYWORDS: Final = (
+    "concurrency",
+    "middleware",
+    "options",
+    "backoff",
+    "shutdown_timeout",
+    "burst",
+    "log_outcomes",
+    "retention",
+)
 _CONCURRENCY: Final = _default(8)
 _NONE: Final = _default(None)
 _BACKOFF: Final = _default(Backoff())
@@ -194,6 +208,17 @@ class DurableWorker:
             it started reaches a final status, but not for tasks their
             enqueuer deferred. ``run()`` then returns.
         log_outcomes: Log each task's outcome (above).
+        retention: Seconds (or a ``timedelta``) to keep finished tasks in
+            the store; None (the default) keeps them forever. Set, the worker
+            deletes the tasks that finished longer ago (``AdminStore.prune()``),
+            as it starts and then every ``max(heartbeat, 60)`` seconds, in
+            batches of 1000 until a batch comes back short, with a checkpoint
+            between, in a task of its own that never holds up heartbeats or
+            claims. A failing prune is logged and tried again at the next
+            interval. A burst worker that ran out of work lets its first prune
+            finish, for at most ``final_write_timeout``, before it stops.
+            Workers sharing a store may all prune: each task is deleted once.
+            The store must be an ``AdminStore``.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -219,6 +244,7 @@ class DurableWorker:
         shutdown_timeout: Seconds | None = _NONE,
         burst: bool = _FALSE,
         log_outcomes: bool = _TRUE,
+        retention: Seconds | None = _NONE,
     ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"`store` must be a workerpoolxt Store, not {type(store).__name__}")
@@ -226,7 +252,7 @@ class DurableWorker:
             name: value
             for name, value in zip(
                 _APP_KEYWORDS,
-                (concurrency, middleware, options, backoff, shutdown_timeout, burst, log_outcomes),
+                (concurrency, middleware, options, backoff, shutdown_timeout, burst, log_outcomes, retention),
                 strict=True,
             )
             if not isinstance(value, _Default)
@@ -260,6 +286,11 @@ class DurableWorker:
         elif not isinstance(worker_id, str) or not worker_id:
             raise TypeError("`worker_id` must be a non-empty str or None")
         self.worker_id = worker_id
+        if app.retention is not None and not isinstance(store, AdminStore):
+            raise TypeError(
+                f"`retention` needs a store that can delete finished tasks (an AdminStore, with prune()), "
+                f"not {type(store).__name__}"
+            )
         self._backoff = app.backoff
         self._final_write_timeout = to_seconds(final_write_timeout, "final_write_timeout")
         self._give_up_after = to_seconds(give_up_after, "give_up_after")
@@ -308,6 +339,9 @@ class DurableWorker:
         # Woken after each heartbeat: the reports that follow it (_report) wait here, never the heartbeat for them.
         self._beaten = trio.lowlevel.ParkingLot()
         self._stopped = trio.Event()
+        # Set once the first prune (with a retention) has ended; a burst worker that ran out of work waits for it.
+        self._pruned = trio.Event()
+        self._burst_over = False
         self._nursery_manager: Any = None
         # A store that writes ends and claims in one transaction saves one per batch of tasks.
         self._batching = isinstance(store, BatchingStore)
@@ -457,6 +491,8 @@ class DurableWorker:
                 services.start_soon(self._report)
                 services.start_soon(self._watch_cancellations)
                 services.start_soon(self._bound_shutdown)
+                if self.app.retention is not None:
+                    services.start_soon(self._prune, cast("AdminStore", self._store), self.app.retention)
                 self._serving = True
                 task_status.started()
                 await self._claim_loop()
@@ -468,6 +504,11 @@ class DurableWorker:
                         await self._finish(0)
                     else:
                         await self._slot_free.park()
+                if self._burst_over and self.app.retention is not None:
+                    # A burst worker may be done before its first prune is: let it finish, as a final write is
+                    # bounded, or a worker run from cron would never prune.
+                    with trio.move_on_after(self._final_write_timeout):
+                        await self._pruned.wait()
                 services.cancel_scope.cancel(reason="the DurableWorker stopped")
         finally:
             self._serving = False
@@ -534,6 +575,7 @@ class DurableWorker:
                 self._claimed(records)
                 await self._start(records)
             elif self.app.burst and not self._running and not failed and await self._burst_done():
+                self._burst_over = True
                 self.stop()
                 return
             elif not self._ended or failed:
@@ -614,6 +656,9 @@ class DurableWorker:
                 continue
             try:
                 record = await self._store.get(task_id)
+            except TaskNotFoundError:  # it ended, and was pruned: no queued task is
+                del self._own_retries[task_id]
+                continue
             except Exception:  # not knowing, wait for it: the next claim tells
                 record = None
             if record is not None and record.status is not TaskStatus.QUEUED:
@@ -670,6 +715,36 @@ class DurableWorker:
             await self._beaten.park()
             if self._progress:
                 await self._write_progress()
+
+    async def _prune(self, store: AdminStore, retention: float) -> None:
+        """Delete the tasks that finished more than ``retention`` seconds ago, now and every prune interval.
+
+        In a task of its own, as ``_report()`` is: a slow prune holds up no heartbeat or claim.
+        """
+        interval = max(self._heartbeat, _PRUNE_EVERY)
+        while True:
+            await self._prune_batches(store, retention, interval)
+            self._pruned.set()
+            await trio.sleep(interval)
+
+    async def _prune_batches(self, store: AdminStore, retention: float, interval: float) -> None:
+        """Prune a batch at a time while batches come back full."""
+        pruned = 0
+        while True:
+            try:
+                deleted = await store.prune(older_than=retention, limit=PRUNE_LIMIT)
+            except Exception as exc:
+                _log_failure(
+                    exc, "worker %s could not prune finished tasks; trying again in %gs", self.worker_id, interval
+                )
+                return
+            pruned += deleted
+            if deleted < PRUNE_LIMIT:
+                break
+            # Between batches, the claims and heartbeats waiting for the store go first (its limiter is fair).
+            await trio.lowlevel.checkpoint()
+        if pruned:
+            _logger.debug("worker %s pruned %d task(s) finished over %gs ago", self.worker_id, pruned, retention)
 
     async def _tell_queue_depth(self) -> None:
         methods = self._observers.queue_depth

@@ -20,8 +20,10 @@ from .._errors import TaskConflictError, TaskNotFoundError
 from ._machine import Call, Check, Transition, conflict, step
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
+    FINAL,
     FRESH_START,
     MAX_JSON_BYTES,
+    PRUNE_LIMIT,
     RETRYABLE,
     SORT_KEYS,
     Cancellations,
@@ -38,6 +40,7 @@ from ._store import (
     check_max_json_bytes,
     check_priority,
     check_progress,
+    check_prune,
     check_task_ids,
     check_time,
     encode_jobs,
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from .. import Progress
     from .._job import Job
     from .._registry import Registry
+    from .._validation import Seconds
 
 __all__ = ["MemoryStore"]
 
@@ -321,6 +325,24 @@ class MemoryStore:
             self._put(self._tasks[task_id], status=TaskStatus.QUEUED, run_at=now, **FRESH_START)
         if task_ids:
             self._changed.unpark_all()
+
+    async def prune(self, *, older_than: Seconds, limit: int = PRUNE_LIMIT) -> int:
+        """Delete at most ``limit`` tasks that finished more than ``older_than`` seconds ago, oldest first.
+
+        See ``AdminStore``; the time is the store's ``clock``.
+        """
+        seconds, limit = check_prune(older_than, limit)
+        cutoff = self.clock() - seconds
+        old = [
+            task
+            for task in self._tasks.values()
+            if task.status in FINAL and task.finished_at is not None and task.finished_at < cutoff
+        ]
+        old.sort(key=lambda task: (task.finished_at, task.id))
+        for task in old[:limit]:
+            del self._tasks[task.id]
+        await trio.lowlevel.checkpoint()
+        return min(len(old), limit)
 
     async def oldest_queued(self) -> float | None:
         """Since when the longest-waiting due task has waited (its ``run_at``), or None: see ``AdminStore``."""
