@@ -307,7 +307,13 @@ async def test_worker_serves_metrics_and_readiness_in_process(workdir: Path) -> 
             nursery.start_soon(_commands._work, store, app, settings)
             while (await store.get(task_id)).status is not wpxt.durable.TaskStatus.SUCCEEDED:  # noqa: ASYNC110
                 await trio.sleep(0.01)
-            status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/ready")
+            # The servers start beside the worker, which may finish the task first: wait until /ready answers.
+            while True:
+                try:
+                    status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/ready")
+                    break
+                except OSError:
+                    await trio.sleep(0.01)
             assert (status, json.loads(body)["healthy"]) == (200, True)
             status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{health_port}/nope")
             assert status == 404
