@@ -1,4 +1,4 @@
-"""The scheduling, load-shaping, flow and progress-bar examples run and print what they claim."""
+"""The scheduling, load-shaping, flow, progress-bar and process examples run and print what they claim."""
 
 from __future__ import annotations
 
@@ -60,4 +60,13 @@ def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
     # 99 chunks of 0.1 s on 4 workers, files taken in submission order: the last, 15 chunks, starts at 1.5 s.
     assert run_example("progress_bar.py", capsys) == [
         "12 files, 6,336 KiB in 3.0 s; the bars reached 12/12 files and 6,336 KiB",
+    ]
+
+
+def test_process_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+    """CPU-bound tasks run in processes; the task that hangs is killed at its deadline, and the next job runs."""
+    assert run_example("process_tasks.py", capsys) == [
+        "count_primes succeeded 2262",
+        "hang timed_out None",
+        "queued behind succeeded 168",
     ]
