@@ -1,4 +1,4 @@
-"""examples/durable.py and worker_app.py run on the real clock (their stores work in threads)."""
+"""examples/durable.py, worker_app.py and retention.py run on the real clock (their stores work in threads)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,14 @@ def test_worker_app_deployed(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "workerpoolxt.durable: task 1 send_email succeeded in " in done.stderr
     assert json.loads((tmp_path / "outbox.jsonl").read_text()) == {"to": "ada@example.com", "subject": "Welcome"}
+
+
+def test_retention(capsys: pytest.CaptureFixture[str]) -> None:
+    """Five finished tasks are pruned two per transaction, and a pruned task's id says it may have been pruned."""
+    assert run_example("retention.py", capsys) == [
+        "finished: [0, 1, 4, 9, 16]",
+        "pruned 2",
+        "pruned 2",
+        "pruned 1",
+        "no task with id 1 (it never existed, or was pruned)",
+    ]
