@@ -637,14 +637,16 @@ async def test_unknown_handler_is_dead_and_the_worker_goes_on(autojump_clock: tr
     assert worker.statistics() == counters(claimed=4, succeeded=3, failed=1)
 
 
-@bounded
-async def test_keyword_handlers_get_their_args(autojump_clock: trio.testing.MockClock) -> None:
-    """Handlers taking parameters get the task's args as keywords, async and plain, defaults filled, options beside."""
+async def test_keyword_handlers_get_their_args() -> None:
+    """Handlers taking parameters get the task's args as keywords, async and plain, defaults filled, options beside.
+
+    On the real clock, with a short bound: a plain handler runs in a thread, which an autojump clock would not wait for.
+    """
     registry = Registry()
 
     @registry.register("send")
     async def send(to: str, subject: str = "hi") -> list[Any]:
-        await trio.sleep(1)
+        await trio.lowlevel.checkpoint()
         return [to, subject, wpxt.current_job().task_id]
 
     @registry.register("count")
@@ -655,15 +657,15 @@ async def test_keyword_handlers_get_their_args(autojump_clock: trio.testing.Mock
     async def both(options: Options, *, n: int) -> list[Any]:
         return [dict(options), n]
 
-    store = virtual_store(registry)
+    store = MemoryStore(registry=registry)
     ids = await store.enqueue(
         [Job("send", args={"to": "ada"}), Job("count", args={"words": ["a", "b"]}), Job("both", args={"n": 2})]
     )
-    async with DurableWorker(store, registry, options={"o": 1}):
-        records = [await store.wait(task_id) for task_id in ids]
+    with trio.fail_after(10):
+        async with DurableWorker(store, registry, options={"o": 1}):
+            records = [await store.wait(task_id) for task_id in ids]
     assert [record.status for record in records] == [TaskStatus.SUCCEEDED] * 3
     assert [record.result for record in records] == [["ada", "hi", ids[0]], 2, [{"o": 1}, 2]]
-    assert records[0].finished_at == 1.0
 
 
 @bounded
