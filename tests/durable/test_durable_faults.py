@@ -359,6 +359,28 @@ LOST_LEASE: Final = re.compile(r"task (\d+) \S+ lost to another worker")
 """The outcome line of a task whose lease this worker lost: one line per outcome, in each worker's own log."""
 
 
+def test_lost_lease_reads_the_outcome_line_a_worker_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """LOST_LEASE finds the line a worker logs for a lost lease: the fault tests below would pass blind without it."""
+    from workerpoolxt.durable import TaskEnded, TaskOutcome
+    from workerpoolxt.durable._observer import OutcomeLog
+
+    caplog.set_level(logging.INFO, logger="workerpoolxt")
+    event = TaskEnded(
+        task_id=7,
+        handler="long",
+        attempt=1,
+        max_attempts=1,
+        worker_id="w1",
+        outcome=TaskOutcome.LOST,
+        duration=None,
+        error=None,
+        retry_in=None,
+        time=0.0,
+    )
+    OutcomeLog().task_ended(event)
+    assert LOST_LEASE.findall(caplog.text) == ["7"]
+
+
 def assert_no_lease_lost(worker: WorkerProcess, credited: Mapping[int, str | None]) -> None:
     """The worker reported no lost lease; ``credited`` says which worker the store credits with each task."""
     log = worker.log()

@@ -255,18 +255,12 @@ def _traced_lifespan(
 
     @contextlib.asynccontextmanager
     async def traced(app: WorkerApp) -> AsyncIterator[Any]:
-        try:
-            manager = lifespan(app)
-            value = await manager.__aenter__()
-        except Exception as error:
-            raise UserCodeError(f"the lifespan of {spec}", error) from error
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                value = await stack.enter_async_context(lifespan(app))
+            except Exception as error:
+                raise UserCodeError(f"the lifespan of {spec}", error) from error
             yield value
-        except BaseException as error:
-            if not await manager.__aexit__(type(error), error, error.__traceback__):
-                raise
-        else:
-            await manager.__aexit__(None, None, None)
 
     return traced
 
