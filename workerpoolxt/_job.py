@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -109,6 +110,18 @@ class Job(Generic[T]):
             importable at module level, and cannot call ``current_job()``.
             None takes the pool's ``run_in`` (a handler's, for a registered
             one). An ``async def`` task runs in trio, and refuses ``"process"``.
+        queue: The queue a durable store keeps the task in, which only the
+            workers serving it claim: letters, digits and ``_ . : -``, at most
+            64 characters. None leaves it to ``enqueue()`` (``"default"``).
+        dedup_key: While a task with this key waits for its first run in a
+            store, enqueueing another with the same key stores nothing and
+            gives back the waiting task's id.
+        lock: At most one task holding this lock runs at a time, across all
+            the workers of a store; the others wait their turn, oldest first.
+
+        ``queue``, ``dedup_key`` and ``lock`` are for a durable store, so
+        only a job naming its handler takes them; a ``WorkerPool`` refuses a
+        job that sets them.
 
     Raises:
         TypeError, ValueError: A field has a wrong type or value; the message names it.
@@ -130,6 +143,9 @@ class Job(Generic[T]):
     middleware: tuple[Middleware, ...] = attrs.field(repr=False)
     max_per_second: float | None
     run_in: str | None
+    queue: str | None
+    dedup_key: str | None
+    lock: str | None
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the job's call is awaited in trio: an ``async def`` task, or
     a plain one that runs in a process; otherwise it runs in a thread."""
@@ -153,6 +169,9 @@ class Job(Generic[T]):
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
         run_in: str | None = None,
+        queue: str | None = None,
+        dedup_key: str | None = None,
+        lock: str | None = None,
     ) -> None: ...
 
     @overload
@@ -172,6 +191,9 @@ class Job(Generic[T]):
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
         run_in: str | None = None,
+        queue: str | None = None,
+        dedup_key: str | None = None,
+        lock: str | None = None,
     ) -> None: ...
 
     @overload
@@ -191,6 +213,9 @@ class Job(Generic[T]):
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
         run_in: str | None = None,
+        queue: str | None = None,
+        dedup_key: str | None = None,
+        lock: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -209,6 +234,9 @@ class Job(Generic[T]):
         middleware: Iterable[Middleware] | None = None,
         max_per_second: float | None = None,
         run_in: str | None = None,
+        queue: str | None = None,
+        dedup_key: str | None = None,
+        lock: str | None = None,
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
@@ -256,6 +284,8 @@ class Job(Generic[T]):
             run_in = check_run_in(run_in, "run_in")
             if run_in == "process" and not isinstance(task, str):  # a handler's name: once resolved
                 call, is_async = _process_call(task, args, name), True
+        if queue is not None or dedup_key is not None or lock is not None:
+            queue, dedup_key, lock = _placement(task, queue, dedup_key, lock)
         # As _fill(), inline: a Job is made per submission.
         _set_class(self, "__class__", _JobFields)
         fields: _JobFields[Any] = self  # type: ignore[assignment]  # a _JobFields until the last line
@@ -272,6 +302,9 @@ class Job(Generic[T]):
         fields.middleware = chain
         fields.max_per_second = max_per_second
         fields.run_in = run_in
+        fields.queue = queue
+        fields.dedup_key = dedup_key
+        fields.lock = lock
         fields.is_async = is_async
         fields._call = call
         _set_class(self, "__class__", Job)
@@ -331,6 +364,51 @@ class Job(Generic[T]):
     def from_dict(cls, data: Mapping[str, Any]) -> Job[Any]:
         """Build the named job that ``to_dict()`` described."""
         return job_from_dict(cls, data)
+
+
+_QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+MAX_KEY_LENGTH: Final = 1000
+"""The longest ``dedup_key`` or ``lock``: a key is an identifier, not data."""
+
+
+DEFAULT_QUEUE: Final = "default"
+"""The queue of a task that names none, where ``enqueue()`` gives none either."""
+
+
+def check_queue(value: object, name: str) -> str:
+    """A queue's name: 1 to 64 letters, digits or ``_ . : -`` (a comma separates names on the command line)."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be a queue's name (a str), not {type(value).__name__}")
+    if not _QUEUE_NAME.fullmatch(value):
+        raise ValueError(f"`{name}` must be 1 to 64 letters, digits or any of `_ . : -`, got {value!r}")
+    return value
+
+
+def _placement(
+    task: object, queue: str | None, dedup_key: str | None, lock: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Check the fields a durable store reads (``queue``, ``dedup_key``, ``lock``) and return them.
+
+    Raises:
+        TypeError: The job holds a callable, or one is not a str.
+        ValueError: One is not of the allowed form.
+    """
+    given = [name for name, value in (("queue", queue), ("dedup_key", dedup_key), ("lock", lock)) if value is not None]
+    if not isinstance(task, str):
+        raise TypeError(
+            f"`{given[0]}` is for a task a durable store keeps, which names its handler: "
+            "use Job('handler name', ...) and enqueue it in a store"
+        )
+    if queue is not None:
+        check_queue(queue, "queue")
+    for name, key in (("dedup_key", dedup_key), ("lock", lock)):
+        if key is not None:
+            if not isinstance(key, str):
+                raise TypeError(f"`{name}` must be a str or None, not {type(key).__name__}")
+            if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+                raise ValueError(f"`{name}` must be 1 to {MAX_KEY_LENGTH} characters without NUL, got {key[:80]!r}")
+    return queue, dedup_key, lock
 
 
 def _process_call(task: Callable[..., Any], args: Mapping[str, Any], name: str) -> ProcessCall:
@@ -395,6 +473,9 @@ class _JobFields(Generic[T]):
     middleware: tuple[Middleware, ...]
     max_per_second: float | None
     run_in: str | None
+    queue: str | None
+    dedup_key: str | None
+    lock: str | None
     is_async: bool
     _call: Callable[[Options], Any]
 

@@ -473,6 +473,12 @@ class WorkerPool:
         elif not self._entered:
             raise PoolClosedError("the pool is not running yet: submit inside `async with WorkerPool(...)`")
         if isinstance(job.task, str):
+            if job.queue is not None or job.dedup_key is not None or job.lock is not None:
+                # Only a job naming its handler takes them (see Job), so the per-job path never looks.
+                raise ValueError(
+                    f"job {job.name!r} sets `queue`, `dedup_key` or `lock`, which a durable store keeps: "
+                    "a WorkerPool runs jobs in this process; enqueue it in a store for a DurableWorker"
+                )
             if self._registry is None:
                 raise UnknownHandlerError(job.task)
             job = job._with_task(self._registry[job.task], self._registry._run_in.get(job.task))

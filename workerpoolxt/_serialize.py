@@ -22,7 +22,9 @@ EMPTY_ARGS: Final[Mapping[str, Any]] = types.MappingProxyType({})
 
 # The fields of a named job that round-trip through a dict, in order.
 _PLAIN_FIELDS: Final = ("task", "name", "args", "retry", "timeout", "attempt_timeout", "backoff", "max_per_second")
-_PLAIN_KEYS: Final = frozenset(_PLAIN_FIELDS)
+PLACEMENT_FIELDS: Final = ("queue", "dedup_key", "lock")
+"""The fields a durable store keeps beside a job's data, as columns of its own: in a dict only when set."""
+_PLAIN_KEYS: Final = frozenset(_PLAIN_FIELDS + PLACEMENT_FIELDS)
 
 
 def json_copy(value: Any, path: str) -> Any:
@@ -69,7 +71,7 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
     if job.middleware:
         raise ValueError("`middleware` cannot be stored as data: set it on the pool that runs the job instead")
     backoff = job.backoff  # finite by construction, so it is valid JSON
-    return {
+    data = {
         "task": job.task,
         "name": job.name,
         "args": json_copy(job.args, "args"),
@@ -79,6 +81,11 @@ def job_to_dict(job: Job[Any]) -> dict[str, Any]:
         "backoff": None if backoff is None else attrs.asdict(backoff),
         "max_per_second": job.max_per_second,
     }
+    for field in PLACEMENT_FIELDS:
+        value = getattr(job, field)
+        if value is not None:
+            data[field] = value
+    return data
 
 
 _NO_OVERRIDE: Final[Any] = object()
@@ -127,6 +134,9 @@ def job_from_dict(
         attempt_timeout=data.get("attempt_timeout"),
         backoff=backoff,
         max_per_second=data.get("max_per_second"),
+        queue=data.get("queue"),
+        dedup_key=data.get("dedup_key"),
+        lock=data.get("lock"),
     )
     # Resolved as a pool resolves a named job: the args are checked against the
     # handler, and an error names it as the task does.

@@ -333,7 +333,11 @@ def test_status_json_prints_counts_and_records(tmp_path: Path) -> None:
         "lost_leases",
         "progress_done",
         "progress_total",
+        "queue",
+        "dedup_key",
+        "lock",
     }
+    assert (first["queue"], first["dedup_key"], first["lock"]) == ("default", None, None)
     assert (first["progress_done"], first["progress_total"]) == (None, None)
 
 

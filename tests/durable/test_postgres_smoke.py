@@ -96,14 +96,14 @@ async def test_init_upgrades_a_schema_of_version_1(
     old = open_store()
     monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:1])
     await old.init()
-    [task_id] = await old.enqueue([job()])
+    [task_id] = await old_enqueue(old, 1)
     monkeypatch.undo()
     store = open_store()
     await store.init()
     [claimed] = await store.claim("w1", 1)
     assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 async def test_init_upgrades_a_schema_of_version_2(
@@ -115,10 +115,10 @@ async def test_init_upgrades_a_schema_of_version_2(
     old = open_store()
     monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:2])
     await old.init()
-    [running, queued] = await old.enqueue([job(1), job(2)])
+    [running, queued] = await old_enqueue(old, 2)
     monkeypatch.undo()
     reader = open_store(read_only=True)
-    with pytest.raises(StoreError, match="its tables are at schema version 2, older than this workerpoolxt's 4; "):
+    with pytest.raises(StoreError, match="its tables are at schema version 2, older than this workerpoolxt's 5; "):
         await reader.init()
     store = open_store()
     await store.init()
@@ -130,7 +130,7 @@ async def test_init_upgrades_a_schema_of_version_2(
     assert (await store.get(queued)).progress is None
     await reader.init()  # current now
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 async def test_init_upgrades_a_schema_of_version_3(
@@ -142,11 +142,11 @@ async def test_init_upgrades_a_schema_of_version_3(
     old = open_store()
     monkeypatch.setattr(_postgres, "_MIGRATIONS", _postgres._MIGRATIONS[:3])
     await old.init()
-    [done, queued] = await old.enqueue([job(1), job(2)])
+    [done, queued] = await old_enqueue(old, 2)
     await old.cancel(done)
     monkeypatch.undo()
     reader = open_store(read_only=True)
-    with pytest.raises(StoreError, match="its tables are at schema version 3, older than this workerpoolxt's 4; "):
+    with pytest.raises(StoreError, match="its tables are at schema version 3, older than this workerpoolxt's 5; "):
         await reader.init()
     store = open_store()
     await store.init()
@@ -159,7 +159,26 @@ async def test_init_upgrades_a_schema_of_version_3(
     assert (await store.get(queued)).status is TaskStatus.QUEUED
     await reader.init()  # current now
     versions = await trio.to_thread.run_sync(read, f'SELECT version FROM "{store.schema}".wpxt_schema ORDER BY version')
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+
+
+async def old_enqueue(store: PostgresStore, count: int) -> list[int]:
+    """Insert ``count`` queued tasks of ``handler`` as an older version did, with the columns of version 1."""
+
+    def insert() -> list[int]:
+        import psycopg
+
+        with psycopg.connect(DSN, autocommit=True) as connection:
+            rows = connection.execute(
+                f'INSERT INTO "{store.schema}".wpxt_tasks (handler, job, status, max_attempts, created_at, run_at) '  # noqa: S608 - a test's own schema
+                "SELECT 'handler', jsonb_build_object('task', 'handler', 'name', 'handler', 'args', "
+                "jsonb_build_object('number', n)), 'queued', 1, extract(epoch FROM now()), extract(epoch FROM now()) "
+                "FROM generate_series(1, %s) AS n ORDER BY n RETURNING id",
+                (count,),
+            ).fetchall()
+        return sorted(row[0] for row in rows)
+
+    return await trio.to_thread.run_sync(insert)
 
 
 def read(query: str) -> list[Any]:
@@ -552,7 +571,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: Post
     try:
         await trio.to_thread.run_sync(apply)
         made_by_init = await trio.to_thread.run_sync(catalog, store.schema)
-        assert made_by_init[2] == [(1,), (2,), (3,), (4,)]
+        assert made_by_init[2] == [(1,), (2,), (3,), (4,), (5,)]
         assert await trio.to_thread.run_sync(catalog, by_hand) == made_by_init
         await reader.init()  # it checks that the tables are there, at the latest version
         await writer.init()  # nothing is left for it to do

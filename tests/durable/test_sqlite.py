@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -210,6 +211,30 @@ async def test_claim_of_an_unreadable_row_fills_its_limit_with_the_next(tmp_path
         await store.aclose()
 
 
+async def old_enqueue(path: Path, count: int) -> list[int]:
+    """Insert ``count`` queued tasks of the handler ``work`` as an older version did, with the columns of version 1."""
+
+    def insert() -> list[int]:
+        now = time.time()
+        rows = [("work", '{"task": "work", "name": "work", "args": {}}', "queued", 1, now, now)] * count
+        connection = sqlite3.connect(path)
+        try:
+            with connection:
+                ids = [
+                    connection.execute(
+                        "INSERT INTO wpxt_tasks (handler, job, status, max_attempts, created_at, run_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        row,
+                    ).lastrowid
+                    for row in rows
+                ]
+        finally:
+            connection.close()
+        return [task_id for task_id in ids if task_id is not None]
+
+    return await trio.to_thread.run_sync(insert)
+
+
 async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """init() adds the lost-lease count to a database an older version made, keeping its tasks."""
     path = tmp_path / "tasks.db"
@@ -218,7 +243,7 @@ async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monk
     try:
         with trio.fail_after(HANG):
             await old.init()
-            [task_id] = await old.enqueue([Job("work")])
+            [task_id] = await old_enqueue(path, 1)
     finally:
         await old.aclose()
     monkeypatch.undo()
@@ -230,7 +255,7 @@ async def test_init_upgrades_a_database_of_schema_version_1(tmp_path: Path, monk
             assert (claimed.id, claimed.attempts, claimed.lost_leases) == (task_id, 1, 0)
     finally:
         await store.aclose()
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,7 +266,7 @@ async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monk
     try:
         with trio.fail_after(HANG):
             await old.init()
-            [running, queued] = await old.enqueue([Job("work"), Job("work")])
+            [running, queued] = await old_enqueue(path, 2)
     finally:
         await old.aclose()
     monkeypatch.undo()
@@ -251,7 +276,7 @@ async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monk
     finally:
         await reader.aclose()
     assert str(error).startswith(
-        f"SQLite store {path}: its tables are at schema version 2, older than this workerpoolxt's 4; "
+        f"SQLite store {path}: its tables are at schema version 2, older than this workerpoolxt's 5; "
     )
     store = SQLiteStore(path)
     try:
@@ -265,7 +290,7 @@ async def test_init_upgrades_a_database_of_schema_version_2(tmp_path: Path, monk
             assert (await store.get(queued)).progress is None
     finally:
         await store.aclose()
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 async def test_init_upgrades_a_database_of_schema_version_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,7 +301,7 @@ async def test_init_upgrades_a_database_of_schema_version_3(tmp_path: Path, monk
     try:
         with trio.fail_after(HANG):
             await old.init()
-            [done, queued] = await old.enqueue([Job("work"), Job("work")])
+            [done, queued] = await old_enqueue(path, 2)
             await old.cancel(done)
     finally:
         await old.aclose()
@@ -287,7 +312,7 @@ async def test_init_upgrades_a_database_of_schema_version_3(tmp_path: Path, monk
         error = await failure(reader.init)
     finally:
         await reader.aclose()
-    assert "its tables are at schema version 3, older than this workerpoolxt's 4; " in str(error)
+    assert "its tables are at schema version 3, older than this workerpoolxt's 5; " in str(error)
     store = SQLiteStore(path)
     try:
         with trio.fail_after(HANG):
@@ -300,7 +325,7 @@ async def test_init_upgrades_a_database_of_schema_version_3(tmp_path: Path, monk
     assert execute(path, "SELECT name FROM sqlite_master WHERE name = 'wpxt_tasks_finished'") == [
         ("wpxt_tasks_finished",)
     ]
-    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,)]
+    assert execute(path, "SELECT version FROM wpxt_schema ORDER BY version") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 # -- the schema as SQL ---------------------------------------------------------------------
@@ -328,7 +353,7 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: SQLi
     path = tmp_path / "by_hand.db"
     await trio.to_thread.run_sync(run_script, path, text)
     made_by_init = schema_of(store.path)
-    assert made_by_init[1] == [(1,), (2,), (3,), (4,)]
+    assert made_by_init[1] == [(1,), (2,), (3,), (4,), (5,)]
     assert schema_of(path) == made_by_init
     reader, writer = SQLiteStore(path, read_only=True), SQLiteStore(path)
     try:

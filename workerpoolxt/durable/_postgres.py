@@ -26,20 +26,32 @@ import contextlib
 import hashlib
 import math
 import os
+import random
 import re
 import textwrap
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from .._errors import PostgresConnectionError, StoreError, TaskNotFoundError
+from .._job import DEFAULT_QUEUE
 from .._registry import Registry
 from .._validation import flag
 from ._batch import GroupCommit
 from ._machine import Call, Check
-from ._sql import ORDER_BY, Dialect, columns, literal, record_from_row
+from ._sql import (
+    DEDUP_ROWS,
+    LOCK_ROWS,
+    LOCK_WAITING_ROWS,
+    ORDER_BY,
+    Dialect,
+    columns,
+    literal,
+    queue_statistics,
+    record_from_row,
+)
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     FINAL,
@@ -47,12 +59,15 @@ from ._store import (
     PRUNE_LIMIT,
     SORT_KEYS,
     Cancellations,
+    Claim,
+    EncodedJob,
     EndBatch,
     Order,
     StoreStatistics,
     TaskEnd,
     TaskRecord,
     TaskStatus,
+    WorkWaiters,
     check_claim,
     check_final,
     check_lease,
@@ -61,6 +76,7 @@ from ._store import (
     check_priority,
     check_progress,
     check_prune,
+    check_queues,
     check_schema_version,
     check_task_ids,
     check_time,
@@ -150,6 +166,21 @@ _MIGRATIONS: Final = (
     # 4: prune() finds the oldest finished tasks without reading the others. A
     # task enters this index once, as it ends; claims never read it.
     (f"CREATE INDEX wpxt_tasks_finished ON {{tasks}} (finished_at) WHERE {_FINAL_ROWS}",),
+    # 5: named queues, deduplication and locks, each enforced by an index; the
+    # periodic tasks' last ticks, one row per schedule. A claim for some queues
+    # walks the first two as it walks the active indexes above, queue by queue.
+    (
+        f"ALTER TABLE {{tasks}} ADD COLUMN queue TEXT NOT NULL DEFAULT {literal(DEFAULT_QUEUE)}",
+        "ALTER TABLE {tasks} ADD COLUMN dedup_key TEXT",
+        "ALTER TABLE {tasks} ADD COLUMN lock TEXT",
+        "CREATE INDEX wpxt_tasks_active_queue ON {tasks} (queue, id) WHERE status IN ('queued', 'running')",
+        "CREATE INDEX wpxt_tasks_active_queue_priority ON {tasks} (queue, priority DESC, id) "
+        "WHERE status IN ('queued', 'running')",
+        f"CREATE UNIQUE INDEX wpxt_tasks_dedup ON {{tasks}} (dedup_key) WHERE {DEDUP_ROWS}",
+        f"CREATE UNIQUE INDEX wpxt_tasks_lock ON {{tasks}} (lock) WHERE {LOCK_ROWS}",
+        f"CREATE INDEX wpxt_tasks_lock_queued ON {{tasks}} (lock, id) WHERE {LOCK_WAITING_ROWS}",
+        "CREATE TABLE {schedules} (name TEXT PRIMARY KEY, last_tick DOUBLE PRECISION NOT NULL)",
+    ),
 )
 
 # What init() creates before the migrations: the schema, and the table of the versions applied.
@@ -205,19 +236,28 @@ _PARTS: Final = {
     "retry_set": _DIALECT.retry_assignments(),
     "dead": literal(TaskStatus.DEAD),
     "final": _FINAL_ROWS,
+    "dedup_rows": DEDUP_ROWS,
 }
 
 # The max_attempts column holds retry + 1, the attempts allowed.
 _QUERIES: Final = {
+    # A job whose dedup_key a waiting task holds (or an earlier row of the
+    # batch) inserts nothing: enqueue() then looks the holder up.
     "insert": """
-        INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at)
-        SELECT handler, job::jsonb, {queued}, retry + 1, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now})
-        FROM unnest(%(handlers)b::text[], %(jobs)b::text[], %(retries)b::int[])
-            WITH ORDINALITY AS input (handler, job, retry, position)
+        INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at, queue, dedup_key, lock)
+        SELECT handler, job::jsonb, {queued}, retry + 1, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now}),
+            queue, dedup_key, lock
+        FROM unnest(
+            %(handlers)b::text[], %(jobs)b::text[], %(retries)b::int[], %(queues)b::text[],
+            %(dedup_keys)b::text[], %(locks)b::text[]
+        ) WITH ORDINALITY AS input (handler, job, retry, queue, dedup_key, lock, position)
         ORDER BY position
-        RETURNING id
+        ON CONFLICT (dedup_key) WHERE {dedup_rows} DO NOTHING
+        RETURNING id, dedup_key
     """,
-    "notify": "SELECT pg_notify(%(channel)s, '')",
+    "deduped": "SELECT dedup_key, id FROM {tasks} WHERE dedup_key = ANY(%(keys)b::text[]) AND {dedup_rows}",
+    # A worker wakes for its own queues' news (see _Listener).
+    "notify": "SELECT pg_notify(%(channel)s, %(prefix)s || queue) FROM unnest(%(queues)b::text[]) AS queue",
     "notify_cancelled": "SELECT pg_notify(%(channel)s, 'cancel ' || id) FROM unnest(%(ids)b::bigint[]) AS id",
     # ARRAY(...) makes each subquery an InitPlan, run (and locking) exactly
     # once; `id IN (subquery)` would leave the planner free to rescan it.
@@ -225,8 +265,8 @@ _QUERIES: Final = {
         UPDATE {tasks}
         SET {claim_set}
         WHERE id = ANY(ARRAY(
-            SELECT id FROM {tasks}
-            WHERE {claimable}
+            SELECT id FROM {tasks} AS task
+            WHERE {claimable} AND {lock_free}{in_queues}
             ORDER BY {order}
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -256,7 +296,7 @@ _QUERIES: Final = {
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {release_rows} ORDER BY id FOR UPDATE
         ))
-        RETURNING id
+        RETURNING id, queue
     """,
     # Every completion of a group commit in one statement; ids missing from
     # its RETURNING are conflicts. Rows lock in id order, as elsewhere.
@@ -269,7 +309,7 @@ _QUERIES: Final = {
         )) AND {complete_held}
         RETURNING task.id
     """,
-    "fail": "UPDATE {tasks} SET {fail_set} WHERE id = %(id)s AND {fail_rows} RETURNING status",
+    "fail": "UPDATE {tasks} SET {fail_set} WHERE id = %(id)s AND {fail_rows} RETURNING status, queue",
     # Returns the status the task had: a running task's worker is told.
     "cancel": """
         WITH old AS (SELECT id, status FROM {tasks} WHERE id = %(id)s AND {cancel_rows} FOR UPDATE)
@@ -285,12 +325,12 @@ _QUERIES: Final = {
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {retryable} ORDER BY id FOR UPDATE
         ))
-        RETURNING id
+        RETURNING id, queue
     """,
     "retry_dead": """
         UPDATE {tasks} SET {retry_set}
         WHERE id = ANY(ARRAY(SELECT id FROM {tasks} WHERE status = {dead} ORDER BY id FOR UPDATE))
-        RETURNING id
+        RETURNING id, queue
     """,
     # The oldest finished tasks, by the index on finished_at. Rows another
     # pruner holds are skipped, so workers pruning at once never wait for each other.
@@ -304,8 +344,14 @@ _QUERIES: Final = {
             FOR UPDATE SKIP LOCKED
         ))
     """,
-    "list": "SELECT {columns} FROM {tasks} ORDER BY id DESC LIMIT %(limit)s",
-    "list_status": "SELECT {columns} FROM {tasks} WHERE status = %(status)s ORDER BY id DESC LIMIT %(limit)s",
+    # A null status or queue matches every row.
+    "list": """
+        SELECT {columns} FROM {tasks}
+        WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+            AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+        ORDER BY id DESC LIMIT %(limit)s
+    """,
+    "queue_stats": "SELECT queue, status, count(*) FROM {tasks} GROUP BY queue, status",
     "oldest_queued": "SELECT min(run_at) FROM {tasks} WHERE {due}",
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
     "stats": "SELECT status, count(*) FROM {tasks} GROUP BY status",
@@ -421,7 +467,7 @@ class PostgresStore:
         self._finals: GroupCommit[tuple[Call, dict[str, Any]]] = GroupCommit(self._write_finals, self._limiter)
         self._listener: _Listener | None = None
         self._listener_lock = trio.Lock()
-        self._work = trio.lowlevel.ParkingLot()
+        self._work = WorkWaiters()
         self._cancellations = Cancellations()
 
     def __repr__(self) -> str:
@@ -490,8 +536,11 @@ class PostgresStore:
     def _unreachable(self, error: Exception) -> PostgresConnectionError:
         return PostgresConnectionError(self._host, self._port, _reason(error))
 
-    def _notify(self, connection: Connection) -> None:
-        connection.execute(self._sql["notify"], {"channel": self.channel})
+    def _notify(self, connection: Connection, queues: Iterable[str]) -> None:
+        """Announce new work in ``queues``, at commit, to the workers that serve them."""
+        names = sorted(set(queues))
+        if names:
+            connection.execute(self._sql["notify"], {"channel": self.channel, "prefix": _WORK, "queues": names})
 
     # -- the Store interface -----------------------------------------------------------
 
@@ -539,14 +588,16 @@ class PostgresStore:
         texts = [textwrap.dedent(statement.as_string(None)).strip() for statement in statements]
         return "".join(f"{text};\n" for text in ["BEGIN", *texts, "COMMIT"])
 
-    async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        """Store named jobs as queued tasks, in one transaction, and return their ids in order.
+    async def enqueue(
+        self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None, queue: str | None = None
+    ) -> list[int]:
+        """Store named jobs as queued tasks, in one transaction, and return their ids in order: see ``Store``.
 
         Raises:
             ValueError: A job's arguments hold a NUL character, which PostgreSQL cannot store,
                 or its JSON is larger than ``max_json_bytes``.
         """
-        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes, queue)
         check_priority(priority)
         check_time(run_at, "run_at")
         if not encoded:
@@ -555,23 +606,40 @@ class PostgresStore:
         return await self._run(self._insert, encoded, priority, run_at)
 
     def _insert(
-        self, connection: Connection, encoded: list[tuple[str, str, int]], priority: int, run_at: float | None
+        self, connection: Connection, encoded: list[EncodedJob], priority: int, run_at: float | None
     ) -> list[int]:
-        handlers, jobs, retries = zip(*encoded, strict=True)
-        rows = connection.execute(
-            self._sql["insert"],
-            {
-                "handlers": list(handlers),
-                "jobs": list(jobs),
-                "retries": list(retries),
-                "priority": priority,
-                "run_at": run_at,
-            },
-        ).fetchall()
-        self._notify(connection)
-        # The rows are inserted in input order, so their ids increase with
-        # it; sorting does not rely on RETURNING keeping that order.
-        return sorted(row[0] for row in rows)
+        ids: list[int | None] = [None] * len(encoded)
+        pending = list(range(len(encoded)))
+        # A holder of a dedup_key may be claimed between the insert that found
+        # it and the look-up: its job is then inserted after all, next round.
+        while pending:
+            batch = [encoded[index] for index in pending]
+            rows = connection.execute(
+                self._sql["insert"],
+                {
+                    "handlers": [job.handler for job in batch],
+                    "jobs": [job.job for job in batch],
+                    "retries": [job.retry for job in batch],
+                    "queues": [job.queue for job in batch],
+                    "dedup_keys": [job.dedup_key for job in batch],
+                    "locks": [job.lock for job in batch],
+                    "priority": priority,
+                    "run_at": run_at,
+                },
+            ).fetchall()
+            # The rows are inserted in input order, so their ids increase with
+            # it; sorting does not rely on RETURNING keeping that order.
+            fresh = iter(sorted(row[0] for row in rows if row[1] is None))
+            by_key = {row[1]: row[0] for row in rows if row[1] is not None}
+            keys = [job.dedup_key for job in batch if job.dedup_key is not None and job.dedup_key not in by_key]
+            if keys:
+                held = connection.execute(self._sql["deduped"], {"keys": keys}).fetchall()
+                by_key.update((key, task_id) for key, task_id in held)
+            for index, job in zip(pending, batch, strict=True):
+                ids[index] = next(fresh) if job.dedup_key is None else by_key.get(job.dedup_key)
+            pending = [index for index in pending if ids[index] is None]
+        self._notify(connection, {job.queue for job in encoded})
+        return [task_id for task_id in ids if task_id is not None]
 
     async def claim(
         self,
@@ -581,20 +649,45 @@ class PostgresStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> list[TaskRecord]:
         order = check_claim(worker_id, limit, order, lease, max_lost_leases)
-        return await self._run(self._claim, worker_id, limit, order, lease, max_lost_leases)
+        claim = Claim(worker_id, limit, order, lease, max_lost_leases, check_queues(queues))
+        return await self._run_claiming(self._claim, claim)
 
-    def _claim(
-        self, connection: Connection, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int
-    ) -> list[TaskRecord]:
-        params = {"worker_id": worker_id, "lease": lease, "max_lost_leases": max_lost_leases}
+    async def _run_claiming(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a transaction that claims, again if another claim took a task of the same lock at the same moment.
+
+        Two claims that each see a lock free may each pick one of its tasks;
+        the unique index on the running tasks' locks then refuses the second
+        to commit, and its whole transaction is rolled back: nothing written,
+        so it runs again, and then sees the lock taken.
+        """
+        from psycopg import errors
+
+        for attempt in range(_CLAIM_ATTEMPTS):
+            try:
+                return await self._run(function, *args)
+            except errors.UniqueViolation:
+                if attempt == _CLAIM_ATTEMPTS - 1:
+                    raise
+                await trio.sleep(random.uniform(0, 0.01))  # noqa: S311 - spreads out claimers, no secret
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _claim(self, connection: Connection, claim: Claim) -> list[TaskRecord]:
+        params: dict[str, Any] = {
+            "worker_id": claim.worker_id,
+            "lease": claim.lease,
+            "max_lost_leases": claim.max_lost_leases,
+            "queues": claim.queues,
+        }
+        limit, order = claim.limit, claim.order
         claimed: list[TaskRecord] = []
         # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
         while True:
             wanted = limit - len(claimed)
             # Binary results: numbers and times arrive unparsed, a third less work for a batch's rows.
-            query = self._sql[f"claim_{order.value}"]
+            query = self._sql[f"claim_{order.value}{'' if claim.queues is None else '_queues'}"]
             rows = connection.execute(query, {**params, "limit": wanted}, binary=True).fetchall()
             running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
             claimed += running
@@ -667,9 +760,11 @@ class PostgresStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         """Finalise ``ends`` and claim up to ``limit`` tasks in one transaction: see ``BatchingStore``."""
         order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        names = check_queues(queues)
         batch = EndBatch(ends, worker_id, self._max_json_bytes)
         for call, params in batch.writes:
             if call is Call.FAIL:
@@ -680,30 +775,22 @@ class PostgresStore:
         if not batch.writes and limit <= 0:
             await trio.lowlevel.checkpoint()
             return batch.outcomes, []
-        written, claimed = await self._run(
-            self._finish_and_claim, batch.writes, worker_id, limit, order, lease, max_lost_leases
-        )
+        claim = Claim(worker_id, limit, order, lease, max_lost_leases, names)
+        written, claimed = await self._run_claiming(self._finish_and_claim, batch.writes, claim)
         return batch.outcomes_of(written), claimed
 
     def _finish_and_claim(
-        self,
-        connection: Connection,
-        batch: Sequence[tuple[Call, dict[str, Any]]],
-        worker_id: str,
-        limit: int,
-        order: Order,
-        lease: float,
-        max_lost_leases: int,
+        self, connection: Connection, batch: Sequence[tuple[Call, dict[str, Any]]], claim: Claim
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         outcomes = self._finalise(connection, batch) if batch else []
-        claimed = self._claim(connection, worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
+        claimed = self._claim(connection, claim) if claim.limit > 0 else []
         return outcomes, claimed
 
     def _finalise(
         self, connection: Connection, batch: Sequence[tuple[Call, dict[str, Any]]]
     ) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(batch)
-        requeued = False
+        requeued: set[str] = set()
         cancelled: list[int] = []
         completions = {index: params for index, (call, params) in enumerate(batch) if call is Call.COMPLETE}
         # A task completed twice in one batch keeps the first: the second is a conflict.
@@ -736,9 +823,8 @@ class PostgresStore:
                 if row[0] == TaskStatus.RUNNING and params["worker_id"] is None:
                     cancelled.append(params["id"])
             elif row[0] == TaskStatus.QUEUED:
-                requeued = True
-        if requeued:
-            self._notify(connection)
+                requeued.add(row[1])
+        self._notify(connection, requeued)
         if cancelled:
             # Delivered at commit, to the worker running each task, if any.
             connection.execute(self._sql["notify_cancelled"], {"channel": self.channel, "ids": cancelled})
@@ -756,8 +842,7 @@ class PostgresStore:
 
     def _release(self, connection: Connection, task_ids: list[int], worker_id: str | None) -> None:
         rows = connection.execute(self._sql["release"], {"ids": task_ids, "worker_id": worker_id}).fetchall()
-        if rows:
-            self._notify(connection)
+        self._notify(connection, (row[1] for row in rows))
 
     async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
         """Store the latest reports of the running tasks ``worker_id`` holds, ignore the rest: see ``ProgressStore``.
@@ -791,17 +876,19 @@ class PostgresStore:
     async def wait(self, task_id: int, *, poll: float = 0.5) -> TaskRecord:
         return await poll_until_final(self.get, task_id, poll)
 
-    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
-        """Return when tasks are enqueued, released or requeued (a notification), or after ``timeout`` seconds.
+    async def wait_for_work(self, timeout: float, *, queues: Sequence[str] | None = None) -> None:  # noqa: ASYNC109 - a poll interval
+        """Return when tasks are enqueued, released or requeued in ``queues`` (a notification), or after ``timeout``.
 
+        Notifications for other queues pass it by. None waits for every queue.
         The first call opens the store's listening connection.
 
         Raises:
             PostgresConnectionError: The listening connection cannot be opened.
         """
+        names = check_queues(queues)
         with trio.move_on_after(timeout):
             await self._listen()
-            await self._work.park()
+            await self._work.wait(names)
 
     async def wait_for_cancellations(self) -> list[int]:
         """Return the ids of running tasks cancelled by another than their worker, as the notifications come.
@@ -821,7 +908,11 @@ class PostgresStore:
             # Not cancellable: the connection it opens is always handed on.
             connection = await trio.to_thread.run_sync(self._listening_connection)
             self._listener = _Listener(
-                connection, trio.lowlevel.current_trio_token(), self._wake_waiters, self._cancellations.publish
+                connection,
+                trio.lowlevel.current_trio_token(),
+                self._wake_waiters,
+                self._work.wake,
+                self._cancellations.publish,
             )
 
     def _listening_connection(self) -> Connection:
@@ -840,7 +931,7 @@ class PostgresStore:
         return connection
 
     def _wake_waiters(self) -> None:
-        self._work.unpark_all()
+        self._work.wake(None)
         # Without news: waiters for cancellations call _listen() again, which restarts a listener that stopped.
         self._cancellations.wake()
 
@@ -853,17 +944,25 @@ class PostgresStore:
 
     # -- the AdminStore interface ------------------------------------------------------
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
-        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
-        wanted = check_listing(status, limit)
-        return await self._run(self._list, wanted, limit)
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int = 100, queue: str | None = None
+    ) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` and ``queue`` if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit, queue)
+        return await self._run(self._list, wanted, limit, queue)
 
-    def _list(self, connection: Connection, status: TaskStatus | None, limit: int) -> list[TaskRecord]:
-        if status is None:
-            rows = connection.execute(self._sql["list"], {"limit": limit}).fetchall()
-        else:
-            rows = connection.execute(self._sql["list_status"], {"status": status.value, "limit": limit}).fetchall()
-        return [record_from_row(row) for row in rows]
+    def _list(
+        self, connection: Connection, status: TaskStatus | None, limit: int, queue: str | None
+    ) -> list[TaskRecord]:
+        params = {"status": None if status is None else status.value, "queue": queue, "limit": limit}
+        return [record_from_row(row) for row in connection.execute(self._sql["list"], params).fetchall()]
+
+    async def queue_stats(self) -> dict[str, StoreStatistics]:
+        """Count the tasks in each status, queue by queue: see ``AdminStore``."""
+        return await self._run(self._queue_stats)
+
+    def _queue_stats(self, connection: Connection) -> dict[str, StoreStatistics]:
+        return queue_statistics(connection.execute(self._sql["queue_stats"]).fetchall())
 
     async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Requeue failed, dead or cancelled tasks afresh, all or none, and notify waiting workers: see ``AdminStore``.
@@ -889,7 +988,7 @@ class PostgresStore:
             refused = retry_refusal(task_ids, requeued, statuses, lease)
             if refused is not None:
                 raise refused
-        self._notify(connection)
+        self._notify(connection, (row[1] for row in rows))
         return task_ids
 
     async def retry_dead(self) -> list[int]:
@@ -902,8 +1001,7 @@ class PostgresStore:
 
     def _retry_dead(self, connection: Connection) -> list[int]:
         rows = connection.execute(self._sql["retry_dead"]).fetchall()
-        if rows:
-            self._notify(connection)
+        self._notify(connection, (row[1] for row in rows))
         return sorted(row[0] for row in rows)
 
     async def prune(self, *, older_than: Seconds, limit: int = PRUNE_LIMIT) -> int:
@@ -949,6 +1047,12 @@ class PostgresStore:
 _CANCEL: Final = "cancel "
 """The payload of a notification that a task was cancelled is this, then its id."""
 
+_WORK: Final = "queue "
+"""The payload of a notification of new work is this, then its queue's name."""
+
+_CLAIM_ATTEMPTS: Final = 5
+"""How many times a claim runs when a concurrent claim took its lock first (see ``_run_claiming``)."""
+
 
 def _database_failures() -> tuple[type[Exception], ...]:
     """The psycopg errors that are the database's failures, not this code's: what StoreError reports.
@@ -978,13 +1082,14 @@ def _reason(error: Exception) -> str:
 
 
 def _format(text: str, schema: str, **names: sql.Composable) -> sql.Composed:
-    """``text`` with ``{schema}``, ``{tasks}``, ``{versions}`` and any further ``names`` filled in."""
+    """``text`` with ``{schema}``, ``{tasks}``, ``{versions}``, ``{schedules}`` and further ``names`` filled in."""
     from psycopg import sql
 
     return sql.SQL(text).format(
         schema=sql.Identifier(schema),
         tasks=sql.Identifier(schema, "wpxt_tasks"),
         versions=sql.Identifier(schema, "wpxt_schema"),
+        schedules=sql.Identifier(schema, "wpxt_schedules"),
         **names,
     )
 
@@ -999,23 +1104,34 @@ def _upgrade(schema: str, version: int) -> list[sql.Composed]:
 
 
 def _compose(schema: str) -> dict[str, sql.Composed]:
-    """The store's queries for ``schema``, by name; the claim as ``claim_<order>``, one for each order."""
+    """The store's queries for ``schema``, by name.
+
+    The claim is ``claim_<order>`` for every queue, one for each order, and
+    ``claim_<order>_queues`` for the queues of ``%(queues)s``.
+    """
     from psycopg import sql
 
-    names = {name: sql.SQL(text) for name, text in {**_PARTS, "columns": _COLUMNS, "now": _NOW}.items()}
+    names: dict[str, sql.Composable] = {
+        name: sql.SQL(text) for name, text in {**_PARTS, "columns": _COLUMNS, "now": _NOW}.items()
+    }
+    names["lock_free"] = _format(_DIALECT.lock_free("task", "{tasks}"), schema)
     queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name != "claim"}
     for order in Order:
-        queries[f"claim_{order.value}"] = _format(_QUERIES["claim"], schema, **names, order=sql.SQL(ORDER_BY[order]))
+        for suffix, in_queues in (("", ""), ("_queues", " AND queue = ANY(%(queues)b::text[])")):
+            queries[f"claim_{order.value}{suffix}"] = _format(
+                _QUERIES["claim"], schema, **names, order=sql.SQL(ORDER_BY[order]), in_queues=sql.SQL(in_queues)
+            )
     return queries
 
 
 class _Listener:
     """A thread that LISTENs on its own connection and hands each notification to trio.
 
-    It calls ``cancelled([id])`` for a task cancelled, ``wake()`` for anything
-    else (new work). It checks every ``_LISTEN_POLL`` seconds whether to stop,
-    and stops by itself when its connection fails or trio's run is over;
-    ``running`` is then false, and the next wait starts another.
+    It calls ``cancelled([id])`` for a task cancelled, ``work(queue)`` for
+    new work in a queue, and ``wake()`` for any other notification (an older
+    version's) and when it stops. It checks every ``_LISTEN_POLL`` seconds
+    whether to stop, and stops by itself when its connection fails or trio's
+    run is over; ``running`` is then false, and the next wait starts another.
     """
 
     def __init__(
@@ -1023,11 +1139,13 @@ class _Listener:
         connection: Connection,
         token: trio.lowlevel.TrioToken,
         wake: Callable[[], None],
+        work: Callable[[str], None],
         cancelled: Callable[[list[int]], None],
     ) -> None:
         self._connection = connection
         self._token = token
         self._wake = wake
+        self._work = work
         self._cancelled = cancelled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="workerpoolxt-listener", daemon=True)
@@ -1049,8 +1167,11 @@ class _Listener:
             with contextlib.suppress(Exception):
                 while not self._stop.is_set():
                     for notification in self._connection.notifies(timeout=_LISTEN_POLL):
-                        if notification.payload.startswith(_CANCEL):
-                            self._hand_over(self._cancelled, [int(notification.payload[len(_CANCEL) :])])
+                        payload = notification.payload
+                        if payload.startswith(_CANCEL):
+                            self._hand_over(self._cancelled, [int(payload[len(_CANCEL) :])])
+                        elif payload.startswith(_WORK):
+                            self._hand_over(self._work, payload[len(_WORK) :])
                         else:
                             self._signal()
                         if self._stop.is_set():
@@ -1061,7 +1182,7 @@ class _Listener:
             self._signal()
 
     def _signal(self) -> None:
-        # idempotent: a burst of notifications queues one wake-up.
+        # idempotent: a burst of such calls queues one wake-up.
         self._hand_over(self._wake, idempotent=True)
 
     def _hand_over(self, function: Callable[..., None], *args: Any, idempotent: bool = False) -> None:

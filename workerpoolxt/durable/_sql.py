@@ -18,9 +18,19 @@ from typing import Any, Final
 import attrs
 
 from ._machine import Call, Check, TaskStatus, Transition, sources, transitions
-from ._store import FRESH_START, RETRYABLE, Order, TaskRecord
+from ._store import FRESH_START, RETRYABLE, Order, StoreStatistics, TaskRecord
 
-__all__ = ["ORDER_BY", "Dialect", "columns", "literal", "record_from_row"]
+__all__ = [
+    "DEDUP_ROWS",
+    "LOCK_ROWS",
+    "LOCK_WAITING_ROWS",
+    "ORDER_BY",
+    "Dialect",
+    "columns",
+    "literal",
+    "queue_statistics",
+    "record_from_row",
+]
 
 
 def columns(json_as: str = "") -> str:
@@ -32,7 +42,7 @@ def columns(json_as: str = "") -> str:
     return (
         f"id, handler, job{json_as}, status, attempts, max_attempts, priority, created_at, run_at, started_at, "
         f"finished_at, worker_id, heartbeat_at, result{json_as}, error_type, error_message, lost_leases, "
-        "progress_done, progress_total"
+        "progress_done, progress_total, queue, dedup_key, lock"
     )
 
 
@@ -59,6 +69,9 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         lost_leases=row[16],
         progress_done=row[17],
         progress_total=row[18],
+        queue=row[19],
+        dedup_key=row[20],
+        lock=row[21],
     )
 
 
@@ -73,6 +86,27 @@ ORDER_BY: Final = {
 def literal(value: str) -> str:
     """A SQL string literal; the values quoted here are the package's own names, never a caller's."""
     return "'" + value.replace("'", "''") + "'"
+
+
+DEDUP_ROWS: Final = f"status = {literal(TaskStatus.QUEUED)} AND started_at IS NULL AND dedup_key IS NOT NULL"
+"""The rows that hold their ``dedup_key``: queued, and never started (a retry's rerun no longer does).
+
+A unique index over these rows is what deduplicates, in every process.
+"""
+
+LOCK_ROWS: Final = f"status = {literal(TaskStatus.RUNNING)} AND lock IS NOT NULL"
+"""The rows that hold their ``lock``: running. A unique index over them keeps two from running at once."""
+
+LOCK_WAITING_ROWS: Final = f"status = {literal(TaskStatus.QUEUED)} AND lock IS NOT NULL"
+"""The rows waiting for a lock, indexed by lock and id, so a claim finds each lock's next task at once."""
+
+
+def queue_statistics(rows: Sequence[Sequence[Any]]) -> dict[str, StoreStatistics]:
+    """``queue_stats()`` from rows of queue, status and count, by queue name."""
+    counts: dict[str, dict[str, int]] = {}
+    for queue, status, number in rows:
+        counts.setdefault(queue, {})[status] = number
+    return {queue: StoreStatistics(**counts[queue]) for queue in sorted(counts)}
 
 
 # Each check as SQL, reading the old row (an UPDATE's SET and WHERE both see
@@ -200,6 +234,25 @@ class Dialect:
         """The condition that a row is queued and its ``run_at`` has come: a task a claim would take now."""
         return f"{_status_in((TaskStatus.QUEUED,))} AND {self.check(Check.DUE)}"
 
+    def lock_free(self, table: str, tasks: str) -> str:
+        """The condition that a claim may take a row (of ``tasks``, named ``table`` in the query) as its lock allows.
+
+        A queued row holding a lock is taken only while no task holding that
+        lock runs, and only if it is the lowest id among the due rows waiting
+        for it, so such tasks run one at a time, in the order they were
+        enqueued (two of a batch never share a lock). The unique index on the
+        running rows' locks enforces it, whatever a claim does.
+        """
+        queued = literal(TaskStatus.QUEUED)
+        running = literal(TaskStatus.RUNNING)
+        return (
+            f"({table}.status <> {queued} OR {table}.lock IS NULL OR ("  # noqa: S608 - the package's own names
+            f"NOT EXISTS (SELECT 1 FROM {tasks} AS holder WHERE holder.lock = {table}.lock "
+            f"AND holder.status = {running}) "
+            f"AND {table}.id = (SELECT min(waiting.id) FROM {tasks} AS waiting WHERE waiting.lock = {table}.lock "
+            f"AND waiting.status = {queued} AND waiting.run_at <= {self.params['now']})))"
+        )
+
     def retryable(self) -> str:
         """The condition that ``retry()`` may requeue a row: it is final and did not succeed; and if it was
         cancelled after a claim, a lease has passed since (its worker has let go: see ``AdminStore.retry``)."""
@@ -210,7 +263,8 @@ class Dialect:
     def retry_assignments(self) -> str:
         """The SET list of ``retry()``: the task queued to run now, with a fresh start (``FRESH_START``)."""
         fresh = [f"{name} = {'NULL' if value is None else value}" for name, value in FRESH_START.items()]
-        sets = [f"status = {literal(TaskStatus.QUEUED)}", "run_at = {now}", *fresh]
+        # A task begun afresh gives up its dedup_key: a twin may be waiting with it, whose id enqueue() now gives.
+        sets = [f"status = {literal(TaskStatus.QUEUED)}", "run_at = {now}", *fresh, "dedup_key = NULL"]
         return ", ".join(sets).format_map(self.params)
 
     @staticmethod

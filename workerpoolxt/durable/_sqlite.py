@@ -22,16 +22,29 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from .._errors import StoreError, TaskNotFoundError
+from .._job import DEFAULT_QUEUE
 from .._validation import flag
 from ._batch import GroupCommit
 from ._machine import Call, Transition
-from ._sql import ORDER_BY, Dialect, columns, literal, record_from_row
+from ._sql import (
+    DEDUP_ROWS,
+    LOCK_ROWS,
+    LOCK_WAITING_ROWS,
+    ORDER_BY,
+    Dialect,
+    columns,
+    literal,
+    queue_statistics,
+    record_from_row,
+)
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     FINAL,
     MAX_JSON_BYTES,
     PRUNE_LIMIT,
     SORT_KEYS,
+    Claim,
+    EncodedJob,
     EndBatch,
     Order,
     StoreStatistics,
@@ -46,6 +59,7 @@ from ._store import (
     check_priority,
     check_progress,
     check_prune,
+    check_queues,
     check_schema_version,
     check_task_ids,
     check_time,
@@ -71,6 +85,7 @@ T = TypeVar("T")
 
 _Final = tuple[str, Call, dict[str, Any]]
 """A finalising write for group commit: its statement, its call, and its parameters."""
+
 
 _logger: Final = logging.getLogger("workerpoolxt")
 
@@ -110,6 +125,18 @@ _MIGRATIONS: Final = (
     """,
     # 4: prune() finds the oldest finished tasks without reading the others.
     f"CREATE INDEX wpxt_tasks_finished ON wpxt_tasks (finished_at) WHERE {_FINAL_ROWS}",
+    # 5: named queues, deduplication and locks, each enforced by an index; the
+    # periodic tasks' last ticks, one row per schedule.
+    f"""
+    ALTER TABLE wpxt_tasks ADD COLUMN queue TEXT NOT NULL DEFAULT {literal(DEFAULT_QUEUE)};
+    ALTER TABLE wpxt_tasks ADD COLUMN dedup_key TEXT;
+    ALTER TABLE wpxt_tasks ADD COLUMN lock TEXT;
+    CREATE INDEX wpxt_tasks_queue ON wpxt_tasks (queue, status, run_at, priority, id);
+    CREATE UNIQUE INDEX wpxt_tasks_dedup ON wpxt_tasks (dedup_key) WHERE {DEDUP_ROWS};
+    CREATE UNIQUE INDEX wpxt_tasks_lock ON wpxt_tasks (lock) WHERE {LOCK_ROWS};
+    CREATE INDEX wpxt_tasks_lock_queued ON wpxt_tasks (lock, id) WHERE {LOCK_WAITING_ROWS};
+    CREATE TABLE wpxt_schedules (name TEXT PRIMARY KEY, last_tick REAL NOT NULL)
+    """,
 )
 
 _VERSIONS: Final = "CREATE TABLE IF NOT EXISTS wpxt_schema (version INTEGER NOT NULL)"
@@ -129,9 +156,11 @@ _COLUMNS: Final = columns()
 
 # The column max_attempts holds retry + 1, the attempts allowed.
 _INSERT: Final = (
-    "INSERT INTO wpxt_tasks (handler, job, status, max_attempts, priority, created_at, run_at) "  # noqa: S608 - fixed text
-    f"VALUES (?, ?, {literal(TaskStatus.QUEUED)}, ? + 1, ?, ?, ?)"
+    "INSERT INTO wpxt_tasks (handler, job, status, max_attempts, priority, created_at, run_at, queue, dedup_key, lock) "  # noqa: S608 - fixed text
+    f"VALUES (?, ?, {literal(TaskStatus.QUEUED)}, ? + 1, ?, ?, ?, ?, ?, ?)"
 )
+# The task a job's dedup_key names instead, if one holds it (the unique index's rows).
+_DEDUPED: Final = f"SELECT id FROM wpxt_tasks WHERE dedup_key = ? AND {DEDUP_ROWS}"  # noqa: S608 - fixed text
 
 # Every statement names its parameters; a claim's `stale` is now less the lease.
 _DIALECT: Final = Dialect(
@@ -145,14 +174,19 @@ _DIALECT: Final = Dialect(
     }
 )
 
-# Runnable rows in claim order: queued and due, or running with an expired lease.
+# Runnable rows in claim order: queued and due, or running with an expired
+# lease; that their lock allows; and, for a worker of some queues only
+# ({queues} filled in with placeholders, as {ids} is), in those queues.
+_CLAIM: Final = (
+    f"UPDATE wpxt_tasks SET {_DIALECT.claim_assignments()} "  # noqa: S608 - fixed text
+    f"WHERE id IN (SELECT id FROM wpxt_tasks AS task WHERE {_DIALECT.where(Call.CLAIM)} "
+    f"AND {_DIALECT.lock_free('task', 'wpxt_tasks')}{{in_queues}} ORDER BY {{order}} LIMIT :limit) "
+    f"RETURNING {_COLUMNS}"
+)
 _CLAIMS: Final = {
-    order: (
-        f"UPDATE wpxt_tasks SET {_DIALECT.claim_assignments()} "  # noqa: S608 - fixed text
-        f"WHERE id IN (SELECT id FROM wpxt_tasks WHERE {_DIALECT.where(Call.CLAIM)} ORDER BY {by} LIMIT :limit) "
-        f"RETURNING {_COLUMNS}"
-    )
+    (order, queues): _CLAIM.format(order=by, in_queues=" AND queue IN ({queues})" if queues else "")
     for order, by in ORDER_BY.items()
+    for queues in (False, True)
 }
 
 
@@ -192,8 +226,12 @@ _RETRY_DEAD: Final = (
     f"UPDATE wpxt_tasks SET {_DIALECT.retry_assignments()} WHERE status = {literal(TaskStatus.DEAD)} RETURNING id"  # noqa: S608 - fixed text
 )
 _STATUSES: Final = "SELECT id, status FROM wpxt_tasks WHERE id IN ({ids})"
-_LIST: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
-_LIST_STATUS: Final = f"SELECT {_COLUMNS} FROM wpxt_tasks WHERE status = :status ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed text
+# A null :status or :queue matches every row.
+_LIST: Final = (
+    f"SELECT {_COLUMNS} FROM wpxt_tasks WHERE (:status IS NULL OR status = :status) "  # noqa: S608 - fixed text
+    "AND (:queue IS NULL OR queue = :queue) ORDER BY id DESC LIMIT :limit"
+)
+_QUEUE_STATS: Final = "SELECT queue, status, count(*) FROM wpxt_tasks GROUP BY queue, status"
 _OLDEST_QUEUED: Final = f"SELECT min(run_at) FROM wpxt_tasks WHERE {_DIALECT.due()}"  # noqa: S608 - fixed text
 # The oldest finished tasks first, by the index on finished_at: named, as
 # SQLite's planner, without statistics, would rather take the final rows by
@@ -332,22 +370,18 @@ class SQLiteStore:
         """
         return "".join(f"{statement};\n" for statement in ["BEGIN", _VERSIONS, *_upgrade(0), "COMMIT"])
 
-    async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
+    async def enqueue(
+        self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None, queue: str | None = None
+    ) -> list[int]:
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes, queue)
         check_priority(priority)
         check_time(run_at, "run_at")
         return await self._run(self._insert, encoded, priority, run_at)
 
-    def _insert(self, encoded: list[tuple[str, str, int]], priority: int, run_at: float | None) -> list[int]:
+    def _insert(self, encoded: list[EncodedJob], priority: int, run_at: float | None) -> list[int]:
         now = time.time()
         with self._transaction() as connection:
-            ids = []
-            for handler, job, retry in encoded:
-                cursor = connection.execute(
-                    _INSERT, (handler, job, retry, priority, now, now if run_at is None else run_at)
-                )
-                ids.append(cursor.lastrowid)
-        return [task_id for task_id in ids if task_id is not None]
+            return [_insert_in(connection, job, priority, now, run_at) for job in encoded]
 
     async def claim(
         self,
@@ -357,13 +391,15 @@ class SQLiteStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> list[TaskRecord]:
         order = check_claim(worker_id, limit, order, lease, max_lost_leases)
-        return await self._run(self._claim, worker_id, limit, order, lease, max_lost_leases)
+        names = check_queues(queues)
+        return await self._run(self._claim, Claim(worker_id, limit, order, lease, max_lost_leases, names))
 
-    def _claim(self, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int) -> list[TaskRecord]:
+    def _claim(self, claim: Claim) -> list[TaskRecord]:
         with self._transaction() as connection:
-            return _claim_in(connection, time.time(), worker_id, limit, order, lease, max_lost_leases)
+            return _claim_in(connection, time.time(), claim)
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         ids = list(task_ids)
@@ -419,27 +455,28 @@ class SQLiteStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         """Finalise ``ends`` and claim up to ``limit`` tasks in one transaction: see ``BatchingStore``."""
         order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        names = check_queues(queues)
         batch = EndBatch(ends, worker_id, self._max_json_bytes)
         writes = [(_STATEMENTS[call], call, params) for call, params in batch.writes]
         limit = batch.claim_limit(limit)
         if not writes and limit <= 0:
             await trio.lowlevel.checkpoint()
             return batch.outcomes, []
-        written, claimed = await self._run(
-            self._finish_and_claim, writes, worker_id, limit, order, lease, max_lost_leases
-        )
+        claim = Claim(worker_id, limit, order, lease, max_lost_leases, names)
+        written, claimed = await self._run(self._finish_and_claim, writes, claim)
         return batch.outcomes_of(written), claimed
 
     def _finish_and_claim(
-        self, batch: Sequence[_Final], worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int
+        self, batch: Sequence[_Final], claim: Claim
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         now = time.time()
         with self._transaction() as connection:
             outcomes = _finalise(connection, now, batch)
-            claimed = _claim_in(connection, now, worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
+            claimed = _claim_in(connection, now, claim) if claim.limit > 0 else []
         return outcomes, claimed
 
     async def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> None:
@@ -485,7 +522,7 @@ class SQLiteStore:
     async def wait(self, task_id: int, *, poll: float = 0.5) -> TaskRecord:
         return await poll_until_final(self.get, task_id, poll)
 
-    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
+    async def wait_for_work(self, timeout: float, *, queues: Sequence[str] | None = None) -> None:  # noqa: ASYNC109 - a poll interval
         """SQLite cannot notify: a worker with nothing to do polls after ``timeout``."""
         await trio.sleep(timeout)
 
@@ -502,17 +539,23 @@ class SQLiteStore:
 
     # -- the AdminStore interface ------------------------------------------------------
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
-        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
-        wanted = check_listing(status, limit)
-        return await self._run(self._list, wanted, limit)
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int = 100, queue: str | None = None
+    ) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` and ``queue`` if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit, queue)
+        return await self._run(self._list, wanted, limit, queue)
 
-    def _list(self, status: TaskStatus | None, limit: int) -> list[TaskRecord]:
-        if status is None:
-            rows = self._connect().execute(_LIST, {"limit": limit}).fetchall()
-        else:
-            rows = self._connect().execute(_LIST_STATUS, {"status": status.value, "limit": limit}).fetchall()
-        return [record_from_row(row) for row in rows]
+    def _list(self, status: TaskStatus | None, limit: int, queue: str | None) -> list[TaskRecord]:
+        params = {"status": None if status is None else status.value, "queue": queue, "limit": limit}
+        return [record_from_row(row) for row in self._connect().execute(_LIST, params).fetchall()]
+
+    async def queue_stats(self) -> dict[str, StoreStatistics]:
+        """Count the tasks in each status, queue by queue: see ``AdminStore``."""
+        return await self._run(self._queue_stats)
+
+    def _queue_stats(self) -> dict[str, StoreStatistics]:
+        return queue_statistics(self._connect().execute(_QUEUE_STATS).fetchall())
 
     async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Requeue failed, dead or cancelled tasks afresh, all or none: see ``AdminStore``.
@@ -591,22 +634,38 @@ class SQLiteStore:
 # -- finalising writes, one per action; each returns the caller's error or None -------------
 
 
-def _claim_in(
-    connection: sqlite3.Connection,
-    now: float,
-    worker_id: str,
-    limit: int,
-    order: Order,
-    lease: float,
-    max_lost_leases: int,
-) -> list[TaskRecord]:
+def _insert_in(connection: sqlite3.Connection, job: EncodedJob, priority: int, now: float, run_at: float | None) -> int:
+    """Insert ``job`` in the transaction under way and return its id, or that of the task holding its dedup_key."""
+    if job.dedup_key is not None:
+        # The write lock is held from BEGIN IMMEDIATE: no other writer can add a holder meanwhile.
+        row = connection.execute(_DEDUPED, (job.dedup_key,)).fetchone()
+        if row is not None:
+            return int(row[0])
+    values = (job.handler, job.job, job.retry, priority, now, now if run_at is None else run_at)
+    cursor = connection.execute(_INSERT, (*values, job.queue, job.dedup_key, job.lock))
+    assert cursor.lastrowid is not None  # an INSERT of one row into a table with an id
+    return cursor.lastrowid
+
+
+def _claim_in(connection: sqlite3.Connection, now: float, claim: Claim) -> list[TaskRecord]:
     """A claim, in the transaction under way."""
-    params = {"worker_id": worker_id, "now": now, "stale": now - lease, "max_lost_leases": max_lost_leases}
+    order, lease, limit = claim.order, claim.lease, claim.limit
+    params: dict[str, Any] = {
+        "worker_id": claim.worker_id,
+        "now": now,
+        "stale": now - lease,
+        "max_lost_leases": claim.max_lost_leases,
+    }
+    statement = _CLAIMS[order, claim.queues is not None]
+    if claim.queues is not None:
+        marks = [f"queue{index}" for index in range(len(claim.queues))]
+        statement = statement.format(queues=", ".join(f":{mark}" for mark in marks))
+        params.update(zip(marks, claim.queues, strict=True))
     claimed: list[TaskRecord] = []
     # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
     while True:
         wanted = limit - len(claimed)
-        rows = connection.execute(_CLAIMS[order], {**params, "limit": wanted}).fetchall()
+        rows = connection.execute(statement, {**params, "limit": wanted}).fetchall()
         buried = 0
         for row in rows:
             if row[3] == TaskStatus.DEAD:

@@ -23,16 +23,16 @@ import enum
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, runtime_checkable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 import attrs
 import trio
 
 from .. import Progress
 from .._errors import StoreError, TaskConflictError, TaskNotFoundError
-from .._job import Job
-from .._serialize import json_copy
+from .._job import DEFAULT_QUEUE, Job, check_queue
+from .._serialize import PLACEMENT_FIELDS, json_copy
 from .._validation import Seconds, count, non_negative_seconds
 from ._machine import Call, TaskStatus, conflict
 
@@ -121,6 +121,12 @@ class TaskRecord:
     it never reported."""
     progress_total: float | None = None
     """How much its handler said there was to do, with that report; None if it did not say."""
+    queue: str = DEFAULT_QUEUE
+    """The queue it is in: only the workers serving it claim it."""
+    dedup_key: str | None = None
+    """While the task waits for its first run, enqueueing a job with this key gives back this task's id."""
+    lock: str | None = None
+    """No two tasks holding the same lock run at once."""
 
     @property
     def final(self) -> bool:
@@ -178,8 +184,16 @@ class Store(Protocol):
         missing and how to create it.
         """
 
-    async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        """Store named jobs as queued tasks, in one batch, and return their ids in order."""
+    async def enqueue(
+        self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None, queue: str | None = None
+    ) -> list[int]:
+        """Store named jobs as queued tasks, in one batch, and return their ids in order.
+
+        Each task goes to its job's ``queue``, else to ``queue``, else to
+        ``"default"``. A job with a ``dedup_key`` that a queued task not yet
+        started holds (or an earlier job of the batch) stores nothing: its id
+        in the list is that task's.
+        """
 
     async def claim(
         self,
@@ -189,8 +203,15 @@ class Store(Protocol):
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> list[TaskRecord]:
         """Atomically take up to ``limit`` runnable tasks for ``worker_id`` and mark them running.
+
+        Only tasks in ``queues`` are taken (every queue's if None), in
+        ``order`` across them all. A task with a ``lock`` is runnable only
+        while no task holding that lock runs, and only if it is the oldest
+        due task waiting for it, so tasks sharing a lock run one at a time,
+        in the order they were enqueued.
 
         Runnable: queued with ``run_at`` passed, or running with a heartbeat
         older than ``lease`` (its worker is presumed dead: its lease is lost).
@@ -245,8 +266,8 @@ class Store(Protocol):
     async def wait(self, task_id: int, *, poll: float = 0.5) -> TaskRecord:
         """Wait until the task is final and return its record."""
 
-    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
-        """Return when new work may be ready (a notification), or after ``timeout`` seconds."""
+    async def wait_for_work(self, timeout: float, *, queues: Sequence[str] | None = None) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
+        """Return when new work may be ready in ``queues`` (every queue if None), or after ``timeout`` seconds."""
 
     async def wait_for_cancellations(self) -> list[int]:
         """Return the ids of tasks ``cancel()`` finalised while running, as they are cancelled.
@@ -296,6 +317,7 @@ class BatchingStore(Store, Protocol):
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         """Finalise ``ends`` for ``worker_id``, then claim up to ``limit`` tasks (none if 0), all in one transaction.
 
@@ -322,16 +344,22 @@ class AdminStore(Store, Protocol):
     ``retry_dead()`` and ``prune()`` with the ``StoreError`` its other writes raise.
     """
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
-        """The newest tasks (highest id first), at most ``limit``, of ``status`` only if given.
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int = 100, queue: str | None = None
+    ) -> list[TaskRecord]:
+        """The newest tasks (highest id first), at most ``limit``, of ``status`` and in ``queue`` only if given.
 
         Args:
             status: A ``TaskStatus``, or its value (``"dead"``); None for every status.
             limit: The most tasks to return, a positive int.
+            queue: A queue's name; None for every queue.
 
         Raises:
-            TypeError, ValueError: ``status`` or ``limit`` is not one; the message names it.
+            TypeError, ValueError: ``status``, ``limit`` or ``queue`` is not one; the message names it.
         """
+
+    async def queue_stats(self) -> dict[str, StoreStatistics]:
+        """Count the tasks in each status, queue by queue: the queues that hold a task, by name."""
 
     async def retry(self, task_ids: Sequence[int], *, lease: float = 30.0) -> list[int]:
         """Put final tasks that did not succeed (failed, dead or cancelled) back in the queue, afresh.
@@ -465,23 +493,40 @@ _JSON: Final = json.JSONEncoder(separators=(",", ":"))
 """Compact JSON, as ``json.dumps(..., separators=(",", ":"))`` writes it, without building an encoder per call."""
 
 
-def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int) -> list[tuple[str, str, int]]:
-    """Check jobs can be stored and return ``(handler, job JSON, retry)`` for each.
+class EncodedJob(NamedTuple):
+    """A job as a store writes it: its data as JSON, and the fields that are columns of their own."""
+
+    handler: str
+    job: str
+    """``Job.to_dict()`` as JSON, without ``queue``, ``dedup_key`` and ``lock``, which are columns."""
+    retry: int
+    queue: str
+    dedup_key: str | None
+    lock: str | None
+
+
+def encode_jobs(
+    jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: int, queue: str | None = None
+) -> list[EncodedJob]:
+    """Check jobs can be stored and encode each; a job's own ``queue`` wins over ``queue``, then ``"default"``.
 
     Raises:
         TypeError: A job is not a Job, or holds a callable instead of a handler's name.
         ValueError: A job has a field that is not data, a ``retry`` above 2**31 - 2,
-            or JSON of more than ``max_bytes``.
+            or JSON of more than ``max_bytes``; ``queue`` is not a queue's name.
         UnknownHandlerError: ``registry`` is given and lacks a job's handler.
         TypeError: ``registry`` is given and a job's args do not fit its handler's parameters.
     """
     if isinstance(jobs, Job) or not isinstance(jobs, Sequence):
         raise TypeError(f"`jobs` must be a sequence of Jobs, not {type(jobs).__name__}")
+    default = DEFAULT_QUEUE if queue is None else check_queue(queue, "queue")
     encoded = []
     for index, job in enumerate(jobs):
         if not isinstance(job, Job):
             raise TypeError(f"`jobs[{index}]` must be a workerpoolxt.Job, not {type(job).__name__}")
         data = job.to_dict()
+        for field in PLACEMENT_FIELDS:
+            data.pop(field, None)
         if registry is not None:
             registry.check(job)  # an unknown handler, or args that do not fit it, fail here
         retry = count(job.retry or 0, f"jobs[{index}].retry", minimum=0, maximum=_MAX_RETRY)
@@ -489,8 +534,54 @@ def encode_jobs(jobs: Sequence[Job[Any]], registry: Registry | None, max_bytes: 
         check_size(text, f"jobs[{index}]", max_bytes)
         if _holds_nul(text):
             raise ValueError(f"`jobs[{index}]` holds a NUL character (\\u0000), which PostgreSQL cannot store")
-        encoded.append((data["task"], text, retry))
+        encoded.append(EncodedJob(data["task"], text, retry, job.queue or default, job.dedup_key, job.lock))
     return encoded
+
+
+class Claim(NamedTuple):
+    """A claim's arguments, checked."""
+
+    worker_id: str
+    limit: int
+    order: Order
+    lease: float
+    max_lost_leases: int
+    queues: tuple[str, ...] | None
+    """The queues to claim from; None for every queue."""
+
+
+class WorkWaiters:
+    """Trio tasks waiting for new work, each in some queues or in every queue; news of a queue wakes its own."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[trio.Event, tuple[str, ...] | None] = {}
+
+    async def wait(self, queues: tuple[str, ...] | None) -> None:
+        """Wait for news of work in ``queues`` (None: in any queue)."""
+        event = trio.Event()
+        self._waiting[event] = queues
+        try:
+            await event.wait()
+        finally:
+            del self._waiting[event]
+
+    def wake(self, queue: str | None) -> None:
+        """Wake the waiters for ``queue``, and those for every queue; None wakes all."""
+        for event, queues in self._waiting.items():
+            if queue is None or queues is None or queue in queues:
+                event.set()
+
+
+def check_queues(queues: object) -> tuple[str, ...] | None:
+    """A claim's ``queues``: None for every queue, else a non-empty sequence of queue names, each kept once."""
+    if queues is None:
+        return None
+    if isinstance(queues, str) or not isinstance(queues, Sequence | Set):
+        raise TypeError(f"`queues` must be a sequence of queue names or None, not {type(queues).__name__}")
+    names = tuple(dict.fromkeys(check_queue(name, "queues[]") for name in queues))
+    if not names:
+        raise ValueError("`queues` must name at least one queue, or be None for every queue")
+    return names
 
 
 def encode_result(result: Any, max_bytes: int) -> str:
@@ -794,9 +885,11 @@ def check_progress(progress: object, worker_id: object) -> list[tuple[int, float
     return sorted(rows)
 
 
-def check_listing(status: object, limit: object) -> TaskStatus | None:
+def check_listing(status: object, limit: object, queue: object = None) -> TaskStatus | None:
     """Check ``list_tasks()``'s arguments; return ``status`` as a TaskStatus, or None."""
     count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+    if queue is not None:
+        check_queue(queue, "queue")
     if status is None:
         return None
     if not isinstance(status, str):

@@ -27,6 +27,7 @@ from ._store import (
     RETRYABLE,
     SORT_KEYS,
     Cancellations,
+    Claim,
     EndBatch,
     Order,
     StoreStatistics,
@@ -41,6 +42,7 @@ from ._store import (
     check_priority,
     check_progress,
     check_prune,
+    check_queues,
     check_task_ids,
     check_time,
     encode_jobs,
@@ -89,23 +91,32 @@ class MemoryStore:
     async def init(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    async def enqueue(self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None) -> list[int]:
-        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes)
+    async def enqueue(
+        self, jobs: Sequence[Job[Any]], *, priority: int = 0, run_at: float | None = None, queue: str | None = None
+    ) -> list[int]:
+        encoded = encode_jobs(jobs, self._registry, self._max_json_bytes, queue)
         check_priority(priority)
         check_time(run_at, "run_at")
         now = self.clock()
         ids = []
-        for handler, job, retry in encoded:
+        for job in encoded:
+            holder = None if job.dedup_key is None else self._dedup_holder(job.dedup_key)
+            if holder is not None:
+                ids.append(holder)
+                continue
             task_id = next(self._ids)
             self._tasks[task_id] = TaskRecord(
                 id=task_id,
-                handler=handler,
-                job=json.loads(job),
+                handler=job.handler,
+                job=json.loads(job.job),
                 status=TaskStatus.QUEUED,
-                retry=retry,
+                retry=job.retry,
                 priority=priority,
                 created_at=now,
                 run_at=now if run_at is None else run_at,
+                queue=job.queue,
+                dedup_key=job.dedup_key,
+                lock=job.lock,
                 **FRESH_START,
             )
             ids.append(task_id)
@@ -121,15 +132,24 @@ class MemoryStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> list[TaskRecord]:
         order = check_claim(worker_id, limit, order, lease, max_lost_leases)
-        claimed = self._claim(worker_id, limit, order, lease, max_lost_leases)
+        claimed = self._claim(Claim(worker_id, limit, order, lease, max_lost_leases, check_queues(queues)))
         await trio.lowlevel.checkpoint()
         return claimed
 
-    def _claim(self, worker_id: str, limit: int, order: Order, lease: float, max_lost_leases: int) -> list[TaskRecord]:
+    def _claim(self, claim: Claim) -> list[TaskRecord]:
+        worker_id, limit, order, max_lost_leases = claim.worker_id, claim.limit, claim.order, claim.max_lost_leases
         now = self.clock()
-        stale = now - lease
+        stale = now - claim.lease
+        tasks = [task for task in self._tasks.values() if claim.queues is None or task.queue in claim.queues]
+        # As the SQL stores' Dialect.lock_free(): a lock's next task is its lowest due id, while none of it runs.
+        held = {task.lock for task in self._tasks.values() if task.status is TaskStatus.RUNNING}
+        next_of: dict[str, int] = {}
+        for task in sorted(self._tasks.values(), key=lambda task: task.id):
+            if task.lock is not None and task.status is TaskStatus.QUEUED and task.run_at <= now:
+                next_of.setdefault(task.lock, task.id)
 
         def facts(task: TaskRecord) -> dict[Check, bool]:
             return {
@@ -139,8 +159,14 @@ class MemoryStore:
                 Check.LEASES_USED: task.lost_leases >= max_lost_leases,
             }
 
+        def lock_free(task: TaskRecord) -> bool:
+            lock = task.lock
+            return (
+                task.status is not TaskStatus.QUEUED or lock is None or (lock not in held and next_of[lock] == task.id)
+            )
+
         runnable = [
-            (task, move) for task in self._tasks.values() if (move := step(Call.CLAIM, task.status, facts(task)))
+            (task, move) for task in tasks if (move := step(Call.CLAIM, task.status, facts(task))) and lock_free(task)
         ]
         runnable.sort(key=lambda pair: SORT_KEYS[order](pair[0]))
         claimed: list[TaskRecord] = []
@@ -222,9 +248,11 @@ class MemoryStore:
         order: Order = Order.FIFO,
         lease: float = 30.0,
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
+        queues: Sequence[str] | None = None,
     ) -> tuple[list[BaseException | None], list[TaskRecord]]:
         """Finalise ``ends`` and claim up to ``limit`` tasks at once, as the SQL stores do in one transaction."""
         order = check_claim(worker_id, max(limit, 1), order, lease, max_lost_leases)
+        names = check_queues(queues)
         batch = EndBatch(ends, worker_id, self._max_json_bytes)
         written: list[BaseException | None] = []
         for call, params in batch.writes:
@@ -241,7 +269,8 @@ class MemoryStore:
             else:
                 written.append(None)
         limit = batch.claim_limit(limit)
-        claimed = self._claim(worker_id, limit, order, lease, max_lost_leases) if limit > 0 else []
+        claim = Claim(worker_id, limit, order, lease, max_lost_leases, names)
+        claimed = self._claim(claim) if limit > 0 else []
         await trio.lowlevel.checkpoint()
         return batch.outcomes_of(written), claimed
 
@@ -273,8 +302,9 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         return task
 
-    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll interval, not a deadline
-        """Return when tasks are enqueued or released, or after ``timeout`` seconds."""
+    async def wait_for_work(self, timeout: float, *, queues: Sequence[str] | None = None) -> None:  # noqa: ASYNC109 - a poll interval
+        """Return when tasks are enqueued or released (in any queue), or after ``timeout`` seconds."""
+        check_queues(queues)
         with trio.move_on_after(timeout):
             await self._changed.park()
 
@@ -289,11 +319,26 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
         return StoreStatistics(**{status.value: number for status, number in counts.items()})
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, limit: int = 100) -> list[TaskRecord]:
-        """The newest tasks first, at most ``limit``, of ``status`` only if given: see ``AdminStore``."""
-        wanted = check_listing(status, limit)
+    async def queue_stats(self) -> dict[str, StoreStatistics]:
+        """Count the tasks in each status, queue by queue: see ``AdminStore``."""
+        counts: dict[str, dict[str, int]] = {}
+        for task in self._tasks.values():
+            by_status = counts.setdefault(task.queue, {})
+            by_status[task.status.value] = by_status.get(task.status.value, 0) + 1
+        await trio.lowlevel.checkpoint()
+        return {queue: StoreStatistics(**counts[queue]) for queue in sorted(counts)}
+
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int = 100, queue: str | None = None
+    ) -> list[TaskRecord]:
+        """The newest tasks first, at most ``limit``, of ``status`` and ``queue`` if given: see ``AdminStore``."""
+        wanted = check_listing(status, limit, queue)
         # Ids are given in increasing order, and a task's entry keeps its place when it changes: newest last.
-        newest = (task for task in reversed(self._tasks.values()) if wanted is None or task.status is wanted)
+        newest = (
+            task
+            for task in reversed(self._tasks.values())
+            if (wanted is None or task.status is wanted) and (queue is None or task.queue == queue)
+        )
         tasks = list(itertools.islice(newest, limit))
         await trio.lowlevel.checkpoint()
         return tasks
@@ -322,7 +367,8 @@ class MemoryStore:
     def _requeue(self, task_ids: Sequence[int]) -> None:
         now = self.clock()
         for task_id in task_ids:
-            self._put(self._tasks[task_id], status=TaskStatus.QUEUED, run_at=now, **FRESH_START)
+            # Begun afresh, a task gives up its dedup_key, as in the SQL stores (Dialect.retry_assignments()).
+            self._put(self._tasks[task_id], status=TaskStatus.QUEUED, run_at=now, dedup_key=None, **FRESH_START)
         if task_ids:
             self._changed.unpark_all()
 
@@ -356,6 +402,13 @@ class MemoryStore:
         await trio.lowlevel.checkpoint()
 
     # -- internals -----------------------------------------------------------------
+
+    def _dedup_holder(self, key: str) -> int | None:
+        """The task holding ``key`` (as the SQL stores' DEDUP_ROWS say: queued and never started), or None."""
+        for task in self._tasks.values():
+            if task.dedup_key == key and task.status is TaskStatus.QUEUED and task.started_at is None:
+                return task.id
+        return None
 
     def _get(self, task_id: int) -> TaskRecord:
         task = self._tasks.get(task_id)
