@@ -1024,10 +1024,11 @@ async def make_dead(store: Any, error: str = "boom") -> int:
 
 
 async def test_status_table_shows_counts_oldest_and_running(any_store: tuple[str, Any], tmp_path: Path) -> None:
-    """status prints a table: a line per status, the queue's longest wait, and each running task with its progress."""
+    """status prints a table: a line per status, the queue's longest wait, the counts by queue, and each running
+    task with its queue and progress."""
     url, store = any_store
     [running_id] = await store.enqueue([Job("echo")], priority=5)
-    await store.enqueue([Job("echo"), Job("echo")])
+    await store.enqueue([Job("echo"), Job("echo", queue="reports")], queue="mail")
     [claimed] = await store.claim("w-table", 1, order=Order.PRIORITY)
     assert claimed.id == running_id
     await store.record_progress({running_id: Progress(3, 10)}, worker_id="w-table")
@@ -1043,12 +1044,26 @@ async def test_status_table_shows_counts_oldest_and_running(any_store: tuple[str
         ["dead", "0"],
         ["total", "3"],
     ]
-    assert lines[7:9] == ["", "running:"]
-    assert lines[9].split() == ["ID", "HANDLER", "WORKER", "ELAPSED", "ATTEMPT", "PROGRESS"]
-    row = lines[10].split()
-    assert (row[0], row[1], row[2], row[4], row[5:]) == (str(running_id), "echo", "w-table", "1/1", ["3/10", "(30%)"])
-    assert re.fullmatch(r"\d+\.\ds", row[3])
-    assert len(lines) == 11
+    assert lines[7:9] == ["", "by queue:"]
+    assert [line.split() for line in lines[9:13]] == [
+        ["QUEUE", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "DEAD", "TOTAL"],
+        ["default", "0", "1", "0", "0", "0", "0", "1"],
+        ["mail", "1", "0", "0", "0", "0", "0", "1"],
+        ["reports", "1", "0", "0", "0", "0", "0", "1"],
+    ]
+    assert lines[13:15] == ["", "running:"]
+    assert lines[15].split() == ["ID", "HANDLER", "QUEUE", "WORKER", "ELAPSED", "ATTEMPT", "PROGRESS"]
+    row = lines[16].split()
+    assert (row[0], row[1], row[2], row[3], row[5], row[6:]) == (
+        str(running_id),
+        "echo",
+        "default",
+        "w-table",
+        "1/1",
+        ["3/10", "(30%)"],
+    )
+    assert re.fullmatch(r"\d+\.\ds", row[4])
+    assert len(lines) == 17
 
 
 async def test_list_filters_by_status_newest_first(any_store: tuple[str, Any], tmp_path: Path) -> None:
@@ -1060,10 +1075,10 @@ async def test_list_filters_by_status_newest_first(any_store: tuple[str, Any], t
     done = await arun_cli(tmp_path, "list", "--store", url, "--status", "dead")
     assert (done.returncode, done.stderr) == (0, "")
     header, *rows = done.stdout.splitlines()
-    assert header.split() == ["ID", "STATUS", "HANDLER", "ATTEMPTS", "CREATED", "WORKER", "PROGRESS", "ERROR"]
-    assert [row.split()[:4] for row in rows] == [
-        [str(second), "dead", "echo", "1/1"],
-        [str(first), "dead", "echo", "1/1"],
+    assert header.split() == ["ID", "STATUS", "HANDLER", "QUEUE", "ATTEMPTS", "CREATED", "WORKER", "PROGRESS", "ERROR"]
+    assert [row.split()[:5] for row in rows] == [
+        [str(second), "dead", "echo", "default", "1/1"],
+        [str(first), "dead", "echo", "default", "1/1"],
     ]
     assert re.search(r"  w-test +ValueError: second$", rows[0])  # no progress reported: that column is empty
     done = await arun_cli(tmp_path, "list", "--store", url, "--status", "dead", "--limit", "1", "--json")

@@ -220,9 +220,13 @@ def test_admin_commands_in_process(workdir: Path, capsys: pytest.CaptureFixture[
         ["cancelled", "0"],
         ["dead", "1"],
         ["total", "1"],
+        [],
+        ["by", "queue:"],
+        ["QUEUE", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "DEAD", "TOTAL"],
+        ["default", "0", "0", "0", "0", "0", "1", "1"],
     ]
     status, out, _ = run_cli(["status", *store, str(dead)], capsys)
-    assert (status, out.splitlines()[1].split()[:4]) == (0, [str(dead), "dead", "add", "1/1"])
+    assert (status, out.splitlines()[1].split()[:5]) == (0, [str(dead), "dead", "add", "default", "1/1"])
     status, out, _ = run_cli(["list", *store, "--status", "dead", "--json"], capsys)
     assert (status, json.loads(out)["error_message"]) == (0, "boom")
     assert run_cli(["retry", *store, "--all-dead"], capsys)[:2] == (0, f"{dead}\n")

@@ -171,6 +171,13 @@ def cli() -> None:
     help="Which queued tasks to claim first; 'priority' takes the highest --priority first.",
 )
 @click.option(
+    "--queue",
+    "queue_names",
+    multiple=True,
+    metavar="NAMES",
+    help="Claim only the tasks of these queues: --queue mail,reports, or the flag again.  [default: every queue]",
+)
+@click.option(
     "--worker-id", default=None, help="How this worker names itself in the store.  [default: host:pid:random]"
 )
 @click.option(
@@ -301,6 +308,14 @@ class JSONFormatter(logging.Formatter):
 _APP_FLAGS: Final = ("concurrency", "shutdown_timeout", "retention")
 
 
+def _queues(flags: Sequence[str]) -> list[str] | None:
+    """The queues of the --queue flags, each a comma-separated list; None if none was given."""
+    names = [name.strip() for flag in flags for name in flag.split(",") if name.strip()]
+    if flags and not names:
+        raise ValueError("--queue must name at least one queue")
+    return names or None
+
+
 async def _work(store: Store, app: WorkerApp, settings: dict[str, Any]) -> None:
     overrides = {name: settings[name] for name in _APP_FLAGS if settings[name] is not None}
     if settings["burst"]:
@@ -313,6 +328,7 @@ async def _work(store: Store, app: WorkerApp, settings: dict[str, Any]) -> None:
         max_lost_leases=settings["max_lost_leases"],
         poll=settings["poll"],
         order=settings["order"],
+        queues=_queues(settings["queue_names"]),
         worker_id=settings["worker_id"],
         give_up_after=settings["give_up_after"],
         **overrides,
@@ -444,6 +460,14 @@ async def _stop_on_signals(worker: DurableWorker, signals: Any) -> None:
     help="Run it no sooner than this ISO 8601 time (local time unless it has an offset).",
 )
 @click.option("--count", type=click.IntRange(1, 100_000), default=1, help="How many copies to add, in one transaction.")
+@click.option("--queue", default=None, help="The queue to put it in.  [default: default]")
+@click.option(
+    "--dedup-key",
+    default=None,
+    metavar="KEY",
+    help="If a task with this key waits for its first run, add nothing and print that task's id.",
+)
+@click.option("--lock", default=None, metavar="KEY", help="Run it only while no other task with this lock runs.")
 @click.option(
     "--app",
     "--registry",
@@ -468,7 +492,15 @@ def enqueue(store_url: str, handler: str, args_json: str, **settings: Any) -> in
     elif settings["at"] is not None:
         run_at = _parse_time(settings["at"], "--at")
     registry = load_registry(settings["registry_spec"], "--app") if settings["registry_spec"] else None
-    job = Job(handler, args=args, retry=settings["retry"], timeout=settings["timeout"])
+    job = Job(
+        handler,
+        args=args,
+        retry=settings["retry"],
+        timeout=settings["timeout"],
+        queue=settings["queue"],
+        dedup_key=settings["dedup_key"],
+        lock=settings["lock"],
+    )
     store = open_store(store_url, registry=registry)
     ids = trio.run(_enqueue, store, [job] * settings["count"], settings["priority"], run_at)
     click.echo("\n".join(map(str, ids)))
@@ -519,6 +551,7 @@ _RUNNING_SHOWN: Final = 50
 
 async def _overview(store: AdminStore) -> dict[str, Any]:
     counts = attrs.asdict(await store.stats())
+    queues = {name: attrs.asdict(statistics) for name, statistics in (await store.queue_stats()).items()}
     oldest = await store.oldest_queued()
     running = await store.list_tasks(status=TaskStatus.RUNNING, limit=_RUNNING_SHOWN)
     now = _clock(store)
@@ -527,10 +560,12 @@ async def _overview(store: AdminStore) -> dict[str, Any]:
         "total": sum(counts.values()),
         "waiting_since": _iso(oldest),
         "longest_wait": None if oldest is None else max(0.0, now - oldest),
+        "queues": queues,
         "running": [
             {
                 "id": record.id,
                 "handler": record.handler,
+                "queue": record.queue,
                 "worker_id": record.worker_id,
                 "attempt": record.attempts,
                 "max_attempts": record.retry + 1,
@@ -553,6 +588,14 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
             line += f"   longest waiting {_age(overview['longest_wait'])} (since {overview['waiting_since']})"
         lines.append(line)
     lines.append(f"{'total':<10} {overview['total']:>8}")
+    queues = overview["queues"]
+    if queues:
+        names = list(counts)
+        rows = [
+            [queue, *(str(numbers[name]) for name in names), str(sum(numbers.values()))]
+            for queue, numbers in queues.items()
+        ]
+        lines += ["", "by queue:", *_table(["QUEUE", *(name.upper() for name in names), "TOTAL"], rows)]
     running = overview["running"]
     if running:
         lines += ["", "running:"]
@@ -560,6 +603,7 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
             [
                 str(task["id"]),
                 task["handler"],
+                task["queue"],
                 task["worker_id"] or "",
                 _age(task["elapsed"]),
                 _of(task),
@@ -567,7 +611,7 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
             ]
             for task in running
         ]
-        lines += _table(["ID", "HANDLER", "WORKER", "ELAPSED", "ATTEMPT", "PROGRESS"], rows)
+        lines += _table(["ID", "HANDLER", "QUEUE", "WORKER", "ELAPSED", "ATTEMPT", "PROGRESS"], rows)
         if counts["running"] > len(running):
             lines.append(f"... and {counts['running'] - len(running)} more")
     return "\n".join(lines)
@@ -582,16 +626,14 @@ def _overview_table(overview: Mapping[str, Any]) -> str:
     default=None,
     help="Only tasks in this status.  [default: any]",
 )
+@click.option("--queue", default=None, help="Only tasks in this queue.  [default: any]")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, help="At most this many tasks, the newest first.")
 @_json_option
-def list_(store_url: str, status_name: str | None, limit: int, as_json: bool) -> int:
-    """List the newest tasks, with their status, attempts and last error."""
+def list_(store_url: str, status_name: str | None, queue: str | None, limit: int, as_json: bool) -> int:
+    """List the newest tasks, with their status, queue, attempts and last error."""
     store = open_store(store_url, read_only=True)
-    records = trio.run(
-        _read,
-        store,
-        lambda: _admin(store).list_tasks(status=None if status_name is None else TaskStatus(status_name), limit=limit),
-    )
+    wanted = None if status_name is None else TaskStatus(status_name)
+    records = trio.run(_read, store, lambda: _admin(store).list_tasks(status=wanted, limit=limit, queue=queue))
     _print_records(records, as_json)
     return 0
 
@@ -802,6 +844,7 @@ def _print_records(records: Sequence[TaskRecord], as_json: bool) -> None:
             str(record.id),
             record.status.value,
             record.handler,
+            record.queue,
             f"{record.attempts}/{record.retry + 1}",
             _iso(record.created_at) or "",
             record.worker_id or "",
@@ -811,7 +854,9 @@ def _print_records(records: Sequence[TaskRecord], as_json: bool) -> None:
         for record in records
     ]
     click.echo(
-        "\n".join(_table(["ID", "STATUS", "HANDLER", "ATTEMPTS", "CREATED", "WORKER", "PROGRESS", "ERROR"], rows))
+        "\n".join(
+            _table(["ID", "STATUS", "HANDLER", "QUEUE", "ATTEMPTS", "CREATED", "WORKER", "PROGRESS", "ERROR"], rows)
+        )
     )
 
 

@@ -72,6 +72,7 @@ from ._store import (
     TaskEnd,
     TaskRecord,
     TaskStatus,
+    check_queues,
 )
 
 if TYPE_CHECKING:
@@ -189,6 +190,10 @@ class DurableWorker:
         poll: Seconds between claims while the store has no work and does not
             notify (SQLite); PostgreSQL and MemoryStore wake the worker at once.
         order: Which queued tasks to claim first.
+        queues: The queues whose tasks the worker claims (``["mail",
+            "reports"]``), in ``order`` across them all, with one claim; None,
+            the default, claims from every queue. On PostgreSQL an idle worker
+            wakes only for news of its own queues.
         worker_id: How this worker names itself in the store; by default
             ``host:pid:random``.
         middleware, options: As for ``WorkerPool``.
@@ -235,6 +240,7 @@ class DurableWorker:
         max_lost_leases: int = DEFAULT_MAX_LOST_LEASES,
         poll: Seconds = 1.0,
         order: Order | str = Order.FIFO,
+        queues: Sequence[str] | None = None,
         worker_id: str | None = None,
         middleware: Iterable[Middleware] | None = _NONE,
         options: Mapping[str, Any] | None = _NONE,
@@ -281,6 +287,10 @@ class DurableWorker:
             self._order = Order(order)
         except ValueError:
             raise ValueError(f"`order` must be one of {[o.value for o in Order]}, got {order!r}") from None
+        self.queues: Final = check_queues(queues)
+        """The queues the worker claims from, or None for every queue."""
+        # Passed only when set, so a store of an older interface, without queues, still serves a worker of all.
+        self._in_queues: dict[str, Any] = {} if self.queues is None else {"queues": self.queues}
         if worker_id is None:
             worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         elif not isinstance(worker_id, str) or not worker_id:
@@ -583,7 +593,7 @@ class DurableWorker:
                     if self._stop_requested:
                         return
                     try:
-                        await self._store.wait_for_work(self._idle_wait())
+                        await self._store.wait_for_work(self._idle_wait(), **self._in_queues)
                     except Exception as exc:
                         _log_failure(exc, "worker %s could not wait for work; polling", self.worker_id)
                         await trio.sleep(self._poll)
@@ -955,6 +965,7 @@ class DurableWorker:
                                 order=self._order,
                                 lease=self._lease,
                                 max_lost_leases=self._max_lost_leases,
+                                **self._in_queues,
                             )
                         except Exception as exc:
                             # Nothing was written: the ends go one by one, and the claim counts as failed.
@@ -973,7 +984,12 @@ class DurableWorker:
             if limit > 0:
                 try:
                     records = await store.claim(
-                        worker_id, limit, order=self._order, lease=self._lease, max_lost_leases=self._max_lost_leases
+                        worker_id,
+                        limit,
+                        order=self._order,
+                        lease=self._lease,
+                        max_lost_leases=self._max_lost_leases,
+                        **self._in_queues,
                     )
                 except Exception as exc:
                     claim_error = exc
