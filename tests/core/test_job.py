@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import re
 import types
 from typing import Any
 
@@ -12,7 +13,7 @@ import attrs
 import pytest
 
 import workerpoolxt as wpxt
-from workerpoolxt import Job
+from workerpoolxt import Job, Registry, WorkerPool
 
 
 async def work(options: Any) -> str:
@@ -266,3 +267,57 @@ def test_a_number_of_seconds_is_stored_as_a_float(value: float) -> None:
     assert (job.timeout, job.attempt_timeout) == (float(value), float(value))
     assert type(job.timeout) is float
     assert type(job.attempt_timeout) is float
+
+
+# -- the fields a durable store keeps: queue, dedup_key, lock --------------------------------
+
+
+async def noop(options: wpxt.Options) -> None:
+    """A task that does nothing."""
+
+
+def test_a_named_job_takes_a_queue_a_dedup_key_and_a_lock_and_round_trips_them() -> None:
+    """queue, dedup_key and lock are kept on the Job, and to_dict()/from_dict() carry them; unset, omits them."""
+    job = Job("send", args={"to": "ada"}, queue="mail", dedup_key="user:42", lock="account:7")
+    assert (job.queue, job.dedup_key, job.lock) == ("mail", "user:42", "account:7")
+    data = job.to_dict()
+    assert (data["queue"], data["dedup_key"], data["lock"]) == ("mail", "user:42", "account:7")
+    assert Job.from_dict(data) == job
+    assert {"queue", "dedup_key", "lock"}.isdisjoint(Job("send").to_dict())
+
+
+@pytest.mark.parametrize("field", ["queue", "dedup_key", "lock"])
+def test_a_job_holding_a_callable_refuses_the_fields_of_a_store(field: str) -> None:
+    """Only a named job can be stored, so only it takes queue, dedup_key or lock: the error names the field."""
+    with pytest.raises(TypeError, match=f"^`{field}` is for a task a durable store keeps, which names its handler"):
+        Job(noop, **{field: "x"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"queue": ""}, ValueError, "`queue` must be 1 to 64 letters, digits or any of `_ . : -`, got ''"),
+        ({"queue": "a,b"}, ValueError, "`queue` must be 1 to 64 letters"),
+        ({"queue": "q" * 65}, ValueError, "`queue` must be 1 to 64 letters"),
+        ({"queue": 3}, TypeError, "`queue` must be a queue's name (a str), not int"),
+        ({"dedup_key": ""}, ValueError, "`dedup_key` must be 1 to 1000 characters without NUL, got ''"),
+        ({"dedup_key": "a\x00b"}, ValueError, "`dedup_key` must be 1 to 1000 characters without NUL"),
+        ({"lock": "k" * 1001}, ValueError, "`lock` must be 1 to 1000 characters without NUL"),
+        ({"lock": b"k"}, TypeError, "`lock` must be a str or None, not bytes"),
+    ],
+)
+def test_queue_dedup_key_and_lock_are_checked(fields: dict[str, Any], error: type[Exception], message: str) -> None:
+    """A queue is a short name; a key or lock a non-empty str without NUL: the error names the field."""
+    with pytest.raises(error, match=re.escape(message)):
+        Job("send", **fields)
+
+
+async def test_a_pool_refuses_a_job_with_the_fields_of_a_store() -> None:
+    """A WorkerPool runs jobs in its process and keeps no queue, key or lock: it refuses such a job by name."""
+    registry = Registry()
+    registry.register("send")(noop)
+    async with WorkerPool(1, registry=registry) as pool:
+        for field in ("queue", "dedup_key", "lock"):
+            with pytest.raises(ValueError, match=r"^job 'send' sets `queue`, `dedup_key` or `lock`, which a durable"):
+                pool.submit(Job("send", **{field: "x"}))
+        assert pool.statistics().submitted == 0

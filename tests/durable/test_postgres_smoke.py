@@ -170,7 +170,7 @@ async def old_enqueue(store: PostgresStore, count: int) -> list[int]:
 
         with psycopg.connect(DSN, autocommit=True) as connection:
             rows = connection.execute(
-                f'INSERT INTO "{store.schema}".wpxt_tasks (handler, job, status, max_attempts, created_at, run_at) '  # noqa: S608 - a test's own schema
+                f'INSERT INTO "{store.schema}".wpxt_tasks (handler, job, status, max_attempts, created_at, run_at) '
                 "SELECT 'handler', jsonb_build_object('task', 'handler', 'name', 'handler', 'args', "
                 "jsonb_build_object('number', n)), 'queued', 1, extract(epoch FROM now()), extract(epoch FROM now()) "
                 "FROM generate_series(1, %s) AS n ORDER BY n RETURNING id",

@@ -1784,3 +1784,174 @@ def test_a_store_without_record_progress_is_still_a_store() -> None:
     assert isinstance(minimal, Store)
     assert not isinstance(minimal, ProgressStore)
     assert isinstance(MemoryStore(), ProgressStore)
+
+
+# -- named queues, deduplication and locks ------------------------------------------------
+
+
+def placed(number: int = 0, **placement: Any) -> Job[Any]:
+    """A job of ``handler`` with a queue, dedup_key or lock."""
+    return Job("handler", args={"number": number}, **placement)
+
+
+async def test_enqueue_puts_each_task_in_its_job_queue_else_the_call_queue_else_default(store: Store) -> None:
+    """A job's own queue wins over enqueue(queue=), which wins over "default"; the record keeps it."""
+    [default] = await store.enqueue([job()])
+    mail, reports = await store.enqueue([job(1), placed(2, queue="reports")], queue="mail")
+    assert [(await store.get(task_id)).queue for task_id in (default, mail, reports)] == ["default", "mail", "reports"]
+    assert (await store.get(reports)).job == {
+        "task": "handler",
+        "name": "handler",
+        "args": {"number": 2},
+        "retry": None,
+        "timeout": None,
+        "attempt_timeout": None,
+        "backoff": None,
+        "max_per_second": None,
+    }
+
+
+async def test_claim_takes_only_the_queues_named_in_one_order_across_them(store: Store) -> None:
+    """claim(queues=[...]) takes those queues' tasks alone, oldest first across them all; None takes every queue."""
+    ids = await store.enqueue([placed(n, queue=queue) for n, queue in enumerate(["a", "b", "c", "a", "b", "c"])])
+    claimed = await store.claim("w1", 10, queues=["c", "a"])
+    assert [record.id for record in claimed] == [ids[0], ids[2], ids[3], ids[5]]
+    assert await store.claim("w2", 10, queues=["z"]) == []
+    assert [record.id for record in await store.claim("w3", 10)] == [ids[1], ids[4]]
+
+
+async def test_claim_for_some_queues_takes_back_only_their_expired_leases(store: Store) -> None:
+    """A task whose worker died is taken over only by a worker of its own queue."""
+    mail, reports = await store.enqueue([placed(1, queue="mail"), placed(2, queue="reports")])
+    assert len(await store.claim("dead-worker", 2, lease=LEASE)) == 2
+    await trio.sleep(EXPIRE)
+    [taken] = await store.claim("w1", 10, lease=LEASE, queues=["mail"])
+    assert (taken.id, taken.lost_leases, taken.worker_id) == (mail, 1, "w1")
+    assert (await store.get(reports)).worker_id == "dead-worker"
+
+
+@pytest.mark.parametrize(
+    ("queues", "error", "message"),
+    [
+        ("mail", TypeError, "`queues` must be a sequence of queue names or None, not str"),
+        ([], ValueError, "`queues` must name at least one queue, or be None for every queue"),
+        (["mail", "no spaces"], ValueError, "`queues[]` must be 1 to 64 letters, digits or any of `_ . : -`"),
+        ([7], TypeError, "`queues[]` must be a queue's name (a str), not int"),
+    ],
+)
+async def test_claim_refuses_queues_that_are_not_names(
+    store: Store, queues: Any, error: type[Exception], message: str
+) -> None:
+    """claim()'s queues must be a non-empty sequence of valid names: the error says which rule failed."""
+    with pytest.raises(error, match=re.escape(message)):
+        await store.claim("w1", 1, queues=queues)
+
+
+async def test_enqueue_refuses_a_queue_that_is_not_a_name(store: Store) -> None:
+    """enqueue(queue=) is checked as a job's queue is, and nothing is stored."""
+    with pytest.raises(ValueError, match=re.escape("`queue` must be 1 to 64 letters")):
+        await store.enqueue([job()], queue="a,b")
+    assert await store.stats() == StoreStatistics()
+
+
+async def test_list_tasks_and_queue_stats_break_down_by_queue(store: Store) -> None:
+    """list_tasks(queue=) lists one queue's tasks; queue_stats() counts each queue's tasks by status."""
+    assert isinstance(store, AdminStore)
+    first, second, third = await store.enqueue([placed(1, queue="mail"), job(2), placed(3, queue="mail")])
+    await claim_one(store, queues=["mail"])
+    assert [record.id for record in await store.list_tasks(queue="mail")] == [third, first]
+    assert [record.id for record in await store.list_tasks(queue="mail", status=TaskStatus.QUEUED)] == [third]
+    assert [record.id for record in await store.list_tasks(queue="default")] == [second]
+    assert await store.list_tasks(queue="nothing") == []
+    assert await store.queue_stats() == {
+        "default": StoreStatistics(queued=1),
+        "mail": StoreStatistics(queued=1, running=1),
+    }
+    with pytest.raises(ValueError, match=re.escape("`queue` must be 1 to 64 letters")):
+        await store.list_tasks(queue="")
+
+
+async def test_dedup_key_gives_back_the_waiting_task_instead_of_a_new_one(store: Store) -> None:
+    """While a task with a dedup_key waits for its first run, enqueueing the key again returns its id and stores
+    nothing; within one batch too. Other keys, and jobs without one, are stored."""
+    [first] = await store.enqueue([placed(1, dedup_key="user:42")])
+    again, other, plain, same = await store.enqueue(
+        [placed(2, dedup_key="user:42"), placed(3, dedup_key="user:7"), job(4), placed(5, dedup_key="user:7")]
+    )
+    assert (again, same) == (first, other)
+    assert len({first, other, plain}) == 3
+    assert await store.stats() == StoreStatistics(queued=3)
+    assert (await store.get(first)).job["args"] == {"number": 1}  # the first job stays as it was
+    assert (await store.get(first)).dedup_key == "user:42"
+
+
+async def test_a_started_task_no_longer_holds_its_dedup_key(store: Store) -> None:
+    """Once claimed, a task gives its key up: the key stores a new task, even when the first is queued again for a
+    retry; and the new task then holds it."""
+    [first] = await store.enqueue([placed(1, dedup_key="k", retry=1)])
+    await claim_one(store)
+    [second] = await store.enqueue([placed(2, dedup_key="k")])
+    assert second != first
+    await store.fail(first, ValueError("boom"), retry_at=time.time() + 60)
+    record = await store.get(first)
+    assert (record.status, record.dedup_key) == (TaskStatus.QUEUED, "k")
+    assert await store.enqueue([placed(3, dedup_key="k")]) == [second]
+
+
+async def test_an_operator_retry_gives_up_the_dedup_key(store: Store) -> None:
+    """retry() begins a task afresh without its key, so a twin waiting with the key keeps it and nothing clashes."""
+    assert isinstance(store, AdminStore)
+    [first] = await store.enqueue([placed(1, dedup_key="k")])
+    await claim_one(store)
+    await store.fail(first, ValueError("boom"))
+    [twin] = await store.enqueue([placed(2, dedup_key="k")])
+    assert await store.retry([first]) == [first]
+    assert (await store.get(first)).dedup_key is None
+    assert await store.enqueue([placed(3, dedup_key="k")]) == [twin]
+
+
+async def test_tasks_sharing_a_lock_run_one_at_a_time_in_the_order_enqueued(store: Store) -> None:
+    """A claim takes one task of a lock, the oldest due, and none while one runs; other locks, and tasks without
+    one, are claimed beside it. The next task of the lock is claimable once the first ends."""
+    ids = await store.enqueue(
+        [placed(0, lock="account:7"), placed(1, lock="account:7"), placed(2, lock="account:8"), job(3)]
+    )
+    claimed = await store.claim("w1", 10, order=Order.LIFO)
+    assert sorted(record.id for record in claimed) == [ids[0], ids[2], ids[3]]
+    assert await store.claim("w2", 10) == []
+    await store.complete(ids[0], None)
+    [next_one] = await store.claim("w2", 10)
+    assert (next_one.id, next_one.lock) == (ids[1], "account:7")
+
+
+async def test_a_lock_goes_by_enqueue_order_whatever_the_claim_order(store: Store) -> None:
+    """Priority orders tasks across locks, but within a lock the oldest due task goes first."""
+    low, high = (
+        await store.enqueue([placed(0, lock="L")], priority=0),
+        await store.enqueue([placed(1, lock="L")], priority=9),
+    )
+    [record] = await store.claim("w1", 10, order=Order.PRIORITY)
+    assert record.id == low[0]
+    assert await store.claim("w1", 10, order=Order.PRIORITY) == []
+    assert (await store.get(high[0])).status is TaskStatus.QUEUED
+
+
+async def test_a_task_deferred_for_later_does_not_hold_up_its_lock(store: Store) -> None:
+    """Only due tasks wait their turn: a later one of the same lock runs first if it is due first."""
+    [later] = await store.enqueue([placed(0, lock="L")], run_at=time.time() + 60)
+    [now] = await store.enqueue([placed(1, lock="L")])
+    assert (await claim_one(store)).id == now
+    assert (await store.get(later)).status is TaskStatus.QUEUED
+
+
+async def test_a_lock_stays_held_while_its_task_is_taken_over_after_a_lost_lease(store: Store) -> None:
+    """A task whose worker died still holds its lock: another worker takes the task over, and no other task of the
+    lock runs meanwhile."""
+    first, second = await store.enqueue([placed(0, lock="L"), placed(1, lock="L")])
+    await claim_one(store, "dead-worker", lease=LEASE)
+    await trio.sleep(EXPIRE)
+    [taken] = await store.claim("w1", 10, lease=LEASE)
+    assert (taken.id, taken.lost_leases) == (first, 1)
+    assert await store.claim("w2", 10, lease=LEASE) == []
+    await store.complete(first, None, worker_id="w1")
+    assert (await claim_one(store, "w2")).id == second

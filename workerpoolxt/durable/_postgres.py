@@ -266,7 +266,7 @@ _QUERIES: Final = {
         SET {claim_set}
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks} AS task
-            WHERE {claimable} AND {lock_free}{in_queues}
+            WHERE ({claimable}) AND {lock_free}{in_queues}
             ORDER BY {order}
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -679,7 +679,7 @@ class PostgresStore:
             "worker_id": claim.worker_id,
             "lease": claim.lease,
             "max_lost_leases": claim.max_lost_leases,
-            "queues": claim.queues,
+            "queues": None if claim.queues is None else list(claim.queues),  # psycopg adapts a list as an array
         }
         limit, order = claim.limit, claim.order
         claimed: list[TaskRecord] = []

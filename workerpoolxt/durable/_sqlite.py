@@ -179,7 +179,7 @@ _DIALECT: Final = Dialect(
 # ({queues} filled in with placeholders, as {ids} is), in those queues.
 _CLAIM: Final = (
     f"UPDATE wpxt_tasks SET {_DIALECT.claim_assignments()} "  # noqa: S608 - fixed text
-    f"WHERE id IN (SELECT id FROM wpxt_tasks AS task WHERE {_DIALECT.where(Call.CLAIM)} "
+    f"WHERE id IN (SELECT id FROM wpxt_tasks AS task WHERE ({_DIALECT.where(Call.CLAIM)}) "
     f"AND {_DIALECT.lock_free('task', 'wpxt_tasks')}{{in_queues}} ORDER BY {{order}} LIMIT :limit) "
     f"RETURNING {_COLUMNS}"
 )
