@@ -14,6 +14,8 @@ TARGET_N = 100_000
 # Targets stated once, for the targets table and for the chart's target lines.
 PLAIN_VS_BARE = 0.75
 TIMEOUT_VS_BARE = 0.5
+PROCESS_VS_PEERS = 0.8
+"""workerpoolxt's process tasks against ProcessPoolExecutor and against pebble, on the same CPU-bound jobs."""
 KEPT_SHARED_JOB_MIB = 200
 HANDLE_AND_ENTRY_BYTES = 100
 POSTGRES_JOBS_PER_S = 10_000
@@ -103,7 +105,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "1 ms CPU tasks in processes vs ProcessPoolExecutor().map",
         "wpxt_process",
         "process_pool_executor",
-        0.8,
+        PROCESS_VS_PEERS,
+    )
+    ratio(
+        "process_vs_pebble",
+        "1 ms CPU tasks in processes vs pebble ProcessPool().map",
+        "wpxt_process",
+        "pebble_map",
+        PROCESS_VS_PEERS,
     )
 
     # The rows with a Job per job are reported without a target: a caller's
@@ -238,7 +247,7 @@ def markdown(results: dict[str, Any]) -> str:
     versions = machine["versions"]
     settings = results["settings"]
     lines = ["# workerpoolxt benchmarks", ""]
-    peers = ", ".join(f"{name} {versions[name]}" for name in ("anyio", "aiometer") if versions.get(name))
+    peers = ", ".join(f"{name} {versions[name]}" for name in ("anyio", "aiometer", "pebble") if versions.get(name))
     lines += [
         f"- Machine: {machine['cores']} cores ({machine['cpu'] or 'unknown CPU'}), {machine['platform']}",
         f"- Python {machine['python']} ({machine['python_implementation']}), trio {versions['trio']}, "

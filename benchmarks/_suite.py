@@ -76,6 +76,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("threadpool_map", "ThreadPoolExecutor(16).map", core=False, sync=True),
     Variant("wpxt_process", "workerpoolxt, 1 ms CPU jobs in processes, 1 worker per CPU", core=True, process=True),
     Variant("process_pool_executor", "ProcessPoolExecutor().map, same jobs", core=False, process=True),
+    Variant("pebble_map", "pebble ProcessPool().map, same jobs", core=False, process=True),
 )
 PROCESS_MAX_N = 10_000
 """The largest size for the process rows: at a millisecond of CPU per job, 100k jobs take a minute per run."""
@@ -157,7 +158,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     """Read the command line into Settings."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark workerpoolxt against bare trio, anyio, asyncio, aiometer and threads.",
+        description="Benchmark workerpoolxt against bare trio, anyio, asyncio, aiometer, threads and process pools.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="tiny sizes and one run each: a check, not a measurement")
@@ -467,7 +468,7 @@ def machine() -> dict[str, Any]:
             name: _version(name)
             for name in (
                 *("workerpoolxt", "trio", "attrs", "anyio", "aiometer", "matplotlib"),
-                *("psycopg", "asyncpg", "procrastinate", "pgqueuer"),
+                *("psycopg", "asyncpg", "procrastinate", "pgqueuer", "trio-parallel", "pebble"),
             )
         },
     }

@@ -27,6 +27,7 @@ TARGETS = {
     "prometheus_vs_plain": "≥ 0.7 x",
     "sync_vs_threadpool": "≥ 0.3 x",
     "process_vs_executor": "≥ 0.8 x",
+    "process_vs_pebble": "≥ 0.8 x",
     "memory_kept_shared_job": "≤ 200 MiB",
     "memory_streaming_backpressure": "≤ 100 MiB",
     "handle_and_entry": "≤ 100 B",
@@ -62,6 +63,7 @@ VARIANTS = {
     "threadpool_map",
     "wpxt_process",
     "process_pool_executor",
+    "pebble_map",
 }
 
 
@@ -156,6 +158,9 @@ def test_targets_are_met_at_their_bounds_and_not_beyond() -> None:
             _throughput_row("wpxt_timeout", 499.0),
             _throughput_row("threadpool_map", 1_000.0),
             _throughput_row("wpxt_sync", 300.0),
+            _throughput_row("wpxt_process", 800.0),
+            _throughput_row("process_pool_executor", 1_000.0),
+            _throughput_row("pebble_map", 1_000.5),
         ],
         "memory": [
             {"scenario": "kept_shared_job", "n": 1_000_000, "peak_rss_mib": 200.5},
@@ -174,6 +179,8 @@ def test_targets_are_met_at_their_bounds_and_not_beyond() -> None:
     assert met["plain_vs_bare"] is True
     assert met["timeout_vs_bare"] is False
     assert met["sync_vs_threadpool"] is True
+    assert met["process_vs_executor"] is True
+    assert met["process_vs_pebble"] is False
     assert met["memory_kept_shared_job"] is False
     assert met["memory_streaming_backpressure"] is True
     assert "memory_kept" not in met  # a Job per job has no target: the caller's Jobs cost what they hold
