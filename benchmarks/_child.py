@@ -1,4 +1,6 @@
-"""One measurement in a fresh process: ``python -m benchmarks._child KIND NAME N [WORKERS]``.
+"""One measurement in a fresh process: ``python -m benchmarks._child KIND NAME N [EXTRA]``.
+
+``EXTRA`` is the workers of a timeout scenario, the finished tasks of a backlog row.
 
 The suite runs every measurement this way, so no run inherits another's heap,
 garbage or imports. It prints one JSON object on stdout.
@@ -11,7 +13,7 @@ import os
 import sys
 
 
-def measure(kind: str, name: str, n: int, workers: int) -> dict[str, object]:
+def measure(kind: str, name: str, n: int, extra: int) -> dict[str, object]:
     """Run one measurement and return it as a JSON-ready dict."""
     if kind == "throughput":
         from . import _variants
@@ -31,20 +33,25 @@ def measure(kind: str, name: str, n: int, workers: int) -> dict[str, object]:
     if kind == "timeouts":
         from . import _timeouts
 
-        seconds, collected, lateness = getattr(_timeouts, name)(n, workers)
+        seconds, collected, lateness = getattr(_timeouts, name)(n, extra)
         return {"seconds": seconds, "collected": collected, "lateness": lateness}
     if kind == "stores":
         from . import _stores
 
         result: dict[str, object] = getattr(_stores, name)(n)
         return result
+    if kind == "backlog":
+        from . import _stores
+
+        backlog: dict[str, object] = getattr(_stores, name)(n, extra)
+        return backlog
     raise ValueError(f"unknown measurement kind {kind!r}")
 
 
 def main(argv: list[str]) -> None:
     kind, name, n = argv[0], argv[1], int(argv[2])
-    workers = int(argv[3]) if len(argv) > 3 else 0
-    json.dump(measure(kind, name, n, workers), sys.stdout)
+    extra = int(argv[3]) if len(argv) > 3 else 0
+    json.dump(measure(kind, name, n, extra), sys.stdout)
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip the interpreter's teardown: freeing a million objects one by one

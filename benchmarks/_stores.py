@@ -12,6 +12,13 @@ tasks are enqueued, so that each planner sees the real table and each queue
 is measured at its best. The ``ANALYZE`` is outside the timed window for all
 of them: end to end is the enqueue time plus the drain time (from the
 worker's start until every task is done), without the pause between.
+
+The backlog rows (``*_backlog``) ask whether claims slow down as finished
+tasks pile up: the same drain, measured alone, on a fresh table, after
+``finished`` succeeded tasks were written straight into it (one INSERT ...
+SELECT, far faster than enqueueing and running them), and with those rows
+while a second store prunes them in batches of ``PRUNE_BATCH``, as an
+operator's ``workerpoolxt prune`` would.
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ ENQUEUE_BATCH = 1000
 
 DSN = os.environ.get("WPXT_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
+PRUNE_BATCH = 1000
+"""Tasks each prune of the backlog rows deletes: ``prune()``'s default limit."""
+RETENTION = 3600.0
+"""Seconds the backlog rows' pruner keeps finished tasks; the finished rows written before the drain are older."""
+
 
 def _analyze_postgres(conninfo: str, *tables: str) -> None:
     """``ANALYZE`` the given tables (quoted names), on a connection of its own."""
@@ -44,7 +56,19 @@ def _analyze_postgres(conninfo: str, *tables: str) -> None:
         connection.execute(f"ANALYZE {', '.join(tables)}")
 
 
-async def _drain(store: Any, n: int, analyze: Callable[[], None]) -> dict[str, Any]:
+async def _drain(
+    store: Any,
+    n: int,
+    analyze: Callable[[], None],
+    fill: Callable[[int], None] | None = None,
+    pruner: Any = None,
+) -> dict[str, Any]:
+    """Enqueue ``n`` no-op tasks, then time one worker running them all.
+
+    ``fill``, given the id of a template task, writes the finished rows of a
+    backlog row before the enqueue; ``pruner``, a second store on the same
+    tasks, prunes them in a loop of its own while the worker drains.
+    """
     import workerpoolxt as wpxt
     import workerpoolxt.durable
 
@@ -55,22 +79,64 @@ async def _drain(store: Any, n: int, analyze: Callable[[], None]) -> dict[str, A
         return None
 
     await store.init()
+    finished = 0
+    if fill is not None:
+        # The finished rows copy a real task's handler and job, and take lower ids than the queued ones, as old
+        # tasks do. Nothing else runs yet, so the blocking writes hold up no one.
+        [template] = await store.enqueue([wpxt.Job("noop")])
+        fill(template)
+        finished = (await store.stats()).succeeded
     start = time.perf_counter()
     for first in range(0, n, ENQUEUE_BATCH):
         await store.enqueue([wpxt.Job("noop")] * min(ENQUEUE_BATCH, n - first))
     enqueued = time.perf_counter()
     analyze()
-    drain = time.perf_counter()
-    async with wpxt.durable.DurableWorker(store, registry, concurrency=CONCURRENCY, poll=0.01) as worker:
-        # The worker counts a task once its completion is written; the store's
-        # own count, read below, is what the row reports. Asking the store
-        # instead, a count(*) every few milliseconds, would load the server.
-        while worker.statistics().succeeded < n:  # noqa: ASYNC110 - a look at a counter, not a wait on the store
-            await trio.sleep(0.001)
-    done = time.perf_counter()
-    collected = (await store.stats()).succeeded
+    pruning = _PruneLoop(pruner)
+    async with trio.open_nursery() as nursery:
+        if pruner is not None:
+            await pruner.init()
+            nursery.start_soon(pruning.run)
+        drain = time.perf_counter()
+        async with wpxt.durable.DurableWorker(store, registry, concurrency=CONCURRENCY, poll=0.01) as worker:
+            # The worker counts a task once its completion is written; the store's
+            # own count, read below, is what the row reports. Asking the store
+            # instead, a count(*) every few milliseconds, would load the server.
+            while worker.statistics().succeeded < n:  # noqa: ASYNC110 - a look at a counter, not a wait on the store
+                await trio.sleep(0.001)
+        done = time.perf_counter()
+        pruning.stop = True
+    if pruner is not None:
+        await pruner.aclose()
+    # The pruner deletes only the finished rows written before (they are older
+    # than its retention): what else succeeded is what the worker ran.
+    collected = (await store.stats()).succeeded - (finished - pruning.pruned)
     await store.aclose()
-    return _rates(n, enqueued - start, done - drain, collected)
+    return {
+        **_rates(n, enqueued - start, done - drain, collected),
+        "drain_per_s": n / (done - drain),
+        "finished": finished,
+        "pruned": pruning.pruned,
+        "prunes": pruning.prunes,
+        "prune_batch": PRUNE_BATCH,
+    }
+
+
+class _PruneLoop:
+    """Prune a store in batches until told to stop, between batches so that no prune is cut short."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.stop = False
+        self.pruned = 0
+        self.prunes = 0
+
+    async def run(self) -> None:
+        while not self.stop:
+            pruned = await self.store.prune(older_than=RETENTION, limit=PRUNE_BATCH)
+            self.pruned += pruned
+            self.prunes += 1
+            if not pruned:
+                await trio.sleep(0.01)  # all pruned: look again later, as a periodic prune would
 
 
 def _rates(n: int, enqueueing: float, draining: float, collected: int) -> dict[str, Any]:
@@ -110,6 +176,113 @@ def postgres(n: int) -> dict[str, Any]:
     finally:
         with psycopg.connect(DSN, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+# -- claims after many finished tasks ---------------------------------------------
+
+
+def _finished_rows(now: float, finished: int) -> dict[str, Any]:
+    """The parameters of the statements that write ``finished`` succeeded tasks, in the hour before the retention."""
+    from workerpoolxt.durable import TaskStatus
+
+    return {
+        "status": TaskStatus.SUCCEEDED.value,
+        "finished": finished,
+        "first": now - 2 * RETENTION,
+        "step": RETENTION / max(finished, 1),
+    }
+
+
+def _fill_postgres(schema: str, finished: int, template: int) -> None:
+    """Write ``finished`` succeeded copies of task ``template`` in one statement, then drop the template."""
+    import psycopg
+
+    tasks = f'"{schema}".wpxt_tasks'
+    with psycopg.connect(DSN, autocommit=True) as connection:
+        connection.execute(
+            f"""
+            INSERT INTO {tasks} (handler, job, status, attempts, max_attempts, priority,
+                                 created_at, run_at, started_at, finished_at, worker_id, heartbeat_at, result)
+            SELECT handler, job, %(status)s, 1, max_attempts, priority, at, at, at, at, 'backlog', at, 'null'::jsonb
+            FROM {tasks}, generate_series(1, %(finished)s) AS i, LATERAL (SELECT %(first)s + i * %(step)s AS at) AS t
+            WHERE id = %(template)s
+            """,  # noqa: S608 - our own schema name
+            {**_finished_rows(time.time(), finished), "template": template},
+        )
+        connection.execute(f"DELETE FROM {tasks} WHERE id = %(template)s", {"template": template})  # noqa: S608
+        # Autovacuum would pass over a million new rows some time later, perhaps during the drain; a table that
+        # has held its finished tasks for a while has been vacuumed already.
+        connection.execute(f"VACUUM (ANALYZE) {tasks}")
+
+
+def _postgres_backlog(n: int, finished: int, prune: bool) -> dict[str, Any]:
+    import psycopg
+
+    import workerpoolxt.durable
+
+    schema = f"wpxt_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        store = workerpoolxt.durable.PostgresStore(DSN, schema=schema)
+        pruner = workerpoolxt.durable.PostgresStore(DSN, schema=schema) if prune else None
+        analyze = functools.partial(_analyze_postgres, DSN, f'"{schema}".wpxt_tasks')
+        fill = functools.partial(_fill_postgres, schema, finished) if finished else None
+        return trio.run(_drain, store, n, analyze, fill, pruner)
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def postgres_backlog(n: int, finished: int) -> dict[str, Any]:
+    """PostgresStore: drain ``n`` tasks from a fresh table that holds ``finished`` succeeded tasks (or none)."""
+    return _postgres_backlog(n, finished, prune=False)
+
+
+def postgres_backlog_pruned(n: int, finished: int) -> dict[str, Any]:
+    """PostgresStore: the same, while a second store prunes the finished tasks in batches."""
+    return _postgres_backlog(n, finished, prune=True)
+
+
+def _fill_sqlite(path: Path, finished: int, template: int) -> None:
+    """Write ``finished`` succeeded copies of task ``template`` in one statement, then drop the template."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute(
+            """
+            WITH RECURSIVE series (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < :finished)
+            INSERT INTO wpxt_tasks (handler, job, status, attempts, max_attempts, priority,
+                                    created_at, run_at, started_at, finished_at, worker_id, heartbeat_at, result)
+            SELECT handler, job, :status, 1, max_attempts, priority, at, at, at, at, 'backlog', at, 'null'
+            FROM (SELECT handler, job, max_attempts, priority, :first + i * :step AS at
+                  FROM wpxt_tasks, series WHERE id = :template)
+            """,
+            {**_finished_rows(time.time(), finished), "template": template},
+        )
+        connection.execute("DELETE FROM wpxt_tasks WHERE id = :template", {"template": template})
+
+
+def _sqlite_backlog(n: int, finished: int, prune: bool) -> dict[str, Any]:
+    import workerpoolxt.durable
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bench.db"
+
+        def analyze() -> None:
+            with contextlib.closing(sqlite3.connect(path)) as connection:
+                connection.execute("ANALYZE")
+
+        store = workerpoolxt.durable.SQLiteStore(path)
+        pruner = workerpoolxt.durable.SQLiteStore(path) if prune else None
+        fill = functools.partial(_fill_sqlite, path, finished) if finished else None
+        return trio.run(_drain, store, n, analyze, fill, pruner)
+
+
+def sqlite_backlog(n: int, finished: int) -> dict[str, Any]:
+    """SQLiteStore: drain ``n`` tasks from a fresh file that holds ``finished`` succeeded tasks (or none)."""
+    return _sqlite_backlog(n, finished, prune=False)
+
+
+def sqlite_backlog_pruned(n: int, finished: int) -> dict[str, Any]:
+    """SQLiteStore: the same, while a second store prunes the finished tasks in batches."""
+    return _sqlite_backlog(n, finished, prune=True)
 
 
 def procrastinate(n: int) -> dict[str, Any]:

@@ -6,8 +6,8 @@ starting one variant further along the list than repetition ``r - 1``, so a
 slow stretch on a shared machine hits every variant alike instead of one.
 
 ``--quick`` measures only the figures of the headline targets (no deadline and
-per-job timeout against bare trio, the PostgreSQL store against pgqueuer), in
-well under a minute, and writes no files.
+per-job timeout against bare trio, the PostgreSQL store against pgqueuer, and
+its claims after 100k finished tasks), in about a minute, and writes no files.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("threadpool_map", "ThreadPoolExecutor(16).map", core=False, sync=True),
     Variant("wpxt_process", "workerpoolxt, 1 ms CPU jobs in processes, 1 worker per CPU", core=True, process=True),
     Variant("process_pool_executor", "ProcessPoolExecutor().map, same jobs", core=False, process=True),
+    Variant("pebble_map", "pebble ProcessPool().map, same jobs", core=False, process=True),
 )
 PROCESS_MAX_N = 10_000
 """The largest size for the process rows: at a millisecond of CPU per job, 100k jobs take a minute per run."""
@@ -94,11 +95,11 @@ MEMORY_SCENARIOS: tuple[tuple[str, str], ...] = (
 QUICK_VARIANTS = ("trio_fixed", "wpxt_plain", "wpxt_timeout")
 """The throughput rows of ``--quick``."""
 QUICK_STORES = ("postgres", "pgqueuer_b64")
-"""The durable-store rows of ``--quick``."""
-QUICK_TARGETS = ("plain_vs_bare", "timeout_vs_bare", "postgres_vs_pgqueuer_b64")
+"""The durable-store rows of ``--quick``, and of its backlog rows, the PostgreSQL ones."""
+QUICK_TARGETS = ("plain_vs_bare", "timeout_vs_bare", "postgres_vs_pgqueuer_b64", "postgres_backlog")
 """The targets ``--quick`` reports (keys of ``_report.targets`` rows)."""
 
-PARTS = ("throughput", "memory", "objects", "timeouts", "stores")
+PARTS = ("throughput", "memory", "objects", "timeouts", "stores", "backlog")
 
 
 @dataclass
@@ -115,6 +116,9 @@ class Settings:
     objects_n: int
     timeout_n: int
     store_n: int
+    finished_n: int
+    """Finished tasks in the table before the backlog rows' drains."""
+    backlog_runs: int
     timeout_workers: list[int]
     parts: set[str]
     output: Path | None
@@ -124,7 +128,7 @@ class Settings:
     quick: bool = False
     variants: list[Variant] = field(default_factory=lambda: list(VARIANTS))
     stores: tuple[str, ...] = ()
-    """Keys of STORE_SCENARIOS to measure; empty: all of them."""
+    """Keys of STORE_SCENARIOS and BACKLOG_STORES to measure; empty: all of them."""
 
     def runs_for(self, variant: Variant, n: int) -> int:
         """How many runs ``variant`` gets at size ``n`` (0: not measured)."""
@@ -157,16 +161,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     """Read the command line into Settings."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark workerpoolxt against bare trio, anyio, asyncio, aiometer and threads.",
+        description="Benchmark workerpoolxt against bare trio, anyio, asyncio, aiometer, threads and process pools.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="tiny sizes and one run each: a check, not a measurement")
     mode.add_argument(
         "--quick",
         action="store_true",
-        help="only the headline targets, in under a minute: no deadline and per-job timeout vs bare trio at "
-        "N=100k (3 interleaved runs), the PostgreSQL store vs pgqueuer (batches of 64) at 10k tasks (one run "
-        "each); writes no files unless --output is given",
+        help="only the headline targets, in about a minute: no deadline and per-job timeout vs bare trio at "
+        "N=100k (3 interleaved runs), the PostgreSQL store vs pgqueuer (batches of 64) at 10k tasks, and the "
+        "PostgreSQL store's claims after 100k finished tasks (one run each); writes no files unless --output "
+        "is given",
     )
     parser.add_argument("--sizes", type=_counts, help="throughput sizes, e.g. 10k,100k,1M (the default; --quick: 100k)")
     parser.add_argument("--runs", type=int, help="runs per cell; the median is reported (default 3)")
@@ -185,12 +190,26 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument("--timeout-n", type=_count, help="jobs in the timeout scenarios (default 10k)")
     parser.add_argument(
-        "--parts", help=f"which parts to run, of {','.join(PARTS)} (default: all; --quick: throughput,stores)"
+        "--parts",
+        help=f"which parts to run, of {','.join(PARTS)} (default: all; --quick: throughput,stores,backlog)",
     )
     parser.add_argument(
         "--store-n",
         type=_count,
-        help="tasks per durable-store run (default 20k, procrastinate 1/4; --quick: 10k)",
+        help="tasks per durable-store run, and per backlog drain (default 20k, procrastinate 1/4; --quick: 10k)",
+    )
+    parser.add_argument(
+        "--stores",
+        help=f"which durable stores to measure, of {','.join(STORE_KEYS)} (default: all; --quick: "
+        f"{','.join(QUICK_STORES)})",
+    )
+    parser.add_argument(
+        "--finished-n",
+        type=_count,
+        help="finished tasks in the table before the backlog drains (default 1M; --quick: 100k)",
+    )
+    parser.add_argument(
+        "--backlog-runs", type=int, help="runs of each backlog drain; the median is reported (default 3; --quick: 1)"
     )
     parser.add_argument(
         "--output",
@@ -202,11 +221,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     smoke, quick = bool(args.smoke), bool(args.quick)
     timeout_n = args.timeout_n or (160 if smoke else 10_000)
-    parts_text = args.parts or ("throughput,stores" if quick else ",".join(PARTS))
+    parts_text = args.parts or ("throughput,stores,backlog" if quick else ",".join(PARTS))
     parts = {part.strip() for part in parts_text.split(",") if part.strip()}
     unknown = parts - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    stores = tuple(key.strip() for key in args.stores.split(",") if key.strip()) if args.stores else ()
+    unknown = set(stores) - set(STORE_KEYS)
+    if unknown:
+        parser.error(f"unknown stores: {', '.join(sorted(unknown))}")
     if smoke:
         # A smoke run's figures mean nothing, so by default they stay out of the committed results.
         output: Path | None = args.output or Path(tempfile.mkdtemp(prefix="wpxt-benchmarks-smoke-"))
@@ -225,13 +248,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         timeout_n=timeout_n,
         timeout_workers=[16, timeout_n],
         store_n=args.store_n or (200 if smoke else 10_000 if quick else 20_000),
+        finished_n=args.finished_n or (2_000 if smoke else 100_000 if quick else 1_000_000),
+        backlog_runs=args.backlog_runs or (1 if smoke or quick else 3),
         parts=parts,
         output=output,
         smoke=smoke,
         quiet=bool(args.quiet),
         quick=quick,
         variants=[variant for variant in VARIANTS if variant.key in QUICK_VARIANTS] if quick else list(VARIANTS),
-        stores=QUICK_STORES if quick else (),
+        stores=stores or (QUICK_STORES if quick else ()),
     )
 
 
@@ -434,6 +459,87 @@ def measure_stores(settings: Settings, progress: Callable[[str], None]) -> list[
     return rows
 
 
+# (key, label): the stores of the backlog rows; each drains store_n tasks in three phases (BACKLOG_PHASES).
+BACKLOG_STORES: tuple[tuple[str, str], ...] = (
+    ("postgres", "workerpoolxt PostgresStore"),
+    ("sqlite", "workerpoolxt SQLiteStore"),
+)
+STORE_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys([key for key, _, _ in STORE_SCENARIOS] + [key for key, _ in BACKLOG_STORES])
+)
+"""What ``--stores`` chooses from."""
+# (key, label, with finished tasks, pruned while draining): the empty table first, the one the others are read against.
+BACKLOG_PHASES: tuple[tuple[str, str, bool, bool], ...] = (
+    ("empty", "empty table", False, False),
+    ("finished", "finished tasks", True, False),
+    ("pruning", "finished tasks, pruned meanwhile", True, True),
+)
+
+
+def measure_backlog(settings: Settings, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each store's drain on an empty table, after ``finished_n`` finished tasks, and with them pruned meanwhile.
+
+    Runs are interleaved: repetition ``r`` starts one phase further along, so
+    a slow stretch of the machine hits every phase alike.
+    """
+    n = settings.store_n
+    stores = [(key, label) for key, label in BACKLOG_STORES if not settings.stores or key in settings.stores]
+    rates: dict[tuple[str, str], list[float]] = {}
+    pruned: dict[tuple[str, str], list[int]] = {}
+    errors: dict[str, str] = {}
+    batches: dict[str, int] = {}
+    for repetition in range(settings.backlog_runs):
+        shift = repetition % len(BACKLOG_PHASES)
+        for key, label in stores:
+            for phase, phase_label, finished, prune in BACKLOG_PHASES[shift:] + BACKLOG_PHASES[:shift]:
+                if key in errors:
+                    continue
+                name = f"{key}_backlog_pruned" if prune else f"{key}_backlog"
+                try:
+                    measurement = run_child("backlog", name, n, settings.finished_n if finished else 0)
+                except RuntimeError as error:  # no server: the store's rows say so, and it is tried no more
+                    errors[key] = _why(error)
+                    progress(f"backlog {label}: not measured ({errors[key]})")
+                    continue
+                rates.setdefault((key, phase), []).append(measurement["drain_per_s"])
+                pruned.setdefault((key, phase), []).append(measurement["pruned"])
+                batches[key] = measurement["prune_batch"]
+                progress(
+                    f"backlog {label}, {phase_label} run {repetition + 1}: {measurement['drain_per_s']:,.0f} tasks/s"
+                    + (f", {measurement['pruned']:,} pruned meanwhile" if prune else "")
+                )
+    rows: list[dict[str, Any]] = []
+    for key, label in stores:
+        empty = rates.get((key, "empty"))
+        for phase, phase_label, finished, prune in BACKLOG_PHASES:
+            row: dict[str, Any] = {
+                "store": key,
+                "label": label,
+                "phase": phase,
+                "phase_label": phase_label,
+                "finished": settings.finished_n if finished else 0,
+                "pruning": prune,
+                "n": n,
+            }
+            if key in errors:
+                rows.append({**row, "error": errors[key]})
+                continue
+            runs = rates.get((key, phase), [])
+            median = statistics.median(runs) if runs else None
+            rows.append(
+                {
+                    **row,
+                    "runs": len(runs),
+                    "drain_per_s": runs,
+                    "median_drain_per_s": median,
+                    "ratio_to_empty": median / statistics.median(empty) if median and empty else None,
+                    "pruned": pruned.get((key, phase), []),
+                    "prune_batch": batches.get(key) if prune else None,
+                }
+            )
+    return rows
+
+
 # -- putting it together ------------------------------------------------------------
 
 
@@ -467,7 +573,7 @@ def machine() -> dict[str, Any]:
             name: _version(name)
             for name in (
                 *("workerpoolxt", "trio", "attrs", "anyio", "aiometer", "matplotlib"),
-                *("psycopg", "asyncpg", "procrastinate", "pgqueuer"),
+                *("psycopg", "asyncpg", "procrastinate", "pgqueuer", "trio-parallel", "pebble"),
             )
         },
     }
@@ -481,8 +587,9 @@ def plan_notes(settings: Settings) -> list[str]:
     if settings.quick:
         notes.append(
             f"Quick run: {', '.join(QUICK_VARIANTS)} at N={', '.join(f'{n:,}' for n in settings.sizes)} "
-            f"({settings.runs} interleaved run(s) each), and {' and '.join(QUICK_STORES)} at {settings.store_n:,} "
-            "tasks (one run each); only their targets are reported. `python -m benchmarks` measures everything."
+            f"({settings.runs} interleaved run(s) each), {' and '.join(QUICK_STORES)} at {settings.store_n:,} "
+            f"tasks, and the PostgreSQL drain after {settings.finished_n:,} finished tasks (one run each); only "
+            "their targets are reported. `python -m benchmarks` measures everything."
         )
     if "throughput" not in settings.parts:
         return notes
@@ -532,6 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "objects_n": settings.objects_n,
             "timeout_n": settings.timeout_n,
             "store_n": settings.store_n,
+            "finished_n": settings.finished_n,
+            "backlog_runs": settings.backlog_runs,
             "timeout_seconds": TIMEOUT_SECONDS,
             "timeout_workers": settings.timeout_workers,
             "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
@@ -541,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "objects": [],
         "timeouts": [],
         "stores": [],
+        "backlog": [],
     }
     if "throughput" in settings.parts:
         results["throughput"] = measure_throughput(settings, progress)
@@ -552,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["timeouts"] = measure_timeouts(settings, progress)
     if "stores" in settings.parts:
         results["stores"] = measure_stores(settings, progress)
+    if "backlog" in settings.parts:
+        results["backlog"] = measure_backlog(settings, progress)
     results["scaling"] = _report.scaling(results["throughput"])
     results["targets"] = _report.targets(results)
     if settings.quick:

@@ -27,6 +27,7 @@ TARGETS = {
     "prometheus_vs_plain": "≥ 0.7 x",
     "sync_vs_threadpool": "≥ 0.3 x",
     "process_vs_executor": "≥ 0.8 x",
+    "process_vs_pebble": "≥ 0.8 x",
     "memory_kept_shared_job": "≤ 200 MiB",
     "memory_streaming_backpressure": "≤ 100 MiB",
     "handle_and_entry": "≤ 100 B",
@@ -36,6 +37,8 @@ TARGETS = {
     "sqlite": "≥ 5,000 jobs/s",
     "postgres_vs_procrastinate": "≥ 10 x",
     "postgres_vs_pgqueuer_b64": "≥ 1.0 x",
+    "postgres_backlog": "≥ 0.8 x",
+    "sqlite_backlog": "≥ 0.8 x",
 }
 """Every target of a full run, by key, as the report states it."""
 
@@ -43,6 +46,7 @@ QUICK_FIGURES = [
     "no deadline, results kept",
     "per-job timeout",
     "PostgreSQL store end to end vs pgqueuer (batches of 64)",
+    "PostgreSQL store: claims after 500 finished tasks vs an empty table",
 ]
 
 VARIANTS = {
@@ -62,6 +66,7 @@ VARIANTS = {
     "threadpool_map",
     "wpxt_process",
     "process_pool_executor",
+    "pebble_map",
 }
 
 
@@ -106,6 +111,20 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
         assert row["median_jobs_per_s"] > 0, row
     for row in results["memory"] + results["timeouts"]:
         assert row["collected"] == row["n"], row
+    # The backlog rows: SQLite's always, PostgreSQL's where a server answers; every phase of each in order.
+    phases = [(row["store"], row["phase"]) for row in results["backlog"]]
+    assert phases == [(store, phase) for store in ("postgres", "sqlite") for phase in ("empty", "finished", "pruning")]
+    empty = {row["store"]: row.get("median_drain_per_s") for row in results["backlog"] if row["phase"] == "empty"}
+    for row in results["backlog"]:
+        assert row["n"] == 200
+        assert row["finished"] == (0 if row["phase"] == "empty" else 2_000)
+        if "error" in row:
+            assert row["store"] == "postgres", row
+            continue
+        assert row["runs"] == 1
+        assert row["median_drain_per_s"] > 0
+        assert row["ratio_to_empty"] == row["median_drain_per_s"] / empty[row["store"]]
+        assert (row["pruned"][0] > 0) is row["pruning"], row
     assert [row["scenario"] for row in results["memory"]][:2] == ["baseline", "kept"]
     assert all(row["met"] in {True, False, None} for row in results["targets"])
     assert {row["key"]: row["target"] for row in results["targets"]} == TARGETS
@@ -156,6 +175,9 @@ def test_targets_are_met_at_their_bounds_and_not_beyond() -> None:
             _throughput_row("wpxt_timeout", 499.0),
             _throughput_row("threadpool_map", 1_000.0),
             _throughput_row("wpxt_sync", 300.0),
+            _throughput_row("wpxt_process", 800.0),
+            _throughput_row("process_pool_executor", 1_000.0),
+            _throughput_row("pebble_map", 1_000.5),
         ],
         "memory": [
             {"scenario": "kept_shared_job", "n": 1_000_000, "peak_rss_mib": 200.5},
@@ -169,11 +191,19 @@ def test_targets_are_met_at_their_bounds_and_not_beyond() -> None:
             {"scenario": "pgqueuer_b64", "end_to_end_per_s": 10_001.0},
             {"scenario": "procrastinate", "error": "ModuleNotFoundError: No module named 'procrastinate'"},
         ],
+        "backlog": [
+            {"store": "postgres", "phase": "empty", "finished": 0, "ratio_to_empty": 1.0},
+            {"store": "postgres", "phase": "finished", "finished": 1_000_000, "ratio_to_empty": 0.8},
+            {"store": "sqlite", "phase": "empty", "finished": 0, "ratio_to_empty": 1.0},
+            {"store": "sqlite", "phase": "finished", "finished": 1_000_000, "ratio_to_empty": 0.79},
+        ],
     }
     met = {row["key"]: row["met"] for row in _report.targets(results)}
     assert met["plain_vs_bare"] is True
     assert met["timeout_vs_bare"] is False
     assert met["sync_vs_threadpool"] is True
+    assert met["process_vs_executor"] is True
+    assert met["process_vs_pebble"] is False
     assert met["memory_kept_shared_job"] is False
     assert met["memory_streaming_backpressure"] is True
     assert "memory_kept" not in met  # a Job per job has no target: the caller's Jobs cost what they hold
@@ -181,6 +211,10 @@ def test_targets_are_met_at_their_bounds_and_not_beyond() -> None:
     assert met["postgres"] is True
     assert met["postgres_vs_pgqueuer_b64"] is False
     assert met["postgres_vs_procrastinate"] is None
+    assert met["postgres_backlog"] is True
+    assert met["sqlite_backlog"] is False
+    [row] = [row for row in _report.targets(results) if row["key"] == "postgres_backlog"]
+    assert row["figure"] == "PostgreSQL store: claims after 1M finished tasks vs an empty table"
     [row] = [row for row in _report.targets(results) if row["key"] == "handle_and_entry"]
     assert row["measured"] == "100 B (160 B per queued job in all)"
 
@@ -211,18 +245,25 @@ def test_quick_settings() -> None:
     assert settings.sizes == [100_000]
     assert settings.runs == 3
     assert [variant.key for variant in settings.variants] == ["trio_fixed", "wpxt_plain", "wpxt_timeout"]
-    assert settings.parts == {"throughput", "stores"}
+    assert settings.parts == {"throughput", "stores", "backlog"}
     assert settings.stores == ("postgres", "pgqueuer_b64")
     assert settings.store_n == 10_000
+    assert settings.finished_n == 100_000
+    assert settings.backlog_runs == 1
     assert settings.output is None
 
-    assert parse_args([]).output == RESULTS
+    full = parse_args([])
+    assert full.output == RESULTS
+    assert (full.finished_n, full.backlog_runs, full.stores) == (1_000_000, 3, ())
+    assert parse_args(["--stores", "sqlite", "--finished-n", "2k"]).stores == ("sqlite",)
+    with pytest.raises(SystemExit):
+        parse_args(["--stores", "mysql"])
     assert parse_args(["--quick", "--output", "here"]).output == Path("here")
     with pytest.raises(SystemExit):
         parse_args(["--quick", "--smoke"])
 
 
-TINY = ["--sizes", "300", "--runs", "2", "--store-n", "150"]
+TINY = ["--sizes", "300", "--runs", "2", "--store-n", "150", "--finished-n", "500"]
 """A --quick run in seconds: two runs of each throughput row, so the interleaving runs too."""
 
 
@@ -250,8 +291,8 @@ def _first_cells(lines: list[str]) -> list[list[str]]:
 
 
 @requires_postgres
-def test_quick_run_reports_its_three_targets(tmp_path: Path) -> None:
-    """A tiny --quick run measures its three rows and two stores, and reports just their targets."""
+def test_quick_run_reports_its_four_targets(tmp_path: Path) -> None:
+    """A tiny --quick run measures its three rows, two stores and PostgreSQL's backlog, and reports their targets."""
     stdout, tables = _quick_run(tmp_path, POSTGRES_DSN)
     assert [cells[0] for cells in _first_cells(tables["Throughput"])] == [
         "bare trio: 16 workers + memory channel (the limit)",
@@ -262,13 +303,24 @@ def test_quick_run_reports_its_three_targets(tmp_path: Path) -> None:
     stores = _first_cells(tables["Durable stores"])
     assert [cells[0] for cells in stores] == ["workerpoolxt PostgresStore", "pgqueuer, batches of 64 (same PostgreSQL)"]
     assert all(cells[1] == "150" and float(cells[3].replace(",", "")) > 0 for cells in stores)
+    backlog = _first_cells(tables["Claims after many finished tasks"])
+    assert [cells[:4] for cells in backlog] == [
+        ["workerpoolxt PostgresStore", "empty table", "0", "150"],
+        ["workerpoolxt PostgresStore", "finished tasks", "500", "150"],
+        ["workerpoolxt PostgresStore", "finished tasks, pruned meanwhile", "500", "150"],
+    ]
+    assert all(cells[4].endswith(" /1") and float(cells[4].split(" /")[0].replace(",", "")) > 0 for cells in backlog)
+    assert backlog[0][5] == "1.00"
+    # The pruner's first batch ends before the drain is reported, so at least that much was pruned.
+    assert 500 >= int(backlog[2][6].replace(",", "")) > 0
     targets = _first_cells(tables["Targets"])
     assert [cells[0] for cells in targets] == [
         f"{QUICK_FIGURES[0]}, N=300",
         f"{QUICK_FIGURES[1]}, N=300",
         QUICK_FIGURES[2],
+        QUICK_FIGURES[3],
     ]
-    assert [cells[1] for cells in targets] == ["≥ 0.75 x bare trio", "≥ 0.5 x bare trio", "≥ 1.0 x"]
+    assert [cells[1] for cells in targets] == ["≥ 0.75 x bare trio", "≥ 0.5 x bare trio", "≥ 1.0 x", "≥ 0.8 x"]
     assert all(cells[3] in {"met", "**not met**"} for cells in targets)
     assert "Quick run:" in stdout
 
@@ -281,4 +333,13 @@ def test_quick_run_without_postgres_says_not_measured(tmp_path: Path) -> None:
     assert all(cells[3] for cells in stores)  # why, in place of the rate
     targets = _first_cells(tables["Targets"])
     assert targets[2] == [QUICK_FIGURES[2], "≥ 1.0 x", "not measured", "not measured"]
+    assert targets[3] == [
+        "PostgreSQL store: claims after many finished tasks vs an empty table",
+        "≥ 0.8 x",
+        "not measured",
+        "not measured",
+    ]
+    backlog = _first_cells(tables["Claims after many finished tasks"])
+    assert [cells[1] for cells in backlog] == ["empty table", "finished tasks", "finished tasks, pruned meanwhile"]
+    assert all(cells[4] == "not measured" and cells[5] for cells in backlog)  # why, in place of the ratio
     assert all(cells[3] in {"met", "**not met**"} for cells in targets[:2])
