@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from workerpoolxt import Job, Options, Progress, Registry, WorkerPoolError
-from workerpoolxt.durable import DurableWorker, SQLiteStore, StoreError, StoreStatistics, TaskStatus, _sqlite
+from workerpoolxt.durable import DurableWorker, Order, SQLiteStore, StoreError, StoreStatistics, TaskStatus, _sqlite
 
 HANG: Final = 10.0
 """Real seconds after which a call counts as hung."""
@@ -368,3 +368,21 @@ async def test_schema_sql_applied_by_hand_makes_the_store_init_would(store: SQLi
         await reader.aclose()
         await writer.aclose()
     assert schema_of(path) == made_by_init
+
+
+@pytest.mark.parametrize("order", list(Order))
+def test_a_claim_reads_the_index_of_the_live_rows_never_the_finished_ones(tmp_path: Path, order: Order) -> None:
+    """Every claim walks the index of the queued and running rows in its order, with or without queues, so a store
+    that keeps many finished tasks claims as fast as an empty one (benchmarks: the backlog part)."""
+    path = tmp_path / "plan.db"
+    run_script(path, SQLiteStore(path).schema_sql())
+    expected = "wpxt_tasks_active_priority" if order is Order.PRIORITY else "wpxt_tasks_active"
+    for queues in (False, True):
+        statement = _sqlite._CLAIMS[order, queues].format(queues=":queue0")
+        names = ("now", "stale", "worker_id", "max_lost_leases", "limit", "queue0")
+        connection = sqlite3.connect(path)
+        try:
+            plan = connection.execute("EXPLAIN QUERY PLAN " + statement, dict.fromkeys(names)).fetchall()
+        finally:
+            connection.close()
+        assert f"SCAN task USING INDEX {expected}" in [row[3] for row in plan]

@@ -90,6 +90,9 @@ _Final = tuple[str, Call, dict[str, Any]]
 _logger: Final = logging.getLogger("workerpoolxt")
 
 _FINAL_ROWS: Final = f"status IN ({', '.join(map(literal, FINAL))})"
+
+_LIVE_ROWS: Final = f"status IN ({literal(TaskStatus.QUEUED)}, {literal(TaskStatus.RUNNING)})"
+"""The condition that a row is queued or running: of the indexes a claim reads, which it states so SQLite uses them."""
 """The condition that a row is final: prune()'s, and that of the index it reads, which SQLite then uses."""
 
 # Each entry upgrades the schema by one version; init() applies the missing ones.
@@ -126,12 +129,15 @@ _MIGRATIONS: Final = (
     # 4: prune() finds the oldest finished tasks without reading the others.
     f"CREATE INDEX wpxt_tasks_finished ON wpxt_tasks (finished_at) WHERE {_FINAL_ROWS}",
     # 5: named queues, deduplication and locks, each enforced by an index; the
-    # periodic tasks' last ticks, one row per schedule.
+    # periodic tasks' last ticks, one row per schedule. And the live rows
+    # alone in claim order, as PostgreSQL has them: a claim reads those, never
+    # the finished rows below them, however many a store keeps.
     f"""
     ALTER TABLE wpxt_tasks ADD COLUMN queue TEXT NOT NULL DEFAULT {literal(DEFAULT_QUEUE)};
     ALTER TABLE wpxt_tasks ADD COLUMN dedup_key TEXT;
     ALTER TABLE wpxt_tasks ADD COLUMN lock TEXT;
-    CREATE INDEX wpxt_tasks_queue ON wpxt_tasks (queue, status, run_at, priority, id);
+    CREATE INDEX wpxt_tasks_active ON wpxt_tasks (id) WHERE {_LIVE_ROWS};
+    CREATE INDEX wpxt_tasks_active_priority ON wpxt_tasks (priority DESC, id) WHERE {_LIVE_ROWS};
     CREATE UNIQUE INDEX wpxt_tasks_dedup ON wpxt_tasks (dedup_key) WHERE {DEDUP_ROWS};
     CREATE UNIQUE INDEX wpxt_tasks_lock ON wpxt_tasks (lock) WHERE {LOCK_ROWS};
     CREATE INDEX wpxt_tasks_lock_queued ON wpxt_tasks (lock, id) WHERE {LOCK_WAITING_ROWS};
@@ -176,15 +182,22 @@ _DIALECT: Final = Dialect(
 
 # Runnable rows in claim order: queued and due, or running with an expired
 # lease; that their lock allows; and, for a worker of some queues only
-# ({queues} filled in with placeholders, as {ids} is), in those queues.
+# ({queues} filled in with placeholders, as {ids} is), in those queues. The
+# index of the live rows in claim order is named, and its condition stated:
+# without statistics, SQLite would rather walk the whole table in id order.
 _CLAIM: Final = (
     f"UPDATE wpxt_tasks SET {_DIALECT.claim_assignments()} "  # noqa: S608 - fixed text
-    f"WHERE id IN (SELECT id FROM wpxt_tasks AS task WHERE ({_DIALECT.where(Call.CLAIM)}) "
+    "WHERE id IN (SELECT id FROM wpxt_tasks AS task INDEXED BY {index} "
+    f"WHERE {_LIVE_ROWS} AND ({_DIALECT.where(Call.CLAIM)}) "
     f"AND {_DIALECT.lock_free('task', 'wpxt_tasks')}{{in_queues}} ORDER BY {{order}} LIMIT :limit) "
     f"RETURNING {_COLUMNS}"
 )
 _CLAIMS: Final = {
-    (order, queues): _CLAIM.format(order=by, in_queues=" AND queue IN ({queues})" if queues else "")
+    (order, queues): _CLAIM.format(
+        index="wpxt_tasks_active_priority" if order is Order.PRIORITY else "wpxt_tasks_active",
+        order=by,
+        in_queues=" AND queue IN ({queues})" if queues else "",
+    )
     for order, by in ORDER_BY.items()
     for queues in (False, True)
 }
