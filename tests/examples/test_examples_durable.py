@@ -1,4 +1,4 @@
-"""examples/durable.py, worker_app.py and retention.py run on the real clock (their stores work in threads)."""
+"""examples/durable.py, worker_app.py, retention.py and periodic.py run on the real clock (their stores use threads)."""
 
 from __future__ import annotations
 
@@ -65,4 +65,14 @@ def test_retention(capsys: pytest.CaptureFixture[str]) -> None:
         "pruned 2",
         "pruned 1",
         "no task with id 1 (it never existed, or was pruned)",
+    ]
+
+
+def test_periodic(capsys: pytest.CaptureFixture[str]) -> None:
+    """The 0.2s schedule's ticks run three times, a task each, before the daily digest's 06:00 comes."""
+    assert run_example("periodic.py", capsys) == [
+        "refreshing the eu cache (run 1)",
+        "refreshing the eu cache (run 2)",
+        "refreshing the eu cache (run 3)",
+        "succeeded: 3",
     ]

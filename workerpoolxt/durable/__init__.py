@@ -6,16 +6,29 @@ file for one machine; ``PostgresStore`` shares them between machines (it needs
 ``pip install workerpoolxt[postgres]``); ``workerpoolxt.durable.testing.MemoryStore``
 is an in-memory fake for tests. ``DurableWorker`` claims tasks from a store and
 runs them on an ordinary ``WorkerPool``, as a ``WorkerApp`` configures it; its
-observers (``DurableObserver``) see each task's claim, progress and end. ``python -m
+observers (``DurableObserver``) see each task's claim, progress and end. A
+``Periodic`` in the app enqueues a job on a schedule, once per tick however
+many workers run it. ``python -m
 workerpoolxt`` is its command line.
 """
 
 from .._errors import CancelTask, PostgresConnectionError, StoreError, TaskConflictError, TaskNotFoundError
 from ._app import WorkerApp, lifespan_value
 from ._observer import DurableObserver, QueueDepth, TaskClaimed, TaskEnded, TaskOutcome, TaskProgress
+from ._periodic import Periodic
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
-from ._store import AdminStore, Order, ProgressStore, SQLStore, Store, StoreStatistics, TaskRecord, TaskStatus
+from ._store import (
+    AdminStore,
+    Order,
+    PeriodicStore,
+    ProgressStore,
+    SQLStore,
+    Store,
+    StoreStatistics,
+    TaskRecord,
+    TaskStatus,
+)
 from ._worker import DurableWorker, DurableWorkerStatistics
 
 __all__ = [
@@ -25,6 +38,8 @@ __all__ = [
     "DurableWorker",
     "DurableWorkerStatistics",
     "Order",
+    "Periodic",
+    "PeriodicStore",
     "PostgresConnectionError",
     "PostgresStore",
     "ProgressStore",

@@ -17,7 +17,7 @@ threads they offload to, and nowhere else.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ from .. import Backoff, Registry
 from .._job import freeze_options
 from .._middleware import Middleware, freeze_middleware
 from .._validation import MAX_WORKERS, Seconds, count, to_seconds
+from ._periodic import Periodic, freeze_schedules
 
 __all__ = ["WorkerApp", "lifespan_value"]
 
@@ -119,6 +120,16 @@ def _metrics(instance: object, attribute: attrs.Attribute[Any], value: object) -
         )
 
 
+def _periodic(value: Sequence[Periodic]) -> tuple[Periodic, ...]:
+    return freeze_schedules(value)
+
+
+def _periodic_handlers(instance: WorkerApp, attribute: attrs.Attribute[Any], value: tuple[Periodic, ...]) -> None:
+    # As a store given the registry checks at enqueue: a job no worker can run fails here, not at its tick.
+    for schedule in value:
+        instance.registry.check(schedule.job)
+
+
 def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"`{attribute.name}` must be a bool, not {type(value).__name__}")
@@ -162,9 +173,14 @@ class WorkerApp:
             (succeeded, failed, cancelled, dead) in the store; the worker then
             deletes the older ones as it runs (see ``DurableWorker``), on a
             store that can (``AdminStore.prune()``). None: keep them forever.
+        periodic: Jobs to enqueue on a schedule (``Periodic``), once per tick
+            however many workers run the app: each worker that is not in burst
+            mode runs them, on a store that can (``PeriodicStore``). Each has
+            a name of its own.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
+        UnknownHandlerError: A ``periodic`` job names a handler the registry lacks.
     """
 
     registry: Registry = attrs.field(validator=_registry)
@@ -180,3 +196,6 @@ class WorkerApp:
     burst: bool = attrs.field(default=False, validator=_flag, kw_only=True)
     log_outcomes: bool = attrs.field(default=True, validator=_flag, kw_only=True)
     retention: float | None = attrs.field(default=None, converter=_retention, kw_only=True)
+    periodic: tuple[Periodic, ...] = attrs.field(
+        default=(), converter=_periodic, validator=_periodic_handlers, kw_only=True
+    )

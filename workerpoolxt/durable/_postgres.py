@@ -79,6 +79,7 @@ from ._store import (
     check_queues,
     check_schema_version,
     check_task_ids,
+    check_tick,
     check_time,
     encode_jobs,
     encode_result,
@@ -355,6 +356,16 @@ _QUERIES: Final = {
     "oldest_queued": "SELECT min(run_at) FROM {tasks} WHERE {due}",
     "get": "SELECT {columns} FROM {tasks} WHERE id = %(id)s",
     "stats": "SELECT status, count(*) FROM {tasks} GROUP BY status",
+    # A periodic schedule's row, made with its first tick if missing (a registration waits for one under way).
+    "register": "INSERT INTO {schedules} (name, last_tick) VALUES (%(name)s, %(tick)s) ON CONFLICT (name) DO NOTHING",
+    "last_tick": "SELECT last_tick FROM {schedules} WHERE name = %(name)s",
+    # Advanced to a tick only if that is later: a caller offering the same
+    # tick waits for the row's lock, then finds it advanced, and gets no row.
+    "advance": """
+        INSERT INTO {schedules} AS schedule (name, last_tick) VALUES (%(name)s, %(tick)s)
+        ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE schedule.last_tick < excluded.last_tick
+        RETURNING name
+    """,
 }
 
 
@@ -1026,6 +1037,35 @@ class PostgresStore:
     def _oldest_queued(self, connection: Connection) -> float | None:
         row = connection.execute(self._sql["oldest_queued"]).fetchone()
         return None if row is None else row[0]
+
+    # -- the PeriodicStore interface ---------------------------------------------------
+
+    async def last_tick(self, schedule: str, first: float) -> float:
+        """Register ``schedule`` unless it is, and return its last tick: see ``PeriodicStore``."""
+        check_tick(schedule, first, "first")
+        return await self._run(self._last_tick, schedule, first)
+
+    def _last_tick(self, connection: Connection, schedule: str, first: float) -> float:
+        params = {"name": schedule, "tick": first}
+        connection.execute(self._sql["register"], params)
+        row = connection.execute(self._sql["last_tick"], params).fetchone()
+        assert row is not None  # inserted, or there already
+        last: float = row[0]
+        return last
+
+    async def enqueue_tick(self, schedule: str, tick: float, job: Job[Any]) -> int | None:
+        """Enqueue ``job`` for ``tick`` of ``schedule`` unless it had that tick: see ``PeriodicStore``."""
+        check_tick(schedule, tick, "tick")
+        encoded = encode_jobs([job], self._registry, self._max_json_bytes)
+        return await self._run(self._enqueue_tick, schedule, tick, encoded)
+
+    def _enqueue_tick(
+        self, connection: Connection, schedule: str, tick: float, encoded: list[EncodedJob]
+    ) -> int | None:
+        if connection.execute(self._sql["advance"], {"name": schedule, "tick": tick}).fetchone() is None:
+            return None
+        [task_id] = self._insert(connection, encoded, 0, None)  # and it notifies the workers, at commit
+        return task_id
 
     async def aclose(self) -> None:
         """Stop the listener thread and close the pool; a later call opens them again."""

@@ -62,6 +62,7 @@ from ._store import (
     check_queues,
     check_schema_version,
     check_task_ids,
+    check_tick,
     check_time,
     encode_jobs,
     encode_result,
@@ -252,6 +253,14 @@ _OLDEST_QUEUED: Final = f"SELECT min(run_at) FROM wpxt_tasks WHERE {_DIALECT.due
 _PRUNE: Final = (
     "DELETE FROM wpxt_tasks WHERE id IN (SELECT id FROM wpxt_tasks INDEXED BY wpxt_tasks_finished "  # noqa: S608 - fixed text
     f"WHERE {_FINAL_ROWS} AND finished_at < :cutoff ORDER BY finished_at LIMIT :limit)"
+)
+# A schedule's row: made with its first tick if missing; advanced to a tick only if that is later (the one
+# writer under BEGIN IMMEDIATE, so no other can advance it between).
+_REGISTER: Final = "INSERT INTO wpxt_schedules (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+_LAST_TICK: Final = "SELECT last_tick FROM wpxt_schedules WHERE name = ?"
+_ADVANCE: Final = (
+    "INSERT INTO wpxt_schedules (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+    "SET last_tick = excluded.last_tick WHERE wpxt_schedules.last_tick < excluded.last_tick RETURNING name"
 )
 _STATEMENTS: Final = {Call.COMPLETE: _COMPLETE, Call.FAIL: _FAIL, Call.CANCEL: _CANCEL}
 
@@ -634,6 +643,31 @@ class SQLiteStore:
     def _oldest_queued(self) -> float | None:
         oldest: float | None = self._connect().execute(_OLDEST_QUEUED, {"now": time.time()}).fetchone()[0]
         return oldest
+
+    # -- the PeriodicStore interface ---------------------------------------------------
+
+    async def last_tick(self, schedule: str, first: float) -> float:
+        """Register ``schedule`` unless it is, and return its last tick: see ``PeriodicStore``."""
+        check_tick(schedule, first, "first")
+        return await self._run(self._last_tick, schedule, first)
+
+    def _last_tick(self, schedule: str, first: float) -> float:
+        with self._transaction() as connection:
+            connection.execute(_REGISTER, (schedule, first))
+            last: float = connection.execute(_LAST_TICK, (schedule,)).fetchone()[0]
+        return last
+
+    async def enqueue_tick(self, schedule: str, tick: float, job: Job[Any]) -> int | None:
+        """Enqueue ``job`` for ``tick`` of ``schedule`` unless it had that tick: see ``PeriodicStore``."""
+        check_tick(schedule, tick, "tick")
+        [encoded] = encode_jobs([job], self._registry, self._max_json_bytes)
+        return await self._run(self._enqueue_tick, schedule, tick, encoded)
+
+    def _enqueue_tick(self, schedule: str, tick: float, job: EncodedJob) -> int | None:
+        with self._transaction() as connection:
+            if not connection.execute(_ADVANCE, (schedule, tick)).fetchall():
+                return None
+            return _insert_in(connection, job, 0, time.time(), None)
 
     async def aclose(self) -> None:
         await self._run(self._close)

@@ -43,6 +43,7 @@ __all__ = [
     "AdminStore",
     "BatchingStore",
     "Order",
+    "PeriodicStore",
     "ProgressStore",
     "SQLStore",
     "Store",
@@ -455,6 +456,48 @@ class ProgressStore(Store, Protocol):
             TypeError, ValueError: ``progress`` is not a mapping of int ids to Progress values, or ``worker_id``
                 is not a str without NUL characters; the message names it.
         """
+
+
+@runtime_checkable
+class PeriodicStore(Store, Protocol):
+    """A store that keeps each periodic schedule's last tick, and enqueues each tick once: see ``Periodic``.
+
+    ``MemoryStore``, ``SQLiteStore`` and ``PostgresStore`` implement it; a
+    ``DurableWorker`` whose app has schedules needs it. A schedule is known by
+    its name; its ticks are times in seconds since the epoch.
+    """
+
+    async def last_tick(self, schedule: str, first: float) -> float:
+        """Register ``schedule`` with ``first`` as its last tick, unless it is registered; return its last tick.
+
+        Raises:
+            TypeError, ValueError: ``schedule`` is not a non-empty str, or ``first`` not a finite time.
+        """
+
+    async def enqueue_tick(self, schedule: str, tick: float, job: Job[Any]) -> int | None:
+        """Enqueue ``job`` for ``tick`` of ``schedule``, unless that tick or a later one is its last; return the id.
+
+        In one transaction: the schedule's last tick becomes ``tick`` only if
+        it is older (or the schedule is new), and only then is the job stored,
+        as ``enqueue([job])`` stores it, due at once. Of any number of callers
+        offering the same tick, in any number of processes, exactly one gets
+        a task's id; the others get None.
+
+        Raises:
+            TypeError, ValueError: ``schedule`` is not a non-empty str, ``tick`` not a finite time, or ``job``
+                one that ``enqueue()`` refuses; then nothing is written.
+        """
+
+
+def check_tick(schedule: object, tick: object, name: str) -> None:
+    """Check a schedule's name and a tick, as a ``PeriodicStore`` takes them."""
+    if not isinstance(schedule, str) or not schedule:
+        raise TypeError(f"`schedule` must be a non-empty str, not {schedule!r}")
+    if "\x00" in schedule:
+        raise ValueError("`schedule` holds a NUL character, which PostgreSQL cannot store")
+    if tick is None:
+        raise TypeError(f"`{name}` must be a time in seconds (time.time()), not None")
+    check_time(tick, name)
 
 
 @runtime_checkable

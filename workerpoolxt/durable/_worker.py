@@ -60,6 +60,7 @@ from ._observer import (
     TaskProgress,
     notify,
 )
+from ._periodic import Periodic, Scheduler
 from ._store import (
     DEFAULT_MAX_LOST_LEASES,
     MAX_COUNT,
@@ -67,6 +68,7 @@ from ._store import (
     AdminStore,
     BatchingStore,
     Order,
+    PeriodicStore,
     ProgressStore,
     Store,
     TaskEnd,
@@ -144,12 +146,14 @@ _APP_KEYWORDS: Final = (
     "burst",
     "log_outcomes",
     "retention",
+    "periodic",
 )
 _CONCURRENCY: Final = _default(8)
 _NONE: Final = _default(None)
 _BACKOFF: Final = _default(Backoff())
 _FALSE: Final = _default(False)
 _TRUE: Final = _default(True)
+_NO_SCHEDULES: Final = _default(())
 
 
 class DurableWorker:
@@ -224,6 +228,15 @@ class DurableWorker:
             finish, for at most ``final_write_timeout``, before it stops.
             Workers sharing a store may all prune: each task is deleted once.
             The store must be an ``AdminStore``.
+        periodic: Jobs to enqueue on a schedule (``Periodic``), each tick
+            once however many workers run them: the worker enqueues each tick
+            as it comes (and, as it starts, the latest tick missed while no
+            worker ran the schedule, unless it says ``missed="skip"``), in a
+            task of its own. A failing store call is logged, and made again
+            ``poll`` seconds later. Each tick's task is logged on one INFO
+            line, as in ``periodic send_digest: tick 2026-11-30T06:00:00Z
+            enqueued as task 17``. A burst worker runs no schedules. The store
+            must be a ``PeriodicStore``.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
@@ -251,6 +264,7 @@ class DurableWorker:
         burst: bool = _FALSE,
         log_outcomes: bool = _TRUE,
         retention: Seconds | None = _NONE,
+        periodic: Sequence[Periodic] = _NO_SCHEDULES,
     ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"`store` must be a workerpoolxt Store, not {type(store).__name__}")
@@ -258,7 +272,7 @@ class DurableWorker:
             name: value
             for name, value in zip(
                 _APP_KEYWORDS,
-                (concurrency, middleware, options, backoff, shutdown_timeout, burst, log_outcomes, retention),
+                (concurrency, middleware, options, backoff, shutdown_timeout, burst, log_outcomes, retention, periodic),
                 strict=True,
             )
             if not isinstance(value, _Default)
@@ -299,6 +313,11 @@ class DurableWorker:
         if app.retention is not None and not isinstance(store, AdminStore):
             raise TypeError(
                 f"`retention` needs a store that can delete finished tasks (an AdminStore, with prune()), "
+                f"not {type(store).__name__}"
+            )
+        if app.periodic and not app.burst and not isinstance(store, PeriodicStore):
+            raise TypeError(
+                f"`periodic` needs a store that keeps schedules (a PeriodicStore, with enqueue_tick()), "
                 f"not {type(store).__name__}"
             )
         self._backoff = app.backoff
@@ -503,6 +522,8 @@ class DurableWorker:
                 services.start_soon(self._bound_shutdown)
                 if self.app.retention is not None:
                     services.start_soon(self._prune, cast("AdminStore", self._store), self.app.retention)
+                if self.app.periodic and not self.app.burst:
+                    services.start_soon(self._scheduler().run)
                 self._serving = True
                 task_status.started()
                 await self._claim_loop()
@@ -755,6 +776,17 @@ class DurableWorker:
             await trio.lowlevel.checkpoint()
         if pruned:
             _logger.debug("worker %s pruned %d task(s) finished over %gs ago", self.worker_id, pruned, retention)
+
+    def _scheduler(self) -> Scheduler:
+        """What enqueues the app's periodic tasks, in a task of its own, as ``_prune()`` runs: it holds up no claim."""
+        return Scheduler(
+            cast("PeriodicStore", self._store),
+            self.app.periodic,
+            clock=self._clock,
+            retry=self._poll,
+            worker_id=self.worker_id,
+            log_failure=_log_failure,
+        )
 
     async def _tell_queue_depth(self) -> None:
         methods = self._observers.queue_depth

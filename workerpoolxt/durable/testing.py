@@ -44,6 +44,7 @@ from ._store import (
     check_prune,
     check_queues,
     check_task_ids,
+    check_tick,
     check_time,
     encode_jobs,
     encode_result,
@@ -87,6 +88,7 @@ class MemoryStore:
         self._ids = itertools.count(1)
         self._changed = trio.lowlevel.ParkingLot()
         self._cancellations = Cancellations()
+        self._schedules: dict[str, float] = {}  # each periodic schedule's last tick
 
     async def init(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -400,6 +402,26 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    # -- periodic schedules (PeriodicStore) --------------------------------------------
+
+    async def last_tick(self, schedule: str, first: float) -> float:
+        check_tick(schedule, first, "first")
+        last = self._schedules.setdefault(schedule, first)
+        await trio.lowlevel.checkpoint()
+        return last
+
+    async def enqueue_tick(self, schedule: str, tick: float, job: Job[Any]) -> int | None:
+        check_tick(schedule, tick, "tick")
+        encode_jobs([job], self._registry, self._max_json_bytes)  # a job enqueue() refuses changes nothing
+        last = self._schedules.get(schedule)
+        if last is not None and last >= tick:
+            await trio.lowlevel.checkpoint()
+            return None
+        # No checkpoint between the check and the insert (enqueue()'s comes after it): no other task interleaves.
+        self._schedules[schedule] = tick
+        [task_id] = await self.enqueue([job])
+        return task_id
 
     # -- internals -----------------------------------------------------------------
 
