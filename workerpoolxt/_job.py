@@ -6,7 +6,7 @@ import re
 import types
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, Final, Generic, TypeVar, overload
+from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
 
 import attrs
 
@@ -143,9 +143,9 @@ class Job(Generic[T]):
     middleware: tuple[Middleware, ...] = attrs.field(repr=False)
     max_per_second: float | None
     run_in: str | None
-    queue: str | None
-    dedup_key: str | None
-    lock: str | None
+    _placement: Placement | None
+    """The job's ``queue``, ``dedup_key`` and ``lock``, or None if it sets none: one slot, as a Job is made per
+    submission and these are for a store, which most jobs never see."""
     is_async: bool = attrs.field(repr=False, eq=False)
     """True when the job's call is awaited in trio: an ``async def`` task, or
     a plain one that runs in a process; otherwise it runs in a thread."""
@@ -284,8 +284,9 @@ class Job(Generic[T]):
             run_in = check_run_in(run_in, "run_in")
             if run_in == "process" and not isinstance(task, str):  # a handler's name: once resolved
                 call, is_async = _process_call(task, args, name), True
+        placement = None
         if queue is not None or dedup_key is not None or lock is not None:
-            queue, dedup_key, lock = _placement(task, queue, dedup_key, lock)
+            placement = _placement(task, queue, dedup_key, lock)
         # As _fill(), inline: a Job is made per submission.
         _set_class(self, "__class__", _JobFields)
         fields: _JobFields[Any] = self  # type: ignore[assignment]  # a _JobFields until the last line
@@ -302,12 +303,28 @@ class Job(Generic[T]):
         fields.middleware = chain
         fields.max_per_second = max_per_second
         fields.run_in = run_in
-        fields.queue = queue
-        fields.dedup_key = dedup_key
-        fields.lock = lock
+        fields._placement = placement
         fields.is_async = is_async
         fields._call = call
         _set_class(self, "__class__", Job)
+
+    @property
+    def queue(self) -> str | None:
+        """The queue a store keeps the task in, or None to leave it to ``enqueue()``."""
+        placement = self._placement
+        return None if placement is None else placement.queue
+
+    @property
+    def dedup_key(self) -> str | None:
+        """The key that deduplicates the task while it waits in a store, or None."""
+        placement = self._placement
+        return None if placement is None else placement.dedup_key
+
+    @property
+    def lock(self) -> str | None:
+        """The lock the task holds while it runs from a store, or None."""
+        placement = self._placement
+        return None if placement is None else placement.lock
 
     def _with_task(self, task: Callable[..., Any], run_in: str | None = None) -> Job[Any]:
         """This job with its handler name replaced by the handler, its args checked against it.
@@ -385,9 +402,15 @@ def check_queue(value: object, name: str) -> str:
     return value
 
 
-def _placement(
-    task: object, queue: str | None, dedup_key: str | None, lock: str | None
-) -> tuple[str | None, str | None, str | None]:
+class Placement(NamedTuple):
+    """Where a store keeps a task, and what it holds: a Job's ``queue``, ``dedup_key`` and ``lock``."""
+
+    queue: str | None
+    dedup_key: str | None
+    lock: str | None
+
+
+def _placement(task: object, queue: str | None, dedup_key: str | None, lock: str | None) -> Placement:
     """Check the fields a durable store reads (``queue``, ``dedup_key``, ``lock``) and return them.
 
     Raises:
@@ -408,7 +431,7 @@ def _placement(
                 raise TypeError(f"`{name}` must be a str or None, not {type(key).__name__}")
             if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
                 raise ValueError(f"`{name}` must be 1 to {MAX_KEY_LENGTH} characters without NUL, got {key[:80]!r}")
-    return queue, dedup_key, lock
+    return Placement(queue, dedup_key, lock)
 
 
 def _process_call(task: Callable[..., Any], args: Mapping[str, Any], name: str) -> ProcessCall:
@@ -473,9 +496,7 @@ class _JobFields(Generic[T]):
     middleware: tuple[Middleware, ...]
     max_per_second: float | None
     run_in: str | None
-    queue: str | None
-    dedup_key: str | None
-    lock: str | None
+    _placement: Placement | None
     is_async: bool
     _call: Callable[[Options], Any]
 
