@@ -267,10 +267,31 @@ _QUERIES: Final = {
         SET {claim_set}
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks} AS task
-            WHERE ({claimable}) AND {lock_free}{in_queues}
+            WHERE ({claimable}) AND {lock_free}
             ORDER BY {order}
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING {columns}
+    """,
+    # A claim for some queues walks each queue's index in claim order, as far
+    # as `limit`, and takes the first `limit` of them all: one scan of the
+    # shared index, filtering by queue, would read every row of the other
+    # queues before it. Rows locked but not taken are let go at commit.
+    "claim_queues": """
+        UPDATE {tasks}
+        SET {claim_set}
+        WHERE id = ANY(ARRAY(
+            SELECT picked.id FROM unnest(%(queues)b::text[]) AS wanted (queue)
+            CROSS JOIN LATERAL (
+                SELECT id, priority FROM {tasks} AS task
+                WHERE task.queue = wanted.queue AND ({claimable}) AND {lock_free}
+                ORDER BY {order}
+                LIMIT %(limit)s
+                FOR UPDATE OF task SKIP LOCKED
+            ) AS picked
+            ORDER BY {picked_order}
+            LIMIT %(limit)s
         ))
         RETURNING {columns}
     """,
@@ -1155,11 +1176,14 @@ def _compose(schema: str) -> dict[str, sql.Composed]:
         name: sql.SQL(text) for name, text in {**_PARTS, "columns": _COLUMNS, "now": _NOW}.items()
     }
     names["lock_free"] = _format(_DIALECT.lock_free("task", "{tasks}"), schema)
-    queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name != "claim"}
+    claims = ("claim", "claim_queues")
+    queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name not in claims}
     for order in Order:
-        for suffix, in_queues in (("", ""), ("_queues", " AND queue = ANY(%(queues)b::text[])")):
-            queries[f"claim_{order.value}{suffix}"] = _format(
-                _QUERIES["claim"], schema, **names, order=sql.SQL(ORDER_BY[order]), in_queues=sql.SQL(in_queues)
+        by = ORDER_BY[order]
+        picked_by = ", ".join(f"picked.{term}" for term in by.split(", "))
+        for name in claims:
+            queries[name.replace("claim", f"claim_{order.value}")] = _format(
+                _QUERIES[name], schema, **names, order=sql.SQL(by), picked_order=sql.SQL(picked_by)
             )
     return queries
 
