@@ -242,8 +242,10 @@ _PARTS: Final = {
 
 # The max_attempts column holds retry + 1, the attempts allowed.
 _QUERIES: Final = {
-    # A job whose dedup_key a waiting task holds (or an earlier row of the
-    # batch) inserts nothing: enqueue() then looks the holder up.
+    # With {on_conflict}, for a batch holding dedup keys: a job whose key a
+    # waiting task holds (or an earlier row of the batch) inserts nothing, and
+    # enqueue() then looks the holder up. Without, as most batches are: a plain
+    # insert, which costs less than a speculative one.
     "insert": """
         INSERT INTO {tasks} (handler, job, status, max_attempts, priority, created_at, run_at, queue, dedup_key, lock)
         SELECT handler, job::jsonb, {queued}, retry + 1, %(priority)s, {now}, coalesce(%(run_at)s::float8, {now}),
@@ -253,8 +255,13 @@ _QUERIES: Final = {
             %(dedup_keys)b::text[], %(locks)b::text[]
         ) WITH ORDINALITY AS input (handler, job, retry, queue, dedup_key, lock, position)
         ORDER BY position
-        ON CONFLICT (dedup_key) WHERE {dedup_rows} DO NOTHING
+        {on_conflict}
         RETURNING id, dedup_key
+    """,
+    # Enqueues of the same keys queue up, key by key in one order, before they
+    # insert: each would otherwise wait at its first key that the other holds.
+    "lock_keys": """
+        SELECT pg_advisory_xact_lock(hashtext(%(space)s), hashtext(key)) FROM unnest(%(keys)b::text[]) AS key
     """,
     "deduped": "SELECT dedup_key, id FROM {tasks} WHERE dedup_key = ANY(%(keys)b::text[]) AND {dedup_rows}",
     # A worker wakes for its own queues' news (see _Listener).
@@ -642,12 +649,16 @@ class PostgresStore:
     ) -> list[int]:
         ids: list[int | None] = [None] * len(encoded)
         pending = list(range(len(encoded)))
+        keys = sorted({job.dedup_key for job in encoded if job.dedup_key is not None})
+        insert = self._sql["insert_deduplicating" if keys else "insert"]
+        if keys:
+            connection.execute(self._sql["lock_keys"], {"space": f"workerpoolxt:{self.schema}:dedup", "keys": keys})
         # A holder of a dedup_key may be claimed between the insert that found
         # it and the look-up: its job is then inserted after all, next round.
         while pending:
             batch = [encoded[index] for index in pending]
             rows = connection.execute(
-                self._sql["insert"],
+                insert,
                 {
                     "handlers": [job.handler for job in batch],
                     "jobs": [job.job for job in batch],
@@ -1177,7 +1188,10 @@ def _compose(schema: str) -> dict[str, sql.Composed]:
     }
     names["lock_free"] = _format(_DIALECT.lock_free("task", "{tasks}"), schema)
     claims = ("claim", "claim_queues")
+    conflict = _format("ON CONFLICT (dedup_key) WHERE {dedup_rows} DO NOTHING", schema, **names)
+    names["on_conflict"] = sql.SQL("")
     queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name not in claims}
+    queries["insert_deduplicating"] = _format(_QUERIES["insert"], schema, **{**names, "on_conflict": conflict})
     for order in Order:
         by = ORDER_BY[order]
         picked_by = ", ".join(f"picked.{term}" for term in by.split(", "))
