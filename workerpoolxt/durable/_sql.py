@@ -230,6 +230,10 @@ class Dialect:
             error_message=lambda move: "error_message" if move.error_type is None else _BURIALS[move.error_type],
         )
 
+    def where_from(self, call: Call, status: TaskStatus) -> str:
+        """The rows of ``status`` that ``call`` moves: that status, with the checks all its transitions from it need."""
+        return " AND ".join([_status_in((status,)), *map(self.check, self._required(call, status))])
+
     def due(self) -> str:
         """The condition that a row is queued and its ``run_at`` has come: a task a claim would take now."""
         return f"{_status_in((TaskStatus.QUEUED,))} AND {self.check(Check.DUE)}"
