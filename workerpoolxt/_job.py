@@ -116,8 +116,10 @@ class Job(Generic[T]):
         dedup_key: While a task with this key waits for its first run in a
             store, enqueueing another with the same key stores nothing and
             gives back the waiting task's id.
-        lock: At most one task holding this lock runs at a time, across all
-            the workers of a store; the others wait their turn, oldest first.
+        lock: Tasks holding the same lock are claimed one at a time, across
+            all the workers of a store, oldest first: the next is claimed once
+            the one before has ended (a cancelled task frees its lock at once,
+            though its handler may take a moment to stop).
 
         ``queue``, ``dedup_key`` and ``lock`` are for a durable store, so
         only a job naming its handler takes them; a ``WorkerPool`` refuses a
@@ -385,8 +387,9 @@ class Job(Generic[T]):
 
 _QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-MAX_KEY_LENGTH: Final = 1000
-"""The longest ``dedup_key`` or ``lock``: a key is an identifier, not data."""
+MAX_KEY_BYTES: Final = 1000
+"""The longest ``dedup_key`` or ``lock``, in bytes of UTF-8: a key is an identifier, not data, and each is indexed
+(PostgreSQL indexes an entry of at most 2704 bytes)."""
 
 
 DEFAULT_QUEUE: Final = "default"
@@ -429,8 +432,10 @@ def _placement(task: object, queue: str | None, dedup_key: str | None, lock: str
         if key is not None:
             if not isinstance(key, str):
                 raise TypeError(f"`{name}` must be a str or None, not {type(key).__name__}")
-            if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
-                raise ValueError(f"`{name}` must be 1 to {MAX_KEY_LENGTH} characters without NUL, got {key[:80]!r}")
+            if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES or "\x00" in key:
+                raise ValueError(
+                    f"`{name}` must be non-empty, at most {MAX_KEY_BYTES} bytes in UTF-8, without NUL, got {key[:80]!r}"
+                )
     return Placement(queue, dedup_key, lock)
 
 

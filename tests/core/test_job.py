@@ -300,9 +300,14 @@ def test_a_job_holding_a_callable_refuses_the_fields_of_a_store(field: str) -> N
         ({"queue": "a,b"}, ValueError, "`queue` must be 1 to 64 letters"),
         ({"queue": "q" * 65}, ValueError, "`queue` must be 1 to 64 letters"),
         ({"queue": 3}, TypeError, "`queue` must be a queue's name (a str), not int"),
-        ({"dedup_key": ""}, ValueError, "`dedup_key` must be 1 to 1000 characters without NUL, got ''"),
-        ({"dedup_key": "a\x00b"}, ValueError, "`dedup_key` must be 1 to 1000 characters without NUL"),
-        ({"lock": "k" * 1001}, ValueError, "`lock` must be 1 to 1000 characters without NUL"),
+        (
+            {"dedup_key": ""},
+            ValueError,
+            "`dedup_key` must be non-empty, at most 1000 bytes in UTF-8, without NUL, got ''",
+        ),
+        ({"dedup_key": "a\x00b"}, ValueError, "`dedup_key` must be non-empty, at most 1000 bytes in UTF-8"),
+        ({"lock": "k" * 1001}, ValueError, "`lock` must be non-empty, at most 1000 bytes in UTF-8"),
+        ({"lock": "\u00e9" * 501}, ValueError, "`lock` must be non-empty, at most 1000 bytes in UTF-8"),
         ({"lock": b"k"}, TypeError, "`lock` must be a str or None, not bytes"),
     ],
 )

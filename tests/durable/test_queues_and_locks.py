@@ -305,3 +305,34 @@ async def test_postgres_wakes_a_waiting_worker_only_for_news_of_its_queues(tmp_p
     finally:
         await store.aclose()
         await trio.to_thread.run_sync(drop_schema, schema)
+
+
+@requires_postgres
+async def test_postgres_wakes_the_workers_of_a_lock_s_next_task_when_the_lock_is_freed() -> None:
+    """A task of a lock that ends wakes the workers of the queue where the lock's next task waits, at once."""
+    from workerpoolxt.durable import PostgresStore
+
+    schema = new_schema()
+    store = PostgresStore(POSTGRES_DSN or "", schema=schema)
+    timeout = 3.0
+    try:
+        await store.init()
+        [first] = await store.enqueue([Job("hold", lock="L")], queue="a")
+        await store.enqueue([Job("hold", lock="L")], queue="b")
+        assert [record.id for record in await store.claim("w1", 10, queues=["a", "b"])] == [first]
+
+        async def complete_later() -> None:
+            await trio.sleep(0.3)
+            await store.complete(first, None, worker_id="w1")
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(complete_later)
+            with trio.fail_after(HANG):
+                await store.wait_for_work(timeout, queues=["b"])
+            elapsed = trio.current_time() - start
+        assert 0.3 - 0.05 <= elapsed < timeout - 1.0
+        assert len(await store.claim("w2", 10, queues=["b"])) == 1
+    finally:
+        await store.aclose()
+        await trio.to_thread.run_sync(drop_schema, schema)

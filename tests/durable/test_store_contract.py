@@ -1955,3 +1955,12 @@ async def test_a_lock_stays_held_while_its_task_is_taken_over_after_a_lost_lease
     assert await store.claim("w2", 10, lease=LEASE) == []
     await store.complete(first, None, worker_id="w1")
     assert (await claim_one(store, "w2")).id == second
+
+
+async def test_a_claim_that_buries_a_lock_s_next_task_takes_the_one_after(store: Store, backend: Backend) -> None:
+    """A lock's oldest task whose attempts are used up is buried, and the same claim takes the lock's next task."""
+    first, second = await store.enqueue([placed(0, lock="L"), placed(1, lock="L")])
+    await backend.force(first, attempts=1)  # its one attempt used, as an older version could leave it
+    [claimed] = await store.claim("w1", 10)
+    assert claimed.id == second
+    assert (await store.get(first)).status is TaskStatus.DEAD

@@ -346,7 +346,7 @@ _QUERIES: Final = {
         WHERE id = ANY(ARRAY(
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {release_rows} ORDER BY id FOR UPDATE
         ))
-        RETURNING id, queue
+        RETURNING id, queue, lock
     """,
     # Every completion of a group commit in one statement; ids missing from
     # its RETURNING are conflicts. Rows lock in id order, as elsewhere.
@@ -357,15 +357,21 @@ _QUERIES: Final = {
         WHERE task.id = input.id AND task.id = ANY(ARRAY(
             SELECT id FROM {tasks} WHERE id = ANY(%(ids)b::bigint[]) AND {complete_statuses} ORDER BY id FOR UPDATE
         )) AND {complete_held}
-        RETURNING task.id
+        RETURNING task.id, task.lock
     """,
-    "fail": "UPDATE {tasks} SET {fail_set} WHERE id = %(id)s AND {fail_rows} RETURNING status, queue",
+    "fail": "UPDATE {tasks} SET {fail_set} WHERE id = %(id)s AND {fail_rows} RETURNING status, queue, lock",
     # Returns the status the task had: a running task's worker is told.
     "cancel": """
         WITH old AS (SELECT id, status FROM {tasks} WHERE id = %(id)s AND {cancel_rows} FOR UPDATE)
         UPDATE {tasks} AS task SET {cancel_set}
         FROM old WHERE task.id = old.id
-        RETURNING old.status
+        RETURNING old.status, task.queue, task.lock
+    """,
+    # A task of a lock that ends, or goes back to the queue, may make the
+    # lock's next task claimable: the workers of its queue are told.
+    "notify_locked": """
+        SELECT pg_notify(%(channel)s, %(prefix)s || queue)
+        FROM (SELECT DISTINCT queue FROM {tasks} WHERE lock = ANY(%(locks)b::text[]) AND status = {queued}) AS waiting
     """,
     "status": "SELECT status FROM {tasks} WHERE id = %(id)s",
     "statuses": "SELECT id, status FROM {tasks} WHERE id = ANY(%(ids)b::bigint[])",
@@ -732,9 +738,12 @@ class PostgresStore:
         for attempt in range(_CLAIM_ATTEMPTS):
             try:
                 return await self._run(function, *args)
-            except errors.UniqueViolation:
+            except (errors.UniqueViolation, errors.DeadlockDetected) as error:
+                # Two claims that lock tasks of two locks in opposite orders deadlock, just as rarely.
                 if attempt == _CLAIM_ATTEMPTS - 1:
-                    raise
+                    raise StoreError(
+                        self._name, f"a claim lost a race for a lock {_CLAIM_ATTEMPTS} times: {_reason(error)}"
+                    ) from error
                 await trio.sleep(random.uniform(0, 0.01))  # noqa: S311 - spreads out claimers, no secret
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -755,7 +764,8 @@ class PostgresStore:
             rows = connection.execute(query, {**params, "limit": wanted}, binary=True).fetchall()
             running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
             claimed += running
-            if len(running) == len(rows) or len(rows) < wanted:
+            # A row buried may have held back the next task of its lock, which a claim again can take.
+            if len(running) == len(rows) or len(claimed) >= limit:
                 break
         return sorted(claimed, key=SORT_KEYS[order])
 
@@ -855,23 +865,23 @@ class PostgresStore:
     ) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(batch)
         requeued: set[str] = set()
+        locks: set[str] = set()
         cancelled: list[int] = []
         completions = {index: params for index, (call, params) in enumerate(batch) if call is Call.COMPLETE}
         # A task completed twice in one batch keeps the first: the second is a conflict.
         first_of = {params["id"]: index for index, params in reversed(completions.items())}
         if first_of:
             firsts = [completions[index] for index in sorted(first_of.values())]
-            done = {
-                row[0]
-                for row in connection.execute(
-                    self._sql[Call.COMPLETE],
-                    {
-                        "ids": [params["id"] for params in firsts],
-                        "results": [params["result"] for params in firsts],
-                        "worker_ids": [params["worker_id"] for params in firsts],
-                    },
-                ).fetchall()
-            }
+            rows = connection.execute(
+                self._sql[Call.COMPLETE],
+                {
+                    "ids": [params["id"] for params in firsts],
+                    "results": [params["result"] for params in firsts],
+                    "worker_ids": [params["worker_id"] for params in firsts],
+                },
+            ).fetchall()
+            done = {row[0] for row in rows}
+            locks.update(row[1] for row in rows if row[1] is not None)
             for index, params in completions.items():
                 if params["id"] not in done or first_of[params["id"]] != index:
                     outcomes[index] = self._conflict(connection, params["id"], Call.COMPLETE)
@@ -883,16 +893,27 @@ class PostgresStore:
             row = connection.execute(self._sql[call], params).fetchone()
             if row is None:
                 outcomes[index] = self._conflict(connection, params["id"], call)
-            elif call is Call.CANCEL:
+                continue
+            if row[2] is not None:
+                locks.add(row[2])
+            if call is Call.CANCEL:
                 if row[0] == TaskStatus.RUNNING and params["worker_id"] is None:
                     cancelled.append(params["id"])
             elif row[0] == TaskStatus.QUEUED:
                 requeued.add(row[1])
         self._notify(connection, requeued)
+        self._notify_locked(connection, locks)
         if cancelled:
             # Delivered at commit, to the worker running each task, if any.
             connection.execute(self._sql["notify_cancelled"], {"channel": self.channel, "ids": cancelled})
         return outcomes
+
+    def _notify_locked(self, connection: Connection, locks: set[str]) -> None:
+        """Tell the workers of the queues where tasks of ``locks`` wait: one of them may be claimable now."""
+        if locks:
+            connection.execute(
+                self._sql["notify_locked"], {"channel": self.channel, "prefix": _WORK, "locks": sorted(locks)}
+            )
 
     def _conflict(self, connection: Connection, task_id: int, call: Call) -> BaseException:
         return refusal(task_id, connection.execute(self._sql["status"], {"id": task_id}).fetchone(), call)
@@ -907,6 +928,7 @@ class PostgresStore:
     def _release(self, connection: Connection, task_ids: list[int], worker_id: str | None) -> None:
         rows = connection.execute(self._sql["release"], {"ids": task_ids, "worker_id": worker_id}).fetchall()
         self._notify(connection, (row[1] for row in rows))
+        self._notify_locked(connection, {row[2] for row in rows if row[2] is not None})
 
     async def record_progress(self, progress: Mapping[int, Progress], *, worker_id: str | None = None) -> None:
         """Store the latest reports of the running tasks ``worker_id`` holds, ignore the rest: see ``ProgressStore``.

@@ -91,10 +91,10 @@ _Final = tuple[str, Call, dict[str, Any]]
 _logger: Final = logging.getLogger("workerpoolxt")
 
 _FINAL_ROWS: Final = f"status IN ({', '.join(map(literal, FINAL))})"
+"""The condition that a row is final: prune()'s, and that of the index it reads, which SQLite then uses."""
 
 _LIVE_ROWS: Final = f"status IN ({literal(TaskStatus.QUEUED)}, {literal(TaskStatus.RUNNING)})"
 """The condition that a row is queued or running: of the indexes a claim reads, which it states so SQLite uses them."""
-"""The condition that a row is final: prune()'s, and that of the index it reads, which SQLite then uses."""
 
 # Each entry upgrades the schema by one version; init() applies the missing ones.
 _MIGRATIONS: Final = (
@@ -139,6 +139,7 @@ _MIGRATIONS: Final = (
     ALTER TABLE wpxt_tasks ADD COLUMN lock TEXT;
     CREATE INDEX wpxt_tasks_active ON wpxt_tasks (id) WHERE {_LIVE_ROWS};
     CREATE INDEX wpxt_tasks_active_priority ON wpxt_tasks (priority DESC, id) WHERE {_LIVE_ROWS};
+    CREATE INDEX wpxt_tasks_active_queue ON wpxt_tasks (queue, id) WHERE {_LIVE_ROWS};
     CREATE UNIQUE INDEX wpxt_tasks_dedup ON wpxt_tasks (dedup_key) WHERE {DEDUP_ROWS};
     CREATE UNIQUE INDEX wpxt_tasks_lock ON wpxt_tasks (lock) WHERE {LOCK_ROWS};
     CREATE INDEX wpxt_tasks_lock_queued ON wpxt_tasks (lock, id) WHERE {LOCK_WAITING_ROWS};
@@ -195,7 +196,12 @@ _CLAIM: Final = (
 )
 _CLAIMS: Final = {
     (order, queues): _CLAIM.format(
-        index="wpxt_tasks_active_priority" if order is Order.PRIORITY else "wpxt_tasks_active",
+        # Some queues: their rows alone, by the queue index (in id order within each; a sort merges them).
+        index="wpxt_tasks_active_queue"
+        if queues
+        else "wpxt_tasks_active_priority"
+        if order is Order.PRIORITY
+        else "wpxt_tasks_active",
         order=by,
         in_queues=" AND queue IN ({queues})" if queues else "",
     )
@@ -723,7 +729,8 @@ def _claim_in(connection: sqlite3.Connection, now: float, claim: Claim) -> list[
                 except Exception as exc:  # any row that cannot be read is buried alone
                     _bury_unreadable(connection, now, row[0], exc)
                     buried += 1
-        if not buried or len(rows) < wanted:
+        # A row buried may have held back the next task of its lock, which a claim again can take.
+        if not buried or len(claimed) >= limit:
             break
     return sorted(claimed, key=SORT_KEYS[order])
 

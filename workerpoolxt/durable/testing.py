@@ -142,7 +142,16 @@ class MemoryStore:
         return claimed
 
     def _claim(self, claim: Claim) -> list[TaskRecord]:
-        worker_id, limit, order, max_lost_leases = claim.worker_id, claim.limit, claim.order, claim.max_lost_leases
+        claimed: list[TaskRecord] = []
+        # A task buried rather than claimed may be what held its lock's next task back: look again, as the SQL
+        # stores claim again in their transaction, until the limit is met or nothing was buried.
+        while self._claim_pass(claim, claimed) and len(claimed) < claim.limit:
+            pass
+        return sorted(claimed, key=SORT_KEYS[claim.order])
+
+    def _claim_pass(self, claim: Claim, claimed: list[TaskRecord]) -> bool:
+        """Claim what is runnable now into ``claimed``, up to the claim's limit; return whether a task was buried."""
+        worker_id, order, max_lost_leases = claim.worker_id, claim.order, claim.max_lost_leases
         now = self.clock()
         stale = now - claim.lease
         tasks = [task for task in self._tasks.values() if claim.queues is None or task.queue in claim.queues]
@@ -171,18 +180,20 @@ class MemoryStore:
             (task, move) for task in tasks if (move := step(Call.CLAIM, task.status, facts(task))) and lock_free(task)
         ]
         runnable.sort(key=lambda pair: SORT_KEYS[order](pair[0]))
-        claimed: list[TaskRecord] = []
+        buried = False
         for task, move in runnable:
-            if len(claimed) == limit:
+            if len(claimed) == claim.limit:
                 break
             if move.target is TaskStatus.RUNNING:
                 claimed.append(self._move(task, move, worker_id=worker_id, started_at=now))
-            elif move.error_type == "AttemptsExhausted":
+                continue
+            buried = True
+            if move.error_type == "AttemptsExhausted":
                 self._move(task, move, error_type=move.error_type, error_message=exhausted_message(task))
             else:
                 message = lease_expired_message(task.worker_id, task.lost_leases + 1, max_lost_leases)
                 self._move(task, move, error_type=move.error_type, error_message=message)
-        return claimed
+        return buried
 
     async def heartbeat(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> list[int]:
         held = []
