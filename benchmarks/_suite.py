@@ -115,6 +115,8 @@ class Settings:
     memory_n: int
     objects_n: int
     timeout_n: int
+    process_timeout_n: int
+    """Jobs in the process tasks' timeout row, each of which kills a process and starts another."""
     store_n: int
     finished_n: int
     """Finished tasks in the table before the backlog rows' drains."""
@@ -246,6 +248,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         memory_n=args.memory_n or (5_000 if smoke else 1_000_000),
         objects_n=args.objects_n or (2_000 if smoke else 100_000),
         timeout_n=timeout_n,
+        process_timeout_n=8 if smoke else 200,
         timeout_workers=[16, timeout_n],
         store_n=args.store_n or (200 if smoke else 10_000 if quick else 20_000),
         finished_n=args.finished_n or (2_000 if smoke else 100_000 if quick else 1_000_000),
@@ -398,27 +401,36 @@ def measure_timeouts(settings: Settings, progress: Callable[[str], None]) -> lis
     n = settings.timeout_n
     for workers in settings.timeout_workers:
         for key, label in (("pool_timeouts", "workerpoolxt"), ("bare_timeouts", "bare trio move_on_after")):
-            measurement = run_child("timeouts", key, n, workers)
-            lateness = measurement["lateness"]
-            row = {
-                "scenario": key,
-                "label": label,
-                "workers": workers,
-                "n": n,
-                "all_at_once": workers >= n,
-                "p50_ms": percentile(lateness, 0.50) * 1000,
-                "p99_ms": percentile(lateness, 0.99) * 1000,
-                "max_ms": max(lateness) * 1000,
-                "seconds": measurement["seconds"],
-                "jobs_per_s": n / measurement["seconds"],
-                "collected": measurement["collected"],
-            }
+            row = _lateness_row(key, label, workers, n, run_child("timeouts", key, n, workers))
             rows.append(row)
             progress(
                 f"timeouts {label} workers={workers:,}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
                 f"{row['jobs_per_s']:,.0f} jobs/s"
             )
+    # Process tasks, one worker per CPU as the process rows run: each timeout kills a process.
+    n, workers = settings.process_timeout_n, os.cpu_count() or 1
+    measurement = run_child("timeouts", "process_timeouts", n, workers)
+    row = _lateness_row("process_timeouts", "workerpoolxt process tasks, killed", workers, n, measurement)
+    rows.append(row)
+    progress(f"timeouts process tasks workers={workers}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms")
     return rows
+
+
+def _lateness_row(key: str, label: str, workers: int, n: int, measurement: dict[str, Any]) -> dict[str, Any]:
+    lateness = measurement["lateness"]
+    return {
+        "scenario": key,
+        "label": label,
+        "workers": workers,
+        "n": n,
+        "all_at_once": workers >= n,
+        "p50_ms": percentile(lateness, 0.50) * 1000,
+        "p99_ms": percentile(lateness, 0.99) * 1000,
+        "max_ms": max(lateness) * 1000,
+        "seconds": measurement["seconds"],
+        "jobs_per_s": n / measurement["seconds"],
+        "collected": measurement["collected"],
+    }
 
 
 # (key, label, share of store_n): the durable-store rows. procrastinate runs a

@@ -5,6 +5,10 @@ Each job sleeps forever under a 20 ms timeout. Lateness is
 trio clock, which is the real clock here). Every scenario returns
 ``(wall_seconds, collected, lateness_seconds)``; ``collected`` counts the jobs
 that really ended ``TIMED_OUT``.
+
+``process_timeouts`` is the same for process tasks: a plain function that
+spins the CPU forever, run in a worker process (``run_in="process"``) under a
+100 ms timeout, which kills its process; the next job gets a fresh one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import trio
 import workerpoolxt as wpxt
 
 TIMEOUT = 0.02
+PROCESS_TIMEOUT = 0.1
 
 Outcome = tuple[float, int, list[float]]
 
@@ -78,3 +83,26 @@ def pool_timeouts(n: int, workers: int) -> Outcome:
 def bare_timeouts(n: int, workers: int) -> Outcome:
     """Bare trio: ``n`` ``move_on_after`` scopes on ``workers`` workers."""
     return _run_bare(n, workers)
+
+
+def _spin() -> None:
+    """A CPU-bound task that never ends: only killing its process stops it."""
+    while True:
+        pass
+
+
+def process_timeouts(n: int, workers: int) -> Outcome:
+    """workerpoolxt: ``n`` process tasks that spin forever, each killed at its timeout, on ``workers`` workers."""
+
+    async def main() -> Outcome:
+        start = time.perf_counter()
+        async with wpxt.WorkerPool(workers) as pool:
+            for _ in range(n):
+                pool.submit(wpxt.Job(_spin, run_in="process", timeout=PROCESS_TIMEOUT))
+            results = await pool.stop_wait()
+        elapsed = time.perf_counter() - start
+        timed_out = [r for r in results if r.status is wpxt.Status.TIMED_OUT and r.started_at is not None]
+        lateness = [r.finished_at - (r.started_at + PROCESS_TIMEOUT) for r in timed_out if r.started_at is not None]
+        return elapsed, len(timed_out), lateness
+
+    return trio.run(main)

@@ -33,6 +33,7 @@ TARGETS = {
     "handle_and_entry": "≤ 100 B",
     "scaling": "within 20 %",
     "timeout_lateness": "≤ 2 ms",
+    "process_timeout_lateness": "≤ 50 ms",
     "postgres": "≥ 10,000 jobs/s",
     "sqlite": "≥ 5,000 jobs/s",
     "postgres_vs_procrastinate": "≥ 10 x",
@@ -111,6 +112,10 @@ def test_smoke_run_reports_every_variant(tmp_path: Path) -> None:
         assert row["median_jobs_per_s"] > 0, row
     for row in results["memory"] + results["timeouts"]:
         assert row["collected"] == row["n"], row
+    # The process tasks' timeout row: every one of its jobs killed and TIMED_OUT, the lateness measured.
+    [killed] = [row for row in results["timeouts"] if row["scenario"] == "process_timeouts"]
+    assert (killed["n"], killed["collected"]) == (8, 8)
+    assert 0 <= killed["p50_ms"] <= killed["p99_ms"] <= killed["max_ms"]
     # The backlog rows: SQLite's always, PostgreSQL's where a server answers; every phase of each in order.
     phases = [(row["store"], row["phase"]) for row in results["backlog"]]
     assert phases == [(store, phase) for store in ("postgres", "sqlite") for phase in ("empty", "finished", "pruning")]
