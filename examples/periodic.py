@@ -51,8 +51,9 @@ app = WorkerApp(
 
 async def main():
     global worker
-    # Each tick's task is logged as it is enqueued: "periodic refresh_cache: tick ... enqueued as task 1".
-    logging.basicConfig(level=logging.WARNING)
+    # At INFO, each tick's task is logged (on stderr) as it is enqueued:
+    # "INFO workerpoolxt.durable: periodic refresh_cache: tick ... enqueued as task 1".
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory() as directory:
         store = SQLiteStore(Path(directory) / "tasks.db", registry=registry)
         worker = DurableWorker(store, app, poll=0.02, log_outcomes=False)

@@ -92,8 +92,12 @@ def test_name_defaults_to_the_jobs_and_every_takes_a_timedelta() -> None:
         ({"job": Job("tick")}, TypeError, "exactly one of `cron`"),
         ({"job": Job("tick"), "every": 1, "cron": "* * * * *"}, TypeError, "exactly one of `cron`"),
         ({"job": Job("tick"), "every": 0}, ValueError, "`every` must be positive"),
+        ({"job": Job("tick"), "every": 1e-300}, ValueError, "`every` must be at least 0.001s (1 ms)"),
+        ({"job": Job("tick"), "every": 0.000999}, ValueError, "`every` must be at least 0.001s (1 ms)"),
         ({"job": Job("tick"), "every": "1"}, TypeError, "`every`"),
-        ({"job": Job("tick"), "every": 1, "name": ""}, TypeError, "`name`"),
+        ({"job": Job("tick"), "every": 1, "name": ""}, ValueError, "`name` must not be empty"),
+        ({"job": Job("tick"), "every": 1, "name": "a\x00b"}, ValueError, "`name` holds a NUL character"),
+        ({"job": Job("tick"), "every": 1, "name": b"tick"}, TypeError, "`name` must be a str or None, not bytes"),
         ({"job": Job("tick"), "every": 1, "missed": "all"}, ValueError, "`missed` must be one of"),
         ({"job": Job("tick"), "every": 60, "timezone": "Europe/Paris"}, ValueError, "`timezone` is for `cron`"),
         ({"job": Job("tick"), "cron": 5}, TypeError, "`cron` must be a cron expression"),
@@ -164,6 +168,25 @@ def test_cron_ticks_are_computed_in_the_schedules_time_zone() -> None:
     assert schedule.next_tick(at(2026, 6, 30, 12)) == at(2026, 7, 1, 4)
     utc = Periodic(Job("tick"), cron="0 6 * * *")
     assert utc.latest_tick(winter + 1800) == at(2026, 11, 29, 6)
+
+
+def test_cron_ticks_on_daylight_saving_days_are_croniters() -> None:
+    """02:30 in Paris ticks twice as the clocks go back (CEST, then CET), and once on the day they skip it."""
+    schedule = Periodic(Job("tick"), cron="30 2 * * *", timezone="Europe/Paris")
+
+    def ticks(after: float, count: int) -> list[float]:
+        found = [schedule.next_tick(after)]
+        while len(found) < count:
+            found.append(schedule.next_tick(found[-1]))
+        return found
+
+    # 02:30 at UTC+2, then again at UTC+1, and at UTC+1 from then on.
+    assert ticks(at(2026, 10, 24, 12), 3) == [at(2026, 10, 25, 0, 30), at(2026, 10, 25, 1, 30), at(2026, 10, 26, 1, 30)]
+    assert [schedule.latest_tick(tick) for tick in ticks(at(2026, 10, 24, 12), 3)] == ticks(at(2026, 10, 24, 12), 3)
+    # On 29 March 02:00 at UTC+1 (01:00 UTC) became 03:00 at UTC+2: the skipped 02:30 runs once, in the next hour.
+    before, skipped, after = ticks(at(2026, 3, 27, 12), 3)
+    assert (before, after) == (at(2026, 3, 28, 1, 30), at(2026, 3, 30, 0, 30))
+    assert at(2026, 3, 29, 1) <= skipped < at(2026, 3, 29, 2)
 
 
 def test_a_sixth_cron_field_gives_seconds() -> None:
@@ -330,6 +353,92 @@ async def test_a_failed_enqueue_is_logged_and_made_again_a_poll_later(
     assert errors[0].startswith("worker ")
     reason = "memory store: the database is down"
     assert errors[0].endswith(f" could not enqueue periodic tick; trying again in 0.5s: {reason}")
+
+
+async def test_a_job_the_store_refuses_is_logged_once_per_tick_and_skipped(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job larger than the store takes, from t=5 to t=35 with ``every=10``: one error line per tick, no retries."""
+    store = MemoryStore(clock=trio.current_time, max_json_bytes=100)
+    job = Job("tick", args={"options": "x" * 200})
+    with pytest.raises(ValueError) as refused:  # noqa: PT011  # the store's own words are the expected reason
+        await store.enqueue([job])
+    await run_workers(store, [Periodic(job, every=10)], start=5, stop=35, poll=0.5)
+    assert created(store) == []
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.exc_info for record in errors] == [None] * 3
+    assert [record.getMessage().split(" ", 2)[2] for record in errors] == [
+        f"skips tick 1970-01-01T00:00:{second}Z of periodic tick, which the store refuses: {refused.value}"
+        for second in (10, 20, 30)
+    ]
+    assert await store.last_tick("tick", 1.0) == 0.0
+
+
+class RefusingName(MemoryStore):
+    """A MemoryStore that refuses one schedule's name in both calls, as a store with rules of its own would."""
+
+    async def last_tick(self, schedule: str, first: float) -> float:
+        if schedule == "refused":
+            raise ValueError("`schedule` is not a name this store takes")
+        return await super().last_tick(schedule, first)
+
+    async def enqueue_tick(self, schedule: str, tick: float, job: Job[Any]) -> int | None:
+        if schedule == "refused":
+            raise TypeError("`schedule` is not a name this store takes")
+        return await super().enqueue_tick(schedule, tick, job)
+
+
+async def test_a_schedule_the_store_refuses_skips_each_tick_and_the_others_go_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused name from t=5 to t=35: one error line for tick 0's registration, one per tick after; "other" ticks."""
+    store = RefusingName(clock=trio.current_time)
+    schedules = [Periodic(Job("tick"), every=10, name="refused"), Periodic(Job("tick"), every=10, name="other")]
+    await run_workers(store, schedules, start=5, stop=35, poll=0.5)
+    assert created(store) == [10.0, 20.0, 30.0]
+    errors = [record.getMessage().split(" ", 2)[2] for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == [
+        f"skips tick 1970-01-01T00:00:{second:02}Z of periodic refused, which the store refuses: "
+        "`schedule` is not a name this store takes"
+        for second in (0, 10, 20, 30)
+    ]
+
+
+async def test_a_schedule_with_no_tick_left_stops_and_the_others_go_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cron expression for next new year only, from 30s before to 25s after: its tick is enqueued, then it stops."""
+    year = datetime.datetime.now(UTC).year + 1  # a year to come, as a Periodic must have a tick as it is built
+    start = at(year - 1, 12, 31, 23, 59, 30)
+    store = MemoryStore(clock=lambda: start + trio.current_time())
+    new_year = Periodic(Job("tick"), cron=f"0 0 1 1 * 0 {year}", name="new-year")
+    await run_workers(store, [new_year, Periodic(Job("tick"), every=10)], start=0, stop=55)
+    assert [when - start for when in created(store)] == [10.0, 20.0, 30.0, 30.0, 40.0, 50.0]
+    assert await store.last_tick("new-year", 0.0) == at(year, 1, 1)
+    assert [record.levelno for record in caplog.records if record.levelno >= logging.WARNING] == [logging.WARNING]
+    [warning] = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert warning.startswith(f"periodic new-year: no tick comes after {year}-01-01T00:00:00Z, so worker ")
+    assert warning.endswith(" runs it no more (failed to find next date)")
+
+
+async def test_a_tick_comes_on_time_after_the_wall_clock_jumps_forward(autojump_clock: trio.testing.MockClock) -> None:
+    """``every=3600`` from t=10; at t=100 the wall clock jumps 3000s ahead: tick 3600 comes at wall 3600, not 6600."""
+    jump = 0.0
+
+    def wall() -> float:
+        return trio.current_time() + jump
+
+    async def jump_forward() -> None:
+        nonlocal jump
+        await trio.sleep_until(100)
+        jump = 3000.0
+
+    store = MemoryStore(clock=wall)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(jump_forward)
+        await run_workers(store, [Periodic(Job("tick"), every=3600)], start=10, stop=700)
+    assert created(store) == [3600.0]
+    assert trio.current_time() == 700.0
 
 
 async def test_a_burst_worker_runs_no_schedules(autojump_clock: trio.testing.MockClock) -> None:

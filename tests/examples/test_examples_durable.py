@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,10 +71,33 @@ def test_retention(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_periodic(capsys: pytest.CaptureFixture[str]) -> None:
-    """The 0.2s schedule's ticks run three times, a task each, before the daily digest's 06:00 comes."""
-    assert run_example("periodic.py", capsys) == [
+    """The 0.2s schedule's ticks run three times, a task each, before the daily digest's 06:00 comes; each is logged."""
+    logged: list[logging.LogRecord] = []
+    handler = ListHandler(logged)
+    logger = logging.getLogger("workerpoolxt.durable")
+    logger.addHandler(handler)  # the example's records reach it as they reach the example's stderr handler
+    try:
+        lines = run_example("periodic.py", capsys)
+    finally:
+        logger.removeHandler(handler)
+    assert lines == [
         "refreshing the eu cache (run 1)",
         "refreshing the eu cache (run 2)",
         "refreshing the eu cache (run 3)",
         "succeeded: 3",
     ]
+    # Each of the three tasks was logged as its tick enqueued it; a fourth tick may come before the worker stops.
+    ticks = [re.fullmatch(r"periodic refresh_cache: tick \S+Z enqueued as task (\d+)", r.getMessage()) for r in logged]
+    assert [int(tick[1]) for tick in ticks if tick][:3] == [1, 2, 3]
+    assert all(record.levelno == logging.INFO for record in logged)
+
+
+class ListHandler(logging.Handler):
+    """Keeps the records it handles in a list."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)

@@ -42,6 +42,17 @@ _logger: Final = logging.getLogger("workerpoolxt.durable")
 MISSED: Final = ("latest", "skip")
 """What a schedule does with the ticks that passed while no worker ran it."""
 
+MIN_EVERY: Final = 0.001
+"""The shortest interval between ticks, in seconds: shorter ones would make tick numbers overflow."""
+
+LONGEST_SLEEP: Final = 60.0
+"""The most seconds the scheduler sleeps before it reads the clock again.
+
+Ticks follow the worker's wall clock, while ``trio.sleep()`` runs on the
+monotonic one: when the wall clock jumps forward (a machine resumes from
+suspend, NTP steps it), a tick comes at most this late.
+"""
+
 
 def _import_croniter() -> type[croniter]:
     try:
@@ -67,7 +78,22 @@ class Periodic:
     A tick's task is an ordinary task, as ``store.enqueue([job])`` stores it
     (its ``retry``, ``queue``, ``dedup_key`` and ``lock`` included), due at once.
     A schedule's first tick is the first after a worker first runs it: ticks
-    from before it existed never run.
+    from before it existed never run. A tick whose job carries a
+    ``dedup_key`` that a waiting task holds adds no task: the store gives
+    that task's id, and the tick's log line names it as enqueued.
+
+    A cron expression's ticks in a time zone with daylight saving time are
+    the ones croniter computes: a local time that comes twice on the day
+    the clocks go back (02:30 in ``Europe/Paris`` on the last Sunday of
+    October) ticks twice, once at each; a local time skipped on the day the
+    clocks go forward runs once, at the time croniter gives it.
+
+    A tick the store refuses for good (its job is larger than the store
+    takes, say: a ``TypeError`` or ``ValueError``) is logged once, as an
+    error, and skipped; a store that fails otherwise (a ``StoreError``, a
+    lost connection) is asked again a poll later. A schedule with no tick
+    left (a cron expression's year field has passed) stops with a warning,
+    and the worker's other schedules go on.
 
     Args:
         job: The named job to enqueue at each tick (``Job("handler", args=...)``):
@@ -76,10 +102,12 @@ class Periodic:
             hour, day of month, month, day of week), a sixth for seconds
             (``"* * * * * */10"``: every ten seconds), or ``@daily`` and the
             like. Needs ``pip install 'workerpoolxt[cron]'``.
-        every: Seconds (or a ``timedelta``) between ticks: the multiples of it
-            since the epoch (1970-01-01 UTC), so ``every=3600`` ticks on the hour.
+        every: Seconds (or a ``timedelta``) between ticks, at least 0.001: the
+            multiples of it since the epoch (1970-01-01 UTC), so
+            ``every=3600`` ticks on the hour.
         name: How the store knows the schedule: by default the job's name.
-            Two schedules of one job need names of their own.
+            Two schedules of one job need names of their own. A non-empty
+            str without NUL characters, as every store takes.
         missed: What to do when workers start after ticks passed with none
             running the schedule: ``"latest"`` enqueues the latest of them
             once; ``"skip"`` enqueues none, and waits for the next tick.
@@ -114,8 +142,7 @@ class Periodic:
             raise TypeError("give exactly one of `cron` (a cron expression) and `every` (seconds between ticks)")
         if name is None:
             name = job.name
-        elif not isinstance(name, str) or not name:
-            raise TypeError(f"`name` must be a non-empty str or None, not {name!r}")
+        _check_name(name)
         if missed not in MISSED:
             raise ValueError(f"`missed` must be one of {list(MISSED)}, got {missed!r}")
         if not isinstance(timezone, str):
@@ -123,6 +150,8 @@ class Periodic:
         seconds = None
         if every is not None:
             seconds = to_seconds(every, "every")
+            if seconds < MIN_EVERY:
+                raise ValueError(f"`every` must be at least {MIN_EVERY}s (1 ms), got {every!r}")
             if timezone != "UTC":
                 raise ValueError("`timezone` is for `cron` schedules: an `every` schedule's ticks count from the epoch")
         else:
@@ -130,15 +159,29 @@ class Periodic:
         self.__attrs_init__(job, cron, seconds, name, missed, timezone)
 
     def latest_tick(self, now: float) -> float:
-        """The latest tick at or before ``now``, both in seconds since the epoch (``time.time()``)."""
+        """The latest tick at or before ``now``, both in seconds since the epoch (``time.time()``).
+
+        Raises:
+            ValueError: No tick comes at or before ``now`` (a cron expression's year field is still to come).
+        """
         every = self.every
         if every is not None:
             return _index(now, every) * every
         # croniter's get_prev() is strictly before its start: the tick before the next one is at or before `now`.
-        return self._cron(self._cron(now).get_next(float)).get_prev(float)
+        try:
+            following: float = self._cron(now).get_next(float)
+        except ValueError:  # croniter's CroniterBadDateError: no tick after `now`, whose year field has passed
+            # Ticks fall on whole seconds: the last is at or before `now` if strictly before the second after it.
+            following = math.floor(now) + 1
+        tick: float = self._cron(following).get_prev(float)
+        return tick
 
     def next_tick(self, now: float) -> float:
-        """The first tick after ``now``, both in seconds since the epoch (``time.time()``)."""
+        """The first tick after ``now``, both in seconds since the epoch (``time.time()``).
+
+        Raises:
+            ValueError: No tick comes after ``now`` (a cron expression's year field has passed).
+        """
         every = self.every
         if every is not None:
             return (_index(now, every) + 1) * every
@@ -173,6 +216,16 @@ def _check_job(job: object) -> None:
         job.to_dict()
     except (TypeError, ValueError) as error:
         raise type(error)(f"`job` must be a named job that a store can hold: {error}") from None
+
+
+def _check_name(name: object) -> None:
+    """Check a schedule's name as the stores do (``check_tick()``), so that a store never refuses it."""
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
+    if not name:
+        raise ValueError("`name` must not be empty")
+    if "\x00" in name:
+        raise ValueError(f"`name` holds a NUL character, which PostgreSQL cannot store: {name!r}")
 
 
 def _check_cron(cron: object, timezone: str) -> None:
@@ -224,10 +277,15 @@ class Scheduler:
     (``last_tick()``); if the store's last tick is older than the latest tick
     (ticks passed while no worker ran it), it enqueues that latest tick, or
     skips it if the schedule says so. Then it sleeps until the next tick of
-    any schedule, and offers each schedule whose tick came to the store
-    (``enqueue_tick()``), which enqueues it unless another worker did. A
-    failing store call is logged on one line, and made again ``retry``
-    seconds later, for the latest tick by then.
+    any schedule (at most ``LONGEST_SLEEP``, then it reads the clock again),
+    and offers each schedule whose tick came to the store
+    (``enqueue_tick()``), which enqueues it unless another worker did.
+
+    A store call that fails is logged on one line and made again ``retry``
+    seconds later, for the latest tick by then; unless the store refused
+    its arguments (a ``TypeError`` or ``ValueError``, as a job larger than
+    it takes): then asking again would fail again, and the tick is logged
+    once and skipped. A schedule with no next tick runs no more.
     """
 
     def __init__(
@@ -246,19 +304,20 @@ class Scheduler:
         self._retry = retry
         self._worker_id = worker_id
         self._log_failure = log_failure
-        # The latest tick of each schedule that the store holds as enqueued, by this worker or another;
-        # missing until the schedule is registered.
+        # The latest tick of each schedule that the store holds as enqueued, by this worker or another (or that
+        # it refused, or -inf for a schedule with no tick yet); missing until the schedule is registered.
         self._done: dict[str, float] = {}
 
     async def run(self) -> None:
-        """Enqueue ticks as they come, until cancelled."""
+        """Enqueue ticks as they come, until cancelled or no schedule has a tick left."""
         clock = self._clock
-        while True:
+        schedules = list(self._schedules)
+        while schedules:
             now = clock()
             failed = False
-            for schedule in self._schedules:
+            for schedule in schedules:
                 try:
-                    await self._offer(schedule, schedule.latest_tick(now))
+                    await self._offer(schedule, now)
                 except Exception as exc:
                     failed = True
                     self._log_failure(
@@ -268,23 +327,54 @@ class Scheduler:
                         schedule.name,
                         self._retry,
                     )
-            wake = min(schedule.next_tick(now) for schedule in self._schedules)
-            if failed:
-                wake = min(wake, now + self._retry)
-            await trio.sleep(max(wake - clock(), 0.0))
+            wake = now + self._retry if failed else math.inf
+            for schedule in list(schedules):
+                try:
+                    wake = min(wake, schedule.next_tick(now))
+                except Exception as exc:  # croniter's error, for an expression whose year field has passed
+                    schedules.remove(schedule)
+                    _logger.warning(
+                        "periodic %s: no tick comes after %s, so worker %s runs it no more (%s)",
+                        schedule.name,
+                        tick_text(now),
+                        self._worker_id,
+                        exc,
+                        extra={"schedule": schedule.name, "worker_id": self._worker_id},
+                    )
+            if schedules:
+                await trio.sleep(min(max(wake - clock(), 0.0), LONGEST_SLEEP))
 
-    async def _offer(self, schedule: Periodic, tick: float) -> None:
-        """Have the store enqueue ``tick`` of ``schedule`` unless it holds that tick or a later one."""
+    async def _offer(self, schedule: Periodic, now: float) -> None:
+        """Have the store enqueue the latest tick of ``schedule`` unless it holds that tick or a later one."""
         name = schedule.name
         done = self._done.get(name)
-        if done is None:
-            stored = await self._store.last_tick(name, tick)
-            if stored >= tick or schedule.missed == "skip":
-                self._done[name] = max(stored, tick)
-                return
-        elif done >= tick:
+        try:
+            tick = schedule.latest_tick(now)
+        except ValueError:  # no tick has come yet (a cron expression's year field is still to come)
+            if done is None:
+                self._done[name] = -math.inf  # so the first tick to come is enqueued, not taken as the one missed
             return
-        task_id = await self._store.enqueue_tick(name, tick, schedule.job)
+        if done is not None and done >= tick:
+            return
+        try:
+            if done is None:
+                stored = await self._store.last_tick(name, tick)
+                if stored >= tick or schedule.missed == "skip":
+                    self._done[name] = max(stored, tick)
+                    return
+            task_id = await self._store.enqueue_tick(name, tick, schedule.job)
+        except (TypeError, ValueError) as exc:
+            # The store refuses this schedule or its job (too large, say): it would refuse them again.
+            self._done[name] = tick
+            _logger.error(  # noqa: TRY400  # the message says it all: a traceback would tell nothing more
+                "worker %s skips tick %s of periodic %s, which the store refuses: %s",
+                self._worker_id,
+                tick_text(tick),
+                name,
+                exc,
+                extra={"schedule": name, "tick": tick, "worker_id": self._worker_id},
+            )
+            return
         self._done[name] = tick
         if task_id is not None:
             _logger.info(
