@@ -233,10 +233,12 @@ class DurableWorker:
             as it comes (and, as it starts, the latest tick missed while no
             worker ran the schedule, unless it says ``missed="skip"``), in a
             task of its own. A failing store call is logged, and made again
-            ``poll`` seconds later. Each tick's task is logged on one INFO
-            line, as in ``periodic send_digest: tick 2026-11-30T06:00:00Z
-            enqueued as task 17``. A burst worker runs no schedules. The store
-            must be a ``PeriodicStore``.
+            ``poll`` seconds later; a tick the store refuses for good (a
+            ``TypeError`` or ``ValueError``) is logged once and skipped. Each
+            tick's task is logged on one INFO line, as in ``periodic
+            send_digest: tick 2026-11-30T06:00:00Z enqueued as task 17``. A
+            burst worker runs no schedules. The store must be a
+            ``PeriodicStore``.
 
     Raises:
         TypeError, ValueError: An argument is invalid; the message names it.
