@@ -336,3 +336,71 @@ async def test_postgres_wakes_the_workers_of_a_lock_s_next_task_when_the_lock_is
     finally:
         await store.aclose()
         await trio.to_thread.run_sync(drop_schema, schema)
+
+
+@requires_postgres
+async def test_postgres_claim_locks_only_the_tasks_it_takes() -> None:
+    """A claim in a transaction still open holds only the rows it took: a claim beside it takes the others, of its
+    queues or of every queue, rather than skipping rows the first locked and left."""
+    import psycopg
+
+    from workerpoolxt.durable import Order, PostgresStore
+    from workerpoolxt.durable._store import Claim
+
+    schema = new_schema()
+    store = PostgresStore(POSTGRES_DSN or "", schema=schema)
+    try:
+        await store.init()
+        orphan, first_a, first_b = await store.enqueue([Job("hold"), Job("hold", queue="a"), Job("hold", queue="b")])
+        [taken] = await store.claim("dead-worker", 1, lease=0.2)
+        assert taken.id == orphan
+        await trio.sleep(0.3)  # its lease expires: it is orphaned
+
+        def first_claim() -> psycopg.Connection[Any]:
+            connection = psycopg.connect(POSTGRES_DSN or "")  # its transaction stays open until closed
+            claim = Claim("w1", 1, Order.FIFO, 0.2, 3, ("a", "b"))
+            assert [record.id for record in store._claim(connection, claim)] == [first_a]
+            return connection
+
+        holding = await trio.to_thread.run_sync(first_claim)
+        try:
+            assert [record.id for record in await store.claim("w2", 10, lease=0.2, queues=["b"])] == [first_b]
+            assert [record.id for record in await store.claim("w3", 10, lease=0.2)] == [orphan]
+        finally:
+            await trio.to_thread.run_sync(holding.close)  # rolled back: first_a is queued again
+        assert [record.id for record in await store.claim("w4", 10, lease=0.2)] == [first_a]
+    finally:
+        await store.aclose()
+        await trio.to_thread.run_sync(drop_schema, schema)
+
+
+@requires_postgres
+async def test_postgres_claim_that_deadlocks_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim the server ends with a deadlock (two claims locking tasks of two locks in opposite orders) is run
+    again, as a lost race for a lock is; five in a row are a StoreError naming the race."""
+    from psycopg import errors
+
+    from workerpoolxt.durable import PostgresStore, StoreError
+
+    schema = new_schema()
+    store = PostgresStore(POSTGRES_DSN or "", schema=schema)
+    try:
+        await store.init()
+        [task_id] = await store.enqueue([Job("hold")])
+        real_run = store._run
+        failures = [2]
+
+        async def deadlocking(function: Any, *args: Any) -> Any:
+            if failures[0]:
+                failures[0] -= 1
+                raise StoreError("test", "deadlock detected") from errors.DeadlockDetected("deadlock detected")
+            return await real_run(function, *args)
+
+        monkeypatch.setattr(store, "_run", deadlocking)
+        assert [record.id for record in await store.claim("w1", 1)] == [task_id]
+        failures[0] = 5
+        with pytest.raises(StoreError, match="a claim lost a race for a lock 5 times: deadlock detected"):
+            await store.claim("w1", 1)
+    finally:
+        await store.aclose()
+        await trio.to_thread.run_sync(drop_schema, schema)

@@ -123,12 +123,9 @@ _FINAL_ROWS: Final = f"status IN ({', '.join(map(literal, FINAL))})"
 # ones. {schema} and {tasks} are filled in with quoted identifiers.
 #
 # The partial indexes hold only the rows a claim looks at, so they stay
-# small however many finished tasks the table keeps. A claim's OR of "queued
-# and due" and "running with an expired lease" rules out a plain index on
-# either, so the first two hold both kinds of rows in claim order: walked
-# forwards or backwards (FIFO, LIFO) or by priority, the claim stops after
-# `limit` matches. The other two serve the due time (when many tasks are
-# scheduled for later, the planner may pick it) and the expired leases.
+# small however many finished tasks the table keeps. Version 1 indexed the
+# active rows (queued or running) in claim order; version 5 indexes the
+# queued rows and the running ones apart (see the claim in _QUERIES).
 _MIGRATIONS: Final = (
     (
         """
@@ -173,8 +170,9 @@ _MIGRATIONS: Final = (
     # by heartbeat: a claim reads the queued rows for what is due and the
     # running ones for expired leases, only those. A claimed row enters one
     # small index (of the running rows) rather than the two of every active
-    # row. Each index costs every enqueue about 5 %: a priority claim for some
-    # queues makes do with the queue index and a sort.
+    # row. Each index costs every enqueue about 5 %: there is none by queue and
+    # priority, so a priority claim for one queue takes the queue's rows and
+    # sorts them, or walks the priority index, as the planner finds cheaper.
     (
         f"ALTER TABLE {{tasks}} ADD COLUMN queue TEXT NOT NULL DEFAULT {literal(DEFAULT_QUEUE)}",
         "ALTER TABLE {tasks} ADD COLUMN dedup_key TEXT",
@@ -267,10 +265,12 @@ _QUERIES: Final = {
         {on_conflict}
         RETURNING id, dedup_key
     """,
-    # Enqueues of the same keys queue up, key by key in one order, before they
-    # insert: each would otherwise wait at its first key that the other holds.
+    # Enqueues of the same keys queue up, key by key in one order (of the keys'
+    # hashes, which the locks take), before they insert: each would otherwise
+    # wait at its first key that the other holds.
     "lock_keys": """
-        SELECT pg_advisory_xact_lock(hashtext(%(space)s), hashtext(key)) FROM unnest(%(keys)b::text[]) AS key
+        SELECT pg_advisory_xact_lock(hashtext(%(space)s), hash)
+        FROM (SELECT DISTINCT hashtext(key) AS hash FROM unnest(%(keys)b::text[]) AS key ORDER BY hash) AS hashes
     """,
     "deduped": "SELECT dedup_key, id FROM {tasks} WHERE dedup_key = ANY(%(keys)b::text[]) AND {dedup_rows}",
     # A worker wakes for its own queues' news (see _Listener).
@@ -278,50 +278,38 @@ _QUERIES: Final = {
     "notify_cancelled": "SELECT pg_notify(%(channel)s, 'cancel ' || id) FROM unnest(%(ids)b::bigint[]) AS id",
     # ARRAY(...) makes the subquery an InitPlan, run (and locking) exactly
     # once; `id IN (subquery)` would leave the planner free to rescan it. The
-    # runnable rows are the queued ones due ({waiting}, below) and the running
-    # ones whose lease expired (orphaned), each branch read through its own
-    # partial index in claim order as far as `limit`, then merged. Rows a
-    # branch locked but the merge left out are let go at commit.
+    # runnable rows are the running ones whose lease expired (orphaned), taken
+    # first, and then as many queued ones due (waiting) as there is room for,
+    # each read through partial indexes of its own status. Each branch has a
+    # constant LIMIT, which the planner needs to choose a walk of an index
+    # that stops early (an expression there, it plans for a tenth of the
+    # table, and may sort it all, or compile the query). So a claim locks only
+    # rows it takes, but for a rare case: while it takes over tasks whose lease
+    # expired, the queued rows it locked beyond its room wait for its commit.
+    # {in_queues} is empty, or the one queue, or the several queues of the
+    # claim: one queue is walked in its own index (by id), several in the
+    # index of all queues, filtered, as their order needs.
     "claim": """
         UPDATE {tasks}
         SET {claim_set}
         WHERE id = ANY(ARRAY(
-            WITH waiting AS ({waiting}), orphaned AS (
-                SELECT id, priority FROM {tasks} AS task
+            WITH orphaned AS (
+                SELECT id FROM {tasks} AS task
                 WHERE {claimable_running}{in_queues}
+                ORDER BY id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            ), waiting AS (
+                SELECT id FROM {tasks} AS task
+                WHERE {claimable_queued} AND {lock_free}{in_queues}
                 ORDER BY {order}
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
             )
-            SELECT id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM orphaned) AS runnable
-            ORDER BY {order}
-            LIMIT %(limit)s
+            SELECT id FROM orphaned
+            UNION ALL (SELECT id FROM waiting LIMIT %(limit)s - (SELECT count(*) FROM orphaned))
         ))
         RETURNING {columns}
-    """,
-    # The queued rows due, for every queue.
-    "waiting": """
-        SELECT id, priority FROM {tasks} AS task
-        WHERE {claimable_queued} AND {lock_free}
-        ORDER BY {order}
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    """,
-    # The queued rows due of some queues: each queue's index walked in claim
-    # order as far as `limit`, and the first `limit` of them all taken. One walk
-    # of the index of every queue, filtering, would read all of the other
-    # queues' rows before them.
-    "waiting_queues": """
-        SELECT picked.id, picked.priority FROM unnest(%(queues)b::text[]) AS wanted (queue)
-        CROSS JOIN LATERAL (
-            SELECT id, priority FROM {tasks} AS task
-            WHERE task.queue = wanted.queue AND {claimable_queued} AND {lock_free}
-            ORDER BY {order}
-            LIMIT %(limit)s
-            FOR UPDATE OF task SKIP LOCKED
-        ) AS picked
-        ORDER BY {picked_order}
-        LIMIT %(limit)s
     """,
     # Rows are locked in id order, as group commit locks them, so two
     # transactions over the same tasks queue up instead of deadlocking.
@@ -738,12 +726,17 @@ class PostgresStore:
         for attempt in range(_CLAIM_ATTEMPTS):
             try:
                 return await self._run(function, *args)
-            except (errors.UniqueViolation, errors.DeadlockDetected) as error:
-                # Two claims that lock tasks of two locks in opposite orders deadlock, just as rarely.
+            except (errors.UniqueViolation, StoreError) as error:
+                # Two claims that lock tasks of two locks in opposite orders deadlock, just as rarely; _call()
+                # reports a deadlock as the StoreError it makes of every operational error.
+                if isinstance(error, StoreError) and not isinstance(error.__cause__, errors.DeadlockDetected):
+                    raise
                 if attempt == _CLAIM_ATTEMPTS - 1:
+                    cause = error.__cause__ if isinstance(error, StoreError) else error
+                    reason = _reason(cause if isinstance(cause, Exception) else error)
                     raise StoreError(
-                        self._name, f"a claim lost a race for a lock {_CLAIM_ATTEMPTS} times: {_reason(error)}"
-                    ) from error
+                        self._name, f"a claim lost a race for a lock {_CLAIM_ATTEMPTS} times: {reason}"
+                    ) from cause
                 await trio.sleep(random.uniform(0, 0.01))  # noqa: S311 - spreads out claimers, no secret
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -753,14 +746,16 @@ class PostgresStore:
             "lease": claim.lease,
             "max_lost_leases": claim.max_lost_leases,
             "queues": None if claim.queues is None else list(claim.queues),  # psycopg adapts a list as an array
+            "queue": None if claim.queues is None else claim.queues[0],
         }
+        queues = "" if claim.queues is None else "_queue" if len(claim.queues) == 1 else "_queues"
         limit, order = claim.limit, claim.order
         claimed: list[TaskRecord] = []
         # Rows buried rather than claimed leave room in `limit`: claim again until it is filled or none is left.
         while True:
             wanted = limit - len(claimed)
             # Binary results: numbers and times arrive unparsed, a third less work for a batch's rows.
-            query = self._sql[f"claim_{order.value}{'' if claim.queues is None else '_queues'}"]
+            query = self._sql[f"claim_{order.value}{queues}"]
             rows = connection.execute(query, {**params, "limit": wanted}, binary=True).fetchall()
             running = [record for record in map(record_from_row, rows) if record.status is TaskStatus.RUNNING]
             claimed += running
@@ -1218,10 +1213,19 @@ def _upgrade(schema: str, version: int) -> list[sql.Composed]:
     return statements
 
 
+_CLAIM_QUEUES: Final = {
+    "": "",
+    "_queue": " AND task.queue = %(queue)s::text",
+    "_queues": " AND task.queue = ANY(%(queues)b::text[])",
+}
+"""How a claim names its queues, by the suffix of its query: every queue, one (its own index), or several."""
+
+
 def _compose(schema: str) -> dict[str, sql.Composed]:
     """The store's queries for ``schema``, by name.
 
-    The claim is ``claim_<order>`` for every queue, one for each order, and
+    The claim is ``claim_<order>`` for every queue, one for each order,
+    ``claim_<order>_queue`` for the one queue ``%(queue)s``, and
     ``claim_<order>_queues`` for the queues of ``%(queues)s``.
     """
     from psycopg import sql
@@ -1230,28 +1234,14 @@ def _compose(schema: str) -> dict[str, sql.Composed]:
         name: sql.SQL(text) for name, text in {**_PARTS, "columns": _COLUMNS, "now": _NOW}.items()
     }
     names["lock_free"] = _format(_DIALECT.lock_free("task", "{tasks}"), schema)
-    claims = ("claim", "waiting", "waiting_queues")
     conflict = _format("ON CONFLICT (dedup_key) WHERE {dedup_rows} DO NOTHING", schema, **names)
     names["on_conflict"] = sql.SQL("")
-    queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name not in claims}
+    queries = {name: _format(text, schema, **names) for name, text in _QUERIES.items() if name != "claim"}
     queries["insert_deduplicating"] = _format(_QUERIES["insert"], schema, **{**names, "on_conflict": conflict})
     for order in Order:
-        by = ORDER_BY[order]
-        ordered = {
-            **names,
-            "order": sql.SQL(by),
-            "picked_order": sql.SQL(", ".join(f"picked.{t}" for t in by.split(", "))),
-        }
-        for suffix, waiting, in_queues in (
-            ("", "waiting", ""),
-            ("_queues", "waiting_queues", " AND queue = ANY(%(queues)b::text[])"),
-        ):
+        for suffix, in_queues in _CLAIM_QUEUES.items():
             queries[f"claim_{order.value}{suffix}"] = _format(
-                _QUERIES["claim"],
-                schema,
-                **ordered,
-                waiting=_format(_QUERIES[waiting], schema, **ordered),
-                in_queues=sql.SQL(in_queues),
+                _QUERIES["claim"], schema, **names, order=sql.SQL(ORDER_BY[order]), in_queues=sql.SQL(in_queues)
             )
     return queries
 

@@ -247,14 +247,16 @@ class Dialect:
         enqueued (two of a batch never share a lock). The unique index on the
         running rows' locks enforces it, whatever a claim does. The subqueries
         state ``lock IS NOT NULL`` so that they read the partial indexes of the
-        locked rows (``LOCK_ROWS``, ``LOCK_WAITING_ROWS``), never the others.
+        locked rows (``LOCK_ROWS``, ``LOCK_WAITING_ROWS``), never the others,
+        and are correlated scalar lookups (``LIMIT 1``), which PostgreSQL would
+        otherwise make a hashed scan of every running row.
         """
         queued = literal(TaskStatus.QUEUED)
         running = literal(TaskStatus.RUNNING)
         return (
             f"({table}.status <> {queued} OR {table}.lock IS NULL OR ("  # noqa: S608 - the package's own names
-            f"NOT EXISTS (SELECT 1 FROM {tasks} AS holder WHERE holder.lock = {table}.lock "
-            f"AND holder.status = {running} AND holder.lock IS NOT NULL) "
+            f"(SELECT 1 FROM {tasks} AS holder WHERE holder.lock = {table}.lock "
+            f"AND holder.status = {running} AND holder.lock IS NOT NULL LIMIT 1) IS NULL "
             f"AND {table}.id = (SELECT min(waiting.id) FROM {tasks} AS waiting WHERE waiting.lock = {table}.lock "
             f"AND waiting.status = {queued} AND waiting.lock IS NOT NULL AND waiting.run_at <= {self.params['now']})))"
         )
