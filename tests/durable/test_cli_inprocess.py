@@ -352,3 +352,41 @@ def test_prune_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> 
         "cancelled": 0,
         "dead": 0,
     }
+
+
+def test_enqueue_places_tasks_by_queue_dedup_key_and_lock_and_list_filters_by_queue(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """enqueue --queue/--dedup-key/--lock store them on the task; a key given again prints the waiting task's id;
+    list --queue lists that queue's tasks alone."""
+    store = ["--store", "sqlite:///tasks.db"]
+    args = ["--args", '{"x": 1, "y": 2}']
+    assert run_cli(["enqueue", *store, "add", *args, "--queue", "mail", "--dedup-key", "k", "--lock", "L"], capsys)[
+        :2
+    ] == (0, "1\n")
+    assert run_cli(["enqueue", *store, "add", *args, "--queue", "mail", "--dedup-key", "k"], capsys)[:2] == (0, "1\n")
+    assert run_cli(["enqueue", *store, "add", *args], capsys)[:2] == (0, "2\n")
+    status, out, _ = run_cli(["status", *store, "--json", "1"], capsys)
+    record = json.loads(out)
+    assert (status, record["queue"], record["dedup_key"], record["lock"]) == (0, "mail", "k", "L")
+    status, out, _ = run_cli(["list", *store, "--queue", "mail", "--json"], capsys)
+    assert (status, [json.loads(line)["id"] for line in out.splitlines()]) == (0, [1])
+    status, _, err = run_cli(["enqueue", *store, "add", "--queue", "no room"], capsys)
+    assert (status, err.strip()) == (
+        2,
+        "error: `queue` must be 1 to 64 letters, digits or any of `_ . : -`, got 'no room'",
+    )
+
+
+async def test_worker_queue_flags_claim_those_queues_alone(workdir: Path) -> None:
+    """worker --queue a,b --queue c serves those queues, in one claim; the others' tasks stay queued."""
+    registry = _cli.load_registry("cli_handlers:registry")
+    store = MemoryStore(registry=registry)
+    ids = await store.enqueue([wpxt.Job("add", args={"x": n, "y": 0}, queue=queue) for n, queue in enumerate("abcd")])
+    settings = worker_settings("--poll", "0.01", "--burst", "--queue", "a,b", "--queue", " c ")
+    with trio.fail_after(10):
+        await _commands._work(store, workerpoolxt.durable.WorkerApp(registry), settings)
+    statuses = [(await store.get(task_id)).status.value for task_id in ids]
+    assert statuses == ["succeeded", "succeeded", "succeeded", "queued"]
+    with pytest.raises(ValueError, match="--queue must name at least one queue"):
+        await _commands._work(store, workerpoolxt.durable.WorkerApp(registry), worker_settings("--queue", " , "))
