@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -31,16 +32,21 @@ async def _sleep_forever(options: Any) -> None:
     await trio.sleep_forever()
 
 
-def _run_pool(n: int, workers: int) -> Outcome:
+def _run_pool(n: int, workers: int, job: Callable[[], wpxt.Job[Any]], timeout: float) -> Outcome:
+    """``n`` jobs made by ``job()``, each with ``timeout``, on a pool of ``workers``; the lateness of each.
+
+    A Job per job, as a caller would submit them.
+    """
+
     async def main() -> Outcome:
         start = time.perf_counter()
         async with wpxt.WorkerPool(workers) as pool:
             for _ in range(n):
-                pool.submit(wpxt.Job(_sleep_forever, timeout=TIMEOUT))
+                pool.submit(job())
             results = await pool.stop_wait()
         elapsed = time.perf_counter() - start
         timed_out = [r for r in results if r.status is wpxt.Status.TIMED_OUT and r.started_at is not None]
-        lateness = [r.finished_at - (r.started_at + TIMEOUT) for r in timed_out if r.started_at is not None]
+        lateness = [r.finished_at - (r.started_at + timeout) for r in timed_out if r.started_at is not None]
         return elapsed, len(timed_out), lateness
 
     return trio.run(main)
@@ -77,7 +83,7 @@ def _run_bare(n: int, workers: int) -> Outcome:
 
 def pool_timeouts(n: int, workers: int) -> Outcome:
     """workerpoolxt: ``n`` timed-out jobs on ``workers`` workers."""
-    return _run_pool(n, workers)
+    return _run_pool(n, workers, lambda: wpxt.Job(_sleep_forever, timeout=TIMEOUT), TIMEOUT)
 
 
 def bare_timeouts(n: int, workers: int) -> Outcome:
@@ -93,16 +99,4 @@ def _spin() -> None:
 
 def process_timeouts(n: int, workers: int) -> Outcome:
     """workerpoolxt: ``n`` process tasks that spin forever, each killed at its timeout, on ``workers`` workers."""
-
-    async def main() -> Outcome:
-        start = time.perf_counter()
-        async with wpxt.WorkerPool(workers) as pool:
-            for _ in range(n):
-                pool.submit(wpxt.Job(_spin, run_in="process", timeout=PROCESS_TIMEOUT))
-            results = await pool.stop_wait()
-        elapsed = time.perf_counter() - start
-        timed_out = [r for r in results if r.status is wpxt.Status.TIMED_OUT and r.started_at is not None]
-        lateness = [r.finished_at - (r.started_at + PROCESS_TIMEOUT) for r in timed_out if r.started_at is not None]
-        return elapsed, len(timed_out), lateness
-
-    return trio.run(main)
+    return _run_pool(n, workers, lambda: wpxt.Job(_spin, run_in="process", timeout=PROCESS_TIMEOUT), PROCESS_TIMEOUT)
