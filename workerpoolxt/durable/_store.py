@@ -209,7 +209,8 @@ class Store(Protocol):
         """Atomically take up to ``limit`` runnable tasks for ``worker_id`` and mark them running.
 
         Only tasks in ``queues`` are taken (every queue's if None), in
-        ``order`` across them all. A task with a ``lock`` is runnable only
+        ``order`` across them all (a store may take the tasks whose lease
+        expired first: ``PostgresStore`` does). A task with a ``lock`` is runnable only
         while no task holding that lock runs, and only if it is the oldest
         due task waiting for it, so tasks sharing a lock run one at a time,
         in the order they were enqueued.
