@@ -27,6 +27,7 @@ import trio
 
 from .._job import Job
 from .._validation import Seconds, to_seconds
+from ._store import check_schedule_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -142,7 +143,7 @@ class Periodic:
             raise TypeError("give exactly one of `cron` (a cron expression) and `every` (seconds between ticks)")
         if name is None:
             name = job.name
-        _check_name(name)
+        check_schedule_name(name, "name")  # as the stores check it, so that none refuses it
         if missed not in MISSED:
             raise ValueError(f"`missed` must be one of {list(MISSED)}, got {missed!r}")
         if not isinstance(timezone, str):
@@ -216,16 +217,6 @@ def _check_job(job: object) -> None:
         job.to_dict()
     except (TypeError, ValueError) as error:
         raise type(error)(f"`job` must be a named job that a store can hold: {error}") from None
-
-
-def _check_name(name: object) -> None:
-    """Check a schedule's name as the stores do (``check_tick()``), so that a store never refuses it."""
-    if not isinstance(name, str):
-        raise TypeError(f"`name` must be a str or None, not {type(name).__name__}")
-    if not name:
-        raise ValueError("`name` must not be empty")
-    if "\x00" in name:
-        raise ValueError(f"`name` holds a NUL character, which PostgreSQL cannot store: {name!r}")
 
 
 def _check_cron(cron: object, timezone: str) -> None:

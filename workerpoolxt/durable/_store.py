@@ -490,12 +490,20 @@ class PeriodicStore(Store, Protocol):
         """
 
 
+def check_schedule_name(value: object, name: str) -> str:
+    """A periodic schedule's name, as every ``PeriodicStore`` takes it: a non-empty str without NUL."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"`{name}` must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"`{name}` holds a NUL character, which PostgreSQL cannot store: {value!r}")
+    return value
+
+
 def check_tick(schedule: object, tick: object, name: str) -> None:
     """Check a schedule's name and a tick, as a ``PeriodicStore`` takes them."""
-    if not isinstance(schedule, str) or not schedule:
-        raise TypeError(f"`schedule` must be a non-empty str, not {schedule!r}")
-    if "\x00" in schedule:
-        raise ValueError("`schedule` holds a NUL character, which PostgreSQL cannot store")
+    check_schedule_name(schedule, "schedule")
     if tick is None:
         raise TypeError(f"`{name}` must be a time in seconds (time.time()), not None")
     check_time(tick, name)
