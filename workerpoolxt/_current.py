@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from ._handle import new_handle
+from ._handle import last_progress, new_handle
 from ._observer import JobProgress, notify
 from ._result import Result, Status
 from ._trio_thread import in_trio_thread
@@ -317,9 +317,7 @@ class RunningJob:
     @property
     def last_progress(self) -> Progress | None:
         """The job's latest ``progress()`` report, across its attempts; None before the first."""
-        entry = self._entry
-        extras = entry.pool._extras.get(entry)
-        return None if extras is None else extras.progress
+        return last_progress(self._entry)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key`` for this run, or ``default``."""

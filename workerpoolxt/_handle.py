@@ -78,6 +78,12 @@ def entry_class(pool: WorkerPool) -> type[Entry]:
     return type("Entry", (Entry,), {"__slots__": (), "pool": pool})
 
 
+def last_progress(entry: Entry) -> Progress | None:
+    """The latest progress report of the job of ``entry``, kept in its extras while it runs; None if none."""
+    extras = entry.pool._extras.get(entry)
+    return None if extras is None else extras.progress
+
+
 def new_handle(entry: Entry) -> JobHandle[Any]:
     """A handle on ``entry``; every handle on one entry is equal to the others."""
     handle: JobHandle[Any] = _new_object(JobHandle)
@@ -142,9 +148,7 @@ class JobHandle(Generic[T]):
         None before its first report, and once the job is done: its Result
         says how it ended, and the pool keeps nothing else of it.
         """
-        entry = self._entry
-        extras = entry.pool._extras.get(entry)
-        return None if extras is None else extras.progress
+        return last_progress(self._entry)
 
     async def wait(self) -> Result[T]:
         """Wait until the job is done and return its Result.
